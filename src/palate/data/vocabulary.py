@@ -1,0 +1,164 @@
+"""External id <-> contiguous internal index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from palate.errors import DataError, UnknownIdError
+from palate.types import IdArray, IdLike
+
+
+def as_id_array(ids: IdLike | Iterable[Any]) -> IdArray:
+    """Return ``ids`` as a 1-d array of external ids (int64 for integers, object for strings).
+
+    A scalar becomes an array of length one, so batch-first methods accept single ids too.
+    """
+    if isinstance(ids, (str, bytes, int, np.integer)):
+        ids = [ids]
+    array = np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else ids)
+    if array.ndim != 1:
+        array = array.reshape(-1)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise DataError("ids must be integers or strings; got non-integral floats")
+        return array.astype(np.int64)
+    if array.dtype.kind in "USO":
+        return array.astype(object)
+    if array.dtype.kind == "b":
+        raise DataError("ids must be integers or strings; got booleans")
+    return array.astype(object)
+
+
+class Vocabulary:
+    """A bijection between external ids (int or str) and indices ``0 .. n-1``.
+
+    Parameters
+    ----------
+    ids : array-like
+        Unique external ids, in index order.
+
+    Examples
+    --------
+    >>> vocab = Vocabulary.from_ids(["b", "a", "b"])
+    >>> vocab.index(["a", "b"]).tolist()
+    [1, 0]
+    >>> vocab.ids.tolist()
+    ['b', 'a']
+    """
+
+    __slots__ = ("_ids", "_index")
+
+    def __init__(self, ids: IdLike) -> None:
+        array = as_id_array(ids)
+        index = pd.Index(array)
+        if not index.is_unique:
+            dupes = index[index.duplicated()].unique()[:5].tolist()
+            raise DataError(f"vocabulary ids must be unique; duplicated: {dupes}")
+        array.setflags(write=False)
+        self._ids = array
+        self._index = index
+
+    @classmethod
+    def from_ids(cls, ids: IdLike) -> Vocabulary:
+        """Build a vocabulary from ids that may repeat, in order of first appearance."""
+        array = as_id_array(ids)
+        return cls(pd.unique(array) if len(array) else array)
+
+    @property
+    def ids(self) -> IdArray:
+        """External ids in index order (read-only array)."""
+        return self._ids
+
+    @property
+    def is_integer(self) -> bool:
+        return self._ids.dtype.kind in "iu"
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item: object) -> bool:
+        try:
+            return item in self._index
+        except TypeError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        return len(self) == len(other) and bool(np.all(self._ids == other._ids))
+
+    def __hash__(self) -> int:  # pragma: no cover - vocabularies are not dict keys
+        return id(self)
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(x) for x in self._ids[:3].tolist())
+        more = ", ..." if len(self) > 3 else ""
+        return f"Vocabulary([{head}{more}], n={len(self)})"
+
+    def index(self, ids: IdLike, *, missing: str = "raise", kind: str = "id") -> np.ndarray:
+        """Map external ids to indices.
+
+        Parameters
+        ----------
+        ids : id or array-like of ids
+        missing : {"raise", "ignore"}
+            With ``"raise"`` an unknown id raises :class:`UnknownIdError`; with ``"ignore"`` it
+            maps to ``-1``.
+        kind : str
+            Word used in error messages ("user", "item").
+
+        Returns
+        -------
+        ndarray of int64, shape (n,)
+        """
+        array = as_id_array(ids)
+        if len(array) == 0:
+            return np.empty(0, dtype=np.int64)
+        if self.is_integer and array.dtype == object:
+            # str ids cannot match an integer vocabulary; try to parse digit strings
+            try:
+                array = array.astype(np.int64)
+            except (TypeError, ValueError):
+                pass
+        elif not self.is_integer and array.dtype.kind in "iu" and len(self):
+            array = array.astype(str).astype(object)
+        positions = self._index.get_indexer(array).astype(np.int64)
+        if missing == "raise" and np.any(positions < 0):
+            unknown = array[positions < 0][:5].tolist()
+            raise UnknownIdError(
+                f"unknown {kind} id(s) {unknown}; they are not in the training data "
+                f"(check the id type: this vocabulary holds "
+                f"{'integers' if self.is_integer else 'strings'})"
+            )
+        return positions
+
+    def contains(self, ids: IdLike) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are known."""
+        return self.index(ids, missing="ignore") >= 0
+
+    def union(self, ids: IdLike) -> Vocabulary:
+        """A vocabulary with these ids followed by new ones (existing indices unchanged)."""
+        extra = as_id_array(ids)
+        new = extra[~self.contains(extra)] if len(extra) else extra
+        if len(new) == 0:
+            return self
+        new = pd.unique(new)
+        if self.is_integer and new.dtype == object:
+            raise DataError("cannot add string ids to an integer vocabulary")
+        return Vocabulary(np.concatenate([self._ids, new.astype(self._ids.dtype)]))
+
+    def to_frame(self, name: str = "id") -> pd.DataFrame:
+        """The ids as a one-column DataFrame (index order), for Parquet files."""
+        return pd.DataFrame({name: self._ids})
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, name: str = "id") -> Vocabulary:
+        if name not in frame.columns:
+            raise DataError(f"vocabulary table has no column {name!r}")
+        return cls(frame[name].to_numpy())

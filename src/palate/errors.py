@@ -1,0 +1,49 @@
+"""Exceptions raised by palate.
+
+Every error a user can cause derives from :class:`PalateError`, and its message names the fix.
+The CLI maps these to a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+
+class PalateError(Exception):
+    """Base class of every error palate raises on purpose."""
+
+
+class ConfigError(PalateError, ValueError):
+    """A hyperparameter or option has an invalid value."""
+
+
+class DataError(PalateError, ValueError):
+    """Input data is malformed: missing columns, NaN ratings, duplicates, out-of-scale values."""
+
+
+class UnknownIdError(PalateError, KeyError):
+    """An external user or item id is not in the vocabulary and no fallback applies."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(PalateError, RuntimeError):
+    """A model method that needs learned state was called before ``fit``."""
+
+
+class ArtifactError(PalateError, OSError):
+    """A model directory is missing, corrupt, tampered with, or of an unsupported format."""
+
+
+class DatasetNotFoundError(PalateError, FileNotFoundError):
+    """A dataset is not available locally and could not be downloaded."""
+
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "DataError",
+    "DatasetNotFoundError",
+    "NotFittedError",
+    "PalateError",
+    "UnknownIdError",
+]

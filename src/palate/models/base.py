@@ -1,0 +1,186 @@
+"""What every palate model shares: the result type, state for model files, top-k helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from palate.data.interactions import Interactions
+from palate.data.vocabulary import Vocabulary, as_id_array
+from palate.errors import ConfigError, NotFittedError
+from palate.types import IdArray, IdLike
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k recommendations for a batch of users.
+
+    Attributes
+    ----------
+    user_ids : ndarray, shape (n_users,)
+    item_ids : ndarray, shape (n_users, k)
+        External item ids, best first. Where fewer than ``k`` items could be recommended
+        (tiny catalogue, everything seen) the row is padded and ``scores`` is NaN there.
+    scores : ndarray of float32, shape (n_users, k)
+    fallback : ndarray of bool, shape (n_users,)
+        True where the user was unknown to the model and a fallback (popularity / item
+        means) produced the row.
+    """
+
+    user_ids: IdArray
+    item_ids: IdArray
+    scores: np.ndarray
+    fallback: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Long format: one row per (user, rank), NaN-score padding dropped."""
+        n, k = self.scores.shape
+        frame = pd.DataFrame(
+            {
+                "user_id": np.repeat(self.user_ids, k),
+                "rank": np.tile(np.arange(1, k + 1), n),
+                "item_id": self.item_ids.reshape(-1),
+                "score": self.scores.reshape(-1),
+                "fallback": np.repeat(self.fallback, k),
+            }
+        )
+        return frame[np.isfinite(frame["score"].to_numpy())].reset_index(drop=True)
+
+
+@dataclass
+class ModelState:
+    """Everything needed to rebuild a fitted model, with no Python objects to unpickle.
+
+    ``config`` is JSON; ``arrays`` are numeric NumPy arrays (saved as safetensors);
+    ``vocabularies`` are saved as Parquet; ``extra`` is small JSON-able learned metadata.
+    """
+
+    config: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    vocabularies: dict[str, Vocabulary]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Model:
+    """Base class: configuration, fitted checks, and the state protocol used by model files."""
+
+    #: name recorded in manifest.json and looked up in the allow-list when loading
+    model_kind: ClassVar[str] = "model"
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "is_fitted", False):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call .fit(interactions) first"
+            )
+
+    @property
+    def is_fitted(self) -> bool:
+        return getattr(self, "users_", None) is not None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor keyword arguments (JSON-serialisable)."""
+        config = getattr(self, "config", None)
+        if config is None:
+            return {}
+        return dataclasses.asdict(config)
+
+    def _state(self) -> ModelState:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> Model:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def check_k(k: int) -> int:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def top_k(
+    scores: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest scores per row, best first.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n, n_items)
+        Modified in place when ``exclude`` is given.
+    k : int
+    exclude : csr_matrix (n_users, n_items), optional
+        Entries present in row ``rows[r]`` of this matrix are removed from row ``r``.
+    rows : ndarray of int, shape (n,), optional
+        Which row of ``exclude`` applies to each score row (-1: none).
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (n, k) ; -1 where fewer than k remain
+    values : ndarray of float32, shape (n, k) ; NaN where fewer than k remain
+    """
+    n, n_items = scores.shape
+    if exclude is not None and rows is not None:
+        for r, row in enumerate(rows):
+            if row >= 0:
+                start, end = exclude.indptr[row], exclude.indptr[row + 1]
+                scores[r, exclude.indices[start:end]] = -np.inf
+    k_eff = min(k, n_items)
+    if k_eff < n_items:
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    else:
+        part = np.broadcast_to(np.arange(n_items), (n, n_items)).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    out_idx = np.full((n, k), -1, dtype=np.int64)
+    out_val = np.full((n, k), np.nan, dtype=np.float32)
+    out_idx[:, :k_eff] = idx
+    out_val[:, :k_eff] = vals
+    invalid = ~np.isfinite(out_val)
+    out_idx[invalid] = -1
+    out_val[invalid] = np.nan
+    return out_idx, out_val
+
+
+def ids_from_indices(vocabulary: Vocabulary, indices: np.ndarray) -> IdArray:
+    """External ids for an index array; -1 becomes -1 (integer ids) or None (string ids)."""
+    ids = vocabulary.ids
+    safe = np.where(indices >= 0, indices, 0)
+    out = ids[safe] if len(ids) else np.empty(indices.shape, dtype=ids.dtype)
+    if np.any(indices < 0):
+        out = out.copy()
+        out[indices < 0] = -1 if ids.dtype.kind in "iu" else None
+    return out
+
+
+def user_rows(users: Vocabulary, user_ids: IdLike) -> tuple[IdArray, np.ndarray]:
+    """External ids as an array and their indices (-1 for unknown users)."""
+    ids = as_id_array(user_ids)
+    return ids, users.index(ids, missing="ignore")
+
+
+def fit_input(interactions: Interactions) -> Interactions:
+    from palate.errors import DataError
+
+    if not isinstance(interactions, Interactions):
+        raise DataError(
+            f"fit expects palate.Interactions, got {type(interactions).__name__}; build one with "
+            "Interactions.from_pandas(frame)"
+        )
+    return interactions
