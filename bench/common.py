@@ -1,0 +1,183 @@
+"""Shared helpers for the benchmarks: environment notes, timing, tables and result files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+DEFAULT_ML100K = Path.home() / ".cache" / "palate" / "ml-100k"
+
+# (import name, distribution name) of every library whose version a result should record.
+LIBRARIES: tuple[tuple[str, str], ...] = (
+    ("palate", "palate"),
+    ("numpy", "numpy"),
+    ("scipy", "scipy"),
+    ("pandas", "pandas"),
+    ("torch", "torch"),
+    ("sklearn", "scikit-learn"),
+    ("surprise", "scikit-surprise"),
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Version of each library in :data:`LIBRARIES` (``None`` when it does not import)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for module_name, dist_name in LIBRARIES:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - any import failure means "not available"
+            versions[dist_name] = None
+            continue
+        versions[dist_name] = str(getattr(module, "__version__", "unknown"))
+    return versions
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or what platform knows elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_note() -> dict[str, Any]:
+    """Where a benchmark ran: cores, CPU, memory, OS, and the thread counts in use."""
+    note: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+    }
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        note["memory_gib"] = round(pages / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        note["memory_gib"] = None
+    note["load_average_1_5_15"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    try:
+        import torch
+
+        note["torch_threads"] = torch.get_num_threads()
+    except Exception:  # noqa: BLE001
+        note["torch_threads"] = None
+    return note
+
+
+def command_line() -> str:
+    """The command line that started this process, ready to paste into a shell."""
+    return " ".join(shlex.quote(arg) for arg in [Path(sys.executable).name, *sys.argv])
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+@contextmanager
+def stopwatch() -> Iterator[list[float]]:
+    """``with stopwatch() as t: ...`` leaves the elapsed seconds in ``t[0]``."""
+    box = [0.0]
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = time.perf_counter() - start
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation; ``(nan, nan)`` for no values."""
+    if not values:
+        return float("nan"), float("nan")
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std())
+
+
+def rmse(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(truth) - np.asarray(pred)) ** 2)))
+
+
+def mae(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(truth) - np.asarray(pred))))
+
+
+def parse_list(text: str | None) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]``; ``None`` or empty -> ``None``."""
+    if not text:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a table with Rich when it is installed, as aligned plain text otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
+        print(title)
+        print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)))
+        for row in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+        return
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    Console(width=160).print(table)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON (NaN written as null), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(payload), indent=2, sort_keys=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def collaborative_filtering_class() -> Any:
+    """``palate.CollaborativeFiltering`` (from its module when the top level lacks it)."""
+    import palate
+
+    try:
+        return palate.CollaborativeFiltering
+    except AttributeError:
+        from palate.models.collaborative import CollaborativeFiltering
+
+        return CollaborativeFiltering
+
+
+def try_import(loader: Callable[[], Any], what: str) -> tuple[Any, str | None]:
+    """Call ``loader``; on ImportError/AttributeError return ``(None, reason)`` instead."""
+    try:
+        return loader(), None
+    except (ImportError, AttributeError) as exc:
+        return None, f"{what} is not available ({type(exc).__name__}: {exc})"

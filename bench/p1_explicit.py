@@ -1,0 +1,404 @@
+"""Protocol P1: explicit-rating prediction on MovieLens 100K, 5-fold cross-validation.
+
+Every model is fitted and scored on the identical train/test rows of each fold:
+
+- rows: ``u.data`` read with pandas in file order (tab-separated: user, item, rating, time);
+- folds: ``sklearn.model_selection.KFold(n_splits=5, shuffle=True, random_state=0)``;
+- metrics: RMSE and MAE of the predicted rating on the test rows; fit and predict seconds
+  measured with ``time.perf_counter``. Building each library's training structure
+  (``Interactions`` / Surprise ``Trainset``) is timed apart as "prep".
+
+Models run at their default settings: palate ``CollaborativeFiltering()`` (ALS) and
+``CollaborativeFiltering(solver="adam")``, Surprise ``SVD()`` and ``KNNBaseline`` with the
+item-based pearson_baseline similarity. A model whose import fails is skipped with a message.
+
+Usage::
+
+    python p1_explicit.py [--data DIR] [--folds N] [--models a,b] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from common import (
+    DEFAULT_ML100K,
+    RESULTS_DIR,
+    collaborative_filtering_class,
+    command_line,
+    library_versions,
+    machine_note,
+    mae,
+    mean_std,
+    now_iso,
+    parse_list,
+    print_table,
+    rmse,
+    stopwatch,
+    try_import,
+    write_json,
+)
+from sklearn.model_selection import KFold
+
+N_SPLITS = 5
+SPLIT_SEED = 0
+RATING_SCALE = (1.0, 5.0)
+REFERENCE_MODEL = "surprise-svd"
+
+
+@dataclass
+class Runner:
+    """How to prepare data for, fit and query one model on one fold."""
+
+    name: str
+    description: str
+    make: Callable[[], Any]
+    prepare: Callable[[pd.DataFrame], Any]
+    fit: Callable[[Any, Any], Any]
+    predict: Callable[[Any, pd.DataFrame], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- palate
+def _palate_prepare(train: pd.DataFrame) -> Any:
+    import palate
+
+    return palate.Interactions.from_arrays(
+        train["user"].to_numpy(),
+        train["item"].to_numpy(),
+        train["rating"].to_numpy(),
+        train["timestamp"].to_numpy(),
+        rating_scale=RATING_SCALE,
+    )
+
+
+def _palate_fit(model: Any, data: Any) -> Any:
+    return model.fit(data)
+
+
+def _palate_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
+    pred = model.predict(test["user"].to_numpy(), test["item"].to_numpy())
+    return np.asarray(pred, dtype=np.float64)
+
+
+def _collaborative_filtering(**kwargs: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        return collaborative_filtering_class()(**kwargs)
+
+    return make
+
+
+def _popularity() -> Any:
+    from palate.models import Popularity
+
+    return Popularity(by="mean")
+
+
+# ----------------------------------------------------------------------------- Surprise
+def _surprise_prepare(train: pd.DataFrame) -> Any:
+    from surprise import Dataset, Reader
+
+    reader = Reader(rating_scale=RATING_SCALE)
+    dataset = Dataset.load_from_df(train[["user", "item", "rating"]], reader)
+    return dataset.build_full_trainset()
+
+
+def _surprise_fit(model: Any, trainset: Any) -> Any:
+    # KNNBaseline reports its progress on stdout; keep the table readable.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return model.fit(trainset)
+
+
+def _surprise_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
+    testset = list(
+        zip(
+            test["user"].tolist(), test["item"].tolist(), test["rating"].tolist(), strict=True
+        )
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        predictions = model.test(testset)
+    return np.fromiter((p.est for p in predictions), dtype=np.float64, count=len(testset))
+
+
+def _surprise_svd() -> Any:
+    from surprise import SVD
+
+    return SVD()
+
+
+def _surprise_knn_baseline() -> Any:
+    from surprise import KNNBaseline
+
+    return KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False})
+
+
+RUNNERS: dict[str, Runner] = {
+    runner.name: runner
+    for runner in (
+        Runner(
+            "palate-als",
+            "palate CollaborativeFiltering() (defaults, solver='als')",
+            _collaborative_filtering(),
+            _palate_prepare,
+            _palate_fit,
+            _palate_predict,
+        ),
+        Runner(
+            "palate-adam",
+            "palate CollaborativeFiltering(solver='adam') (defaults)",
+            _collaborative_filtering(solver="adam"),
+            _palate_prepare,
+            _palate_fit,
+            _palate_predict,
+        ),
+        Runner(
+            "surprise-svd",
+            "Surprise SVD() (defaults)",
+            _surprise_svd,
+            _surprise_prepare,
+            _surprise_fit,
+            _surprise_predict,
+        ),
+        Runner(
+            "surprise-knnbaseline",
+            "Surprise KNNBaseline(sim_options={'name': 'pearson_baseline', "
+            "'user_based': False}) (defaults otherwise)",
+            _surprise_knn_baseline,
+            _surprise_prepare,
+            _surprise_fit,
+            _surprise_predict,
+        ),
+        Runner(
+            "palate-popularity",
+            "palate Popularity(by='mean'): item mean shrunk to the global mean (baseline)",
+            _popularity,
+            _palate_prepare,
+            _palate_fit,
+            _palate_predict,
+        ),
+    )
+}
+DEFAULT_MODELS = ["palate-als", "palate-adam", "surprise-svd", "surprise-knnbaseline"]
+
+
+# ----------------------------------------------------------------------------- protocol
+def load_ratings(data_dir: Path) -> pd.DataFrame:
+    """``u.data`` in file order as a DataFrame with columns user, item, rating, timestamp."""
+    path = data_dir / "u.data"
+    if not path.is_file():
+        sys.exit(
+            f"error: {path} not found. Rebuild MovieLens 100K with\n"
+            f"  ../shared/data/get-ml-100k {data_dir}\n(or `make -C bench data`)."
+        )
+    return pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
+    )
+
+
+def folds(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The P1 folds: KFold(5, shuffle=True, random_state=0) over the row positions."""
+    splitter = KFold(n_splits=N_SPLITS, shuffle=True, random_state=SPLIT_SEED)
+    return list(splitter.split(np.arange(n_rows)))
+
+
+def run_fold(
+    runner: Runner, train: pd.DataFrame, test: pd.DataFrame, fold: int
+) -> dict[str, Any]:
+    """Fit and score one model on one fold; returns the per-fold record."""
+    # Surprise draws its initial factors from NumPy's global generator; seeding it makes
+    # the run repeatable without changing any model setting.
+    np.random.seed(SPLIT_SEED + fold)  # noqa: NPY002 - Surprise reads the global state
+    model = runner.make()
+    with stopwatch() as prep:
+        data = runner.prepare(train)
+    with stopwatch() as fit:
+        runner.fit(model, data)
+    with stopwatch() as predict:
+        pred = runner.predict(model, test)
+    truth = test["rating"].to_numpy(dtype=np.float64)
+    if pred.shape != truth.shape:
+        raise RuntimeError(f"{runner.name}: predict returned shape {pred.shape}, expected "
+                           f"{truth.shape}")
+    # The protocol needs a number for every test row. A NaN (an id the model does not
+    # know, with no fallback) is scored as the training mean and counted.
+    missing = ~np.isfinite(pred)
+    n_missing = int(missing.sum())
+    if n_missing:
+        pred = pred.copy()
+        pred[missing] = float(train["rating"].mean())
+    clipped = np.clip(pred, *RATING_SCALE)
+    return {
+        "fold": fold,
+        "rmse": rmse(truth, pred),
+        "mae": mae(truth, pred),
+        "rmse_clipped": rmse(truth, clipped),
+        "mae_clipped": mae(truth, clipped),
+        "prep_seconds": prep[0],
+        "fit_seconds": fit[0],
+        "predict_seconds": predict[0],
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_nan_predictions_filled": n_missing,
+        "prediction_min": float(pred.min()),
+        "prediction_max": float(pred.max()),
+    }
+
+
+def cold_counts(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
+    """How many test rows have a user / item that the training rows never saw."""
+    unknown_user = ~test["user"].isin(pd.unique(train["user"]))
+    unknown_item = ~test["item"].isin(pd.unique(train["item"]))
+    return {
+        "test_rows_unknown_user": int(unknown_user.sum()),
+        "test_rows_unknown_item": int(unknown_item.sum()),
+    }
+
+
+def available(names: list[str]) -> tuple[list[Runner], dict[str, str]]:
+    """The runners whose model can be built here, and why the others were skipped."""
+    runners: list[Runner] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        runner = RUNNERS[name]
+        _, reason = try_import(runner.make, runner.description)
+        if reason is None:
+            runners.append(runner)
+        else:
+            skipped[name] = reason
+            print(f"skipping {name}: {reason}", file=sys.stderr)
+    return runners, skipped
+
+
+def summarise(per_model: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    summary: dict[str, dict[str, float]] = {}
+    for name, records in per_model.items():
+        stats: dict[str, float] = {}
+        for key in ("rmse", "mae", "rmse_clipped", "prep_seconds", "fit_seconds",
+                    "predict_seconds"):
+            stats[f"{key}_mean"], stats[f"{key}_std"] = mean_std([r[key] for r in records])
+        summary[name] = stats
+    reference = summary.get(REFERENCE_MODEL)
+    for stats in summary.values():
+        stats["fit_time_ratio_vs_surprise_svd"] = (
+            stats["fit_seconds_mean"] / reference["fit_seconds_mean"]
+            if reference else float("nan")
+        )
+    return summary
+
+
+def show(summary: dict[str, dict[str, float]], n_folds: int) -> None:
+    def pm(stats: dict[str, float], key: str, digits: int) -> str:
+        return f"{stats[key + '_mean']:.{digits}f} ± {stats[key + '_std']:.{digits}f}"
+
+    rows = []
+    for name, stats in summary.items():
+        ratio = stats["fit_time_ratio_vs_surprise_svd"]
+        rows.append([
+            name,
+            pm(stats, "rmse", 4),
+            pm(stats, "mae", 4),
+            pm(stats, "fit_seconds", 2),
+            pm(stats, "predict_seconds", 3),
+            "-" if not np.isfinite(ratio) else f"{ratio:.2f}x",
+        ])
+    print_table(
+        f"P1: MovieLens 100K, {n_folds}-fold CV (KFold shuffle, random_state={SPLIT_SEED}); "
+        "mean ± std over folds",
+        ["model", "RMSE", "MAE", "fit s", "predict s", "fit time / Surprise SVD"],
+        rows,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_ML100K,
+                        help="folder with ml-100k's u.data (default: %(default)s)")
+    parser.add_argument("--folds", type=int, default=N_SPLITS,
+                        help="run only the first N of the 5 folds (quick checks)")
+    parser.add_argument("--models", default=None,
+                        help=f"comma-separated subset of {', '.join(RUNNERS)} "
+                             f"(default: {', '.join(DEFAULT_MODELS)})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="result file (default: results/p1_ml100k.json for a full run, "
+                             "results/cache/p1_ml100k-partial.json otherwise)")
+    args = parser.parse_args(argv)
+
+    names = parse_list(args.models) or DEFAULT_MODELS
+    unknown = [n for n in names if n not in RUNNERS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(RUNNERS)}")
+    if not 1 <= args.folds <= N_SPLITS:
+        parser.error(f"--folds must be between 1 and {N_SPLITS}")
+    full_run = args.folds == N_SPLITS and names == DEFAULT_MODELS
+    out = args.out or (RESULTS_DIR / "p1_ml100k.json" if full_run
+                       else RESULTS_DIR / "cache" / "p1_ml100k-partial.json")
+
+    versions = library_versions()
+    machine = machine_note()
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"machine: {machine['nproc']} cores, {machine['cpu_model']}, "
+          f"torch threads {machine['torch_threads']}")
+
+    runners, skipped = available(names)
+    if not runners:
+        print("no model available to run", file=sys.stderr)
+        return 1
+
+    ratings = load_ratings(args.data)
+    all_folds = folds(len(ratings))[: args.folds]
+    per_model: dict[str, list[dict[str, Any]]] = {r.name: [] for r in runners}
+    fold_info = []
+    for fold, (train_rows, test_rows) in enumerate(all_folds):
+        train = ratings.iloc[train_rows].reset_index(drop=True)
+        test = ratings.iloc[test_rows].reset_index(drop=True)
+        fold_info.append({"fold": fold, "n_train": len(train), "n_test": len(test),
+                          **cold_counts(train, test)})
+        for runner in runners:
+            record = run_fold(runner, train, test, fold)
+            per_model[runner.name].append(record)
+            print(f"fold {fold} {runner.name:22s} rmse {record['rmse']:.4f} "
+                  f"mae {record['mae']:.4f} fit {record['fit_seconds']:.2f}s "
+                  f"predict {record['predict_seconds']:.3f}s", flush=True)
+
+    summary = summarise(per_model)
+    show(summary, len(all_folds))
+    payload = {
+        "protocol": "P1",
+        "dataset": "MovieLens 100K u.data (100,000 ratings, 943 users, 1,682 items)",
+        "split": f"sklearn KFold(n_splits={N_SPLITS}, shuffle=True, "
+                 f"random_state={SPLIT_SEED}) over u.data rows in file order",
+        "folds_run": len(all_folds),
+        "metrics_note": "rmse/mae on raw predictions; *_clipped after clipping to [1, 5] "
+                        "(Surprise clips its own estimates). fit_seconds excludes prep_seconds "
+                        "(building the library's training structure).",
+        "created": now_iso(),
+        "command": command_line(),
+        "versions": versions,
+        "machine": machine,
+        "models": {r.name: r.description for r in runners},
+        "skipped": skipped,
+        "folds": fold_info,
+        "summary": summary,
+        "per_fold": per_model,
+    }
+    payload["load_average_at_end"] = list(os.getloadavg())
+    path = write_json(out, payload)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
