@@ -1,0 +1,33 @@
+"""Datasets by name or path: MovieLens releases (found locally or downloaded) and ratings files.
+
+>>> from palate import datasets
+>>> datasets.available()[:3]
+['ml-latest-small', 'ml-100k', 'ml-1m']
+>>> data = datasets.movielens("ml-100k")  # doctest: +SKIP
+>>> data = datasets.load_interactions("my_events.parquet")  # doctest: +SKIP
+
+Downloads come from GroupLens over HTTPS (``$PALATE_MOVIELENS_URL`` overrides the server),
+are checked against digests pinned in :mod:`palate.datasets.catalog` and unpacked into
+``$PALATE_CACHE`` (default ``~/.cache/palate``). Local copies are looked for first in each
+directory of ``$PALATE_DATA``. MovieLens is licensed by GroupLens for research use; see the
+README.txt in each release and cite Harper & Konstan (2015).
+"""
+
+from palate.datasets.base import Dataset, MovieLensDataset
+from palate.datasets.catalog import RELEASES, MovieLensRelease, available
+from palate.datasets.download import default_cache_dir, download_movielens
+from palate.datasets.loaders import data_dirs, find_movielens, load_interactions, movielens
+
+__all__ = [
+    "RELEASES",
+    "Dataset",
+    "MovieLensDataset",
+    "MovieLensRelease",
+    "available",
+    "data_dirs",
+    "default_cache_dir",
+    "download_movielens",
+    "find_movielens",
+    "load_interactions",
+    "movielens",
+]
