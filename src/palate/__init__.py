@@ -1,5 +1,9 @@
-"""palate: a recommender-system toolkit and service."""
+"""palate: a recommender-system toolkit and service.
 
+The public API is listed in ``__all__``; everything else is internal.
+"""
+
+from palate import datasets
 from palate.data import Interactions, Vocabulary
 from palate.errors import (
     ArtifactError,
@@ -10,18 +14,33 @@ from palate.errors import (
     PalateError,
     UnknownIdError,
 )
+from palate.models import (
+    CollaborativeFiltering,
+    Popularity,
+    Recommendations,
+    SimilarItems,
+)
+from palate.persist import load, load_artifact, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactError",
+    "CollaborativeFiltering",
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
     "Interactions",
     "NotFittedError",
     "PalateError",
+    "Popularity",
+    "Recommendations",
+    "SimilarItems",
     "UnknownIdError",
     "Vocabulary",
     "__version__",
+    "datasets",
+    "load",
+    "load_artifact",
+    "save",
 ]

@@ -1,0 +1,1108 @@
+"""Collaborative filtering: learn item features x(i), user parameters w(j), b(j) from ratings.
+
+The cost (SPEC §2), summed over observed entries r(i,j) = 1::
+
+    J(x, w, b) = 1/2 Σ (w(j)·x(i) + b(j) − y(i,j))²  +  λ/2 Σ_j ‖w(j)‖²  +  λ/2 Σ_i ‖x(i)‖²
+
+and for binary labels (SPEC §3) with f = g(w(j)·x(i) + b(j)), g the logistic sigmoid::
+
+    J = Σ [−y log f − (1 − y) log(1 − f)]  +  λ/2 Σ_j ‖w(j)‖²  +  λ/2 Σ_i ‖x(i)‖²
+
+Two solvers minimise it: ``als`` (alternating closed-form ridge solves; logistic loss by one
+Newton/IRLS step per half-sweep) and ``adam`` (PyTorch autograd of J and the Adam optimiser:
+the curriculum's custom training loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from palate.data.interactions import Interactions
+from palate.data.vocabulary import Vocabulary, as_id_array
+from palate.errors import ConfigError, DataError
+from palate.models.base import (
+    Model,
+    ModelState,
+    Recommendations,
+    check_k,
+    fit_input,
+    ids_from_indices,
+    top_k,
+    user_rows,
+)
+from palate.models.popularity import Popularity, seen_from_arrays
+from palate.models.ridge import SparseRows, solve_cg, solve_cholesky
+from palate.types import FloatArray, IdArray, IdLike
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[int, dict[str, float]], None]
+
+# ALS switches from exact Cholesky solves to conjugate gradient above this much Gram work
+# (entries × d²) per half-sweep; below it the exact solve is both faster and exact.
+_CG_THRESHOLD = 2e10
+
+
+# ----------------------------------------------------------------------------- textbook cost
+def textbook_cost(
+    X: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    Y: np.ndarray,
+    R: np.ndarray,
+    reg: float,
+    kind: Literal["explicit", "binary"] = "explicit",
+) -> float:
+    """The collaborative-filtering cost J on dense arrays, exactly as the curriculum writes it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_m, n)
+        Item features, one row per item (movie).
+    W : ndarray, shape (n_u, n)
+        User parameters, one row per user.
+    b : ndarray, shape (n_u,) or (1, n_u)
+        User biases.
+    Y : ndarray, shape (n_m, n_u)
+        Ratings (explicit) or 0/1 labels (binary); entries where R is 0 are ignored.
+    R : ndarray, shape (n_m, n_u)
+        1 where user j rated item i.
+    reg : float
+        λ, the L2 regularisation strength (on W and X, not on b).
+    kind : {"explicit", "binary"}
+
+    Returns
+    -------
+    float
+        Explicit: ``1/2 Σ_R (X Wᵀ + b − Y)² + λ/2 (ΣW² + ΣX²)``.
+        Binary: ``Σ_R [−Y log f − (1 − Y) log(1 − f)] + λ/2 (ΣW² + ΣX²)`` with
+        ``f = sigmoid(X Wᵀ + b)``.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0], [2.0]]); W = np.array([[1.0]]); b = np.array([0.0])
+    >>> Y = np.array([[1.0], [1.0]]); R = np.ones((2, 1))
+    >>> textbook_cost(X, W, b, Y, R, reg=0.0)   # 1/2 (0² + 1²)
+    0.5
+    """
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64).reshape(1, -1)
+    R = np.asarray(R).astype(bool)
+    Y = np.where(R, np.asarray(Y, dtype=np.float64), 0.0)
+    if X.shape[1] != W.shape[1] or Y.shape != (X.shape[0], W.shape[0]) or R.shape != Y.shape:
+        raise DataError(
+            f"shapes do not match: X {X.shape}, W {W.shape}, b {b.shape}, Y {Y.shape}, R "
+            f"{R.shape}; expected X (n_m, n), W (n_u, n), b (n_u,), Y and R (n_m, n_u)"
+        )
+    if b.shape[1] != W.shape[0]:
+        raise DataError(f"b must have n_u = {W.shape[0]} entries, got {b.shape[1]}")
+    z = X @ W.T + b
+    regularisation = reg / 2 * (np.sum(W**2) + np.sum(X**2))
+    if kind == "explicit":
+        return float(0.5 * np.sum(np.where(R, z - Y, 0.0) ** 2) + regularisation)
+    if kind == "binary":
+        # −y log g(z) − (1−y) log(1−g(z)) = softplus(z) − y z, computed stably
+        loss = np.logaddexp(0.0, z) - Y * z
+        return float(np.sum(np.where(R, loss, 0.0)) + regularisation)
+    raise ConfigError(f"kind must be 'explicit' or 'binary', got {kind!r}")
+
+
+def sparse_cost(
+    X: torch.Tensor,
+    W: torch.Tensor,
+    b: torch.Tensor,
+    user_idx: torch.Tensor,
+    item_idx: torch.Tensor,
+    y: torch.Tensor,
+    reg: float,
+    kind: str = "explicit",
+    item_bias: torch.Tensor | None = None,
+    user_reg_scale: torch.Tensor | None = None,
+    item_reg_scale: torch.Tensor | None = None,
+    bias_reg: float = 0.0,
+    data_scale: float = 1.0,
+) -> torch.Tensor:
+    """J over observed entries only (the fast path used for training), as a torch scalar.
+
+    Equal to :func:`textbook_cost` on the same data (tested). Extensions, all off by default:
+    ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ (the
+    per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
+    ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate).
+    """
+    z = (X[item_idx] * W[user_idx]).sum(1) + b[user_idx]
+    if item_bias is not None:
+        z = z + item_bias[item_idx]
+    if kind == "explicit":
+        data_term = 0.5 * ((z - y) ** 2).sum()
+    else:
+        data_term = (torch.nn.functional.softplus(z) - y * z).sum()
+    w_sq = (W**2).sum(1)
+    x_sq = (X**2).sum(1)
+    if user_reg_scale is not None:
+        w_sq = w_sq * user_reg_scale
+    if item_reg_scale is not None:
+        x_sq = x_sq * item_reg_scale
+    penalty = reg / 2 * (w_sq.sum() + x_sq.sum())
+    if bias_reg:
+        penalty = penalty + bias_reg / 2 * (b**2).sum()
+        if item_bias is not None:
+            penalty = penalty + bias_reg / 2 * (item_bias**2).sum()
+    return data_scale * data_term + penalty
+
+
+# ----------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class CollaborativeFilteringConfig:
+    """Hyperparameters of :class:`CollaborativeFiltering` (validated on construction)."""
+
+    kind: Literal["explicit", "binary"] = "explicit"
+    embedding_size: int = 32
+    reg: float = 0.12
+    solver: Literal["als", "adam"] = "als"
+    epochs: int | None = None
+    learning_rate: float = 0.05
+    batch_size: int | None = None
+    mean_normalize: bool | None = None
+    item_bias: bool = True
+    bias_reg: float = 0.0
+    reg_scaling: Literal["none", "count"] = "count"
+    negative_ratio: float = 1.0
+    init_scale: float = 0.1
+    als_method: Literal["auto", "cholesky", "cg"] = "auto"
+    cg_steps: int = 3
+    early_stopping: int | None = None
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        def need(condition: bool, message: str) -> None:
+            if not condition:
+                raise ConfigError(message)
+
+        need(self.kind in ("explicit", "binary"), f"kind must be 'explicit' or 'binary', not {self.kind!r}")
+        need(self.solver in ("als", "adam"), f"solver must be 'als' or 'adam', not {self.solver!r}")
+        need(_is_int(self.embedding_size) and self.embedding_size >= 1,
+             f"embedding_size must be a positive integer, got {self.embedding_size!r}")
+        need(_is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
+        need(_is_number(self.bias_reg) and self.bias_reg >= 0,
+             f"bias_reg must be >= 0, got {self.bias_reg!r}")
+        need(self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1),
+             f"epochs must be a positive integer or None (solver default), got {self.epochs!r}")
+        need(_is_number(self.learning_rate) and self.learning_rate > 0,
+             f"learning_rate must be > 0, got {self.learning_rate!r}")
+        need(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
+             f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+        need(self.reg_scaling in ("none", "count"),
+             f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}")
+        need(_is_number(self.negative_ratio) and self.negative_ratio > 0,
+             f"negative_ratio must be > 0, got {self.negative_ratio!r}")
+        need(_is_number(self.init_scale) and self.init_scale > 0,
+             f"init_scale must be > 0, got {self.init_scale!r}")
+        need(self.als_method in ("auto", "cholesky", "cg"),
+             f"als_method must be 'auto', 'cholesky' or 'cg', got {self.als_method!r}")
+        need(_is_int(self.cg_steps) and self.cg_steps >= 1, "cg_steps must be a positive integer")
+        need(self.early_stopping is None or (_is_int(self.early_stopping) and self.early_stopping >= 1),
+             "early_stopping must be a positive integer (patience in epochs) or None")
+        need(self.dtype in ("float32", "float64"), "dtype must be 'float32' or 'float64'")
+        need(self.seed is None or _is_int(self.seed), f"seed must be an int or None, got {self.seed!r}")
+        need(self.mean_normalize is None or isinstance(self.mean_normalize, bool),
+             "mean_normalize must be True, False or None (True for explicit ratings)")
+
+    @property
+    def n_epochs(self) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        return 15 if self.solver == "als" else 150
+
+    @property
+    def normalizes(self) -> bool:
+        if self.mean_normalize is None:
+            return self.kind == "explicit"
+        return self.mean_normalize
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class SimilarItems:
+    """Nearest items for a batch of query items.
+
+    Attributes
+    ----------
+    item_ids : ndarray, shape (n,)
+        The query items.
+    similar_ids : ndarray, shape (n, k)
+        Nearest other items, closest first.
+    distances : ndarray of float32, shape (n, k)
+        ``‖x(k) − x(i)‖²`` (metric "euclidean") or ``1 − cos`` (metric "cosine").
+    """
+
+    item_ids: IdArray
+    similar_ids: IdArray
+    distances: np.ndarray
+
+
+# ----------------------------------------------------------------------------- the model
+class CollaborativeFiltering(Model):
+    """Collaborative filtering for explicit ratings or binary feedback (SPEC §2–§5).
+
+    Prediction for user j on item i::
+
+        explicit:  w(j)·x(i) + b(j) + c(i) + μ(i)
+        binary:    g(w(j)·x(i) + b(j) + c(i))
+
+    with μ(i) the item's mean training rating (mean normalisation, on by default for explicit
+    ratings) and c(i) a learned item bias (``item_bias=True``; set False for the exact
+    textbook model). Unknown users get μ(i) + c(i) — what mean normalisation promises a user
+    with no ratings.
+
+    Parameters
+    ----------
+    kind : {"explicit", "binary"}
+        Squared error on ratings, or logistic loss on 0/1 labels.
+    embedding_size : int
+        n, the length of x(i) and w(j).
+    reg : float
+        λ. With ``reg_scaling="count"`` (default) each row's λ is multiplied by its number of
+        ratings ("weighted-λ", measured to generalise better); ``"none"`` is the textbook J.
+    solver : {"als", "adam"}
+        Alternating least squares (fast default) or autodiff + Adam (the curriculum's loop).
+    epochs : int, optional
+        ALS sweeps (default 15) or Adam epochs (default 150).
+    learning_rate : float
+        Adam step size.
+    batch_size : int, optional
+        Adam mini-batch size in entries; None is full batch.
+    mean_normalize : bool, optional
+        Train on y − μ(i). Default: True for explicit, False for binary.
+    item_bias : bool
+        Learn c(i) too (regularised by ``bias_reg``).
+    bias_reg : float
+        λ_b on the biases b(j), c(i); 0 keeps the textbook's unregularised b(j).
+    reg_scaling : {"count", "none"}
+    negative_ratio : float
+        For positive-only binary data: unobserved items sampled as y = 0 per positive,
+        redrawn every epoch (uniformly over items the user has not engaged with).
+    init_scale : float
+        Standard deviation of the initial random factors.
+    als_method : {"auto", "cholesky", "cg"}
+        Exact batched Cholesky solves, or conjugate gradient (large data); auto picks.
+    cg_steps : int
+        Conjugate-gradient steps per half-sweep.
+    early_stopping : int, optional
+        With ``fit(validation=...)``: stop after this many epochs without improvement and
+        keep the best epoch's parameters.
+    dtype : {"float32", "float64"}
+    seed : int or None
+
+    Examples
+    --------
+    >>> from palate.data.synthetic import synthetic_ratings  # doctest: +SKIP
+    >>> data = synthetic_ratings(200, 100, 5000).ratings      # doctest: +SKIP
+    >>> model = CollaborativeFiltering(embedding_size=8).fit(data)   # doctest: +SKIP
+    >>> model.recommend(data.users.ids[:2], k=5).item_ids.shape      # doctest: +SKIP
+    (2, 5)
+    """
+
+    model_kind = "collaborative"
+
+    def __init__(
+        self,
+        kind: Literal["explicit", "binary"] = "explicit",
+        embedding_size: int = 32,
+        reg: float = 0.12,
+        solver: Literal["als", "adam"] = "als",
+        epochs: int | None = None,
+        learning_rate: float = 0.05,
+        batch_size: int | None = None,
+        mean_normalize: bool | None = None,
+        item_bias: bool = True,
+        bias_reg: float = 0.0,
+        reg_scaling: Literal["none", "count"] = "count",
+        negative_ratio: float = 1.0,
+        init_scale: float = 0.1,
+        als_method: Literal["auto", "cholesky", "cg"] = "auto",
+        cg_steps: int = 3,
+        early_stopping: int | None = None,
+        dtype: Literal["float32", "float64"] = "float32",
+        seed: int | None = 0,
+    ) -> None:
+        self.config = CollaborativeFilteringConfig(
+            kind=kind, embedding_size=embedding_size, reg=reg, solver=solver, epochs=epochs,
+            learning_rate=learning_rate, batch_size=batch_size, mean_normalize=mean_normalize,
+            item_bias=item_bias, bias_reg=bias_reg, reg_scaling=reg_scaling,
+            negative_ratio=negative_ratio, init_scale=init_scale, als_method=als_method,
+            cg_steps=cg_steps, early_stopping=early_stopping, dtype=dtype, seed=seed,
+        )
+        self._reset()
+
+    def _reset(self) -> None:
+        self.users_: Vocabulary | None = None
+        self.items_: Vocabulary | None = None
+        self.history_: list[dict[str, float]] = []
+        self.data_fingerprint_: str | None = None
+        self.rating_scale_: tuple[float, float] | None = None
+        self.global_mean_: float = 0.0
+        self._X: torch.Tensor | None = None
+        self._W: torch.Tensor | None = None
+        self._b: torch.Tensor | None = None
+        self._c: torch.Tensor | None = None
+        self._mu: torch.Tensor | None = None
+        self._seen: sp.csr_matrix | None = None
+        self._fallback_scores: np.ndarray | None = None
+        self._rng = np.random.default_rng(self.config.seed)
+
+    # ------------------------------------------------------------------ learned state
+    @property
+    def item_factors_(self) -> np.ndarray:
+        """x(i) for every item, shape (n_items, embedding_size)."""
+        self._check_fitted()
+        return self._X.numpy()  # type: ignore[union-attr]
+
+    @property
+    def user_factors_(self) -> np.ndarray:
+        """w(j) for every user, shape (n_users, embedding_size)."""
+        self._check_fitted()
+        return self._W.numpy()  # type: ignore[union-attr]
+
+    @property
+    def user_bias_(self) -> np.ndarray:
+        """b(j), shape (n_users,)."""
+        self._check_fitted()
+        return self._b.numpy()  # type: ignore[union-attr]
+
+    @property
+    def item_bias_(self) -> np.ndarray:
+        """c(i), shape (n_items,) (zeros when ``item_bias=False``)."""
+        self._check_fitted()
+        return self._c.numpy()  # type: ignore[union-attr]
+
+    @property
+    def item_means_(self) -> np.ndarray:
+        """μ(i), shape (n_items,) (zeros without mean normalisation)."""
+        self._check_fitted()
+        return self._mu.numpy()  # type: ignore[union-attr]
+
+    @property
+    def _torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.config.dtype == "float64" else torch.float32
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        interactions: Interactions,
+        *,
+        validation: Interactions | None = None,
+        callback: Callback | None = None,
+    ) -> CollaborativeFiltering:
+        """Learn x, w, b (and c) from scratch by minimising J.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            Training events; ``kind`` must match the model's.
+        validation : Interactions, optional
+            Held-out events scored after every epoch (``val_rmse`` for explicit,
+            ``val_logloss`` for binary) and used by ``early_stopping``.
+        callback : callable(epoch, metrics), optional
+            Called after every epoch with ``{"cost": J, ...}`` (progress bars).
+
+        Returns
+        -------
+        self
+        """
+        data = self._check_data(fit_input(interactions))
+        self._reset()
+        self.users_, self.items_ = data.users, data.items
+        self.rating_scale_ = data.rating_scale
+        self.global_mean_ = data.global_mean()
+        self.data_fingerprint_ = data.fingerprint()
+        dtype = self._torch_dtype
+        gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
+        d = self.config.embedding_size
+        scale = self.config.init_scale
+        self._X = torch.randn(data.n_items, d, generator=gen, dtype=dtype) * scale
+        self._W = torch.randn(data.n_users, d, generator=gen, dtype=dtype) * scale
+        self._b = torch.zeros(data.n_users, dtype=dtype)
+        self._c = torch.zeros(data.n_items, dtype=dtype)
+        if self.config.normalizes:
+            self._mu = torch.as_tensor(data.item_means(), dtype=dtype)
+        else:
+            self._mu = torch.zeros(data.n_items, dtype=dtype)
+        self._set_serving_data(data)
+        self._train(data, self.config.n_epochs, validation, callback)
+        return self
+
+    def partial_fit(
+        self,
+        interactions: Interactions,
+        *,
+        epochs: int | None = None,
+        update_items: bool = True,
+        callback: Callback | None = None,
+    ) -> CollaborativeFiltering:
+        """Continue training from the current parameters.
+
+        New users and items in ``interactions`` are added to the vocabularies (new rows start
+        from zero user vectors / small random item vectors). μ(i) is kept for known items and
+        computed from ``interactions`` for new ones. With ``update_items=False`` only the user
+        parameters are solved — the SPEC's "per-item features known" regression, which is what
+        :meth:`fold_in` computes for a single new user.
+        """
+        if not self.is_fitted:
+            return self.fit(interactions, callback=callback)
+        data = self._check_data(fit_input(interactions))
+        users = self.users_.union(data.users.ids)  # type: ignore[union-attr]
+        items = self.items_.union(data.items.ids)  # type: ignore[union-attr]
+        data = data.with_vocabularies(users, items)
+        dtype = self._torch_dtype
+        n_new_users = len(users) - len(self.users_)  # type: ignore[arg-type]
+        n_new_items = len(items) - len(self.items_)  # type: ignore[arg-type]
+        if n_new_users:
+            d = self.config.embedding_size
+            self._W = torch.cat([self._W, torch.zeros(n_new_users, d, dtype=dtype)])  # type: ignore[list-item]
+            self._b = torch.cat([self._b, torch.zeros(n_new_users, dtype=dtype)])  # type: ignore[list-item]
+        if n_new_items:
+            gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
+            new_x = torch.randn(n_new_items, self.config.embedding_size, generator=gen, dtype=dtype)
+            self._X = torch.cat([self._X, new_x * self.config.init_scale])  # type: ignore[list-item]
+            self._c = torch.cat([self._c, torch.zeros(n_new_items, dtype=dtype)])  # type: ignore[list-item]
+            new_mu = torch.as_tensor(data.item_means()[-n_new_items:], dtype=dtype)
+            if not self.config.normalizes:
+                new_mu = torch.zeros_like(new_mu)
+            self._mu = torch.cat([self._mu, new_mu])  # type: ignore[list-item]
+        self.users_, self.items_ = users, items
+        self._set_serving_data(data, merge=True)
+        n = epochs if epochs is not None else self.config.n_epochs
+        if not update_items:
+            if self.config.solver != "als":
+                logger.info("update_items=False solves users in closed form (ALS half-step)")
+            self._train_users_only(data)
+        else:
+            self._train(data, n, None, callback)
+        return self
+
+    def _check_data(self, data: Interactions) -> Interactions:
+        if data.kind != self.config.kind:
+            if self.config.kind == "binary":
+                raise DataError(
+                    "this model has kind='binary' but the data holds explicit ratings; convert "
+                    "them with interactions.binarize(threshold=4) or use kind='explicit'"
+                )
+            raise DataError(
+                "this model has kind='explicit' but the data is binary; use "
+                "CollaborativeFiltering(kind='binary')"
+            )
+        return data
+
+    def _set_serving_data(self, data: Interactions, merge: bool = False) -> None:
+        seen = data.to_csr()
+        if merge and self._seen is not None:
+            old = self._seen
+            old = sp.csr_matrix(
+                (old.data, old.indices, old.indptr), shape=(old.shape[0], old.shape[1])
+            )
+            old.resize(seen.shape)
+            seen = ((old != 0).astype(np.float32) + (seen != 0).astype(np.float32)).tocsr()
+        self._seen = (seen != 0).astype(np.float32).tocsr()
+        self._seen.sort_indices()
+        # popularity fallback for unknown users, on the same vocabulary
+        pop = Popularity(by="mean" if self.config.kind == "explicit" else "count").fit(data)
+        self._fallback_scores = pop.item_scores_
+
+    # ------------------------------------------------------------------ training loops
+    def _entries(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user_idx, item_idx, target) for one epoch, with sampled negatives when needed."""
+        u = data.user_idx.astype(np.int64)
+        i = data.item_idx.astype(np.int64)
+        y = data.values.astype(np.float64)
+        if self.config.kind == "binary" and data.is_positive_only:
+            u, i, y = self._with_negatives(u, i, y, data.n_items)
+        return u, i, y
+
+    def _with_negatives(
+        self, u: np.ndarray, i: np.ndarray, y: np.ndarray, n_items: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n_neg = int(round(len(u) * self.config.negative_ratio))
+        neg_u = u[self._rng.integers(0, len(u), n_neg)]
+        neg_i = self._rng.integers(0, n_items, n_neg)
+        positive_keys = np.sort(u * n_items + i)
+        keys = neg_u * n_items + neg_i
+        # drop samples that hit a positive, and repeated samples
+        pos = np.searchsorted(positive_keys, keys).clip(max=len(positive_keys) - 1)
+        keep = positive_keys[pos] != keys
+        keys = np.unique(keys[keep])
+        neg_u, neg_i = keys // n_items, keys % n_items
+        return (
+            np.concatenate([u, neg_u]),
+            np.concatenate([i, neg_i]),
+            np.concatenate([y, np.zeros(len(neg_u))]),
+        )
+
+    def _train(
+        self,
+        data: Interactions,
+        epochs: int,
+        validation: Interactions | None,
+        callback: Callback | None,
+    ) -> None:
+        if self.config.solver == "als":
+            step = self._als_epoch_factory(data)
+        else:
+            step = self._adam_epoch_factory(data)
+        patience = self.config.early_stopping
+        best: tuple[float, int, tuple[torch.Tensor, ...]] | None = None
+        start_epoch = len(self.history_)
+        for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
+            cost = step()
+            metrics = {"epoch": float(epoch), "cost": cost}
+            if validation is not None:
+                metrics.update(self._validation_metrics(validation))
+            self.history_.append(metrics)
+            logger.debug("epoch %d: %s", epoch, metrics)
+            if callback is not None:
+                callback(epoch, metrics)
+            if validation is not None and patience is not None:
+                score = metrics.get("val_rmse", metrics.get("val_logloss", cost))
+                if best is None or score < best[0]:
+                    best = (score, epoch, self._snapshot())
+                elif epoch - best[1] >= patience:
+                    logger.info("early stopping at epoch %d (best %d)", epoch, best[1])
+                    break
+        if best is not None:
+            self._restore(best[2])
+
+    def _snapshot(self) -> tuple[torch.Tensor, ...]:
+        return tuple(t.detach().clone() for t in (self._X, self._W, self._b, self._c))  # type: ignore[union-attr]
+
+    def _restore(self, snapshot: tuple[torch.Tensor, ...]) -> None:
+        self._X, self._W, self._b, self._c = snapshot
+
+    def _validation_metrics(self, validation: Interactions) -> dict[str, float]:
+        pred = self.predict(validation.user_ids, validation.item_ids).astype(np.float64)
+        y = validation.values.astype(np.float64)
+        if self.config.kind == "explicit":
+            return {"val_rmse": float(np.sqrt(np.mean((pred - y) ** 2)))}
+        p = np.clip(pred, 1e-7, 1 - 1e-7)
+        return {"val_logloss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
+
+    def _reg_vector(self, d: int, with_bias: bool) -> torch.Tensor:
+        reg = [self.config.reg] * d + ([self.config.bias_reg] if with_bias else [])
+        return torch.tensor(reg, dtype=self._torch_dtype)
+
+    def _solve(
+        self,
+        rows: SparseRows,
+        design: torch.Tensor,
+        targets: torch.Tensor,
+        reg: torch.Tensor,
+        current: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        method = self.config.als_method
+        d = design.shape[1]
+        if method == "auto":
+            method = "cg" if len(rows.indices) * d * d > _CG_THRESHOLD else "cholesky"
+        count_scaled = self.config.reg_scaling == "count"
+        if method == "cholesky":
+            return solve_cholesky(rows, design, targets, reg, weights, count_scaled)
+        return solve_cg(
+            rows, design, targets, reg, current, weights, count_scaled, self.config.cg_steps
+        )
+
+    def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
+        dtype = self._torch_dtype
+        kind = self.config.kind
+        sampled = kind == "binary" and data.is_positive_only
+        cache: dict[str, Any] = {}
+
+        def layout() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, SparseRows, SparseRows]:
+            if sampled or not cache:
+                u, i, y = self._entries(data)
+                target = torch.as_tensor(y, dtype=dtype) - self._mu[torch.as_tensor(i)]  # type: ignore[index]
+                by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
+                by_item = SparseRows.from_pairs(i, u, data.n_items, data.n_users)
+                cache.update(u=torch.as_tensor(u), i=torch.as_tensor(i), t=target,
+                             by_user=by_user, by_item=by_item)
+            return cache["u"], cache["i"], cache["t"], cache["by_user"], cache["by_item"]
+
+        def epoch() -> float:
+            u, i, t, by_user, by_item = layout()
+            d = self.config.embedding_size
+            ones_i = torch.ones(data.n_items, 1, dtype=dtype)
+            ones_u = torch.ones(data.n_users, 1, dtype=dtype)
+            # --- users: θ_j = [w(j), b(j)], design [x(i), 1], offset c(i)
+            design = torch.cat([self._X, ones_i], 1)  # type: ignore[list-item]
+            current = torch.cat([self._W, self._b[:, None]], 1)  # type: ignore[index]
+            offset = self._c[i]  # type: ignore[index]
+            targets, weights = self._working_response(u, i, t, offset, kind)
+            perm = torch.from_numpy(by_user.perm)
+            theta = self._solve(
+                by_user, design, targets[perm], self._reg_vector(d, True), current,
+                None if weights is None else weights[perm],
+            )
+            self._W, self._b = theta[:, :d].contiguous(), theta[:, d].contiguous()
+            # --- items: θ_i = [x(i), c(i)] (or x(i) alone), design [w(j), 1], offset b(j)
+            with_bias = self.config.item_bias
+            design = torch.cat([self._W, ones_u], 1) if with_bias else self._W
+            current = torch.cat([self._X, self._c[:, None]], 1) if with_bias else self._X  # type: ignore[index, list-item]
+            offset = self._b[u]
+            if not with_bias:
+                offset = offset + self._c[i]  # type: ignore[index]
+            targets, weights = self._working_response(u, i, t, offset, kind)
+            perm = torch.from_numpy(by_item.perm)
+            theta = self._solve(
+                by_item, design, targets[perm], self._reg_vector(d, with_bias), current,  # type: ignore[arg-type]
+                None if weights is None else weights[perm],
+            )
+            self._X = theta[:, :d].contiguous()
+            if with_bias:
+                self._c = theta[:, d].contiguous()
+            return self._cost(u, i, t, data)
+
+        return epoch
+
+    def _working_response(
+        self, u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, offset: torch.Tensor, kind: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Targets (and IRLS weights) for the half-step whose parameters exclude ``offset``."""
+        if kind == "explicit":
+            return t - offset, None
+        # one Newton step of the logistic loss = weighted least squares on the working response
+        z = (self._X[i] * self._W[u]).sum(1) + self._b[u] + self._c[i]  # type: ignore[index]
+        f = torch.sigmoid(z)
+        weights = (f * (1 - f)).clamp_min(1e-4)
+        return (z - offset) + (t - f) / weights, weights
+
+    def _reg_scales(self, data: Interactions) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.config.reg_scaling != "count":
+            return None, None
+        dtype = self._torch_dtype
+        return (
+            torch.as_tensor(data.user_counts(), dtype=dtype),
+            torch.as_tensor(data.item_counts(), dtype=dtype),
+        )
+
+    def _cost(self, u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, data: Interactions) -> float:
+        user_scale, item_scale = self._reg_scales(data)
+        with torch.no_grad():
+            value = sparse_cost(
+                self._X, self._W, self._b, u, i, t, self.config.reg, self.config.kind,  # type: ignore[arg-type]
+                item_bias=self._c if self.config.item_bias else None,
+                user_reg_scale=user_scale, item_reg_scale=item_scale,
+                bias_reg=self.config.bias_reg,
+            )
+        return float(value)
+
+    def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
+        dtype = self._torch_dtype
+        params = [self._X, self._W, self._b]
+        if self.config.item_bias:
+            params.append(self._c)
+        for p in params:
+            p.requires_grad_(True)  # type: ignore[union-attr]
+        optimizer = torch.optim.Adam(params, lr=self.config.learning_rate)  # type: ignore[arg-type]
+        user_scale, item_scale = self._reg_scales(data)
+        sampled = self.config.kind == "binary" and data.is_positive_only
+        gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
+        fixed: dict[str, torch.Tensor] = {}
+
+        def epoch_entries() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if sampled or not fixed:
+                u, i, y = self._entries(data)
+                it = torch.as_tensor(i)
+                fixed.update(u=torch.as_tensor(u), i=it,
+                             t=torch.as_tensor(y, dtype=dtype) - self._mu[it])  # type: ignore[index]
+            return fixed["u"], fixed["i"], fixed["t"]
+
+        def loss_on(u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float) -> torch.Tensor:
+            return sparse_cost(
+                self._X, self._W, self._b, u, i, t, self.config.reg, self.config.kind,  # type: ignore[arg-type]
+                item_bias=self._c if self.config.item_bias else None,
+                user_reg_scale=user_scale, item_reg_scale=item_scale,
+                bias_reg=self.config.bias_reg, data_scale=scale,
+            )
+
+        def epoch() -> float:
+            u, i, t = epoch_entries()
+            n = len(t)
+            batch = self.config.batch_size
+            if batch is None or batch >= n:
+                optimizer.zero_grad()
+                loss = loss_on(u, i, t, 1.0)
+                loss.backward()
+                optimizer.step()
+            else:
+                order = torch.randperm(n, generator=gen)
+                for start in range(0, n, batch):
+                    sel = order[start : start + batch]
+                    optimizer.zero_grad()
+                    loss = loss_on(u[sel], i[sel], t[sel], n / len(sel))
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                return float(loss_on(u, i, t, 1.0))
+
+        return epoch
+
+    def _train_users_only(self, data: Interactions) -> None:
+        """One closed-form solve of every user's (w, b) with items fixed (Newton steps if binary)."""
+        self._detach()
+        dtype = self._torch_dtype
+        u, i, y = self._entries(data)
+        t = torch.as_tensor(y, dtype=dtype) - self._mu[torch.as_tensor(i)]  # type: ignore[index]
+        ut, it = torch.as_tensor(u), torch.as_tensor(i)
+        by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
+        perm = torch.from_numpy(by_user.perm)
+        d = self.config.embedding_size
+        design = torch.cat([self._X, torch.ones(data.n_items, 1, dtype=dtype)], 1)  # type: ignore[list-item]
+        counts = torch.as_tensor(data.user_counts())
+        rounds = 1 if self.config.kind == "explicit" else 25
+        for _ in range(rounds):
+            targets, weights = self._working_response(ut, it, t, self._c[it], self.config.kind)  # type: ignore[index]
+            theta = solve_cholesky(
+                by_user, design, targets[perm], self._reg_vector(d, True),
+                None if weights is None else weights[perm],
+                self.config.reg_scaling == "count",
+            )
+            active = counts > 0
+            self._W[active] = theta[active, :d]  # type: ignore[index]
+            self._b[active] = theta[active, d]  # type: ignore[index]
+
+    def _detach(self) -> None:
+        for name in ("_X", "_W", "_b", "_c"):
+            tensor = getattr(self, name)
+            if tensor is not None and tensor.requires_grad:
+                setattr(self, name, tensor.detach())
+
+    # ------------------------------------------------------------------ scoring
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        """Raw scores (before the link function) of known users over every item."""
+        self._detach()
+        with torch.no_grad():
+            r = torch.as_tensor(rows)
+            z = self._W[r] @ self._X.T + self._b[r][:, None] + (self._c + self._mu)[None, :]  # type: ignore[index, operator, union-attr]
+        return z.numpy()
+
+    def _link(self, z: np.ndarray) -> np.ndarray:
+        if self.config.kind == "binary":
+            return 1.0 / (1.0 + np.exp(-z))
+        if self.rating_scale_ is not None:
+            return np.clip(z, *self.rating_scale_)
+        return z
+
+    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
+        """Score (user, item) pairs.
+
+        Parameters
+        ----------
+        user_ids, item_ids : array-like, shape (n,)
+
+        Returns
+        -------
+        ndarray of float32, shape (n,)
+            Explicit: the predicted rating, clipped to the training scale. Binary: the
+            probability that y = 1. An unknown user gets μ(i) + c(i); an unknown item gets
+            the global mean of the training values.
+        """
+        self._check_fitted()
+        self._detach()
+        users = as_id_array(user_ids)
+        items = as_id_array(item_ids)
+        if len(users) != len(items):
+            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
+        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
+        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
+        known_i = i >= 0
+        known_u = (u >= 0) & known_i
+        out = np.empty(len(u), dtype=np.float64)
+        if self.config.kind == "explicit":
+            out[:] = self.global_mean_
+        else:
+            out[:] = _logit(self.global_mean_)
+        with torch.no_grad():
+            it = torch.as_tensor(i[known_i])
+            out[known_i] = (self._mu[it] + self._c[it]).numpy()  # type: ignore[index]
+            ut, it = torch.as_tensor(u[known_u]), torch.as_tensor(i[known_u])
+            dot = (self._W[ut] * self._X[it]).sum(1) + self._b[ut]  # type: ignore[index]
+            out[known_u] += dot.numpy()
+        return self._link(out).astype(np.float32)
+
+    def recommend(
+        self,
+        user_ids: IdLike,
+        k: int = 10,
+        exclude_seen: bool = True,
+        *,
+        batch_size: int = 1024,
+    ) -> Recommendations:
+        """Top-k items per user.
+
+        Parameters
+        ----------
+        user_ids : id or array-like, shape (n,)
+        k : int
+        exclude_seen : bool
+            Remove items the user has in the training data.
+
+        Returns
+        -------
+        Recommendations
+            ``item_ids`` and ``scores`` of shape (n, k). Unknown users get the popularity
+            fallback (shrunk item means for explicit data, counts for binary) and
+            ``fallback[r] = True``.
+        """
+        self._check_fitted()
+        k = check_k(k)
+        ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
+        n_items = len(self.items_)  # type: ignore[arg-type]
+        out_idx = np.full((len(ids), k), -1, dtype=np.int64)
+        out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
+        known = np.flatnonzero(rows >= 0)
+        for start in range(0, len(known), batch_size):
+            sel = known[start : start + batch_size]
+            scores = self._link(self._scores(rows[sel]))
+            idx, val = top_k(scores, k, self._seen if exclude_seen else None, rows[sel])
+            out_idx[sel], out_val[sel] = idx, val
+        unknown = np.flatnonzero(rows < 0)
+        if len(unknown):
+            scores = np.broadcast_to(self._fallback_scores, (len(unknown), n_items)).copy()  # type: ignore[arg-type]
+            idx, val = top_k(scores, k)
+            out_idx[unknown], out_val[unknown] = idx, val
+        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)  # type: ignore[arg-type]
+
+    def similar_items(
+        self,
+        item_ids: IdLike,
+        k: int = 10,
+        metric: Literal["euclidean", "cosine"] = "euclidean",
+    ) -> SimilarItems:
+        """Items k with the smallest ‖x(k) − x(i)‖² (SPEC §4), or cosine distance.
+
+        Items with no training events are never returned as neighbours.
+
+        Returns
+        -------
+        SimilarItems
+            ``similar_ids`` and ``distances`` of shape (n, k).
+        """
+        self._check_fitted()
+        self._detach()
+        k = check_k(k)
+        if metric not in ("euclidean", "cosine"):
+            raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+        ids = as_id_array(item_ids)
+        idx = self.items_.index(ids, kind="item")  # type: ignore[union-attr]
+        X = self._X.numpy().astype(np.float32)  # type: ignore[union-attr]
+        if metric == "cosine":
+            norms = np.linalg.norm(X, axis=1, keepdims=True)
+            X = X / np.maximum(norms, 1e-12)
+        sq = np.einsum("ij,ij->i", X, X)
+        dist = sq[idx][:, None] + sq[None, :] - 2 * X[idx] @ X.T
+        np.maximum(dist, 0, out=dist)
+        if metric == "cosine":
+            dist = dist / 2  # ‖a − b‖² = 2 (1 − cos) for unit vectors
+        trained = np.asarray(self._seen.sum(axis=0)).ravel() > 0  # type: ignore[union-attr]
+        dist[:, ~trained] = np.inf
+        dist[np.arange(len(idx)), idx] = np.inf
+        top, neg = top_k(-dist, k)
+        return SimilarItems(ids, ids_from_indices(self.items_, top), -neg)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ new users
+    def fold_in_user(
+        self, item_ids: IdLike, values: np.ndarray | list[float] | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Solve (w, b) for a brand-new user from a few ratings, items fixed (no retraining).
+
+        This is the curriculum's "per-item features known" regression: with every x(i) fixed,
+        ``[w, b] = argmin 1/2 Σ (w·x(i) + b + c(i) + μ(i) − y(i))² + λ_u/2 ‖w‖²`` — the same
+        solve as one ALS user step (Newton steps for binary labels).
+
+        Returns
+        -------
+        w : ndarray, shape (embedding_size,)
+        b : float
+        """
+        self._check_fitted()
+        self._detach()
+        items = as_id_array(item_ids)
+        vals = np.ones(len(items)) if values is None else np.asarray(values, dtype=np.float64)
+        if len(vals) != len(items):
+            raise DataError(f"got {len(items)} items but {len(vals)} values")
+        if len(items) == 0:
+            return np.zeros(self.config.embedding_size, dtype=np.float32), 0.0
+        idx = self.items_.index(items, kind="item")  # type: ignore[union-attr]
+        if len(np.unique(idx)) != len(idx):
+            raise DataError("an item is rated twice; keep one rating per item")
+        if self.config.kind == "binary" and not np.all(np.isin(vals, (0, 1))):
+            raise DataError("binary models take values 0 or 1")
+        if self.config.kind == "explicit" and self.rating_scale_ is not None:
+            low, high = self.rating_scale_
+            if np.any((vals < low) | (vals > high)):
+                raise DataError(f"ratings must lie in the model's scale {self.rating_scale_}")
+        dtype = self._torch_dtype
+        it = torch.as_tensor(idx)
+        rows = SparseRows(
+            np.array([0, len(idx)], dtype=np.int64), idx.astype(np.int64),
+            np.arange(len(idx), dtype=np.int64), len(self.items_),  # type: ignore[arg-type]
+        )
+        d = self.config.embedding_size
+        design = torch.cat([self._X, torch.ones(len(self.items_), 1, dtype=dtype)], 1)  # type: ignore[arg-type, list-item]
+        t = torch.as_tensor(vals, dtype=dtype) - self._mu[it]  # type: ignore[index]
+        offset = self._c[it]  # type: ignore[index]
+        w = torch.zeros(d, dtype=dtype)
+        b = torch.zeros((), dtype=dtype)
+        rounds = 1 if self.config.kind == "explicit" else 25
+        for _ in range(rounds):
+            if self.config.kind == "explicit":
+                targets, weights = t - offset, None
+            else:
+                z = self._X[it] @ w + b + offset  # type: ignore[index]
+                f = torch.sigmoid(z)
+                weights = (f * (1 - f)).clamp_min(1e-4)
+                targets = (z - offset) + (t - f) / weights
+            theta = solve_cholesky(
+                rows, design, targets, self._reg_vector(d, True), weights,
+                self.config.reg_scaling == "count",
+            )[0]
+            w, b = theta[:d], theta[d]
+        return w.numpy().astype(np.float32), float(b)
+
+    def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
+        """Scores of every item for a brand-new user given a few ratings, without retraining.
+
+        Parameters
+        ----------
+        ratings : mapping item_id -> value, Series indexed by item id, or DataFrame with
+            columns item_id and rating (or value)
+
+        Returns
+        -------
+        ndarray of float32, shape (n_items,)
+            In the order of ``model.items_.ids`` (probabilities for binary models).
+        """
+        items, values = _ratings_arrays(ratings)
+        w, b = self.fold_in_user(items, values)
+        with torch.no_grad():
+            z = self._X @ torch.as_tensor(w, dtype=self._torch_dtype) + b + self._c + self._mu  # type: ignore[operator]
+        return self._link(z.numpy().astype(np.float64)).astype(np.float32)
+
+    def recommend_for_ratings(
+        self,
+        ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> tuple[IdArray, np.ndarray]:
+        """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in)."""
+        k = check_k(k)
+        items, _ = _ratings_arrays(ratings)
+        scores = self.fold_in(ratings)[None, :].astype(np.float64)
+        if exclude_seen and len(items):
+            scores[0, self.items_.index(items, kind="item")] = -np.inf  # type: ignore[union-attr]
+        idx, val = top_k(scores, k)
+        return ids_from_indices(self.items_, idx[0]), val[0]  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ model files
+    def _state(self) -> ModelState:
+        self._check_fitted()
+        self._detach()
+        seen = self._seen
+        assert seen is not None and self._fallback_scores is not None
+        return ModelState(
+            config=self.get_params(),
+            arrays={
+                "item_factors": self._X.numpy(),  # type: ignore[union-attr]
+                "user_factors": self._W.numpy(),  # type: ignore[union-attr]
+                "user_bias": self._b.numpy(),  # type: ignore[union-attr]
+                "item_bias": self._c.numpy(),  # type: ignore[union-attr]
+                "item_means": self._mu.numpy(),  # type: ignore[union-attr]
+                "fallback_scores": self._fallback_scores,
+                "seen_indptr": seen.indptr.astype(np.int64),
+                "seen_indices": seen.indices.astype(np.int32),
+            },
+            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
+            extra={
+                "global_mean": self.global_mean_,
+                "rating_scale": list(self.rating_scale_) if self.rating_scale_ else None,
+                "history": self.history_,
+            },
+        )
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> CollaborativeFiltering:
+        model = cls(**state.config)
+        users, items = state.vocabularies["users"], state.vocabularies["items"]
+        a = state.arrays
+        d = model.config.embedding_size
+        shapes = {
+            "item_factors": (len(items), d), "user_factors": (len(users), d),
+            "user_bias": (len(users),), "item_bias": (len(items),), "item_means": (len(items),),
+            "fallback_scores": (len(items),),
+        }
+        for name, shape in shapes.items():
+            if name not in a or tuple(a[name].shape) != shape:
+                got = None if name not in a else tuple(a[name].shape)
+                raise DataError(f"array {name!r} has shape {got}, expected {shape}")
+        dtype = model._torch_dtype
+        model.users_, model.items_ = users, items
+        model._X = torch.as_tensor(np.array(a["item_factors"]), dtype=dtype)
+        model._W = torch.as_tensor(np.array(a["user_factors"]), dtype=dtype)
+        model._b = torch.as_tensor(np.array(a["user_bias"]), dtype=dtype)
+        model._c = torch.as_tensor(np.array(a["item_bias"]), dtype=dtype)
+        model._mu = torch.as_tensor(np.array(a["item_means"]), dtype=dtype)
+        model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
+        model._seen = seen_from_arrays(a, len(users), len(items))
+        model.global_mean_ = float(state.extra.get("global_mean", 0.0))
+        scale = state.extra.get("rating_scale")
+        model.rating_scale_ = tuple(scale) if scale else None  # type: ignore[assignment]
+        model.history_ = list(state.extra.get("history", []))
+        return model
+
+    def with_params(self, **changes: Any) -> CollaborativeFiltering:
+        """An unfitted copy with some hyperparameters changed."""
+        return type(self)(**{**self.get_params(), **changes})
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _ratings_arrays(
+    ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
+) -> tuple[IdArray, np.ndarray]:
+    if isinstance(ratings, pd.DataFrame):
+        value_col = next((c for c in ("rating", "value") if c in ratings.columns), None)
+        if "item_id" not in ratings.columns or value_col is None:
+            raise DataError("ratings table needs columns item_id and rating (or value)")
+        return as_id_array(ratings["item_id"].to_numpy()), ratings[value_col].to_numpy(float)
+    if isinstance(ratings, pd.Series):
+        return as_id_array(ratings.index.to_numpy()), ratings.to_numpy(float)
+    if isinstance(ratings, Mapping):
+        return as_id_array(list(ratings.keys())), np.asarray(list(ratings.values()), dtype=float)
+    raise DataError("ratings must be a mapping item_id -> value, a Series or a DataFrame")
+
+
+__all__ = [
+    "CollaborativeFiltering",
+    "CollaborativeFilteringConfig",
+    "SimilarItems",
+    "sparse_cost",
+    "textbook_cost",
+]
