@@ -54,6 +54,16 @@ class Interactions:
         "users", "items", "user_idx", "item_idx", "values", "timestamps", "kind",
         "rating_scale", "_csr", "_csc",
     )
+    users: Vocabulary
+    items: Vocabulary
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    values: np.ndarray
+    timestamps: np.ndarray | None
+    kind: Kind
+    rating_scale: tuple[float, float] | None
+    _csr: sp.csr_matrix | None
+    _csc: sp.csc_matrix | None
 
     def __init__(
         self,
