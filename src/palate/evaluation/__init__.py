@@ -1,0 +1,27 @@
+"""Evaluation: rating and ranking metrics (pure functions on arrays)."""
+
+from palate.evaluation.metrics import (
+    average_precision_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    mae,
+    map_at_k,
+    mean_over_users,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    rmse,
+)
+
+__all__ = [
+    "average_precision_at_k",
+    "catalog_coverage",
+    "hit_rate_at_k",
+    "mae",
+    "map_at_k",
+    "mean_over_users",
+    "ndcg_at_k",
+    "precision_at_k",
+    "recall_at_k",
+    "rmse",
+]
