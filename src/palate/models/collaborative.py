@@ -40,7 +40,7 @@ from palate.models.base import (
     user_rows,
 )
 from palate.models.popularity import Popularity, seen_from_arrays
-from palate.models.ridge import SparseRows, solve_cg, solve_cholesky
+from palate.models.ridge import SparseRows, solve_rows
 from palate.types import FloatArray, IdArray, IdLike
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ def sparse_cost(
     """J over observed entries only (the fast path used for training), as a torch scalar.
 
     Equal to :func:`textbook_cost` on the same data (tested). Extensions, all off by default:
-    ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ (the
-    per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
+    ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ and λ_b
+    (the per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
     ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate).
     """
     z = (X[item_idx] * W[user_idx]).sum(1) + b[user_idx]
@@ -154,9 +154,11 @@ def sparse_cost(
         x_sq = x_sq * item_reg_scale
     penalty = reg / 2 * (w_sq.sum() + x_sq.sum())
     if bias_reg:
-        penalty = penalty + bias_reg / 2 * (b**2).sum()
+        b_sq = b**2 if user_reg_scale is None else b**2 * user_reg_scale
+        penalty = penalty + bias_reg / 2 * b_sq.sum()
         if item_bias is not None:
-            penalty = penalty + bias_reg / 2 * (item_bias**2).sum()
+            c_sq = item_bias**2 if item_reg_scale is None else item_bias**2 * item_reg_scale
+            penalty = penalty + bias_reg / 2 * c_sq.sum()
     return data_scale * data_term + penalty
 
 
@@ -602,93 +604,97 @@ class CollaborativeFiltering(Model):
         p = np.clip(pred, 1e-7, 1 - 1e-7)
         return {"val_logloss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
-    def _reg_vector(self, d: int, with_bias: bool) -> torch.Tensor:
+    def _reg_vector(self, d: int, with_bias: bool) -> np.ndarray:
         reg = [self.config.reg] * d + ([self.config.bias_reg] if with_bias else [])
-        return torch.tensor(reg, dtype=self._torch_dtype)
+        return np.asarray(reg, dtype=self._numpy_dtype)
 
-    def _solve(
-        self,
-        rows: SparseRows,
-        design: torch.Tensor,
-        targets: torch.Tensor,
-        reg: torch.Tensor,
-        current: torch.Tensor,
-        weights: torch.Tensor | None,
-    ) -> torch.Tensor:
+    @property
+    def _numpy_dtype(self) -> type:
+        return np.float64 if self.config.dtype == "float64" else np.float32
+
+    def _cg_steps(self, nnz: int, d: int) -> int:
+        """0 (exact Cholesky) or the number of CG steps, per ``als_method``."""
         method = self.config.als_method
-        d = design.shape[1]
         if method == "auto":
-            method = "cg" if len(rows.indices) * d * d > _CG_THRESHOLD else "cholesky"
-        count_scaled = self.config.reg_scaling == "count"
-        if method == "cholesky":
-            return solve_cholesky(rows, design, targets, reg, weights, count_scaled)
-        return solve_cg(
-            rows, design, targets, reg, current, weights, count_scaled, self.config.cg_steps
-        )
+            method = "cg" if nnz * d * d > _CG_THRESHOLD else "cholesky"
+        return 0 if method == "cholesky" else self.config.cg_steps
 
     def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
-        dtype = self._torch_dtype
-        kind = self.config.kind
-        sampled = kind == "binary" and data.is_positive_only
+        np_dtype = self._numpy_dtype
+        logistic = self.config.kind == "binary"
+        sampled = logistic and data.is_positive_only
+        count_scaled = self.config.reg_scaling == "count"
+        d = self.config.embedding_size
         cache: dict[str, Any] = {}
 
-        def layout() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, SparseRows, SparseRows]:
+        def layout() -> dict[str, Any]:
             if sampled or not cache:
                 u, i, y = self._entries(data)
-                target = torch.as_tensor(y, dtype=dtype) - self._mu[torch.as_tensor(i)]  # type: ignore[index]
                 by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
                 by_item = SparseRows.from_pairs(i, u, data.n_items, data.n_users)
-                cache.update(u=torch.as_tensor(u), i=torch.as_tensor(i), t=target,
-                             by_user=by_user, by_item=by_item)
-            return cache["u"], cache["i"], cache["t"], cache["by_user"], cache["by_item"]
+                cache.update(
+                    by_user=by_user,
+                    by_item=by_item,
+                    y_user=y[by_user.perm].astype(np_dtype),
+                    y_item=y[by_item.perm].astype(np_dtype),
+                    item_of_item_entry=np.repeat(np.arange(data.n_items), by_item.counts),
+                    user_counts=by_user.counts.astype(np_dtype),
+                    item_counts=by_item.counts.astype(np_dtype),
+                )
+            return cache
 
         def epoch() -> float:
-            u, i, t, by_user, by_item = layout()
-            d = self.config.embedding_size
-            ones_i = torch.ones(data.n_items, 1, dtype=dtype)
-            ones_u = torch.ones(data.n_users, 1, dtype=dtype)
-            # --- users: θ_j = [w(j), b(j)], design [x(i), 1], offset c(i)
-            design = torch.cat([self._X, ones_i], 1)  # type: ignore[list-item]
-            current = torch.cat([self._W, self._b[:, None]], 1)  # type: ignore[index]
-            offset = self._c[i]  # type: ignore[index]
-            targets, weights = self._working_response(u, i, t, offset, kind)
-            perm = torch.from_numpy(by_user.perm)
-            theta = self._solve(
-                by_user, design, targets[perm], self._reg_vector(d, True), current,
-                None if weights is None else weights[perm],
+            lay = layout()
+            by_user, by_item = lay["by_user"], lay["by_item"]
+            mu, c = self._mu.numpy(), self._c.numpy()  # type: ignore[union-attr]
+            # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
+            x_now = self._X.numpy()  # type: ignore[union-attr]
+            design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
+            theta = np.hstack([self._W.numpy(), self._b.numpy()[:, None]])  # type: ignore[union-attr]
+            solve_rows(
+                by_user, design, lay["y_user"], (mu + c)[by_user.indices],
+                self._reg_vector(d, True), theta, count_scaled=count_scaled,
+                logistic=logistic, cg_steps=self._cg_steps(len(by_user.indices), d + 1),
             )
-            self._W, self._b = theta[:, :d].contiguous(), theta[:, d].contiguous()
-            # --- items: θ_i = [x(i), c(i)] (or x(i) alone), design [w(j), 1], offset b(j)
+            self._W = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
+            self._b = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
+            # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
             with_bias = self.config.item_bias
-            design = torch.cat([self._W, ones_u], 1) if with_bias else self._W
-            current = torch.cat([self._X, self._c[:, None]], 1) if with_bias else self._X  # type: ignore[index, list-item]
-            offset = self._b[u]
-            if not with_bias:
-                offset = offset + self._c[i]  # type: ignore[index]
-            targets, weights = self._working_response(u, i, t, offset, kind)
-            perm = torch.from_numpy(by_item.perm)
-            theta = self._solve(
-                by_item, design, targets[perm], self._reg_vector(d, with_bias), current,  # type: ignore[arg-type]
-                None if weights is None else weights[perm],
-            )
-            self._X = theta[:, :d].contiguous()
+            b = self._b.numpy()
+            offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
             if with_bias:
-                self._c = theta[:, d].contiguous()
-            return self._cost(u, i, t, data)
+                design = np.hstack([self._W.numpy(), np.ones((data.n_users, 1), np_dtype)])
+                theta = np.hstack([x_now, c[:, None]])
+            else:
+                design = self._W.numpy()
+                theta = x_now.copy()
+                offsets = offsets + c[lay["item_of_item_entry"]]
+            loss = solve_rows(
+                by_item, design, lay["y_item"], offsets, self._reg_vector(d, with_bias), theta,
+                count_scaled=count_scaled, logistic=logistic,
+                cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
+            )
+            self._X = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
+            if with_bias:
+                self._c = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
+            scales = (lay["user_counts"], lay["item_counts"]) if count_scaled else (1.0, 1.0)
+            return float(loss.sum()) + self._penalty(*scales)
 
         return epoch
 
-    def _working_response(
-        self, u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, offset: torch.Tensor, kind: str
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Targets (and IRLS weights) for the half-step whose parameters exclude ``offset``."""
-        if kind == "explicit":
-            return t - offset, None
-        # one Newton step of the logistic loss = weighted least squares on the working response
-        z = (self._X[i] * self._W[u]).sum(1) + self._b[u] + self._c[i]  # type: ignore[index]
-        f = torch.sigmoid(z)
-        weights = (f * (1 - f)).clamp_min(1e-4)
-        return (z - offset) + (t - f) / weights, weights
+    def _penalty(self, user_scale: np.ndarray | float, item_scale: np.ndarray | float) -> float:
+        """The regularisation part of J (each row's λ multiplied by its ``*_scale``)."""
+        reg, bias_reg = self.config.reg, self.config.bias_reg
+        w = self._W.numpy().astype(np.float64)  # type: ignore[union-attr]
+        x = self._X.numpy().astype(np.float64)  # type: ignore[union-attr]
+        total = reg / 2 * (np.sum(user_scale * (w**2).sum(1)) + np.sum(item_scale * (x**2).sum(1)))
+        if bias_reg:
+            b = self._b.numpy().astype(np.float64)  # type: ignore[union-attr]
+            total += bias_reg / 2 * np.sum(user_scale * b**2)
+            if self.config.item_bias:
+                c = self._c.numpy().astype(np.float64)  # type: ignore[union-attr]
+                total += bias_reg / 2 * np.sum(item_scale * c**2)
+        return float(total)
 
     def _reg_scales(self, data: Interactions) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.config.reg_scaling != "count":
@@ -698,17 +704,6 @@ class CollaborativeFiltering(Model):
             torch.as_tensor(data.user_counts(), dtype=dtype),
             torch.as_tensor(data.item_counts(), dtype=dtype),
         )
-
-    def _cost(self, u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, data: Interactions) -> float:
-        user_scale, item_scale = self._reg_scales(data)
-        with torch.no_grad():
-            value = sparse_cost(
-                self._X, self._W, self._b, u, i, t, self.config.reg, self.config.kind,  # type: ignore[arg-type]
-                item_bias=self._c if self.config.item_bias else None,
-                user_reg_scale=user_scale, item_reg_scale=item_scale,
-                bias_reg=self.config.bias_reg,
-            )
-        return float(value)
 
     def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
         dtype = self._torch_dtype
@@ -762,28 +757,34 @@ class CollaborativeFiltering(Model):
         return epoch
 
     def _train_users_only(self, data: Interactions) -> None:
-        """One closed-form solve of every user's (w, b) with items fixed (Newton steps if binary)."""
+        """Solve every user's (w, b) in closed form with items fixed (Newton steps if binary)."""
         self._detach()
-        dtype = self._torch_dtype
         u, i, y = self._entries(data)
-        t = torch.as_tensor(y, dtype=dtype) - self._mu[torch.as_tensor(i)]  # type: ignore[index]
-        ut, it = torch.as_tensor(u), torch.as_tensor(i)
         by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
-        perm = torch.from_numpy(by_user.perm)
+        W, b = self._W.numpy().copy(), self._b.numpy().copy()  # type: ignore[union-attr]
+        theta = self._solve_users(by_user, y[by_user.perm], W, b)
+        active = by_user.counts > 0
         d = self.config.embedding_size
-        design = torch.cat([self._X, torch.ones(data.n_items, 1, dtype=dtype)], 1)  # type: ignore[list-item]
-        counts = torch.as_tensor(data.user_counts())
-        rounds = 1 if self.config.kind == "explicit" else 25
-        for _ in range(rounds):
-            targets, weights = self._working_response(ut, it, t, self._c[it], self.config.kind)  # type: ignore[index]
-            theta = solve_cholesky(
-                by_user, design, targets[perm], self._reg_vector(d, True),
-                None if weights is None else weights[perm],
-                self.config.reg_scaling == "count",
+        W[active], b[active] = theta[active, :d], theta[active, d]
+        self._W, self._b = torch.from_numpy(W), torch.from_numpy(b)
+
+    def _solve_users(
+        self, by_user: SparseRows, values: np.ndarray, W: np.ndarray, b: np.ndarray
+    ) -> np.ndarray:
+        """[w, b] per user with item features fixed: one exact solve, or Newton to convergence."""
+        np_dtype = self._numpy_dtype
+        n_items = len(self.items_)  # type: ignore[arg-type]
+        design = np.hstack([self._X.numpy(), np.ones((n_items, 1), np_dtype)])  # type: ignore[union-attr]
+        offsets = (self._mu + self._c).numpy()[by_user.indices]  # type: ignore[operator]
+        theta = np.hstack([W, b[:, None]]).astype(np_dtype)
+        logistic = self.config.kind == "binary"
+        reg = self._reg_vector(self.config.embedding_size, True)
+        for _ in range(25 if logistic else 1):
+            solve_rows(
+                by_user, design, values, offsets, reg, theta,
+                count_scaled=self.config.reg_scaling == "count", logistic=logistic,
             )
-            active = counts > 0
-            self._W[active] = theta[active, :d]  # type: ignore[index]
-            self._b[active] = theta[active, d]  # type: ignore[index]
+        return theta
 
     def _detach(self) -> None:
         for name in ("_X", "_W", "_b", "_c"):
@@ -956,33 +957,14 @@ class CollaborativeFiltering(Model):
             low, high = self.rating_scale_
             if np.any((vals < low) | (vals > high)):
                 raise DataError(f"ratings must lie in the model's scale {self.rating_scale_}")
-        dtype = self._torch_dtype
-        it = torch.as_tensor(idx)
         rows = SparseRows(
             np.array([0, len(idx)], dtype=np.int64), idx.astype(np.int64),
             np.arange(len(idx), dtype=np.int64), len(self.items_),  # type: ignore[arg-type]
         )
         d = self.config.embedding_size
-        design = torch.cat([self._X, torch.ones(len(self.items_), 1, dtype=dtype)], 1)  # type: ignore[arg-type, list-item]
-        t = torch.as_tensor(vals, dtype=dtype) - self._mu[it]  # type: ignore[index]
-        offset = self._c[it]  # type: ignore[index]
-        w = torch.zeros(d, dtype=dtype)
-        b = torch.zeros((), dtype=dtype)
-        rounds = 1 if self.config.kind == "explicit" else 25
-        for _ in range(rounds):
-            if self.config.kind == "explicit":
-                targets, weights = t - offset, None
-            else:
-                z = self._X[it] @ w + b + offset  # type: ignore[index]
-                f = torch.sigmoid(z)
-                weights = (f * (1 - f)).clamp_min(1e-4)
-                targets = (z - offset) + (t - f) / weights
-            theta = solve_cholesky(
-                rows, design, targets, self._reg_vector(d, True), weights,
-                self.config.reg_scaling == "count",
-            )[0]
-            w, b = theta[:d], theta[d]
-        return w.numpy().astype(np.float32), float(b)
+        np_dtype = self._numpy_dtype
+        theta = self._solve_users(rows, vals, np.zeros((1, d), np_dtype), np.zeros(1, np_dtype))
+        return theta[0, :d].astype(np.float32), float(theta[0, d])
 
     def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
         """Scores of every item for a brand-new user given a few ratings, without retraining.
