@@ -51,8 +51,16 @@ class Interactions:
     """
 
     __slots__ = (
-        "users", "items", "user_idx", "item_idx", "values", "timestamps", "kind",
-        "rating_scale", "_csr", "_csc",
+        "users",
+        "items",
+        "user_idx",
+        "item_idx",
+        "values",
+        "timestamps",
+        "kind",
+        "rating_scale",
+        "_csr",
+        "_csc",
     )
     users: Vocabulary
     items: Vocabulary
@@ -392,8 +400,13 @@ class Interactions:
             raise DataError(f"no event has a value >= {threshold}")
         subset = self.subset(keep)
         return Interactions(
-            subset.users, subset.items, subset.user_idx, subset.item_idx,
-            np.ones(len(subset), dtype=np.float32), subset.timestamps, kind="binary",
+            subset.users,
+            subset.items,
+            subset.user_idx,
+            subset.item_idx,
+            np.ones(len(subset), dtype=np.float32),
+            subset.timestamps,
+            kind="binary",
         )
 
     def fingerprint(self) -> str:

@@ -5,15 +5,15 @@ input, so a user or item index means the same thing in both and a model fitted o
 scores ``test`` directly. Rows keep their original order within each part. Random splits take an
 explicit ``seed`` (``None`` draws fresh entropy) and give the same result for the same seed.
 
-===================  ==========================================================================
-function             what goes to test
-===================  ==========================================================================
-:func:`random_split`   a uniformly random share of all events
-:func:`kfold`          each event exactly once, over ``n_splits`` folds
-:func:`user_holdout`   per user, a random share or the latest ``last_n`` events; every user
-                       keeps at least ``min_events`` events in train
-:func:`temporal_split` every event at or after a global cut time
-===================  ==========================================================================
+======================  ===================================================================
+function                what goes to test
+======================  ===================================================================
+:func:`random_split`    a uniformly random share of all events
+:func:`kfold`           each event exactly once, over ``n_splits`` folds
+:func:`user_holdout`    per user, a random share or the latest ``last_n`` events; every
+                        user keeps at least ``min_events`` events in train
+:func:`temporal_split`  every event at or after a global cut time
+======================  ===================================================================
 
 Examples
 --------

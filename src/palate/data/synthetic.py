@@ -69,6 +69,7 @@ _SCALES: dict[str, tuple[float, float, float, float]] = {
 }
 _ATTRIBUTE_SHARE = 0.3  # share of user-factor variance explained by user attributes
 _EXACT_LIMIT = 2**24  # largest matrix (cells) sampled exactly over every pair
+_MAX_INDEX = 2**31 - 1  # Interactions store 32-bit indices; keys u * n_items + i fit int64
 _MAX_DENSITY = 0.25  # beyond this, larger matrices would need too many top-up rounds
 # Work in pieces small enough that their buffers are reused instead of freshly mapped (and
 # page-faulted) on every iteration.
@@ -205,6 +206,11 @@ def synthetic_ratings(
     step = _rating_step(rating_step)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ConfigError(f"seed must be an integer or None, got {seed!r}")
+    if max(n_users, n_items) > _MAX_INDEX:
+        raise ConfigError(
+            f"n_users and n_items must each be at most {_MAX_INDEX} (32-bit indices); "
+            f"got {n_users} and {n_items}"
+        )
     n_cells = n_users * n_items
     if n_ratings > n_cells:
         raise ConfigError(

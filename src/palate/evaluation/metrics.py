@@ -180,40 +180,71 @@ def _numeric_codes(matrix: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _relevant_lists(relevant: Relevant, n_users: int) -> list[np.ndarray]:
+def _relevant_arrays(relevant: Relevant, n_users: int) -> tuple[list[np.ndarray], bool]:
+    """One 1-d array per user, and whether all of them hold integer ids."""
     if isinstance(relevant, (str, bytes)) or not isinstance(relevant, Iterable):
         raise DataError("relevant must be a sequence with one collection of items per user")
-    lists = [_collection_array(items) for items in relevant]
-    if len(lists) != n_users:
+    arrays = []
+    numeric = True
+    for items in relevant:
+        array = _collection_array(items)
+        numeric = numeric and array.dtype.kind in "iu"
+        arrays.append(array)
+    if len(arrays) != n_users:
         raise DataError(
-            f"recommended has {n_users} rows but relevant has {len(lists)} entries; pass one "
+            f"recommended has {n_users} rows but relevant has {len(arrays)} entries; pass one "
             "collection of relevant items per user (an empty one where there is none)"
         )
-    return lists
+    return arrays, numeric
 
 
 def _collection_array(items: Any) -> np.ndarray:
     if isinstance(items, np.ndarray):
-        return items.reshape(-1)
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        array = items if items.ndim == 1 else items.ravel()
+    elif isinstance(items, (set, frozenset, list, tuple)) or (
+        isinstance(items, Iterable) and not isinstance(items, (str, bytes))
+    ):
+        values = list(items)
+        if not values:
+            return _EMPTY
+        try:
+            array = np.asarray(values)
+        except ValueError:  # e.g. tuples of different lengths as ids
+            array = np.empty(0)
+        if array.ndim != 1:
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+    else:
         raise DataError(
             f"each entry of relevant must be a collection of items, got {type(items).__name__}; "
             "wrap a single item as {item}"
         )
-    values = list(items)
-    if not values:
-        return np.empty(0, dtype=np.int64)
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64)
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+    kind = array.dtype.kind
+    if kind in "iu":
+        return array
+    if kind == "f":
+        return _numeric_codes(array)  # type: ignore[return-value]
+    return array if kind == "O" else array.astype(object)
+
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (by sorting: faster here than numpy's hash-based unique)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _hits(
     recommended: ArrayLike | Sequence[Sequence[Any]], relevant: Relevant, k: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which of the top-k recommendations are relevant, and how many items are relevant.
+
+    Every (user, item) pair is encoded as one int64 key ``user · span + code(item)``; the
+    relevant keys are sorted once and each recommended key is looked up by binary search.
 
     Returns
     -------
@@ -225,52 +256,60 @@ def _hits(
     matrix = _as_matrix(recommended)
     n_users, width = matrix.shape
     k = _check_k(k, width)
-    lists = _relevant_lists(relevant, n_users)
+    arrays, relevant_numeric = _relevant_arrays(relevant, n_users)
     top = matrix[:, : min(k, width)]
+    lengths = np.array([a.size for a in arrays], dtype=np.int64)
 
-    codes = _numeric_codes(top)
-    rel_numeric = all(a.dtype.kind in "iu" for a in lists)
-    lengths = np.fromiter((len(a) for a in lists), dtype=np.int64, count=n_users)
-    if codes is not None and rel_numeric:
-        rel_items = np.concatenate(lists) if lists else np.empty(0, np.int64)
-        rel_items = rel_items.astype(np.int64, copy=False)
-        rec_items = codes
+    rec_items = _numeric_codes(top)
+    if rec_items is not None and relevant_numeric:
+        rel_items = np.concatenate(arrays).astype(np.int64, copy=False) if arrays else _EMPTY
     else:
-        # Ids that are not numbers (strings, mixed): give every relevant id a code; an id
-        # found in no relevant set can never hit, so it shares the "absent" code.
-        rel_objects = [v for a in lists for v in a.tolist()]
+        # Ids that are not all numbers: give every relevant id a code; an id found in no
+        # relevant set can never hit.
         code_of: dict[Any, int] = {}
+        rel_objects = [v for a in arrays for v in a.tolist()]
         for value in rel_objects:
             if not _is_padding(value) and value not in code_of:
                 code_of[value] = len(code_of)
         rel_items = np.fromiter(
-            (code_of.get(v, PADDING) if not _is_padding(v) else PADDING for v in rel_objects),
+            (PADDING if _is_padding(v) else code_of[v] for v in rel_objects),
             dtype=np.int64,
             count=len(rel_objects),
         )
         rec_items = np.fromiter(
-            (PADDING if _is_padding(v) else code_of.get(v, -2) for v in top.ravel().tolist()),
+            (PADDING if _is_padding(v) else code_of.get(v, PADDING) for v in top.ravel().tolist()),
             dtype=np.int64,
             count=top.size,
         ).reshape(top.shape)
 
-    # relevant (user, item) pairs as sorted unique codes: user * n_vocab + position in vocab
     rel_users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
     keep = rel_items != PADDING
     rel_users, rel_items = rel_users[keep], rel_items[keep]
-    vocab = np.unique(rel_items)
-    n_vocab = max(len(vocab), 1)
-    rel_keys = np.unique(rel_users * n_vocab + np.searchsorted(vocab, rel_items))
-    n_relevant = np.bincount(rel_keys // n_vocab, minlength=n_users).astype(np.int64)
-
     hits = np.zeros((n_users, k), dtype=bool)
-    if len(vocab) and top.size:
-        position = np.searchsorted(vocab, rec_items)
-        position_clipped = np.minimum(position, len(vocab) - 1)
-        in_vocab = (vocab[position_clipped] == rec_items) & (rec_items != PADDING)
-        keys = np.arange(n_users, dtype=np.int64)[:, None] * n_vocab + position_clipped
+    if rel_items.size == 0:
+        return hits, np.zeros(n_users, dtype=np.int64)
+
+    rec_valid = rec_items != PADDING
+    low, high = int(rel_items.min()), int(rel_items.max())
+    span = high - low + 1
+    if n_users * span < 2**62:  # codes are offsets into the id range
+        rel_codes = rel_items - low
+        rec_valid &= (rec_items >= low) & (rec_items <= high)
+        rec_codes = np.where(rec_valid, rec_items - low, 0)
+    else:  # ids too spread out: codes are positions among the distinct relevant ids
+        vocabulary = _sorted_unique(rel_items)
+        span = len(vocabulary)
+        rel_codes = np.searchsorted(vocabulary, rel_items)
+        position = np.minimum(np.searchsorted(vocabulary, rec_items), span - 1)
+        rec_valid &= vocabulary[position] == rec_items
+        rec_codes = np.where(rec_valid, position, 0)
+
+    rel_keys = _sorted_unique(rel_users * span + rel_codes)
+    n_relevant = np.bincount(rel_keys // span, minlength=n_users).astype(np.int64)
+    if top.size:
+        keys = np.arange(n_users, dtype=np.int64)[:, None] * span + rec_codes
         slot = np.minimum(np.searchsorted(rel_keys, keys), len(rel_keys) - 1)
-        found = in_vocab & (rel_keys[slot] == keys)
+        found = rec_valid & (rel_keys[slot] == keys)
         if found.any():
             found = _first_occurrence(found, keys)
         hits[:, : top.shape[1]] = found
@@ -281,11 +320,15 @@ def _first_occurrence(found: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Clear hits on an item already hit earlier in the same row."""
     rows, cols = np.nonzero(found)  # row-major: earlier columns first within a row
     hit_keys = keys[rows, cols]
-    _, first = np.unique(hit_keys, return_index=True)
-    if len(first) == len(hit_keys):
+    order = np.argsort(hit_keys, kind="stable")
+    sorted_keys = hit_keys[order]
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = sorted_keys[1:] == sorted_keys[:-1]
+    if not repeat.any():
         return found
-    out = np.zeros_like(found)
-    out[rows[first], cols[first]] = True
+    out = found.copy()
+    later = order[repeat]  # stable order: the first occurrence is never marked
+    out[rows[later], cols[later]] = False
     return out
 
 
@@ -536,7 +579,7 @@ def catalog_coverage(
     top = matrix[:, :k]
     codes = _numeric_codes(top)
     if codes is not None:
-        n_distinct = len(np.unique(codes[codes != PADDING]))
+        n_distinct = len(_sorted_unique(codes[codes != PADDING]))
     else:
         n_distinct = len({v for v in top.ravel().tolist() if not _is_padding(v)})
     if n_distinct > n_items:

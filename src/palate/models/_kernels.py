@@ -39,8 +39,9 @@ def _predict(g: np.ndarray, theta: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, fastmath=True)
-def _apply(g: np.ndarray, wts: np.ndarray, lam: np.ndarray, v: np.ndarray,
-           tmp: np.ndarray, out: np.ndarray) -> None:
+def _apply(
+    g: np.ndarray, wts: np.ndarray, lam: np.ndarray, v: np.ndarray, tmp: np.ndarray, out: np.ndarray
+) -> None:
     """out = (G W Gᵀ + Λ) v for the gathered block."""
     d, n = g.shape
     _predict(g, v, tmp)
@@ -155,8 +156,15 @@ def solve_rows_kernel(
 
 
 @njit(cache=True, fastmath=True)
-def _cg(g: np.ndarray, wts: np.ndarray, lam: np.ndarray, rhs: np.ndarray, th: np.ndarray,
-        steps: int, tmp: np.ndarray) -> None:
+def _cg(
+    g: np.ndarray,
+    wts: np.ndarray,
+    lam: np.ndarray,
+    rhs: np.ndarray,
+    th: np.ndarray,
+    steps: int,
+    tmp: np.ndarray,
+) -> None:
     d = th.shape[0]
     ap = np.empty(d)
     _apply(g, wts, lam, th, tmp, ap)

@@ -191,34 +191,63 @@ class CollaborativeFilteringConfig:
             if not condition:
                 raise ConfigError(message)
 
-        need(self.kind in ("explicit", "binary"), f"kind must be 'explicit' or 'binary', not {self.kind!r}")
+        need(
+            self.kind in ("explicit", "binary"),
+            f"kind must be 'explicit' or 'binary', not {self.kind!r}",
+        )
         need(self.solver in ("als", "adam"), f"solver must be 'als' or 'adam', not {self.solver!r}")
-        need(_is_int(self.embedding_size) and self.embedding_size >= 1,
-             f"embedding_size must be a positive integer, got {self.embedding_size!r}")
+        need(
+            _is_int(self.embedding_size) and self.embedding_size >= 1,
+            f"embedding_size must be a positive integer, got {self.embedding_size!r}",
+        )
         need(_is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
-        need(_is_number(self.bias_reg) and self.bias_reg >= 0,
-             f"bias_reg must be >= 0, got {self.bias_reg!r}")
-        need(self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1),
-             f"epochs must be a positive integer or None (solver default), got {self.epochs!r}")
-        need(_is_number(self.learning_rate) and self.learning_rate > 0,
-             f"learning_rate must be > 0, got {self.learning_rate!r}")
-        need(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
-             f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
-        need(self.reg_scaling in ("none", "count"),
-             f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}")
-        need(_is_number(self.negative_ratio) and self.negative_ratio > 0,
-             f"negative_ratio must be > 0, got {self.negative_ratio!r}")
-        need(_is_number(self.init_scale) and self.init_scale > 0,
-             f"init_scale must be > 0, got {self.init_scale!r}")
-        need(self.als_method in ("auto", "cholesky", "cg"),
-             f"als_method must be 'auto', 'cholesky' or 'cg', got {self.als_method!r}")
+        need(
+            _is_number(self.bias_reg) and self.bias_reg >= 0,
+            f"bias_reg must be >= 0, got {self.bias_reg!r}",
+        )
+        need(
+            self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1),
+            f"epochs must be a positive integer or None (solver default), got {self.epochs!r}",
+        )
+        need(
+            _is_number(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate!r}",
+        )
+        need(
+            self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
+            f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}",
+        )
+        need(
+            self.reg_scaling in ("none", "count"),
+            f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}",
+        )
+        need(
+            _is_number(self.negative_ratio) and self.negative_ratio > 0,
+            f"negative_ratio must be > 0, got {self.negative_ratio!r}",
+        )
+        need(
+            _is_number(self.init_scale) and self.init_scale > 0,
+            f"init_scale must be > 0, got {self.init_scale!r}",
+        )
+        need(
+            self.als_method in ("auto", "cholesky", "cg"),
+            f"als_method must be 'auto', 'cholesky' or 'cg', got {self.als_method!r}",
+        )
         need(_is_int(self.cg_steps) and self.cg_steps >= 1, "cg_steps must be a positive integer")
-        need(self.early_stopping is None or (_is_int(self.early_stopping) and self.early_stopping >= 1),
-             "early_stopping must be a positive integer (patience in epochs) or None")
+        need(
+            self.early_stopping is None
+            or (_is_int(self.early_stopping) and self.early_stopping >= 1),
+            "early_stopping must be a positive integer (patience in epochs) or None",
+        )
         need(self.dtype in ("float32", "float64"), "dtype must be 'float32' or 'float64'")
-        need(self.seed is None or _is_int(self.seed), f"seed must be an int or None, got {self.seed!r}")
-        need(self.mean_normalize is None or isinstance(self.mean_normalize, bool),
-             "mean_normalize must be True, False or None (True for explicit ratings)")
+        need(
+            self.seed is None or _is_int(self.seed),
+            f"seed must be an int or None, got {self.seed!r}",
+        )
+        need(
+            self.mean_normalize is None or isinstance(self.mean_normalize, bool),
+            "mean_normalize must be True, False or None (True for explicit ratings)",
+        )
 
     @property
     def n_epochs(self) -> int:
@@ -238,7 +267,11 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 @dataclass(frozen=True)
@@ -346,11 +379,24 @@ class CollaborativeFiltering(Model):
         seed: int | None = 0,
     ) -> None:
         self.config = CollaborativeFilteringConfig(
-            kind=kind, embedding_size=embedding_size, reg=reg, solver=solver, epochs=epochs,
-            learning_rate=learning_rate, batch_size=batch_size, mean_normalize=mean_normalize,
-            item_bias=item_bias, bias_reg=bias_reg, reg_scaling=reg_scaling,
-            negative_ratio=negative_ratio, init_scale=init_scale, als_method=als_method,
-            cg_steps=cg_steps, early_stopping=early_stopping, dtype=dtype, seed=seed,
+            kind=kind,
+            embedding_size=embedding_size,
+            reg=reg,
+            solver=solver,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            mean_normalize=mean_normalize,
+            item_bias=item_bias,
+            bias_reg=bias_reg,
+            reg_scaling=reg_scaling,
+            negative_ratio=negative_ratio,
+            init_scale=init_scale,
+            als_method=als_method,
+            cg_steps=cg_steps,
+            early_stopping=early_stopping,
+            dtype=dtype,
+            seed=seed,
         )
         self._reset()
 
@@ -652,9 +698,15 @@ class CollaborativeFiltering(Model):
             design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
             theta = np.hstack([self._W.numpy(), self._b.numpy()[:, None]])  # type: ignore[union-attr]
             solve_rows(
-                by_user, design, lay["y_user"], (mu + c)[by_user.indices],
-                self._reg_vector(d, True), theta, count_scaled=count_scaled,
-                logistic=logistic, cg_steps=self._cg_steps(len(by_user.indices), d + 1),
+                by_user,
+                design,
+                lay["y_user"],
+                (mu + c)[by_user.indices],
+                self._reg_vector(d, True),
+                theta,
+                count_scaled=count_scaled,
+                logistic=logistic,
+                cg_steps=self._cg_steps(len(by_user.indices), d + 1),
             )
             self._W = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
             self._b = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
@@ -670,8 +722,14 @@ class CollaborativeFiltering(Model):
                 theta = x_now.copy()
                 offsets = offsets + c[lay["item_of_item_entry"]]
             loss = solve_rows(
-                by_item, design, lay["y_item"], offsets, self._reg_vector(d, with_bias), theta,
-                count_scaled=count_scaled, logistic=logistic,
+                by_item,
+                design,
+                lay["y_item"],
+                offsets,
+                self._reg_vector(d, with_bias),
+                theta,
+                count_scaled=count_scaled,
+                logistic=logistic,
                 cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
             )
             self._X = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
@@ -722,16 +780,28 @@ class CollaborativeFiltering(Model):
             if sampled or not fixed:
                 u, i, y = self._entries(data)
                 it = torch.as_tensor(i)
-                fixed.update(u=torch.as_tensor(u), i=it,
-                             t=torch.as_tensor(y, dtype=dtype) - self._mu[it])  # type: ignore[index]
+                fixed.update(
+                    u=torch.as_tensor(u), i=it, t=torch.as_tensor(y, dtype=dtype) - self._mu[it]
+                )  # type: ignore[index]
             return fixed["u"], fixed["i"], fixed["t"]
 
-        def loss_on(u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float) -> torch.Tensor:
+        def loss_on(
+            u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float
+        ) -> torch.Tensor:
             return sparse_cost(
-                self._X, self._W, self._b, u, i, t, self.config.reg, self.config.kind,  # type: ignore[arg-type]
+                self._X,
+                self._W,
+                self._b,
+                u,
+                i,
+                t,
+                self.config.reg,
+                self.config.kind,  # type: ignore[arg-type]
                 item_bias=self._c if self.config.item_bias else None,
-                user_reg_scale=user_scale, item_reg_scale=item_scale,
-                bias_reg=self.config.bias_reg, data_scale=scale,
+                user_reg_scale=user_scale,
+                item_reg_scale=item_scale,
+                bias_reg=self.config.bias_reg,
+                data_scale=scale,
             )
 
         def epoch() -> float:
@@ -781,8 +851,14 @@ class CollaborativeFiltering(Model):
         reg = self._reg_vector(self.config.embedding_size, True)
         for _ in range(25 if logistic else 1):
             solve_rows(
-                by_user, design, values, offsets, reg, theta,
-                count_scaled=self.config.reg_scaling == "count", logistic=logistic,
+                by_user,
+                design,
+                values,
+                offsets,
+                reg,
+                theta,
+                count_scaled=self.config.reg_scaling == "count",
+                logistic=logistic,
             )
         return theta
 
@@ -958,8 +1034,10 @@ class CollaborativeFiltering(Model):
             if np.any((vals < low) | (vals > high)):
                 raise DataError(f"ratings must lie in the model's scale {self.rating_scale_}")
         rows = SparseRows(
-            np.array([0, len(idx)], dtype=np.int64), idx.astype(np.int64),
-            np.arange(len(idx), dtype=np.int64), len(self.items_),  # type: ignore[arg-type]
+            np.array([0, len(idx)], dtype=np.int64),
+            idx.astype(np.int64),
+            np.arange(len(idx), dtype=np.int64),
+            len(self.items_),  # type: ignore[arg-type]
         )
         d = self.config.embedding_size
         np_dtype = self._numpy_dtype
@@ -1033,8 +1111,11 @@ class CollaborativeFiltering(Model):
         a = state.arrays
         d = model.config.embedding_size
         shapes = {
-            "item_factors": (len(items), d), "user_factors": (len(users), d),
-            "user_bias": (len(users),), "item_bias": (len(items),), "item_means": (len(items),),
+            "item_factors": (len(items), d),
+            "user_factors": (len(users), d),
+            "user_bias": (len(users),),
+            "item_bias": (len(items),),
+            "item_means": (len(items),),
             "fallback_scores": (len(items),),
         }
         for name, shape in shapes.items():

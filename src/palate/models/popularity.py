@@ -73,8 +73,9 @@ class Popularity(Model):
         self.item_means_ = shrunk.astype(np.float32)
         if self.config.by == "count":
             # ties broken by shrunk mean so the order is deterministic and sensible
-            self.item_scores_ = (counts + 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
-                                 ).astype(np.float32)
+            self.item_scores_ = (
+                counts + 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
+            ).astype(np.float32)
         else:
             self.item_scores_ = self.item_means_.copy()
         self.users_ = data.users
@@ -107,7 +108,9 @@ class Popularity(Model):
         ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
         scores = np.broadcast_to(self.item_scores_, (len(ids), len(self.item_scores_))).copy()
         idx, vals = top_k(scores, k, self._seen if exclude_seen else None, rows)
-        return Recommendations(ids, ids_from_indices(self.items_, idx), vals, np.zeros(len(ids), bool))
+        return Recommendations(
+            ids, ids_from_indices(self.items_, idx), vals, np.zeros(len(ids), bool)
+        )
 
     def _state(self) -> ModelState:
         self._check_fitted()

@@ -155,8 +155,14 @@ def solve_cholesky(
     dtype = design.dtype
     theta = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(dtype))
     solve_rows(
-        rows, design.numpy(), targets.numpy(), np.zeros(len(targets)), reg.numpy(), theta,
-        weights=None if weights is None else weights.numpy(), count_scaled=count_scaled,
+        rows,
+        design.numpy(),
+        targets.numpy(),
+        np.zeros(len(targets)),
+        reg.numpy(),
+        theta,
+        weights=None if weights is None else weights.numpy(),
+        count_scaled=count_scaled,
     )
     return torch.from_numpy(theta)
 
@@ -174,8 +180,14 @@ def solve_cg(
     """``steps`` conjugate-gradient iterations per row from ``initial`` (see :func:`solve_rows`)."""
     theta = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
     solve_rows(
-        rows, design.numpy(), targets.numpy(), np.zeros(len(targets)), reg.numpy(), theta,
-        weights=None if weights is None else weights.numpy(), count_scaled=count_scaled,
+        rows,
+        design.numpy(),
+        targets.numpy(),
+        np.zeros(len(targets)),
+        reg.numpy(),
+        theta,
+        weights=None if weights is None else weights.numpy(),
+        count_scaled=count_scaled,
         cg_steps=steps,
     )
     return torch.from_numpy(theta)
