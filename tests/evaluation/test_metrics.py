@@ -146,6 +146,17 @@ def test_relevant_given_as_a_padded_two_d_array() -> None:
     np.testing.assert_allclose(recall_at_k([[1, 9], [3, 9]], relevant, k=2), [0.5, 1.0])
 
 
+def test_ids_spread_over_the_int64_range_and_float_ids() -> None:
+    big = 2**62
+    recommended = np.array([[big, 1, -5], [3, big, 7]])
+    relevant = [{big, -5}, [7, 2]]
+    np.testing.assert_allclose(precision_at_k(recommended, relevant, k=3), [2 / 3, 1 / 3])
+    floats = [np.array([1.0, np.nan]), np.array([7.0])]
+    np.testing.assert_allclose(recall_at_k(recommended, floats, k=3), [1.0, 1.0])
+    with pytest.raises(DataError, match="integer"):
+        recall_at_k(recommended, [[1.5], [2.0]], k=3)
+
+
 def test_bad_ranking_input_names_the_fix() -> None:
     with pytest.raises(ConfigError, match="k must be"):
         precision_at_k([[1]], [{1}], k=0)
