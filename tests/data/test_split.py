@@ -118,9 +118,7 @@ def test_user_holdout_by_fraction(data, fraction, min_events, seed) -> None:
     assert_partition(data, train, test)
     n_train, n_test = train.user_counts(), test.user_counts()
     eligible = counts > min_events
-    expected = np.minimum(
-        np.maximum(np.floor(fraction * counts + 0.5), 1), counts - min_events
-    )
+    expected = np.minimum(np.maximum(np.floor(fraction * counts + 0.5), 1), counts - min_events)
     np.testing.assert_array_equal(n_test[eligible], expected[eligible])
     assert np.all(n_test[~eligible] == 0)
     assert np.all(n_train >= np.minimum(counts, min_events))
@@ -210,8 +208,9 @@ def test_temporal_split_at_a_time(data, at) -> None:
 
 def test_temporal_split_accepts_datetimes_as_utc() -> None:
     moments = [datetime(2020, 1, day, tzinfo=UTC) for day in (1, 2, 3, 4)]
-    data = Interactions.from_arrays([1, 1, 2, 2], [1, 2, 1, 2], [3.0, 4.0, 5.0, 1.0],
-                                    [int(m.timestamp()) for m in moments])
+    data = Interactions.from_arrays(
+        [1, 1, 2, 2], [1, 2, 1, 2], [3.0, 4.0, 5.0, 1.0], [int(m.timestamp()) for m in moments]
+    )
     cut = datetime(2020, 1, 3)
     seconds = int(moments[2].timestamp())
     for at in (cut, cut.replace(tzinfo=UTC), np.datetime64("2020-01-03"), seconds, float(seconds)):

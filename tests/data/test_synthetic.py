@@ -60,11 +60,12 @@ def test_same_seed_same_data_other_seed_other_data(small: SyntheticData) -> None
 def test_no_duplicate_pairs_on_both_sampling_paths() -> None:
     # 200 x 100 cells are sampled exactly; 5000 x 4000 cells (over 2^24) by keys and top-ups,
     # with a steep popularity so that many draws collide
-    for n_users, n_items, n_ratings, exponent in [(200, 100, 20_000, 1.0),
-                                                  (200, 100, 7_000, 1.0),
-                                                  (5000, 4000, 120_000, 1.5)]:
-        data = synthetic_ratings(n_users, n_items, n_ratings,
-                                 popularity_exponent=exponent, seed=1)
+    for n_users, n_items, n_ratings, exponent in [
+        (200, 100, 20_000, 1.0),
+        (200, 100, 7_000, 1.0),
+        (5000, 4000, 120_000, 1.5),
+    ]:
+        data = synthetic_ratings(n_users, n_items, n_ratings, popularity_exponent=exponent, seed=1)
         keys = pair_keys(data)
         assert len(keys) == n_ratings
         assert len(np.unique(keys)) == n_ratings
@@ -119,11 +120,13 @@ def test_noiseless_ratings_are_the_clipped_planted_score() -> None:
 
 def test_planted_structure_has_the_embedding_rank() -> None:
     k = 6
-    data = synthetic_ratings(120, 80, 120 * 80, embedding_size=k, noise=0.0, rating_step=None,
-                             seed=3)
+    data = synthetic_ratings(
+        120, 80, 120 * 80, embedding_size=k, noise=0.0, rating_step=None, seed=3
+    )
     dense = data.ratings.to_csr().toarray()
-    residual = (dense - data.true_global - data.true_user_bias[:, None]
-                - data.true_item_bias[None, :])
+    residual = (
+        dense - data.true_global - data.true_user_bias[:, None] - data.true_item_bias[None, :]
+    )
     singular = np.linalg.svd(residual, compute_uv=False)
     energy = np.cumsum(singular**2) / np.sum(singular**2)
     assert energy[k - 1] > 0.95  # clipping at 1 and 5 is the only departure from rank k
@@ -151,12 +154,10 @@ def test_genres_point_along_their_directions(small: SyntheticData) -> None:
 
 def test_user_attributes_carry_part_of_the_taste() -> None:
     data = synthetic_ratings(3000, 50, 3000, seed=5)
-    one_hot = np.eye(len(OCCUPATIONS))[
-        data.users["occupation"].map(OCCUPATIONS.index).to_numpy()
-    ]
-    features = np.column_stack([
-        one_hot, data.users["gender"].eq("F").to_numpy(float), data.users["age"].to_numpy(float)
-    ])
+    one_hot = np.eye(len(OCCUPATIONS))[data.users["occupation"].map(OCCUPATIONS.index).to_numpy()]
+    features = np.column_stack(
+        [one_hot, data.users["gender"].eq("F").to_numpy(float), data.users["age"].to_numpy(float)]
+    )
     factors = data.true_user_factors
     coefficients, *_ = np.linalg.lstsq(features, factors, rcond=None)
     explained = 1 - np.var(factors - features @ coefficients) / np.var(factors)
@@ -170,8 +171,12 @@ def test_more_genres_than_movielens_get_generic_names() -> None:
 
 
 def test_true_score_checks_its_input(small: SyntheticData) -> None:
-    expected = (small.true_global + small.true_user_bias[3] + small.true_item_bias[5]
-                + small.true_user_factors[3] @ small.true_item_factors[5])
+    expected = (
+        small.true_global
+        + small.true_user_bias[3]
+        + small.true_item_bias[5]
+        + small.true_user_factors[3] @ small.true_item_factors[5]
+    )
     assert small.true_score([3], [5])[0] == pytest.approx(expected)
     with pytest.raises(ConfigError, match="pairs"):
         small.true_score([1, 2], [3])

@@ -52,14 +52,47 @@ RATING_SCALE = (1.0, 5.0)
 
 #: the 18 genres of MovieLens; more are named "Genre 19", "Genre 20", ...
 GENRES = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 OCCUPATIONS = (
-    "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive",
-    "healthcare", "homemaker", "lawyer", "librarian", "marketing", "none", "other",
-    "programmer", "retired", "salesman", "scientist", "student", "technician", "writer",
+    "administrator",
+    "artist",
+    "doctor",
+    "educator",
+    "engineer",
+    "entertainment",
+    "executive",
+    "healthcare",
+    "homemaker",
+    "lawyer",
+    "librarian",
+    "marketing",
+    "none",
+    "other",
+    "programmer",
+    "retired",
+    "salesman",
+    "scientist",
+    "student",
+    "technician",
+    "writer",
 )
 
 # (global, sd of user bias, sd of item bias, sd of u · v) per kind; see the module docstring
@@ -139,8 +172,15 @@ class SyntheticData:
             raise ConfigError(
                 f"true_score scores pairs: got {len(users)} users and {len(items)} items"
             )
-        return _scores(self.true_global, self.true_user_bias, self.true_item_bias,
-                       self.true_user_factors, self.true_item_factors, users, items)
+        return _scores(
+            self.true_global,
+            self.true_user_bias,
+            self.true_item_bias,
+            self.true_user_factors,
+            self.true_item_factors,
+            users,
+            items,
+        )
 
 
 def synthetic_ratings(
@@ -262,8 +302,15 @@ def synthetic_ratings(
         event_items = keys[part] - event_users * n_items
         user_idx[part] = event_users
         item_idx[part] = event_items
-        score = _scores(global_offset, user_bias, item_bias, user_factors, item_factors,
-                        event_users, event_items)
+        score = _scores(
+            global_offset,
+            user_bias,
+            item_bias,
+            user_factors,
+            item_factors,
+            event_users,
+            event_items,
+        )
         if noise > 0:
             score += rng.normal(0.0, noise, size=len(score))
         values[part] = _observe(rng, score, kind, step)
@@ -283,8 +330,9 @@ def synthetic_ratings(
         kind=kind,
         rating_scale=RATING_SCALE if kind == "explicit" else None,
     )
-    logger.debug("synthetic %s ratings: %d events, %d users, %d items", kind, n_ratings,
-                 n_users, n_items)
+    logger.debug(
+        "synthetic %s ratings: %d events, %d users, %d items", kind, n_ratings, n_users, n_items
+    )
     truth = (user_factors, item_factors, user_bias, item_bias, genre_directions)
     for array in truth:
         array.setflags(write=False)
@@ -356,7 +404,9 @@ def _users(
     directions = rng.normal(size=(len(OCCUPATIONS) + 2, k))
     directions *= np.sqrt(k) * component_sd / np.linalg.norm(directions, axis=1, keepdims=True)
     occupation_directions, gender_direction, age_direction = (
-        directions[:-2], directions[-2], directions[-1]
+        directions[:-2],
+        directions[-2],
+        directions[-1],
     )
     gender_sign = np.where(is_female, 1.0, -1.0)
     age_z = (age - 32.0) / 11.0
@@ -457,8 +507,11 @@ def _sample_pairs(
         if need <= 0:
             break
         # the first round draws exactly what is needed; top-ups allow for duplicates
-        size = need if not len(keys) else int(min(need / max(success, 0.02) * 1.1 + 1024,
-                                                  4 * n_ratings))
+        size = (
+            need
+            if not len(keys)
+            else int(min(need / max(success, 0.02) * 1.1 + 1024, 4 * n_ratings))
+        )
         fresh = _draw_unique_keys(rng, user_p, item_p, size)
         if len(keys):
             position = np.minimum(np.searchsorted(keys, fresh), len(keys) - 1)
