@@ -106,23 +106,36 @@ def solve_rows(
     """
     from palate.models._kernels import solve_rows_kernel
 
-    dtype = theta.dtype
+    # the kernel works in float64 (one compiled specialisation, exact Gram sums)
+    solution = np.ascontiguousarray(theta, dtype=np.float64)
     row_loss = np.empty(rows.n_rows, dtype=np.float64)
     solve_rows_kernel(
         rows.indptr,
         rows.indices,
-        np.ascontiguousarray(values, dtype=dtype),
-        np.ascontiguousarray(offsets, dtype=dtype),
-        np.empty(0, dtype=dtype) if weights is None else np.ascontiguousarray(weights, dtype=dtype),
-        np.ascontiguousarray(design, dtype=dtype),
-        np.ascontiguousarray(reg, dtype=dtype),
+        _f64(values),
+        _f64(offsets),
+        np.empty(0) if weights is None else _f64(weights),
+        _f64(design),
+        _f64(reg),
         bool(count_scaled),
-        theta,
+        solution,
         bool(logistic),
         int(cg_steps),
         row_loss,
     )
+    if solution is not theta:
+        theta[...] = solution
     return row_loss
+
+
+def _f64(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's on-disk cache) the ALS kernel ahead of first use."""
+    rows = SparseRows.from_pairs(np.array([0, 0, 1]), np.array([0, 1, 1]), 2, 2)
+    solve_rows(rows, np.ones((2, 3)), np.ones(3), np.zeros(3), np.ones(3), np.zeros((2, 3)))
 
 
 def solve_cholesky(
