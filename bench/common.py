@@ -46,6 +46,20 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with ``+dirty`` when tracked files have changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH_DIR, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "../src"],
+                               cwd=BENCH_DIR).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo (or what platform knows elsewhere)."""
     try:

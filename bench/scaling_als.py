@@ -32,6 +32,7 @@ from common import (
     RESULTS_DIR,
     collaborative_filtering_class,
     command_line,
+    git_commit,
     library_versions,
     machine_note,
     now_iso,
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": now_iso(),
         "command": command_line(),
         "versions": versions,
+        "palate_git_commit": git_commit(),
         "machine": machine,
         "results": results,
     }
