@@ -139,9 +139,11 @@ def sparse_cost(
     (the per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
     ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate).
     """
-    z = (X[item_idx] * W[user_idx]).sum(1) + b[user_idx]
+    # index_select: its backward (index_add) is much faster than advanced indexing's
+    z = (X.index_select(0, item_idx) * W.index_select(0, user_idx)).sum(1)
+    z = z + b.index_select(0, user_idx)
     if item_bias is not None:
-        z = z + item_bias[item_idx]
+        z = z + item_bias.index_select(0, item_idx)
     if kind == "explicit":
         data_term = 0.5 * ((z - y) ** 2).sum()
     else:
@@ -172,7 +174,7 @@ class CollaborativeFilteringConfig:
     reg: float = 0.12
     solver: Literal["als", "adam"] = "als"
     epochs: int | None = None
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     batch_size: int | None = None
     mean_normalize: bool | None = None
     item_bias: bool = True
@@ -253,7 +255,7 @@ class CollaborativeFilteringConfig:
     def n_epochs(self) -> int:
         if self.epochs is not None:
             return self.epochs
-        return 15 if self.solver == "als" else 150
+        return 15 if self.solver == "als" else 80
 
     @property
     def normalizes(self) -> bool:
@@ -319,7 +321,7 @@ class CollaborativeFiltering(Model):
     solver : {"als", "adam"}
         Alternating least squares (fast default) or autodiff + Adam (the curriculum's loop).
     epochs : int, optional
-        ALS sweeps (default 15) or Adam epochs (default 150).
+        ALS sweeps (default 15) or Adam epochs (default 80).
     learning_rate : float
         Adam step size.
     batch_size : int, optional
@@ -364,7 +366,7 @@ class CollaborativeFiltering(Model):
         reg: float = 0.12,
         solver: Literal["als", "adam"] = "als",
         epochs: int | None = None,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         batch_size: int | None = None,
         mean_normalize: bool | None = None,
         item_bias: bool = True,
