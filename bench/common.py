@@ -28,6 +28,7 @@ LIBRARIES: tuple[tuple[str, str], ...] = (
     ("scipy", "scipy"),
     ("pandas", "pandas"),
     ("torch", "torch"),
+    ("numba", "numba"),
     ("sklearn", "scikit-learn"),
     ("surprise", "scikit-surprise"),
 )
