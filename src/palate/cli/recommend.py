@@ -1,0 +1,342 @@
+"""``palate recommend``, ``palate similar`` and ``palate rate``: use a saved model."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from palate import Popularity, load_artifact
+from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
+from palate.cli._session import JsonOption, Session, VerboseOption, session
+from palate.errors import ConfigError, DataError
+
+ModelDir = Annotated[
+    Path, typer.Argument(metavar="DIR", help="A model directory saved by `palate train`.")
+]
+TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="How many items to list.")]
+
+
+class Metric(StrEnum):
+    euclidean = "euclidean"
+    cosine = "cosine"
+
+
+def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
+    """Column name and number format of a model's recommendation scores."""
+    if isinstance(model, Popularity):
+        if model.config.by == "count":
+            return "events", "{:,.0f}"
+        return "mean rating", "{:.2f}"
+    kind = getattr(getattr(model, "config", None), "kind", "explicit")
+    if kind == "binary":
+        return ("events", "{:,.0f}") if fallback else ("probability", "{:.3f}")
+    return "predicted rating", "{:.2f}"
+
+
+def recommend(
+    model_dir: ModelDir,
+    user: Annotated[str, typer.Option("--user", help="The user's id.")],
+    k: TopK = 10,
+    include_seen: Annotated[
+        bool,
+        typer.Option("--include-seen", help="Also list items the user has in the training data."),
+    ] = False,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Top-k items for a user; an unknown user gets the model's fallback list."""
+    with session(json_output, verbose) as s:
+        artifact = load_artifact(model_dir)
+        model: Any = artifact.model
+        catalog = Catalog(artifact.item_table, model.items_)
+        user_id = typed_id(user, model.users_)
+        known = user_id in model.users_
+        result = model.recommend([user_id], k=k, exclude_seen=not include_seen)
+        fallback = bool(result.fallback[0])
+        value_name, value_format = score_meaning(model, fallback)
+        rows = catalog.rows(result.item_ids[0], result.scores[0])
+        note = None
+        if not known:
+            note = f"user {user} is not in the model's training data; " + (
+                "showing the fallback for unknown users (items with the best shrunk mean "
+                "rating, or the most popular ones)"
+                if fallback
+                else "this model recommends the same items to everyone"
+            )
+        s.emit(
+            {
+                "model_dir": str(artifact.path),
+                "model_kind": artifact.manifest.get("model_kind"),
+                "user_id": user_id,
+                "known_user": known,
+                "fallback": fallback,
+                "note": note,
+                "k": k,
+                "include_seen": include_seen,
+                "score": value_name,
+                "recommendations": rows,
+            }
+        )
+        if note:
+            s.say(f"Note: {note}.")
+        s.show(
+            items_table(
+                rows,
+                title=f"Top {k} for user {user}",
+                value_name=value_name,
+                value_key="score",
+                value_format=value_format,
+                with_titles=catalog.has_titles,
+            )
+        )
+
+
+def similar(
+    model_dir: ModelDir,
+    item: Annotated[
+        str,
+        typer.Option(
+            "--item",
+            metavar="ID-OR-TITLE",
+            help="An item id, or part of a title (case-insensitive) that matches one item.",
+        ),
+    ],
+    k: TopK = 10,
+    metric: Annotated[
+        Metric,
+        typer.Option(help="euclidean: smallest ‖x(k) − x(i)‖²; cosine: 1 − cos(x(k), x(i))."),
+    ] = Metric.euclidean,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Items whose learned features are closest to an item's."""
+    with session(json_output, verbose) as s:
+        artifact = load_artifact(model_dir)
+        model: Any = artifact.model
+        if not hasattr(model, "similar_items"):
+            raise ConfigError(
+                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model, which has no "
+                "item features; similar items need a model trained with --model cf"
+            )
+        catalog = Catalog(artifact.item_table, model.items_)
+        item_id = resolve_item(s, catalog, item)
+        result = model.similar_items([item_id], k=k, metric=metric.value)
+        rows = catalog.rows(result.similar_ids[0], result.distances[0], value_name="distance")
+        s.emit(
+            {
+                "model_dir": str(artifact.path),
+                "item": catalog.describe(item_id),
+                "metric": metric.value,
+                "k": k,
+                "similar": rows,
+            }
+        )
+        s.show(
+            items_table(
+                rows,
+                title=f"Most similar to {catalog.label(item_id)} ({metric.value})",
+                value_name="distance",
+                value_format="{:.4f}",
+                with_titles=catalog.has_titles,
+            )
+        )
+
+
+def resolve_item(s: Session, catalog: Catalog, query: str) -> Any:
+    """``catalog.resolve``, listing the candidates on stderr when a title is ambiguous."""
+    try:
+        return catalog.resolve(query)
+    except AmbiguousTitleError as exc:
+        if not s.json:
+            s.err.print(
+                items_table(
+                    [{**row, "rank": n} for n, row in enumerate(exc.candidates, start=1)],
+                    title=f"Items matching {query!r}",
+                    value_name=None,
+                )
+            )
+        raise
+
+
+def rate(
+    model_dir: ModelDir,
+    ratings_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ratings",
+            metavar="FILE",
+            help="CSV with columns item_id,rating (instead of rating interactively).",
+        ),
+    ] = None,
+    k: TopK = 10,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Rate a few items as a new user and get recommendations at once (fold-in).
+
+    Without --ratings: search for a title, pick it, give a rating; an empty search line
+    finishes. The model's item vectors stay fixed; only the new user's vector is solved.
+    """
+    with session(json_output, verbose) as s:
+        artifact = load_artifact(model_dir)
+        model: Any = artifact.model
+        if not hasattr(model, "recommend_for_ratings"):
+            raise ConfigError(
+                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model, which cannot "
+                "take a new user's ratings; train one with --model cf"
+            )
+        catalog = Catalog(artifact.item_table, model.items_)
+        if ratings_file is not None:
+            ratings = read_ratings_file(ratings_file, catalog)
+        else:
+            ratings = ask_ratings(s, catalog, model)
+        if not ratings:
+            raise ConfigError("no ratings given; rate at least one item")
+        item_ids, scores = model.recommend_for_ratings(ratings, k=k)
+        value_name, value_format = score_meaning(model)
+        rows = catalog.rows(item_ids, scores)
+        rated = [{**catalog.describe(i), "rating": r} for i, r in ratings.items()]
+        s.emit(
+            {
+                "model_dir": str(artifact.path),
+                "ratings": rated,
+                "k": k,
+                "score": value_name,
+                "recommendations": rows,
+            }
+        )
+        rated_table = items_table(
+            [{**row, "rank": ""} for row in rated],
+            title="Your ratings",
+            value_name="rating",
+            value_format="{:g}",
+            with_titles=catalog.has_titles,
+        )
+        s.show(rated_table)
+        s.show(
+            items_table(
+                rows,
+                title=f"Top {k} for you",
+                value_name=value_name,
+                value_key="score",
+                value_format=value_format,
+                with_titles=catalog.has_titles,
+            )
+        )
+
+
+def read_ratings_file(path: Path, catalog: Catalog) -> dict[Any, float]:
+    """``{item_id: rating}`` from a CSV with columns item_id (or movieId) and rating."""
+    try:
+        frame = pd.read_csv(path, dtype={"item_id": str, "movieId": str})
+    except FileNotFoundError:
+        raise DataError(f"no such ratings file: {path}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read {path} as CSV: {exc}") from exc
+    item_col = next((c for c in ("item_id", "movieId") if c in frame.columns), None)
+    value_col = next((c for c in ("rating", "value") if c in frame.columns), None)
+    if item_col is None or value_col is None:
+        raise DataError(
+            f"{path} has columns {list(frame.columns)}; a ratings file needs a header row "
+            "item_id,rating"
+        )
+    values = pd.to_numeric(frame[value_col], errors="coerce")
+    if values.isna().any():
+        raise DataError(f"{path}: column {value_col!r} must hold numbers on every row")
+    items = [catalog.typed_id(str(i)) for i in frame[item_col]]
+    if len(set(items)) != len(items):
+        raise DataError(f"{path} rates an item twice; keep one rating per item")
+    return dict(zip(items, values.astype(float).tolist(), strict=True))
+
+
+def _ask(s: Session, prompt: str) -> str | None:
+    """One line from stdin (the prompt goes to stderr); None at end of input."""
+    try:
+        answer = s.err.input(prompt)
+    except EOFError:
+        answer = None
+    if not sys.stdin.isatty():  # piped answers are not echoed: end the prompt's line
+        s.err.print()
+    return answer
+
+
+def _rating_bounds(model: Any) -> tuple[float, float] | None:
+    if getattr(model.config, "kind", "explicit") == "binary":
+        return (0.0, 1.0)
+    scale = getattr(model, "rating_scale_", None)
+    return tuple(scale) if scale else None  # type: ignore[return-value]
+
+
+def ask_ratings(s: Session, catalog: Catalog, model: Any) -> dict[Any, float]:
+    """Search, pick and rate items on the terminal until an empty search line."""
+    bounds = _rating_bounds(model)
+    binary = getattr(model.config, "kind", "explicit") == "binary"
+    how = "part of a title or an item id" if catalog.has_titles else "an item id"
+    s.err.print(f"Rate a few items: type {how}; an empty line finishes.", markup=False)
+    ratings: dict[Any, float] = {}
+    while True:
+        query = _ask(s, "search> ")
+        if query is None or not query.strip():
+            return ratings
+        item_id = _pick(s, catalog, query)
+        if item_id is None:
+            continue
+        if binary:
+            question = f"did you like {catalog.label(item_id)}? 1 yes / 0 no> "
+        elif bounds:
+            question = f"rating for {catalog.label(item_id)} ({bounds[0]:g} to {bounds[1]:g})> "
+        else:
+            question = f"rating for {catalog.label(item_id)}> "
+        value = _ask_number(s, question, bounds, whole=binary)
+        if value is None:
+            continue
+        ratings[item_id] = value
+        s.err.print(f"  rated {catalog.label(item_id)}: {value:g}", markup=False)
+
+
+def _pick(s: Session, catalog: Catalog, query: str) -> Any:
+    item_id = catalog.typed_id(query)
+    if catalog.knows(item_id):
+        return item_id
+    candidates = catalog.search(query)
+    if not candidates:
+        s.err.print(f"  nothing the model knows matches {query!r}", markup=False)
+        return None
+    if len(candidates) == 1:
+        return candidates[0]["item_id"]
+    for number, candidate in enumerate(candidates, start=1):
+        line = f"  {number:>2}. {candidate['title']}  (id {candidate['item_id']})"
+        s.err.print(line, markup=False)
+    while True:
+        answer = _ask(s, "pick a number (empty to search again)> ")
+        if answer is None or not answer.strip():
+            return None
+        if answer.strip().isdigit() and 1 <= int(answer) <= len(candidates):
+            return candidates[int(answer) - 1]["item_id"]
+        s.err.print(f"  type a number from 1 to {len(candidates)}", markup=False)
+
+
+def _ask_number(
+    s: Session, question: str, bounds: tuple[float, float] | None, whole: bool
+) -> float | None:
+    while True:
+        answer = _ask(s, question)
+        if answer is None or not answer.strip():
+            return None
+        try:
+            value = float(answer)
+        except ValueError:
+            s.err.print("  type a number (empty to skip this item)", markup=False)
+            continue
+        if whole and value not in (0.0, 1.0):
+            s.err.print("  type 1 or 0", markup=False)
+            continue
+        if bounds and not bounds[0] <= value <= bounds[1]:
+            s.err.print(f"  the scale is {bounds[0]:g} to {bounds[1]:g}", markup=False)
+            continue
+        return value

@@ -1,0 +1,264 @@
+"""``palate train``: fit a model on a training split, report held-out numbers, save it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from palate import CollaborativeFiltering, Interactions, Popularity, save
+from palate.cli._evaluate import ranking_report, rating_report, report_table
+from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
+from palate.cli.data import load_dataset
+from palate.data.split import random_split, user_holdout
+from palate.errors import ArtifactError, ConfigError
+
+RANKING_K = 10
+
+
+class ModelName(StrEnum):
+    cf = "cf"
+    popularity = "popularity"
+
+
+class Kind(StrEnum):
+    explicit = "explicit"
+    binary = "binary"
+
+
+class Solver(StrEnum):
+    als = "als"
+    adam = "adam"
+
+
+def train(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="NAME-OR-PATH",
+            help="A ratings file (.csv/.tsv/.parquet with user_id,item_id[,rating]), a "
+            "MovieLens directory or zip, or a release name such as ml-latest-small.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory to save the model in.")],
+    model_name: Annotated[
+        ModelName, typer.Option("--model", help="cf: collaborative filtering; popularity.")
+    ] = ModelName.cf,
+    kind: Annotated[
+        Kind | None,
+        typer.Option(
+            help="explicit: predict ratings; binary: predict engagement (ratings >= "
+            "--threshold count as positives). Default: what the data holds."
+        ),
+    ] = None,
+    solver: Annotated[
+        Solver | None, typer.Option(help="als (fast, default) or adam (autodiff + Adam).")
+    ] = None,
+    embedding_size: Annotated[
+        int | None, typer.Option(min=1, help="Length of the item and user vectors (default 32).")
+    ] = None,
+    reg: Annotated[float | None, typer.Option(min=0.0, help="L2 regularisation λ.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="ALS sweeps (default 15) or Adam epochs (150).")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam step size.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Adam mini-batch size (default: full batch).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
+    threshold: Annotated[
+        float, typer.Option(help="With --kind binary on ratings: ratings >= this are positives.")
+    ] = 4.0,
+    validation_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share held out for validation (random events for explicit ratings, part of "
+            "each user's events for binary); 0 trains on everything and reports nothing.",
+        ),
+    ] = 0.1,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already at --out.")
+    ] = False,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train a model, compare it with a baseline on held-out data, and save it to --out.
+
+    The saved model is the one trained on the training part; its manifest records the
+    validation numbers, and the data's item table (titles, genres) is saved with it.
+    """
+    with session(json_output, verbose) as s:
+        _check_out(out, overwrite)
+        dataset = load_dataset(s, data)
+        ratings = _as_kind(dataset.ratings, None if kind is None else kind.value, threshold)
+        s.say(
+            f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
+            f"{ratings.n_users:,} users, {ratings.n_items:,} items"
+        )
+        train_part, validation, split = _split(ratings, validation_fraction, seed)
+        if validation is not None:
+            s.say(
+                f"Split  {len(train_part):,} train / {len(validation):,} validation events "
+                f"({split['method']}, seed {seed})"
+            )
+        model = _build_model(
+            model_name, ratings.kind, solver=solver, embedding_size=embedding_size, reg=reg,
+            epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+        )
+        s.say(f"Model  {describe_model(model)}")
+        fit(s, model, train_part, validation)
+
+        report: dict[str, Any] | None = None
+        if validation is not None:
+            with s.working("evaluating"):
+                if ratings.kind == "explicit":
+                    report = rating_report(model, train_part, validation)
+                else:
+                    report = ranking_report(model, train_part, validation, k=RANKING_K)
+        metrics = manifest_metrics(report, split)
+        path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items)
+
+        s.emit(
+            {
+                "model_dir": str(path),
+                "model": model_name.value,
+                "kind": ratings.kind,
+                "config": model.get_params(),
+                "data": {
+                    "name": dataset.name,
+                    "n_events": len(ratings),
+                    "n_users": ratings.n_users,
+                    "n_items": ratings.n_items,
+                },
+                "split": split,
+                "metrics": report,
+                "history": getattr(model, "history_", []),
+            }
+        )
+        if report is not None:
+            title = (
+                "Validation: RMSE (lower is better)"
+                if ratings.kind == "explicit"
+                else f"Validation: {report['n_users']:,} users, training items excluded"
+            )
+            s.show(report_table(report, title, model_label=describe_model(model, short=True)))
+        s.say(f"Saved the model to {path}")
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable --out before spending time on training."""
+    if not out.exists():
+        return
+    if out.is_dir() and (out / "manifest.json").is_file():
+        if not overwrite:
+            raise ArtifactError(
+                f"a model already exists at {out}; pass --overwrite to replace it or choose "
+                "another --out"
+            )
+        return
+    if out.is_file() or any(out.iterdir()):
+        raise ArtifactError(
+            f"{out} exists and is not a palate model directory; choose another --out"
+        )
+
+
+def _as_kind(ratings: Interactions, kind: str | None, threshold: float) -> Interactions:
+    """The events as ``kind``: explicit ratings become positives at ``threshold`` or above;
+    0/1 values read as ratings become binary labels."""
+    if kind is None or kind == ratings.kind:
+        return ratings
+    if kind == "explicit":
+        raise ConfigError(
+            "the data holds binary events (no rating column), so --kind explicit cannot be "
+            "trained on it; use --kind binary"
+        )
+    values = ratings.values
+    if len(values) and bool(((values == 0) | (values == 1)).all()):
+        return Interactions.from_arrays(
+            ratings.user_ids, ratings.item_ids, values, ratings.timestamps, kind="binary",
+            users=ratings.users, items=ratings.items,
+        )
+    return ratings.binarize(threshold)
+
+
+def _split(
+    ratings: Interactions, fraction: float, seed: int
+) -> tuple[Interactions, Interactions | None, dict[str, Any]]:
+    if fraction == 0:
+        return ratings, None, {"method": None, "validation_fraction": 0.0, "seed": seed}
+    if ratings.kind == "explicit":
+        train_part, validation = random_split(ratings, test_fraction=fraction, seed=seed)
+        method = "random_split"
+    else:
+        train_part, validation = user_holdout(ratings, fraction=fraction, seed=seed)
+        method = "user_holdout"
+    split = {
+        "method": method,
+        "validation_fraction": fraction,
+        "seed": seed,
+        "n_train": len(train_part),
+        "n_validation": len(validation),
+    }
+    return train_part, validation, split
+
+
+def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
+    if name is ModelName.popularity:
+        return Popularity(by="mean" if kind == "explicit" else "count")
+    chosen = {key: value for key, value in options.items() if value is not None}
+    if "solver" in chosen:
+        chosen["solver"] = chosen["solver"].value
+    return CollaborativeFiltering(kind=kind, **chosen)  # type: ignore[arg-type]
+
+
+def describe_model(model: Any, short: bool = False) -> str:
+    """``collaborative filtering (als, 32 factors, λ 0.12, 15 epochs)`` and the like."""
+    if isinstance(model, Popularity):
+        by = "shrunk mean rating" if model.config.by == "mean" else "count"
+        return f"popularity (by {by})"
+    config = model.config
+    if short:
+        return f"collaborative filtering ({config.solver})"
+    details = [config.kind, config.solver, f"{config.embedding_size} factors", f"λ {config.reg:g}"]
+    details.append(f"{config.n_epochs} epochs")
+    if config.solver == "adam":
+        details.append(f"learning rate {config.learning_rate:g}")
+        details.append(f"batch {config.batch_size}" if config.batch_size else "full batch")
+    return f"collaborative filtering ({', '.join(details)})"
+
+
+def fit(
+    s: Session, model: Any, train_part: Interactions, validation: Interactions | None
+) -> None:
+    """Fit with a progress bar of the cost (and validation metric) per epoch."""
+    if isinstance(model, Popularity):
+        model.fit(train_part)
+        return
+    # per-epoch validation is meaningful only with both labels present (or ratings)
+    per_epoch = validation
+    if validation is not None and model.config.kind == "binary":
+        if len(set(validation.values.tolist())) < 2:
+            per_epoch = None
+    with s.epochs(model.config.n_epochs, "training") as callback:
+        model.fit(train_part, validation=per_epoch, callback=callback)
+
+
+def manifest_metrics(report: dict[str, Any] | None, split: dict[str, Any]) -> dict[str, Any]:
+    """What the model directory records: the model's own numbers at the top level, the
+    baselines under ``baselines``, and how the validation set was made."""
+    metrics: dict[str, Any] = {"validation": split}
+    if report is None:
+        return metrics
+    for name, values in report.items():
+        if name == "model":
+            metrics.update(values)
+        elif isinstance(values, dict):
+            metrics.setdefault("baselines", {})[name] = values
+        else:
+            metrics[f"validation_{name}"] = values
+    return json_safe(metrics)  # type: ignore[no-any-return]
