@@ -14,8 +14,12 @@ from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, s
 from palate.cli.data import load_dataset
 from palate.data.split import random_split, user_holdout
 from palate.errors import ArtifactError, ConfigError
+from palate.models.collaborative import CollaborativeFilteringConfig
 
 RANKING_K = 10
+_DEFAULT = CollaborativeFilteringConfig()
+_ALS_EPOCHS = CollaborativeFilteringConfig(solver="als").n_epochs
+_ADAM_EPOCHS = CollaborativeFilteringConfig(solver="adam").n_epochs
 
 
 class ModelName(StrEnum):
@@ -58,13 +62,27 @@ def train(
         Solver | None, typer.Option(help="als (fast, default) or adam (autodiff + Adam).")
     ] = None,
     embedding_size: Annotated[
-        int | None, typer.Option(min=1, help="Length of the item and user vectors (default 32).")
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"Length of the item and user vectors (default {_DEFAULT.embedding_size}).",
+        ),
     ] = None,
-    reg: Annotated[float | None, typer.Option(min=0.0, help="L2 regularisation λ.")] = None,
+    reg: Annotated[
+        float | None,
+        typer.Option(min=0.0, help=f"L2 regularisation λ (default {_DEFAULT.reg:g})."),
+    ] = None,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="ALS sweeps (default 15) or Adam epochs (150).")
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"ALS sweeps (default {_ALS_EPOCHS}) or Adam epochs (default {_ADAM_EPOCHS}).",
+        ),
     ] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam step size.")] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(help=f"Adam step size (default {_DEFAULT.learning_rate:g})."),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Adam mini-batch size (default: full batch).")
     ] = None,
