@@ -69,6 +69,8 @@ def solve_rows_kernel(
     logistic: bool,
     cg_steps: int,
     row_loss: np.ndarray,
+    noise: np.ndarray,
+    noise_scale: float,
 ) -> None:
     """Solve every row in place.
 
@@ -78,10 +80,15 @@ def solve_rows_kernel(
     or by ``cg_steps`` conjugate-gradient steps from the current θ. Logistic loss: one Newton
     (IRLS) step from the current θ. ``weights`` (empty = all ones) are per-entry confidences.
     ``row_loss[r]`` receives the row's data term at the new θ.
+
+    With ``noise`` (n_rows, d) given (exact path only), θ is drawn from the row's conditional
+    posterior ``N(A⁻¹ rhs, σ² A⁻¹)`` instead of taking its mean: ``θ = mean + σ L⁻ᵀ z`` with
+    ``A = L Lᵀ`` and ``z = noise[r]`` standard normal (Gibbs sampling).
     """
     n_rows = indptr.shape[0] - 1
     d = design.shape[1]
     has_weights = weights.shape[0] > 0
+    sampling = noise.shape[0] > 0
     for r in prange(n_rows):
         start = indptr[r]
         n = indptr[r + 1] - start
@@ -143,6 +150,15 @@ def solve_rows_kernel(
             _cholesky_solve_lower(a, rhs)
             for k in range(d):
                 th[k] = rhs[k]
+            if sampling:
+                eps = noise[r].copy()
+                for i in range(d - 1, -1, -1):  # Lᵀ ε = z, with L left in ``a``
+                    t = eps[i]
+                    for k in range(i + 1, d):
+                        t -= a[k, i] * eps[k]
+                    eps[i] = t / a[i, i]
+                for k in range(d):
+                    th[k] += noise_scale * eps[k]
         else:
             _cg(g, wts, lam, rhs, th, cg_steps, z)
         _predict(g, th, z)

@@ -172,8 +172,9 @@ class CollaborativeFilteringConfig:
     kind: Literal["explicit", "binary"] = "explicit"
     embedding_size: int = 32
     reg: float = 0.12
-    solver: Literal["als", "adam"] = "als"
+    solver: Literal["als", "adam", "gibbs"] = "als"
     epochs: int | None = None
+    samples: int = 20
     learning_rate: float = 0.1
     batch_size: int | None = None
     mean_normalize: bool | None = None
@@ -197,7 +198,10 @@ class CollaborativeFilteringConfig:
             self.kind in ("explicit", "binary"),
             f"kind must be 'explicit' or 'binary', not {self.kind!r}",
         )
-        need(self.solver in ("als", "adam"), f"solver must be 'als' or 'adam', not {self.solver!r}")
+        need(
+            self.solver in ("als", "adam", "gibbs"),
+            f"solver must be 'als', 'adam' or 'gibbs', not {self.solver!r}",
+        )
         need(
             _is_int(self.embedding_size) and self.embedding_size >= 1,
             f"embedding_size must be a positive integer, got {self.embedding_size!r}",
@@ -243,6 +247,15 @@ class CollaborativeFilteringConfig:
         )
         need(self.dtype in ("float32", "float64"), "dtype must be 'float32' or 'float64'")
         need(
+            _is_int(self.samples) and self.samples >= 1,
+            f"samples must be a positive integer, got {self.samples!r}",
+        )
+        need(
+            self.solver != "gibbs" or self.kind == "explicit",
+            "solver='gibbs' samples a Gaussian posterior: use it with kind='explicit' "
+            "(solver='als' for binary data)",
+        )
+        need(
             self.seed is None or _is_int(self.seed),
             f"seed must be an int or None, got {self.seed!r}",
         )
@@ -255,7 +268,7 @@ class CollaborativeFilteringConfig:
     def n_epochs(self) -> int:
         if self.epochs is not None:
             return self.epochs
-        return 15 if self.solver == "als" else 80
+        return 80 if self.solver == "adam" else 15
 
     @property
     def normalizes(self) -> bool:
@@ -318,10 +331,17 @@ class CollaborativeFiltering(Model):
     reg : float
         λ. With ``reg_scaling="count"`` (default) each row's λ is multiplied by its number of
         ratings ("weighted-λ", measured to generalise better); ``"none"`` is the textbook J.
-    solver : {"als", "adam"}
-        Alternating least squares (fast default) or autodiff + Adam (the curriculum's loop).
+    solver : {"als", "adam", "gibbs"}
+        Alternating least squares (fast default), autodiff + Adam (the curriculum's loop), or
+        ``gibbs``: ALS, then ``samples`` sweeps that draw every row from its conditional
+        posterior (Bayesian MF: J is the negative log posterior up to 1/σ²) and average the
+        predictions of the draws — better held-out accuracy for a few more sweeps.
     epochs : int, optional
-        ALS sweeps (default 15) or Adam epochs (default 80).
+        ALS sweeps (default 15; the burn-in for gibbs) or Adam epochs (default 80).
+    samples : int
+        Posterior draws averaged by ``solver="gibbs"`` (the factor matrices are stored as the
+        concatenation of the draws, so ``item_factors_`` has ``samples · embedding_size``
+        columns).
     learning_rate : float
         Adam step size.
     batch_size : int, optional
@@ -364,8 +384,9 @@ class CollaborativeFiltering(Model):
         kind: Literal["explicit", "binary"] = "explicit",
         embedding_size: int = 32,
         reg: float = 0.12,
-        solver: Literal["als", "adam"] = "als",
+        solver: Literal["als", "adam", "gibbs"] = "als",
         epochs: int | None = None,
+        samples: int = 20,
         learning_rate: float = 0.1,
         batch_size: int | None = None,
         mean_normalize: bool | None = None,
@@ -386,6 +407,7 @@ class CollaborativeFiltering(Model):
             reg=reg,
             solver=solver,
             epochs=epochs,
+            samples=samples,
             learning_rate=learning_rate,
             batch_size=batch_size,
             mean_normalize=mean_normalize,
@@ -417,6 +439,8 @@ class CollaborativeFiltering(Model):
         self._seen: sp.csr_matrix | None = None
         self._fallback_scores: np.ndarray | None = None
         self._rng = np.random.default_rng(self.config.seed)
+        self._noise_scale = 0.0
+        self._last_data_loss = 0.0
 
     # ------------------------------------------------------------------ learned state
     @property
@@ -612,10 +636,10 @@ class CollaborativeFiltering(Model):
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
-        if self.config.solver == "als":
-            step = self._als_epoch_factory(data)
-        else:
+        if self.config.solver == "adam":
             step = self._adam_epoch_factory(data)
+        else:
+            step = self._als_epoch_factory(data)
         patience = self.config.early_stopping
         best: tuple[float, int, tuple[torch.Tensor, ...]] | None = None
         start_epoch = len(self.history_)
@@ -637,6 +661,40 @@ class CollaborativeFiltering(Model):
                     break
         if best is not None:
             self._restore(best[2])
+        if self.config.solver == "gibbs":
+            self._sample_posterior(data, step, validation, callback)
+
+    def _sample_posterior(
+        self,
+        data: Interactions,
+        step: Callable[[], float],
+        validation: Interactions | None,
+        callback: Callback | None,
+    ) -> None:
+        """Gibbs sweeps from the ALS solution; keep the average of the draws' predictions.
+
+        The average of ``w_s(j)·x_s(i) + b_s(j) + c_s(i)`` over draws s is itself one dot
+        product of the concatenated factors ``[w_1 … w_S] / S`` and ``[x_1 … x_S]``, so the
+        averaged model is served exactly like a single one.
+        """
+        draws: list[tuple[torch.Tensor, ...]] = []
+        for s in range(self.config.samples):
+            # σ² of the Gaussian likelihood: the current mean squared training residual
+            self._noise_scale = math.sqrt(2 * self._last_data_loss / max(len(data), 1))
+            cost = step()
+            draws.append(self._snapshot())
+            metrics = {"epoch": float(len(self.history_) + 1), "cost": cost, "sample": s + 1.0}
+            self.history_.append(metrics)
+            if callback is not None:
+                callback(len(self.history_), metrics)
+        self._noise_scale = 0.0
+        n = len(draws)
+        self._X = torch.cat([x for x, _, _, _ in draws], 1)
+        self._W = torch.cat([w for _, w, _, _ in draws], 1) / n
+        self._b = torch.stack([b for _, _, b, _ in draws]).mean(0)
+        self._c = torch.stack([c for _, _, _, c in draws]).mean(0)
+        if validation is not None:
+            self.history_[-1].update(self._validation_metrics(validation))
 
     def _snapshot(self) -> tuple[torch.Tensor, ...]:
         return tuple(t.detach().clone() for t in (self._X, self._W, self._b, self._c))  # type: ignore[union-attr]
@@ -665,7 +723,9 @@ class CollaborativeFiltering(Model):
         method = self.config.als_method
         if method == "auto":
             method = "cg" if nnz * d * d > _CG_THRESHOLD else "cholesky"
-        return 0 if method == "cholesky" else self.config.cg_steps
+        if method == "cholesky" or self._noise_scale:
+            return 0  # exact solves (and the only path that can sample the posterior)
+        return self.config.cg_steps
 
     def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
         np_dtype = self._numpy_dtype
@@ -709,6 +769,7 @@ class CollaborativeFiltering(Model):
                 count_scaled=count_scaled,
                 logistic=logistic,
                 cg_steps=self._cg_steps(len(by_user.indices), d + 1),
+                **self._noise(theta.shape),
             )
             self._W = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
             self._b = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
@@ -733,14 +794,22 @@ class CollaborativeFiltering(Model):
                 count_scaled=count_scaled,
                 logistic=logistic,
                 cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
+                **self._noise(theta.shape),
             )
             self._X = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
             if with_bias:
                 self._c = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
             scales = (lay["user_counts"], lay["item_counts"]) if count_scaled else (1.0, 1.0)
-            return float(loss.sum()) + self._penalty(*scales)
+            self._last_data_loss = float(loss.sum())
+            return self._last_data_loss + self._penalty(*scales)
 
         return epoch
+
+    def _noise(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Keyword arguments that make a half-step draw from the posterior (Gibbs sweeps)."""
+        if not self._noise_scale:
+            return {}
+        return {"noise": self._rng.standard_normal(shape), "noise_scale": self._noise_scale}
 
     def _penalty(self, user_scale: np.ndarray | float, item_scale: np.ndarray | float) -> float:
         """The regularisation part of J (each row's λ multiplied by its ``*_scale``)."""

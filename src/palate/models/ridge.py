@@ -15,6 +15,8 @@ Two methods:
 
 * ``"cholesky"`` — exact: each row's Gram matrix is accumulated from its entries and solved by
   Cholesky factorisation (``nnz · d²/2 + n_rows · d³/6`` multiply-adds).
+* Gibbs sampling — the exact path can draw each row from its conditional posterior instead
+  of taking its mean (Bayesian matrix factorisation with fixed priors).
 * ``"cg"`` — a few conjugate-gradient steps per row, warm-started from the current solution
   (Takács et al., 2011): ``≈ 4 · nnz · d`` per step, which wins when ``d`` is large.
 
@@ -78,6 +80,8 @@ def solve_rows(
     count_scaled: bool = False,
     logistic: bool = False,
     cg_steps: int = 0,
+    noise: np.ndarray | None = None,
+    noise_scale: float = 0.0,
 ) -> np.ndarray:
     """Solve every row's regularised least squares (or one logistic Newton step), in place.
 
@@ -98,6 +102,11 @@ def solve_rows(
     count_scaled, logistic : bool
     cg_steps : int
         0 for the exact Cholesky solve.
+    noise : ndarray, shape (n_rows, d), optional
+        Standard normal draws: sample each row from its conditional posterior
+        ``N(A⁻¹ rhs, noise_scale² A⁻¹)`` instead of solving for the mean (exact path only).
+    noise_scale : float
+        σ, the residual standard deviation of the Gaussian likelihood.
 
     Returns
     -------
@@ -122,6 +131,8 @@ def solve_rows(
         bool(logistic),
         int(cg_steps),
         row_loss,
+        np.empty((0, design.shape[1])) if noise is None else _f64(noise),
+        float(noise_scale),
     )
     if solution is not theta:
         theta[...] = solution
