@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import scipy.special
 import torch
 
 from palate.data.interactions import Interactions
@@ -171,7 +172,7 @@ class CollaborativeFilteringConfig:
 
     kind: Literal["explicit", "binary"] = "explicit"
     embedding_size: int = 32
-    reg: float = 0.12
+    reg: float | None = None
     solver: Literal["als", "adam", "gibbs"] = "als"
     epochs: int | None = None
     samples: int = 20
@@ -179,9 +180,9 @@ class CollaborativeFilteringConfig:
     batch_size: int | None = None
     mean_normalize: bool | None = None
     item_bias: bool = True
-    bias_reg: float = 0.0
+    bias_reg: float | None = None
     reg_scaling: Literal["none", "count"] = "count"
-    negative_ratio: float = 1.0
+    negative_ratio: float = 4.0
     init_scale: float = 0.1
     als_method: Literal["auto", "cholesky", "cg"] = "auto"
     cg_steps: int = 3
@@ -206,10 +207,13 @@ class CollaborativeFilteringConfig:
             _is_int(self.embedding_size) and self.embedding_size >= 1,
             f"embedding_size must be a positive integer, got {self.embedding_size!r}",
         )
-        need(_is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
         need(
-            _is_number(self.bias_reg) and self.bias_reg >= 0,
-            f"bias_reg must be >= 0, got {self.bias_reg!r}",
+            self.reg is None or (_is_number(self.reg) and self.reg >= 0),
+            f"reg must be >= 0 or None (default for the kind), got {self.reg!r}",
+        )
+        need(
+            self.bias_reg is None or (_is_number(self.bias_reg) and self.bias_reg >= 0),
+            f"bias_reg must be >= 0 or None (default for the kind), got {self.bias_reg!r}",
         )
         need(
             self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1),
@@ -263,6 +267,20 @@ class CollaborativeFilteringConfig:
             self.mean_normalize is None or isinstance(self.mean_normalize, bool),
             "mean_normalize must be True, False or None (True for explicit ratings)",
         )
+
+    @property
+    def effective_reg(self) -> float:
+        """λ: ``reg``, or the default measured for the kind (0.12 explicit, 0.05 binary)."""
+        if self.reg is not None:
+            return float(self.reg)
+        return 0.12 if self.kind == "explicit" else 0.05
+
+    @property
+    def effective_bias_reg(self) -> float:
+        """λ_b: ``bias_reg``, or 0 for explicit (the textbook's free b) and 0.5 for binary."""
+        if self.bias_reg is not None:
+            return float(self.bias_reg)
+        return 0.0 if self.kind == "explicit" else 0.5
 
     @property
     def n_epochs(self) -> int:
@@ -328,9 +346,10 @@ class CollaborativeFiltering(Model):
         Squared error on ratings, or logistic loss on 0/1 labels.
     embedding_size : int
         n, the length of x(i) and w(j).
-    reg : float
-        λ. With ``reg_scaling="count"`` (default) each row's λ is multiplied by its number of
-        ratings ("weighted-λ", measured to generalise better); ``"none"`` is the textbook J.
+    reg : float, optional
+        λ (default 0.12 for explicit, 0.05 for binary, measured on MovieLens). With
+        ``reg_scaling="count"`` (default) each row's λ is multiplied by its number of ratings
+        ("weighted-λ", measured to generalise better); ``"none"`` is the textbook J.
     solver : {"als", "adam", "gibbs"}
         Alternating least squares (fast default), autodiff + Adam (the curriculum's loop), or
         ``gibbs``: ALS, then ``samples`` sweeps that draw every row from its conditional
@@ -350,12 +369,15 @@ class CollaborativeFiltering(Model):
         Train on y − μ(i). Default: True for explicit, False for binary.
     item_bias : bool
         Learn c(i) too (regularised by ``bias_reg``).
-    bias_reg : float
-        λ_b on the biases b(j), c(i); 0 keeps the textbook's unregularised b(j).
+    bias_reg : float, optional
+        λ_b on the biases b(j), c(i). Default 0 for explicit (the textbook's unregularised
+        b(j)); 0.5 for binary, where an item with only positives would otherwise push its bias
+        to infinity.
     reg_scaling : {"count", "none"}
     negative_ratio : float
-        For positive-only binary data: unobserved items sampled as y = 0 per positive,
-        redrawn every epoch (uniformly over items the user has not engaged with).
+        For positive-only binary data: unobserved (user, item) pairs sampled as y = 0, this
+        many per positive, uniformly over items the user has not engaged with. ALS draws them
+        once per fit (measured better than redrawing every sweep); Adam redraws every epoch.
     init_scale : float
         Standard deviation of the initial random factors.
     als_method : {"auto", "cholesky", "cg"}
@@ -383,7 +405,7 @@ class CollaborativeFiltering(Model):
         self,
         kind: Literal["explicit", "binary"] = "explicit",
         embedding_size: int = 32,
-        reg: float = 0.12,
+        reg: float | None = None,
         solver: Literal["als", "adam", "gibbs"] = "als",
         epochs: int | None = None,
         samples: int = 20,
@@ -391,9 +413,9 @@ class CollaborativeFiltering(Model):
         batch_size: int | None = None,
         mean_normalize: bool | None = None,
         item_bias: bool = True,
-        bias_reg: float = 0.0,
+        bias_reg: float | None = None,
         reg_scaling: Literal["none", "count"] = "count",
-        negative_ratio: float = 1.0,
+        negative_ratio: float = 4.0,
         init_scale: float = 0.1,
         als_method: Literal["auto", "cholesky", "cg"] = "auto",
         cg_steps: int = 3,
@@ -443,35 +465,35 @@ class CollaborativeFiltering(Model):
         self._last_data_loss = 0.0
 
     # ------------------------------------------------------------------ learned state
+    def _array(self, tensor: torch.Tensor | None) -> np.ndarray:
+        self._check_fitted()
+        self._detach()
+        return tensor.detach().numpy()  # type: ignore[union-attr]
+
     @property
     def item_factors_(self) -> np.ndarray:
         """x(i) for every item, shape (n_items, embedding_size)."""
-        self._check_fitted()
-        return self._X.numpy()  # type: ignore[union-attr]
+        return self._array(self._X)
 
     @property
     def user_factors_(self) -> np.ndarray:
         """w(j) for every user, shape (n_users, embedding_size)."""
-        self._check_fitted()
-        return self._W.numpy()  # type: ignore[union-attr]
+        return self._array(self._W)
 
     @property
     def user_bias_(self) -> np.ndarray:
         """b(j), shape (n_users,)."""
-        self._check_fitted()
-        return self._b.numpy()  # type: ignore[union-attr]
+        return self._array(self._b)
 
     @property
     def item_bias_(self) -> np.ndarray:
         """c(i), shape (n_items,) (zeros when ``item_bias=False``)."""
-        self._check_fitted()
-        return self._c.numpy()  # type: ignore[union-attr]
+        return self._array(self._c)
 
     @property
     def item_means_(self) -> np.ndarray:
         """μ(i), shape (n_items,) (zeros without mean normalisation)."""
-        self._check_fitted()
-        return self._mu.numpy()  # type: ignore[union-attr]
+        return self._array(self._mu)
 
     @property
     def _torch_dtype(self) -> torch.dtype:
@@ -711,7 +733,9 @@ class CollaborativeFiltering(Model):
         return {"val_logloss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
     def _reg_vector(self, d: int, with_bias: bool) -> np.ndarray:
-        reg = [self.config.reg] * d + ([self.config.bias_reg] if with_bias else [])
+        reg = [self.config.effective_reg] * d + (
+            [self.config.effective_bias_reg] if with_bias else []
+        )
         return np.asarray(reg, dtype=self._numpy_dtype)
 
     @property
@@ -730,13 +754,12 @@ class CollaborativeFiltering(Model):
     def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
         np_dtype = self._numpy_dtype
         logistic = self.config.kind == "binary"
-        sampled = logistic and data.is_positive_only
         count_scaled = self.config.reg_scaling == "count"
         d = self.config.embedding_size
         cache: dict[str, Any] = {}
 
         def layout() -> dict[str, Any]:
-            if sampled or not cache:
+            if not cache:  # negatives for positive-only data are drawn once per fit
                 u, i, y = self._entries(data)
                 by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
                 by_item = SparseRows.from_pairs(i, u, data.n_items, data.n_users)
@@ -813,7 +836,7 @@ class CollaborativeFiltering(Model):
 
     def _penalty(self, user_scale: np.ndarray | float, item_scale: np.ndarray | float) -> float:
         """The regularisation part of J (each row's λ multiplied by its ``*_scale``)."""
-        reg, bias_reg = self.config.reg, self.config.bias_reg
+        reg, bias_reg = self.config.effective_reg, self.config.effective_bias_reg
         w = self._W.numpy().astype(np.float64)  # type: ignore[union-attr]
         x = self._X.numpy().astype(np.float64)  # type: ignore[union-attr]
         total = reg / 2 * (np.sum(user_scale * (w**2).sum(1)) + np.sum(item_scale * (x**2).sum(1)))
@@ -866,12 +889,12 @@ class CollaborativeFiltering(Model):
                 u,
                 i,
                 t,
-                self.config.reg,
+                self.config.effective_reg,
                 self.config.kind,  # type: ignore[arg-type]
                 item_bias=self._c if self.config.item_bias else None,
                 user_reg_scale=user_scale,
                 item_reg_scale=item_scale,
-                bias_reg=self.config.bias_reg,
+                bias_reg=self.config.effective_bias_reg,
                 data_scale=scale,
             )
 
@@ -950,7 +973,7 @@ class CollaborativeFiltering(Model):
 
     def _link(self, z: np.ndarray) -> np.ndarray:
         if self.config.kind == "binary":
-            return 1.0 / (1.0 + np.exp(-z))
+            return scipy.special.expit(z)
         if self.rating_scale_ is not None:
             return np.clip(z, *self.rating_scale_)
         return z
@@ -1025,9 +1048,11 @@ class CollaborativeFiltering(Model):
         known = np.flatnonzero(rows >= 0)
         for start in range(0, len(known), batch_size):
             sel = known[start : start + batch_size]
-            scores = self._link(self._scores(rows[sel]))
-            idx, val = top_k(scores, k, self._seen if exclude_seen else None, rows[sel])
-            out_idx[sel], out_val[sel] = idx, val
+            # rank by the raw score: clipping to the rating scale would create ties
+            idx, val = top_k(
+                self._scores(rows[sel]), k, self._seen if exclude_seen else None, rows[sel]
+            )
+            out_idx[sel], out_val[sel] = idx, self._link(val.astype(np.float64))
         unknown = np.flatnonzero(rows < 0)
         if len(unknown):
             scores = np.broadcast_to(self._fallback_scores, (len(unknown), n_items)).copy()  # type: ignore[arg-type]
@@ -1128,11 +1153,14 @@ class CollaborativeFiltering(Model):
         ndarray of float32, shape (n_items,)
             In the order of ``model.items_.ids`` (probabilities for binary models).
         """
+        return self._link(self._fold_in_raw(ratings)).astype(np.float32)
+
+    def _fold_in_raw(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
         items, values = _ratings_arrays(ratings)
         w, b = self.fold_in_user(items, values)
         with torch.no_grad():
             z = self._X @ torch.as_tensor(w, dtype=self._torch_dtype) + b + self._c + self._mu  # type: ignore[operator]
-        return self._link(z.numpy().astype(np.float64)).astype(np.float32)
+        return z.numpy().astype(np.float64)
 
     def recommend_for_ratings(
         self,
@@ -1143,11 +1171,12 @@ class CollaborativeFiltering(Model):
         """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in)."""
         k = check_k(k)
         items, _ = _ratings_arrays(ratings)
-        scores = self.fold_in(ratings)[None, :].astype(np.float64)
+        scores = self._fold_in_raw(ratings)[None, :]
         if exclude_seen and len(items):
             scores[0, self.items_.index(items, kind="item")] = -np.inf  # type: ignore[union-attr]
         idx, val = top_k(scores, k)
-        return ids_from_indices(self.items_, idx[0]), val[0]  # type: ignore[arg-type]
+        linked = self._link(val[0].astype(np.float64)).astype(np.float32)
+        return ids_from_indices(self.items_, idx[0]), linked  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ model files
     def _state(self) -> ModelState:
