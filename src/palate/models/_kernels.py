@@ -71,6 +71,7 @@ def solve_rows_kernel(
     row_loss: np.ndarray,
     noise: np.ndarray,
     noise_scale: float,
+    with_loss: bool,
 ) -> None:
     """Solve every row in place.
 
@@ -79,7 +80,7 @@ def solve_rows_kernel(
     ``1/2 Σ w_e (design[c]·θ + o_e − y_e)² + 1/2 θᵀ Λ_r θ`` exactly (``cg_steps == 0``: Cholesky)
     or by ``cg_steps`` conjugate-gradient steps from the current θ. Logistic loss: one Newton
     (IRLS) step from the current θ. ``weights`` (empty = all ones) are per-entry confidences.
-    ``row_loss[r]`` receives the row's data term at the new θ.
+    ``row_loss[r]`` receives the row's data term at the new θ (NaN unless ``with_loss``).
 
     With ``noise`` (n_rows, d) given (exact path only), θ is drawn from the row's conditional
     posterior ``N(A⁻¹ rhs, σ² A⁻¹)`` instead of taking its mean: ``θ = mean + σ L⁻ᵀ z`` with
@@ -109,7 +110,8 @@ def solve_rows_kernel(
             th[k] = theta[r, k]
             lam[k] = reg[k] * scale
         z = np.empty(n)
-        _predict(g, th, z)
+        if logistic:  # the Newton step needs the current predictions
+            _predict(g, th, z)
         tgt = np.empty(n)
         wts = np.empty(n)
         for e in range(n):
@@ -161,12 +163,15 @@ def solve_rows_kernel(
                     th[k] += noise_scale * eps[k]
         else:
             _cg(g, wts, lam, rhs, th, cg_steps, z)
-        _predict(g, th, z)
-        loss = 0.0
-        for e in range(n):
-            w = weights[start + e] if has_weights else 1.0
-            loss += w * _entry_loss(z[e] + offsets[start + e], values[start + e], logistic)
-        row_loss[r] = loss
+        if with_loss:
+            _predict(g, th, z)
+            loss = 0.0
+            for e in range(n):
+                w = weights[start + e] if has_weights else 1.0
+                loss += w * _entry_loss(z[e] + offsets[start + e], values[start + e], logistic)
+            row_loss[r] = loss
+        else:
+            row_loss[r] = np.nan
         for k in range(d):
             theta[r, k] = th[k]
 

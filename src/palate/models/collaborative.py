@@ -792,6 +792,7 @@ class CollaborativeFiltering(Model):
                 count_scaled=count_scaled,
                 logistic=logistic,
                 cg_steps=self._cg_steps(len(by_user.indices), d + 1),
+                with_loss=False,
                 **self._noise(theta.shape),
             )
             self._W = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))

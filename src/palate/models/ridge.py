@@ -82,6 +82,7 @@ def solve_rows(
     cg_steps: int = 0,
     noise: np.ndarray | None = None,
     noise_scale: float = 0.0,
+    with_loss: bool = True,
 ) -> np.ndarray:
     """Solve every row's regularised least squares (or one logistic Newton step), in place.
 
@@ -107,6 +108,8 @@ def solve_rows(
         ``N(A⁻¹ rhs, noise_scale² A⁻¹)`` instead of solving for the mean (exact path only).
     noise_scale : float
         σ, the residual standard deviation of the Gaussian likelihood.
+    with_loss : bool
+        Compute each row's data term (one more pass over the entries); NaN otherwise.
 
     Returns
     -------
@@ -133,6 +136,7 @@ def solve_rows(
         row_loss,
         np.empty((0, design.shape[1])) if noise is None else _f64(noise),
         float(noise_scale),
+        bool(with_loss),
     )
     if solution is not theta:
         theta[...] = solution
