@@ -70,7 +70,14 @@ def train(
     ] = None,
     reg: Annotated[
         float | None,
-        typer.Option(min=0.0, help=f"L2 regularisation λ (default {_DEFAULT.reg:g})."),
+        typer.Option(
+            min=0.0,
+            help=(
+                "L2 regularisation λ (default "
+                f"{_DEFAULT.effective_reg:g} explicit, "
+                f"{CollaborativeFilteringConfig(kind='binary').effective_reg:g} binary)."
+            ),
+        ),
     ] = None,
     epochs: Annotated[
         int | None,
@@ -125,8 +132,15 @@ def train(
                 f"({split['method']}, seed {seed})"
             )
         model = _build_model(
-            model_name, ratings.kind, solver=solver, embedding_size=embedding_size, reg=reg,
-            epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+            model_name,
+            ratings.kind,
+            solver=solver,
+            embedding_size=embedding_size,
+            reg=reg,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
         )
         s.say(f"Model  {describe_model(model)}")
         fit(s, model, train_part, validation)
@@ -198,8 +212,13 @@ def _as_kind(ratings: Interactions, kind: str | None, threshold: float) -> Inter
     values = ratings.values
     if len(values) and bool(((values == 0) | (values == 1)).all()):
         return Interactions.from_arrays(
-            ratings.user_ids, ratings.item_ids, values, ratings.timestamps, kind="binary",
-            users=ratings.users, items=ratings.items,
+            ratings.user_ids,
+            ratings.item_ids,
+            values,
+            ratings.timestamps,
+            kind="binary",
+            users=ratings.users,
+            items=ratings.items,
         )
     return ratings.binarize(threshold)
 
@@ -242,7 +261,12 @@ def describe_model(model: Any, short: bool = False) -> str:
     config = model.config
     if short:
         return f"collaborative filtering ({config.solver})"
-    details = [config.kind, config.solver, f"{config.embedding_size} factors", f"λ {config.reg:g}"]
+    details = [
+        config.kind,
+        config.solver,
+        f"{config.embedding_size} factors",
+        f"λ {config.effective_reg:g}",
+    ]
     details.append(f"{config.n_epochs} epochs")
     if config.solver == "adam":
         details.append(f"learning rate {config.learning_rate:g}")
@@ -250,9 +274,7 @@ def describe_model(model: Any, short: bool = False) -> str:
     return f"collaborative filtering ({', '.join(details)})"
 
 
-def fit(
-    s: Session, model: Any, train_part: Interactions, validation: Interactions | None
-) -> None:
+def fit(s: Session, model: Any, train_part: Interactions, validation: Interactions | None) -> None:
     """Fit with a progress bar of the cost (and validation metric) per epoch."""
     if isinstance(model, Popularity):
         model.fit(train_part)

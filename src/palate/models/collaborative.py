@@ -97,16 +97,22 @@ def textbook_cost(
     """
     X = np.asarray(X, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64).reshape(1, -1)
-    R = np.asarray(R).astype(bool)
-    Y = np.where(R, np.asarray(Y, dtype=np.float64), 0.0)
+    b = np.asarray(b, dtype=np.float64)
+    R = np.asarray(R)
+    Y = np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or W.ndim != 2 or b.size != (W.shape[0] if W.ndim == 2 else -1):
+        raise DataError(
+            f"expected X (n_m, n), W (n_u, n) and b (n_u,) or (1, n_u); got X {X.shape}, "
+            f"W {W.shape}, b {b.shape}"
+        )
     if X.shape[1] != W.shape[1] or Y.shape != (X.shape[0], W.shape[0]) or R.shape != Y.shape:
         raise DataError(
             f"shapes do not match: X {X.shape}, W {W.shape}, b {b.shape}, Y {Y.shape}, R "
             f"{R.shape}; expected X (n_m, n), W (n_u, n), b (n_u,), Y and R (n_m, n_u)"
         )
-    if b.shape[1] != W.shape[0]:
-        raise DataError(f"b must have n_u = {W.shape[0]} entries, got {b.shape[1]}")
+    b = b.reshape(1, -1)
+    R = R.astype(bool)
+    Y = np.where(R, Y, 0.0)
     z = X @ W.T + b
     regularisation = reg / 2 * (np.sum(W**2) + np.sum(X**2))
     if kind == "explicit":
