@@ -1,9 +1,10 @@
 """Compiled kernels for the ALS half-step (one independent regularised least squares per row).
 
-Each row (a user, or an item) is solved in its own loop iteration, rows in parallel. The row's
-design vectors are first gathered into a small contiguous ``(d, n)`` buffer, so every later
-loop (Gram matrix, CG products, loss) runs over contiguous memory and vectorises; nothing of
-size ``nnz × d`` is materialised. See :mod:`palate.models.ridge` for the mathematics.
+Rows (users, or items) are dealt into interleaved chunks solved in parallel; each chunk
+allocates its scratch buffers once. A row's design vectors are first gathered into a contiguous ``(d, n)``
+buffer, so every later loop (Gram matrix, CG products, loss) runs over contiguous memory and
+vectorises; nothing of size ``nnz × d`` is materialised. See :mod:`palate.models.ridge` for the
+mathematics.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def _entry_loss(z: float, y: float, logistic: bool) -> float:
 
 
 @njit(cache=True, fastmath=True)
-def _predict(g: np.ndarray, theta: np.ndarray, out: np.ndarray) -> None:
-    """out[e] = g[:, e] · θ for the gathered (d, n) block."""
-    d, n = g.shape
+def _predict(g: np.ndarray, n: int, theta: np.ndarray, out: np.ndarray) -> None:
+    """out[e] = g[:, e] · θ for the first n gathered entries."""
+    d = g.shape[0]
     for e in range(n):
         out[e] = 0.0
     for k in range(d):
@@ -40,11 +41,17 @@ def _predict(g: np.ndarray, theta: np.ndarray, out: np.ndarray) -> None:
 
 @njit(cache=True, fastmath=True)
 def _apply(
-    g: np.ndarray, wts: np.ndarray, lam: np.ndarray, v: np.ndarray, tmp: np.ndarray, out: np.ndarray
+    g: np.ndarray,
+    n: int,
+    wts: np.ndarray,
+    lam: np.ndarray,
+    v: np.ndarray,
+    tmp: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """out = (G W Gᵀ + Λ) v for the gathered block."""
-    d, n = g.shape
-    _predict(g, v, tmp)
+    d = g.shape[0]
+    _predict(g, n, v, tmp)
     for e in range(n):
         tmp[e] *= wts[e]
     for k in range(d):
@@ -90,114 +97,130 @@ def solve_rows_kernel(
     d = design.shape[1]
     has_weights = weights.shape[0] > 0
     sampling = noise.shape[0] > 0
-    for r in prange(n_rows):
-        start = indptr[r]
-        n = indptr[r + 1] - start
-        if n == 0:
-            for k in range(d):
-                theta[r, k] = 0.0
-            row_loss[r] = 0.0
-            continue
-        g = np.empty((d, n))
-        for e in range(n):
-            x = design[indices[start + e]]
-            for k in range(d):
-                g[k, e] = x[k]
+    n_chunks = min(n_rows, 256)
+    for chunk in prange(n_chunks):
+        # rows chunk, chunk + n_chunks, ... : interleaving spreads long rows over the threads
+        longest = 1
+        for r in range(chunk, n_rows, n_chunks):
+            longest = max(longest, indptr[r + 1] - indptr[r])
+        # scratch buffers, allocated once per chunk
+        g = np.empty((d, longest))
+        z = np.empty(longest)
+        tgt = np.empty(longest)
+        wts = np.empty(longest)
+        gw = np.empty(longest)
         th = np.empty(d)
         lam = np.empty(d)
-        scale = float(n) if count_scaled else 1.0
-        for k in range(d):
-            th[k] = theta[r, k]
-            lam[k] = reg[k] * scale
-        z = np.empty(n)
-        if logistic:  # the Newton step needs the current predictions
-            _predict(g, th, z)
-        tgt = np.empty(n)
-        wts = np.empty(n)
-        for e in range(n):
-            o = offsets[start + e]
-            y = values[start + e]
-            w = weights[start + e] if has_weights else 1.0
-            if logistic:
-                # one Newton step = weighted least squares on the working response
-                zz = z[e] + o
-                f = 1.0 / (1.0 + math.exp(-zz))
-                h = max(f * (1.0 - f), 1e-4)
-                tgt[e] = z[e] + (y - f) / h
-                wts[e] = w * h
-            else:
-                tgt[e] = y - o
-                wts[e] = w
         rhs = np.empty(d)
-        for k in range(d):
-            gk = g[k]
-            s = 0.0
-            for e in range(n):
-                s += gk[e] * wts[e] * tgt[e]
-            rhs[k] = s
-        if cg_steps == 0:
-            a = np.empty((d, d))
-            gw = np.empty(n)
-            for i in range(d):
-                gi = g[i]
-                for e in range(n):
-                    gw[e] = gi[e] * wts[e]
-                for j in range(i + 1):
-                    gj = g[j]
-                    s = 0.0
-                    for e in range(n):
-                        s += gw[e] * gj[e]
-                    a[i, j] = s
-                a[i, i] += lam[i]
-            _cholesky_solve_lower(a, rhs)
-            for k in range(d):
-                th[k] = rhs[k]
-            if sampling:
-                eps = noise[r].copy()
-                for i in range(d - 1, -1, -1):  # Lᵀ ε = z, with L left in ``a``
-                    t = eps[i]
-                    for k in range(i + 1, d):
-                        t -= a[k, i] * eps[k]
-                    eps[i] = t / a[i, i]
+        eps = np.empty(d)
+        work = np.empty((4, d))
+        a = np.empty((d, d))
+        for r in range(chunk, n_rows, n_chunks):
+            start = indptr[r]
+            n = indptr[r + 1] - start
+            if n == 0:
                 for k in range(d):
-                    th[k] += noise_scale * eps[k]
-        else:
-            _cg(g, wts, lam, rhs, th, cg_steps, z)
-        if with_loss:
-            _predict(g, th, z)
-            loss = 0.0
+                    theta[r, k] = 0.0
+                row_loss[r] = 0.0
+                continue
             for e in range(n):
+                x = design[indices[start + e]]
+                for k in range(d):
+                    g[k, e] = x[k]
+            scale = float(n) if count_scaled else 1.0
+            for k in range(d):
+                th[k] = theta[r, k]
+                lam[k] = reg[k] * scale
+            if logistic:  # the Newton step needs the current predictions
+                _predict(g, n, th, z)
+            for e in range(n):
+                o = offsets[start + e]
+                y = values[start + e]
                 w = weights[start + e] if has_weights else 1.0
-                loss += w * _entry_loss(z[e] + offsets[start + e], values[start + e], logistic)
-            row_loss[r] = loss
-        else:
-            row_loss[r] = np.nan
-        for k in range(d):
-            theta[r, k] = th[k]
+                if logistic:
+                    # one Newton step = weighted least squares on the working response
+                    f = 1.0 / (1.0 + math.exp(-(z[e] + o)))
+                    h = max(f * (1.0 - f), 1e-4)
+                    tgt[e] = z[e] + (y - f) / h
+                    wts[e] = w * h
+                else:
+                    tgt[e] = y - o
+                    wts[e] = w
+            for e in range(n):
+                gw[e] = wts[e] * tgt[e]
+            for k in range(d):
+                gk = g[k]
+                s = 0.0
+                for e in range(n):
+                    s += gk[e] * gw[e]
+                rhs[k] = s
+            if cg_steps == 0:
+                for i in range(d):
+                    gi = g[i]
+                    for e in range(n):
+                        gw[e] = gi[e] * wts[e]
+                    for j in range(i + 1):
+                        gj = g[j]
+                        s = 0.0
+                        for e in range(n):
+                            s += gw[e] * gj[e]
+                        a[i, j] = s
+                    a[i, i] += lam[i]
+                _cholesky_solve_lower(a, rhs)
+                for k in range(d):
+                    th[k] = rhs[k]
+                if sampling:
+                    for k in range(d):
+                        eps[k] = noise[r, k]
+                    for i in range(d - 1, -1, -1):  # Lᵀ ε = z, with L left in ``a``
+                        t = eps[i]
+                        for k in range(i + 1, d):
+                            t -= a[k, i] * eps[k]
+                        eps[i] = t / a[i, i]
+                    for k in range(d):
+                        th[k] += noise_scale * eps[k]
+            else:
+                _cg(g, n, wts, lam, rhs, th, cg_steps, z, work)
+            if with_loss:
+                _predict(g, n, th, z)
+                loss = 0.0
+                for e in range(n):
+                    w = weights[start + e] if has_weights else 1.0
+                    loss += w * _entry_loss(z[e] + offsets[start + e], values[start + e], logistic)
+                row_loss[r] = loss
+            else:
+                row_loss[r] = np.nan
+            for k in range(d):
+                theta[r, k] = th[k]
 
 
 @njit(cache=True, fastmath=True)
 def _cg(
     g: np.ndarray,
+    n: int,
     wts: np.ndarray,
     lam: np.ndarray,
     rhs: np.ndarray,
     th: np.ndarray,
     steps: int,
     tmp: np.ndarray,
+    work: np.ndarray,
 ) -> None:
+    """``steps`` conjugate-gradient iterations on (G W Gᵀ + Λ) θ = rhs, from the current θ."""
     d = th.shape[0]
-    ap = np.empty(d)
-    _apply(g, wts, lam, th, tmp, ap)
-    r = rhs - ap
-    p = r.copy()
+    ap = work[0]
+    r = work[1]
+    p = work[2]
+    _apply(g, n, wts, lam, th, tmp, ap)
     rs_old = 0.0
     for k in range(d):
+        r[k] = rhs[k] - ap[k]
+        p[k] = r[k]
         rs_old += r[k] * r[k]
     for _ in range(steps):
         if rs_old < 1e-20:
             break
-        _apply(g, wts, lam, p, tmp, ap)
+        _apply(g, n, wts, lam, p, tmp, ap)
         denom = 0.0
         for k in range(d):
             denom += p[k] * ap[k]
@@ -219,7 +242,8 @@ def _cg(
 def _cholesky_solve_lower(a: np.ndarray, b: np.ndarray) -> None:
     """Solve A x = b in place (x into b) from the lower triangle of SPD ``a``.
 
-    A tiny pivot floor keeps a row with an unregularised, unidentifiable coordinate finite.
+    ``a`` is left holding the factor L (A = L Lᵀ). A tiny pivot floor keeps a row with an
+    unregularised, unidentifiable coordinate finite.
     """
     d = a.shape[0]
     for j in range(d):
