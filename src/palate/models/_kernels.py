@@ -1,10 +1,10 @@
 """Compiled kernels for the ALS half-step (one independent regularised least squares per row).
 
 Rows (users, or items) are dealt into interleaved chunks solved in parallel; each chunk
-allocates its scratch buffers once. A row's design vectors are first gathered into a contiguous ``(d, n)``
-buffer, so every later loop (Gram matrix, CG products, loss) runs over contiguous memory and
-vectorises; nothing of size ``nnz × d`` is materialised. See :mod:`palate.models.ridge` for the
-mathematics.
+allocates its scratch buffers once. A row's design vectors are first gathered into a
+contiguous ``(n, d)`` buffer (in the design's precision), so every later pass (the CG products,
+one pass each; the Gram matrix; the loss) runs over contiguous memory and vectorises; nothing of
+size ``nnz × d`` is materialised. See :mod:`palate.models.ridge` for the mathematics.
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ def _entry_loss(z: float, y: float, logistic: bool) -> float:
 
 @njit(cache=True, fastmath=True)
 def _predict(g: np.ndarray, n: int, theta: np.ndarray, out: np.ndarray) -> None:
-    """out[e] = g[:, e] · θ for the first n gathered entries."""
-    d = g.shape[0]
+    """out[e] = g[e] · θ for the first n gathered entries."""
+    d = g.shape[1]
     for e in range(n):
-        out[e] = 0.0
-    for k in range(d):
-        tk = theta[k]
-        gk = g[k]
-        for e in range(n):
-            out[e] += gk[e] * tk
+        ge = g[e]
+        s = 0.0
+        for k in range(d):
+            s += ge[k] * theta[k]
+        out[e] = s
 
 
 @njit(cache=True, fastmath=True)
@@ -46,20 +45,20 @@ def _apply(
     wts: np.ndarray,
     lam: np.ndarray,
     v: np.ndarray,
-    tmp: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """out = (G W Gᵀ + Λ) v for the gathered block."""
-    d = g.shape[0]
-    _predict(g, n, v, tmp)
-    for e in range(n):
-        tmp[e] *= wts[e]
+    """out = (Gᵀ W G + Λ) v for the gathered block, in one pass over the entries."""
+    d = g.shape[1]
     for k in range(d):
-        gk = g[k]
+        out[k] = lam[k] * v[k]
+    for e in range(n):
+        ge = g[e]
         s = 0.0
-        for e in range(n):
-            s += gk[e] * tmp[e]
-        out[k] = s + lam[k] * v[k]
+        for k in range(d):
+            s += ge[k] * v[k]
+        s *= wts[e]
+        for k in range(d):
+            out[k] += s * ge[k]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -104,7 +103,7 @@ def solve_rows_kernel(
         for r in range(chunk, n_rows, n_chunks):
             longest = max(longest, indptr[r + 1] - indptr[r])
         # scratch buffers, allocated once per chunk
-        g = np.empty((d, longest))
+        g = np.empty((longest, d), dtype=design.dtype)
         z = np.empty(longest)
         tgt = np.empty(longest)
         wts = np.empty(longest)
@@ -124,9 +123,7 @@ def solve_rows_kernel(
                 row_loss[r] = 0.0
                 continue
             for e in range(n):
-                x = design[indices[start + e]]
-                for k in range(d):
-                    g[k, e] = x[k]
+                g[e] = design[indices[start + e]]
             scale = float(n) if count_scaled else 1.0
             for k in range(d):
                 th[k] = theta[r, k]
@@ -146,21 +143,25 @@ def solve_rows_kernel(
                 else:
                     tgt[e] = y - o
                     wts[e] = w
-            for e in range(n):
-                gw[e] = wts[e] * tgt[e]
             for k in range(d):
-                gk = g[k]
-                s = 0.0
-                for e in range(n):
-                    s += gk[e] * gw[e]
-                rhs[k] = s
+                rhs[k] = 0.0
+            for e in range(n):
+                ge = g[e]
+                c = wts[e] * tgt[e]
+                for k in range(d):
+                    rhs[k] += c * ge[k]
             if cg_steps == 0:
+                # Gram matrix from a transposed copy: each entry a[i, j] is a contiguous dot
+                gt = np.empty((d, n))
+                for e in range(n):
+                    for k in range(d):
+                        gt[k, e] = g[e, k]
                 for i in range(d):
-                    gi = g[i]
+                    gi = gt[i]
                     for e in range(n):
                         gw[e] = gi[e] * wts[e]
                     for j in range(i + 1):
-                        gj = g[j]
+                        gj = gt[j]
                         s = 0.0
                         for e in range(n):
                             s += gw[e] * gj[e]
@@ -180,7 +181,7 @@ def solve_rows_kernel(
                     for k in range(d):
                         th[k] += noise_scale * eps[k]
             else:
-                _cg(g, n, wts, lam, rhs, th, cg_steps, z, work)
+                _cg(g, n, wts, lam, rhs, th, cg_steps, work)
             if with_loss:
                 _predict(g, n, th, z)
                 loss = 0.0
@@ -203,15 +204,14 @@ def _cg(
     rhs: np.ndarray,
     th: np.ndarray,
     steps: int,
-    tmp: np.ndarray,
     work: np.ndarray,
 ) -> None:
-    """``steps`` conjugate-gradient iterations on (G W Gᵀ + Λ) θ = rhs, from the current θ."""
+    """``steps`` conjugate-gradient iterations on (Gᵀ W G + Λ) θ = rhs, from the current θ."""
     d = th.shape[0]
     ap = work[0]
     r = work[1]
     p = work[2]
-    _apply(g, n, wts, lam, th, tmp, ap)
+    _apply(g, n, wts, lam, th, ap)
     rs_old = 0.0
     for k in range(d):
         r[k] = rhs[k] - ap[k]
@@ -220,7 +220,7 @@ def _cg(
     for _ in range(steps):
         if rs_old < 1e-20:
             break
-        _apply(g, n, wts, lam, p, tmp, ap)
+        _apply(g, n, wts, lam, p, ap)
         denom = 0.0
         for k in range(d):
             denom += p[k] * ap[k]

@@ -118,7 +118,7 @@ def solve_rows(
     """
     from palate.models._kernels import solve_rows_kernel
 
-    # the kernel works in float64 (one compiled specialisation, exact Gram sums)
+    # the kernel accumulates in float64; design rows stay float32 for float32 models
     solution = np.ascontiguousarray(theta, dtype=np.float64)
     row_loss = np.empty(rows.n_rows, dtype=np.float64)
     solve_rows_kernel(
@@ -127,7 +127,7 @@ def solve_rows(
         _f64(values),
         _f64(offsets),
         np.empty(0) if weights is None else _f64(weights),
-        _f64(design),
+        _design(design),
         _f64(reg),
         bool(count_scaled),
         solution,
@@ -147,10 +147,18 @@ def _f64(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float64)
 
 
+def _design(array: np.ndarray) -> np.ndarray:
+    # float32 design rows halve the memory traffic of the gathers (sums stay in float64)
+    dtype = np.float32 if array.dtype == np.float32 else np.float64
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
 def compile_kernels() -> None:
-    """Compile (or load from numba's on-disk cache) the ALS kernel ahead of first use."""
+    """Compile (or load from numba's on-disk cache) the ALS kernels ahead of first use."""
     rows = SparseRows.from_pairs(np.array([0, 0, 1]), np.array([0, 1, 1]), 2, 2)
-    solve_rows(rows, np.ones((2, 3)), np.ones(3), np.zeros(3), np.ones(3), np.zeros((2, 3)))
+    for dtype in (np.float32, np.float64):
+        design = np.ones((2, 3), dtype=dtype)
+        solve_rows(rows, design, np.ones(3), np.zeros(3), np.ones(3), np.zeros((2, 3)))
 
 
 def solve_cholesky(
