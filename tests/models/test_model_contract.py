@@ -165,12 +165,6 @@ def test_recommend_shapes_for_one_user_and_a_batch(fitted: Model, data: Interact
 def test_exclude_seen_removes_training_items(
     case: Case, fitted: Model, data: Interactions, request: pytest.FixtureRequest
 ) -> None:
-    if case.name in ("cf-als-binary", "cf-adam-binary"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="CollaborativeFiltering._set_serving_data keeps only (seen != 0): items a "
-            "user was shown with label 0 are not excluded by exclude_seen",
-        ))
     n_items = data.n_items
     rec = fitted.recommend(data.users.ids, k=n_items)
     for row, user in enumerate(data.users.ids):
@@ -214,12 +208,6 @@ def test_unknown_users_get_popular_items(
 def test_unknown_users_are_flagged_as_fallback(
     case: Case, fitted: Model, data: Interactions, request: pytest.FixtureRequest
 ) -> None:
-    if not case.is_cf:
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="Popularity.recommend always returns fallback=False, though Recommendations "
-            "documents fallback as True where the user was unknown to the model",
-        ))
     known = data.users.ids[0]
     rec = fitted.recommend([known, "stranger", known], k=K)
     assert rec.fallback.tolist() == [False, True, False]
@@ -413,18 +401,13 @@ INVALID = [
     ({"seed": 1.5}, "seed"),
     ({"seed": "0"}, "seed"),
 ]
-ITEM_BIAS_NOT_VALIDATED = pytest.mark.xfail(
-    strict=True,
-    reason="CollaborativeFilteringConfig.__post_init__ never validates item_bias: any value "
-    "is accepted and used for its truth value (item_bias='no' turns item biases on)",
-)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [*INVALID,
-     pytest.param({"item_bias": "no"}, "item_bias", marks=ITEM_BIAS_NOT_VALIDATED),
-     pytest.param({"item_bias": None}, "item_bias", marks=ITEM_BIAS_NOT_VALIDATED)],
+     pytest.param({"item_bias": "no"}, "item_bias"),
+     pytest.param({"item_bias": None}, "item_bias")],
     ids=[f"{next(iter(k))}={next(iter(k.values()))!r}" for k, _ in INVALID]
     + ["item_bias='no'", "item_bias=None"],
 )
@@ -437,13 +420,6 @@ def test_invalid_cf_hyperparameters_raise_config_error(kwargs: dict, name: str) 
 def test_save_load_round_trip(
     case: Case, fitted: Model, data: Interactions, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if case.name == "cf-gibbs-explicit":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=palate.ArtifactError,
-            reason="solver='gibbs' stores item_factors/user_factors with samples x "
-            "embedding_size columns, but CollaborativeFiltering._from_state requires "
-            "(n, embedding_size), so palate.load of a saved gibbs model fails",
-        ))
     path = palate.save(fitted, tmp_path / "model")
     loaded = palate.load(path)
     assert type(loaded) is type(fitted)

@@ -119,17 +119,8 @@ def test_not_fitted(events: Interactions) -> None:
         ({"prior": -1.0}, "prior"),
         ({"prior": float("nan")}, "prior"),
         ({"prior": float("inf")}, "prior"),
-        pytest.param({"prior": "ten"}, "prior", marks=pytest.mark.xfail(
-            strict=True, raises=ValueError,
-            reason="Popularity.__init__ calls float(prior) before validating, so a non-numeric "
-            "prior raises a bare ValueError ('could not convert string to float') instead of "
-            "ConfigError naming prior",
-        )),
-        pytest.param({"prior": None}, "prior", marks=pytest.mark.xfail(
-            strict=True, raises=TypeError,
-            reason="Popularity.__init__ calls float(prior) before validating, so prior=None "
-            "raises TypeError instead of ConfigError",
-        )),
+        pytest.param({"prior": "ten"}, "prior"),
+        pytest.param({"prior": None}, "prior"),
     ],
 )
 def test_invalid_configuration(kwargs: dict, name: str) -> None:

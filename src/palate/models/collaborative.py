@@ -19,13 +19,12 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import scipy.special
-import torch
 
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
@@ -40,9 +39,12 @@ from palate.models.base import (
     top_k,
     user_rows,
 )
-from palate.models.popularity import Popularity, seen_from_arrays
+from palate.models.popularity import Popularity, seen_from_arrays, seen_matrix
 from palate.models.ridge import SparseRows, solve_rows
 from palate.types import FloatArray, IdArray, IdLike
+
+if TYPE_CHECKING:  # torch is imported only by the Adam path and sparse_cost
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -139,19 +141,25 @@ def sparse_cost(
     item_reg_scale: torch.Tensor | None = None,
     bias_reg: float = 0.0,
     data_scale: float = 1.0,
+    item_offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """J over observed entries only (the fast path used for training), as a torch scalar.
 
     Equal to :func:`textbook_cost` on the same data (tested). Extensions, all off by default:
     ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ and λ_b
     (the per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
-    ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate).
+    ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate);
+    ``item_offset`` is a fixed, unpenalised per-item term (μ(i) inside the sigmoid).
     """
+    import torch
+
     # index_select: its backward (index_add) is much faster than advanced indexing's
     z = (X.index_select(0, item_idx) * W.index_select(0, user_idx)).sum(1)
     z = z + b.index_select(0, user_idx)
     if item_bias is not None:
         z = z + item_bias.index_select(0, item_idx)
+    if item_offset is not None:
+        z = z + item_offset.index_select(0, item_idx)
     if kind == "explicit":
         data_term = 0.5 * ((z - y) ** 2).sum()
     else:
@@ -214,6 +222,10 @@ class CollaborativeFilteringConfig:
         need(
             _is_int(self.embedding_size) and self.embedding_size >= 1,
             f"embedding_size must be a positive integer, got {self.embedding_size!r}",
+        )
+        need(
+            isinstance(self.item_bias, bool),
+            f"item_bias must be True or False, got {self.item_bias!r}",
         )
         need(
             _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
@@ -471,11 +483,12 @@ class CollaborativeFiltering(Model):
         self.data_fingerprint_: str | None = None
         self.rating_scale_: tuple[float, float] | None = None
         self.global_mean_: float = 0.0
-        self._X: torch.Tensor | None = None
-        self._W: torch.Tensor | None = None
-        self._b: torch.Tensor | None = None
-        self._c: torch.Tensor | None = None
-        self._mu: torch.Tensor | None = None
+        # learned parameters, NumPy arrays (the Adam path wraps them in torch tensors)
+        self._X: np.ndarray | None = None
+        self._W: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+        self._c: np.ndarray | None = None
+        self._mu: np.ndarray | None = None
         self._seen: sp.csr_matrix | None = None
         self._fallback_scores: np.ndarray | None = None
         self._rng = np.random.default_rng(self.config.seed)
@@ -483,19 +496,19 @@ class CollaborativeFiltering(Model):
         self._last_data_loss = 0.0
 
     # ------------------------------------------------------------------ learned state
-    def _array(self, tensor: torch.Tensor | None) -> np.ndarray:
+    def _array(self, array: np.ndarray | None) -> np.ndarray:
         self._check_fitted()
-        self._detach()
-        return tensor.detach().numpy()  # type: ignore[union-attr]
+        assert array is not None
+        return array
 
     @property
     def item_factors_(self) -> np.ndarray:
-        """x(i) for every item, shape (n_items, embedding_size)."""
+        """x(i) for every item, shape (n_items, n) (n = samples · embedding_size for gibbs)."""
         return self._array(self._X)
 
     @property
     def user_factors_(self) -> np.ndarray:
-        """w(j) for every user, shape (n_users, embedding_size)."""
+        """w(j) for every user, shape (n_users, n) (n = samples · embedding_size for gibbs)."""
         return self._array(self._W)
 
     @property
@@ -515,7 +528,14 @@ class CollaborativeFiltering(Model):
 
     @property
     def _torch_dtype(self) -> torch.dtype:
+        import torch
+
         return torch.float64 if self.config.dtype == "float64" else torch.float32
+
+    @property
+    def _dim(self) -> int:
+        """Width of the learned factor matrices."""
+        return int(self._X.shape[1])  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -547,18 +567,20 @@ class CollaborativeFiltering(Model):
         self.rating_scale_ = data.rating_scale
         self.global_mean_ = data.global_mean()
         self.data_fingerprint_ = data.fingerprint()
-        dtype = self._torch_dtype
-        gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
+        dtype = self._numpy_dtype
         d = self.config.embedding_size
         scale = self.config.init_scale
-        self._X = torch.randn(data.n_items, d, generator=gen, dtype=dtype) * scale
-        self._W = torch.randn(data.n_users, d, generator=gen, dtype=dtype) * scale
-        self._b = torch.zeros(data.n_users, dtype=dtype)
-        self._c = torch.zeros(data.n_items, dtype=dtype)
+        self._X = (self._rng.standard_normal((data.n_items, d)) * scale).astype(dtype)
+        self._W = (self._rng.standard_normal((data.n_users, d)) * scale).astype(dtype)
+        # rows with no training events stay 0: an unseen user is predicted μ(i) + c(i)
+        self._X[data.item_counts() == 0] = 0
+        self._W[data.user_counts() == 0] = 0
+        self._b = np.zeros(data.n_users, dtype=dtype)
+        self._c = np.zeros(data.n_items, dtype=dtype)
         if self.config.normalizes:
-            self._mu = torch.as_tensor(self._item_means(data), dtype=dtype)
+            self._mu = self._item_means(data).astype(dtype)
         else:
-            self._mu = torch.zeros(data.n_items, dtype=dtype)
+            self._mu = np.zeros(data.n_items, dtype=dtype)
         self._set_serving_data(data)
         self._train(data, self.config.n_epochs, validation, callback)
         return self
@@ -581,26 +603,31 @@ class CollaborativeFiltering(Model):
         """
         if not self.is_fitted:
             return self.fit(interactions, callback=callback)
+        if self.config.solver == "gibbs" and update_items:
+            raise ConfigError(
+                "partial_fit(update_items=True) is not available for solver='gibbs' (its "
+                "factors are an average of posterior draws); refit with fit(), or pass "
+                "update_items=False to solve users with the items fixed"
+            )
         data = self._check_data(fit_input(interactions))
         users = self.users_.union(data.users.ids)  # type: ignore[union-attr]
         items = self.items_.union(data.items.ids)  # type: ignore[union-attr]
         data = data.with_vocabularies(users, items)
-        dtype = self._torch_dtype
+        dtype = self._numpy_dtype
         n_new_users = len(users) - len(self.users_)  # type: ignore[arg-type]
         n_new_items = len(items) - len(self.items_)  # type: ignore[arg-type]
+        d = self._dim
         if n_new_users:
-            d = self.config.embedding_size
-            self._W = torch.cat([self._W, torch.zeros(n_new_users, d, dtype=dtype)])  # type: ignore[list-item]
-            self._b = torch.cat([self._b, torch.zeros(n_new_users, dtype=dtype)])  # type: ignore[list-item]
+            self._W = np.concatenate([self._W, np.zeros((n_new_users, d), dtype)])  # type: ignore[list-item]
+            self._b = np.concatenate([self._b, np.zeros(n_new_users, dtype)])  # type: ignore[list-item]
         if n_new_items:
-            gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
-            new_x = torch.randn(n_new_items, self.config.embedding_size, generator=gen, dtype=dtype)
-            self._X = torch.cat([self._X, new_x * self.config.init_scale])  # type: ignore[list-item]
-            self._c = torch.cat([self._c, torch.zeros(n_new_items, dtype=dtype)])  # type: ignore[list-item]
-            new_mu = torch.as_tensor(self._item_means(data)[-n_new_items:], dtype=dtype)
+            new_x = self._rng.standard_normal((n_new_items, d)) * self.config.init_scale
+            self._X = np.concatenate([self._X, new_x.astype(dtype)])  # type: ignore[list-item]
+            self._c = np.concatenate([self._c, np.zeros(n_new_items, dtype)])  # type: ignore[list-item]
+            new_mu = self._item_means(data)[-n_new_items:].astype(dtype)
             if not self.config.normalizes:
-                new_mu = torch.zeros_like(new_mu)
-            self._mu = torch.cat([self._mu, new_mu])  # type: ignore[list-item]
+                new_mu = np.zeros_like(new_mu)
+            self._mu = np.concatenate([self._mu, new_mu])  # type: ignore[list-item]
         self.users_, self.items_ = users, items
         self._set_serving_data(data, merge=True)
         n = epochs if epochs is not None else self.config.n_epochs
@@ -637,19 +664,22 @@ class CollaborativeFiltering(Model):
         return data
 
     def _set_serving_data(self, data: Interactions, merge: bool = False) -> None:
-        seen = data.to_csr()
-        if merge and self._seen is not None:
-            old = self._seen
-            old = sp.csr_matrix(
-                (old.data, old.indices, old.indptr), shape=(old.shape[0], old.shape[1])
-            )
-            old.resize(seen.shape)
-            seen = ((old != 0).astype(np.float32) + (seen != 0).astype(np.float32)).tocsr()
-        self._seen = (seen != 0).astype(np.float32).tocsr()
-        self._seen.sort_indices()
-        # popularity fallback for unknown users, on the same vocabulary
+        """The seen-items matrix (every event, whatever its value) and the popularity fallback."""
+        seen = seen_matrix(data)
         pop = Popularity(by="mean" if self.config.kind == "explicit" else "count").fit(data)
-        self._fallback_scores = pop.item_scores_
+        fallback = pop.item_scores_
+        if merge and self._seen is not None and self._fallback_scores is not None:
+            old = self._seen.copy()
+            old.resize(seen.shape)
+            seen = ((old + seen) > 0).astype(np.float32).tocsr()
+            # keep the fallback learned from all earlier data; new items rank after it
+            n_old = len(self._fallback_scores)
+            fallback = np.concatenate(
+                [self._fallback_scores, np.full(len(fallback) - n_old, -np.inf, np.float32)]
+            )
+        seen.sort_indices()
+        self._seen = seen
+        self._fallback_scores = fallback
 
     # ------------------------------------------------------------------ training loops
     def _entries(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -692,7 +722,7 @@ class CollaborativeFiltering(Model):
         else:
             step = self._als_epoch_factory(data)
         patience = self.config.early_stopping
-        best: tuple[float, int, tuple[torch.Tensor, ...]] | None = None
+        best: tuple[float, int, tuple[np.ndarray, ...]] | None = None
         start_epoch = len(self.history_)
         for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
             cost = step()
@@ -728,7 +758,7 @@ class CollaborativeFiltering(Model):
         product of the concatenated factors ``[w_1 … w_S] / S`` and ``[x_1 … x_S]``, so the
         averaged model is served exactly like a single one.
         """
-        draws: list[tuple[torch.Tensor, ...]] = []
+        draws: list[tuple[np.ndarray, ...]] = []
         for s in range(self.config.samples):
             # σ² of the Gaussian likelihood: the current mean squared training residual
             self._noise_scale = math.sqrt(2 * self._last_data_loss / max(len(data), 1))
@@ -740,17 +770,17 @@ class CollaborativeFiltering(Model):
                 callback(len(self.history_), metrics)
         self._noise_scale = 0.0
         n = len(draws)
-        self._X = torch.cat([x for x, _, _, _ in draws], 1)
-        self._W = torch.cat([w for _, w, _, _ in draws], 1) / n
-        self._b = torch.stack([b for _, _, b, _ in draws]).mean(0)
-        self._c = torch.stack([c for _, _, _, c in draws]).mean(0)
+        self._X = np.hstack([x for x, _, _, _ in draws])
+        self._W = np.hstack([w for _, w, _, _ in draws]) / n
+        self._b = np.mean([b for _, _, b, _ in draws], axis=0).astype(self._X.dtype)
+        self._c = np.mean([c for _, _, _, c in draws], axis=0).astype(self._X.dtype)
         if validation is not None:
             self.history_[-1].update(self._validation_metrics(validation))
 
-    def _snapshot(self) -> tuple[torch.Tensor, ...]:
-        return tuple(t.detach().clone() for t in (self._X, self._W, self._b, self._c))  # type: ignore[union-attr]
+    def _snapshot(self) -> tuple[np.ndarray, ...]:
+        return tuple(a.copy() for a in (self._X, self._W, self._b, self._c))  # type: ignore[union-attr]
 
-    def _restore(self, snapshot: tuple[torch.Tensor, ...]) -> None:
+    def _restore(self, snapshot: tuple[np.ndarray, ...]) -> None:
         self._X, self._W, self._b, self._c = snapshot
 
     def _validation_metrics(self, validation: Interactions) -> dict[str, float]:
@@ -806,11 +836,11 @@ class CollaborativeFiltering(Model):
         def epoch() -> float:
             lay = layout()
             by_user, by_item = lay["by_user"], lay["by_item"]
-            mu, c = self._mu.numpy(), self._c.numpy()  # type: ignore[union-attr]
+            mu, c = self._mu, self._c
             # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
-            x_now = self._X.numpy()  # type: ignore[union-attr]
+            x_now = self._X
             design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
-            theta = np.hstack([self._W.numpy(), self._b.numpy()[:, None]])  # type: ignore[union-attr]
+            theta = np.hstack([self._W, self._b[:, None]])  # type: ignore[index]
             solve_rows(
                 by_user,
                 design,
@@ -824,17 +854,17 @@ class CollaborativeFiltering(Model):
                 with_loss=False,
                 **self._noise(theta.shape),
             )
-            self._W = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
-            self._b = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
+            self._W = np.ascontiguousarray(theta[:, :d])
+            self._b = np.ascontiguousarray(theta[:, d])
             # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
             with_bias = self.config.item_bias
-            b = self._b.numpy()
+            b = self._b
             offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
             if with_bias:
-                design = np.hstack([self._W.numpy(), np.ones((data.n_users, 1), np_dtype)])
+                design = np.hstack([self._W, np.ones((data.n_users, 1), np_dtype)])
                 theta = np.hstack([x_now, c[:, None]])
             else:
-                design = self._W.numpy()
+                design = self._W
                 theta = x_now.copy()
                 offsets = offsets + c[lay["item_of_item_entry"]]
             loss = solve_rows(
@@ -849,9 +879,9 @@ class CollaborativeFiltering(Model):
                 cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
                 **self._noise(theta.shape),
             )
-            self._X = torch.from_numpy(np.ascontiguousarray(theta[:, :d]))
+            self._X = np.ascontiguousarray(theta[:, :d])
             if with_bias:
-                self._c = torch.from_numpy(np.ascontiguousarray(theta[:, d]))
+                self._c = np.ascontiguousarray(theta[:, d])
             scales = (lay["user_counts"], lay["item_counts"]) if count_scaled else (1.0, 1.0)
             self._last_data_loss = float(loss.sum())
             return self._last_data_loss + self._penalty(*scales)
@@ -867,36 +897,40 @@ class CollaborativeFiltering(Model):
     def _penalty(self, user_scale: np.ndarray | float, item_scale: np.ndarray | float) -> float:
         """The regularisation part of J (each row's λ multiplied by its ``*_scale``)."""
         reg, bias_reg = self.config.effective_reg, self.config.effective_bias_reg
-        w = self._W.numpy().astype(np.float64)  # type: ignore[union-attr]
-        x = self._X.numpy().astype(np.float64)  # type: ignore[union-attr]
+        w = self._W.astype(np.float64)  # type: ignore[union-attr]
+        x = self._X.astype(np.float64)  # type: ignore[union-attr]
         total = reg / 2 * (np.sum(user_scale * (w**2).sum(1)) + np.sum(item_scale * (x**2).sum(1)))
         if bias_reg:
-            b = self._b.numpy().astype(np.float64)  # type: ignore[union-attr]
+            b = self._b.astype(np.float64)  # type: ignore[union-attr]
             total += bias_reg / 2 * np.sum(user_scale * b**2)
             if self.config.item_bias:
-                c = self._c.numpy().astype(np.float64)  # type: ignore[union-attr]
+                c = self._c.astype(np.float64)  # type: ignore[union-attr]
                 total += bias_reg / 2 * np.sum(item_scale * c**2)
         return float(total)
 
-    def _reg_scales(self, data: Interactions) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if self.config.reg_scaling != "count":
-            return None, None
-        dtype = self._torch_dtype
-        return (
-            torch.as_tensor(data.user_counts(), dtype=dtype),
-            torch.as_tensor(data.item_counts(), dtype=dtype),
-        )
-
     def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
+        """One Adam epoch per call: autograd of J (sparse form) through torch tensors that
+        wrap copies of the parameters; the NumPy parameters are updated after every epoch."""
+        import torch
+
         dtype = self._torch_dtype
-        params = [self._X, self._W, self._b]
-        if self.config.item_bias:
-            params.append(self._c)
-        for p in params:
-            p.requires_grad_(True)  # type: ignore[union-attr]
-        optimizer = torch.optim.Adam(params, lr=self.config.learning_rate)  # type: ignore[arg-type]
-        user_scale, item_scale = self._reg_scales(data)
-        sampled = self.config.kind == "binary" and data.is_positive_only
+        leaves = {
+            name: torch.tensor(getattr(self, name), dtype=dtype, requires_grad=True)
+            for name in ("_X", "_W", "_b", "_c")
+        }
+        trained = ["_X", "_W", "_b"] + (["_c"] if self.config.item_bias else [])
+        optimizer = torch.optim.Adam(
+            [leaves[name] for name in trained], lr=self.config.learning_rate
+        )
+        scales: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        if self.config.reg_scaling == "count":
+            scales = (
+                torch.as_tensor(data.user_counts(), dtype=dtype),
+                torch.as_tensor(data.item_counts(), dtype=dtype),
+            )
+        mu = torch.as_tensor(self._mu, dtype=dtype)
+        explicit = self.config.kind == "explicit"
+        sampled = not explicit and data.is_positive_only
         gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
         fixed: dict[str, torch.Tensor] = {}
 
@@ -904,28 +938,30 @@ class CollaborativeFiltering(Model):
             if sampled or not fixed:
                 u, i, y = self._entries(data)
                 it = torch.as_tensor(i)
-                fixed.update(
-                    u=torch.as_tensor(u), i=it, t=torch.as_tensor(y, dtype=dtype) - self._mu[it]
-                )  # type: ignore[index]
+                target = torch.as_tensor(y, dtype=dtype)
+                # squared error trains on y − μ(i); the logistic loss keeps y and puts μ(i)
+                # inside the sigmoid, as predict() does
+                fixed.update(u=torch.as_tensor(u), i=it, t=target - mu[it] if explicit else target)
             return fixed["u"], fixed["i"], fixed["t"]
 
         def loss_on(
             u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float
         ) -> torch.Tensor:
             return sparse_cost(
-                self._X,
-                self._W,
-                self._b,
+                leaves["_X"],
+                leaves["_W"],
+                leaves["_b"],
                 u,
                 i,
                 t,
                 self.config.effective_reg,
-                self.config.kind,  # type: ignore[arg-type]
-                item_bias=self._c if self.config.item_bias else None,
-                user_reg_scale=user_scale,
-                item_reg_scale=item_scale,
+                self.config.kind,
+                item_bias=leaves["_c"] if self.config.item_bias else None,
+                user_reg_scale=scales[0],
+                item_reg_scale=scales[1],
                 bias_reg=self.config.effective_bias_reg,
                 data_scale=scale,
+                item_offset=None if explicit else mu,
             )
 
         def epoch() -> float:
@@ -934,33 +970,32 @@ class CollaborativeFiltering(Model):
             batch = self.config.batch_size
             if batch is None or batch >= n:
                 optimizer.zero_grad()
-                loss = loss_on(u, i, t, 1.0)
-                loss.backward()
+                loss_on(u, i, t, 1.0).backward()
                 optimizer.step()
             else:
                 order = torch.randperm(n, generator=gen)
                 for start in range(0, n, batch):
                     sel = order[start : start + batch]
                     optimizer.zero_grad()
-                    loss = loss_on(u[sel], i[sel], t[sel], n / len(sel))
-                    loss.backward()
+                    loss_on(u[sel], i[sel], t[sel], n / len(sel)).backward()
                     optimizer.step()
             with torch.no_grad():
+                for name in trained:
+                    setattr(self, name, leaves[name].detach().numpy().copy())
                 return float(loss_on(u, i, t, 1.0))
 
         return epoch
 
     def _train_users_only(self, data: Interactions) -> None:
         """Solve every user's (w, b) in closed form with items fixed (Newton steps if binary)."""
-        self._detach()
         u, i, y = self._entries(data)
         by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
-        W, b = self._W.numpy().copy(), self._b.numpy().copy()  # type: ignore[union-attr]
+        W, b = self._W.copy(), self._b.copy()  # type: ignore[union-attr]
         theta = self._solve_users(by_user, y[by_user.perm], W, b)
         active = by_user.counts > 0
-        d = self.config.embedding_size
+        d = self._dim
         W[active], b[active] = theta[active, :d], theta[active, d]
-        self._W, self._b = torch.from_numpy(W), torch.from_numpy(b)
+        self._W, self._b = W, b
 
     def _solve_users(
         self, by_user: SparseRows, values: np.ndarray, W: np.ndarray, b: np.ndarray
@@ -968,11 +1003,11 @@ class CollaborativeFiltering(Model):
         """[w, b] per user with item features fixed: one exact solve, or Newton to convergence."""
         np_dtype = self._numpy_dtype
         n_items = len(self.items_)  # type: ignore[arg-type]
-        design = np.hstack([self._X.numpy(), np.ones((n_items, 1), np_dtype)])  # type: ignore[union-attr]
-        offsets = (self._mu + self._c).numpy()[by_user.indices]  # type: ignore[operator]
+        design = np.hstack([self._X, np.ones((n_items, 1), np_dtype)])  # type: ignore[list-item]
+        offsets = (self._mu + self._c)[by_user.indices]  # type: ignore[operator]
         theta = np.hstack([W, b[:, None]]).astype(np_dtype)
         logistic = self.config.kind == "binary"
-        reg = self._reg_vector(self.config.embedding_size, True)
+        reg = self._reg_vector(self._dim, True)
         for _ in range(25 if logistic else 1):
             solve_rows(
                 by_user,
@@ -986,20 +1021,13 @@ class CollaborativeFiltering(Model):
             )
         return theta
 
-    def _detach(self) -> None:
-        for name in ("_X", "_W", "_b", "_c"):
-            tensor = getattr(self, name)
-            if tensor is not None and tensor.requires_grad:
-                setattr(self, name, tensor.detach())
-
     # ------------------------------------------------------------------ scoring
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         """Raw scores (before the link function) of known users over every item."""
-        self._detach()
-        with torch.no_grad():
-            r = torch.as_tensor(rows)
-            z = self._W[r] @ self._X.T + self._b[r][:, None] + (self._c + self._mu)[None, :]  # type: ignore[index, operator, union-attr]
-        return z.numpy()
+        z = self._W[rows] @ self._X.T  # type: ignore[index, union-attr]
+        z += self._b[rows][:, None]  # type: ignore[index]
+        z += (self._c + self._mu)[None, :]  # type: ignore[operator]
+        return z
 
     def _link(self, z: np.ndarray) -> np.ndarray:
         if self.config.kind == "binary":
@@ -1023,7 +1051,6 @@ class CollaborativeFiltering(Model):
             the global mean of the training values.
         """
         self._check_fitted()
-        self._detach()
         users = as_id_array(user_ids)
         items = as_id_array(item_ids)
         if len(users) != len(items):
@@ -1037,12 +1064,10 @@ class CollaborativeFiltering(Model):
             out[:] = self.global_mean_
         else:
             out[:] = _logit(self.global_mean_)
-        with torch.no_grad():
-            it = torch.as_tensor(i[known_i])
-            out[known_i] = (self._mu[it] + self._c[it]).numpy()  # type: ignore[index]
-            ut, it = torch.as_tensor(u[known_u]), torch.as_tensor(i[known_u])
-            dot = (self._W[ut] * self._X[it]).sum(1) + self._b[ut]  # type: ignore[index]
-            out[known_u] += dot.numpy()
+        it = i[known_i]
+        out[known_i] = self._mu[it] + self._c[it]  # type: ignore[index]
+        ut, it = u[known_u], i[known_u]
+        out[known_u] += np.einsum("ij,ij->i", self._W[ut], self._X[it]) + self._b[ut]  # type: ignore[index]
         return self._link(out).astype(np.float32)
 
     def recommend(
@@ -1106,13 +1131,12 @@ class CollaborativeFiltering(Model):
             ``similar_ids`` and ``distances`` of shape (n, k).
         """
         self._check_fitted()
-        self._detach()
         k = check_k(k)
         if metric not in ("euclidean", "cosine"):
             raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
         ids = as_id_array(item_ids)
         idx = self.items_.index(ids, kind="item")  # type: ignore[union-attr]
-        X = self._X.numpy().astype(np.float32)  # type: ignore[union-attr]
+        X = self._X.astype(np.float32)  # type: ignore[union-attr]
         if metric == "cosine":
             norms = np.linalg.norm(X, axis=1, keepdims=True)
             X = X / np.maximum(norms, 1e-12)
@@ -1143,13 +1167,12 @@ class CollaborativeFiltering(Model):
         b : float
         """
         self._check_fitted()
-        self._detach()
         items = as_id_array(item_ids)
         vals = np.ones(len(items)) if values is None else np.asarray(values, dtype=np.float64)
         if len(vals) != len(items):
             raise DataError(f"got {len(items)} items but {len(vals)} values")
         if len(items) == 0:
-            return np.zeros(self.config.embedding_size, dtype=np.float32), 0.0
+            return np.zeros(self._dim, dtype=np.float32), 0.0
         idx = self.items_.index(items, kind="item")  # type: ignore[union-attr]
         if len(np.unique(idx)) != len(idx):
             raise DataError("an item is rated twice; keep one rating per item")
@@ -1165,7 +1188,7 @@ class CollaborativeFiltering(Model):
             np.arange(len(idx), dtype=np.int64),
             len(self.items_),  # type: ignore[arg-type]
         )
-        d = self.config.embedding_size
+        d = self._dim
         np_dtype = self._numpy_dtype
         theta = self._solve_users(rows, vals, np.zeros((1, d), np_dtype), np.zeros(1, np_dtype))
         return theta[0, :d].astype(np.float32), float(theta[0, d])
@@ -1188,9 +1211,8 @@ class CollaborativeFiltering(Model):
     def _fold_in_raw(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
         items, values = _ratings_arrays(ratings)
         w, b = self.fold_in_user(items, values)
-        with torch.no_grad():
-            z = self._X @ torch.as_tensor(w, dtype=self._torch_dtype) + b + self._c + self._mu  # type: ignore[operator]
-        return z.numpy().astype(np.float64)
+        z = self._X.astype(np.float64) @ w.astype(np.float64) + b + self._c + self._mu  # type: ignore[operator, union-attr]
+        return np.asarray(z, dtype=np.float64)
 
     def recommend_for_ratings(
         self,
@@ -1211,17 +1233,16 @@ class CollaborativeFiltering(Model):
     # ------------------------------------------------------------------ model files
     def _state(self) -> ModelState:
         self._check_fitted()
-        self._detach()
         seen = self._seen
         assert seen is not None and self._fallback_scores is not None
         return ModelState(
             config=self.get_params(),
             arrays={
-                "item_factors": self._X.numpy(),  # type: ignore[union-attr]
-                "user_factors": self._W.numpy(),  # type: ignore[union-attr]
-                "user_bias": self._b.numpy(),  # type: ignore[union-attr]
-                "item_bias": self._c.numpy(),  # type: ignore[union-attr]
-                "item_means": self._mu.numpy(),  # type: ignore[union-attr]
+                "item_factors": self._X,  # type: ignore[dict-item]
+                "user_factors": self._W,  # type: ignore[dict-item]
+                "user_bias": self._b,  # type: ignore[dict-item]
+                "item_bias": self._c,  # type: ignore[dict-item]
+                "item_means": self._mu,  # type: ignore[dict-item]
                 "fallback_scores": self._fallback_scores,
                 "seen_indptr": seen.indptr.astype(np.int64),
                 "seen_indices": seen.indices.astype(np.int32),
@@ -1239,7 +1260,14 @@ class CollaborativeFiltering(Model):
         model = cls(**state.config)
         users, items = state.vocabularies["users"], state.vocabularies["items"]
         a = state.arrays
+        width = a["item_factors"].shape[1] if "item_factors" in a else -1
         d = model.config.embedding_size
+        if width % d or (model.config.solver != "gibbs" and width != d):
+            raise DataError(
+                f"item factors have {width} columns; expected embedding_size {d} "
+                "(or a multiple of it for solver='gibbs')"
+            )
+        d = width
         shapes = {
             "item_factors": (len(items), d),
             "user_factors": (len(users), d),
@@ -1252,13 +1280,13 @@ class CollaborativeFiltering(Model):
             if name not in a or tuple(a[name].shape) != shape:
                 got = None if name not in a else tuple(a[name].shape)
                 raise DataError(f"array {name!r} has shape {got}, expected {shape}")
-        dtype = model._torch_dtype
+        dtype = model._numpy_dtype
         model.users_, model.items_ = users, items
-        model._X = torch.as_tensor(np.array(a["item_factors"]), dtype=dtype)
-        model._W = torch.as_tensor(np.array(a["user_factors"]), dtype=dtype)
-        model._b = torch.as_tensor(np.array(a["user_bias"]), dtype=dtype)
-        model._c = torch.as_tensor(np.array(a["item_bias"]), dtype=dtype)
-        model._mu = torch.as_tensor(np.array(a["item_means"]), dtype=dtype)
+        model._X = np.array(a["item_factors"], dtype=dtype)
+        model._W = np.array(a["user_factors"], dtype=dtype)
+        model._b = np.array(a["user_bias"], dtype=dtype)
+        model._c = np.array(a["item_bias"], dtype=dtype)
+        model._mu = np.array(a["item_means"], dtype=dtype)
         model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
         model._seen = seen_from_arrays(a, len(users), len(items))
         model.global_mean_ = float(state.extra.get("global_mean", 0.0))

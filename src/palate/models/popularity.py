@@ -32,7 +32,8 @@ class PopularityConfig:
     def __post_init__(self) -> None:
         if self.by not in ("count", "mean"):
             raise ConfigError(f"by must be 'count' or 'mean', got {self.by!r}")
-        if not np.isfinite(self.prior) or self.prior < 0:
+        valid = isinstance(self.prior, (int, float, np.number)) and not isinstance(self.prior, bool)
+        if not valid or not np.isfinite(self.prior) or self.prior < 0:
             raise ConfigError(f"prior must be a non-negative number, got {self.prior!r}")
 
 
@@ -55,7 +56,7 @@ class Popularity(Model):
     model_kind = "popularity"
 
     def __init__(self, by: Literal["count", "mean"] = "count", prior: float = 10.0) -> None:
-        self.config = PopularityConfig(by=by, prior=float(prior))
+        self.config = PopularityConfig(by=by, prior=prior)
         self.users_: Vocabulary | None = None
         self.items_: Vocabulary | None = None
         self.item_scores_: np.ndarray | None = None
@@ -66,6 +67,10 @@ class Popularity(Model):
         """Count events (and shrunk means) per item. Returns self."""
         data = fit_input(interactions)
         counts = data.item_counts().astype(np.float64)
+        if data.kind == "binary":  # popular = most engaged, not most shown
+            counts = np.bincount(
+                data.item_idx, weights=(data.values > 0), minlength=data.n_items
+            ).astype(np.float64)
         sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
         global_mean = data.global_mean()
         prior = self.config.prior
@@ -80,7 +85,7 @@ class Popularity(Model):
             self.item_scores_ = self.item_means_.copy()
         self.users_ = data.users
         self.items_ = data.items
-        self._seen = data.to_csr()
+        self._seen = seen_matrix(data)
         return self
 
     def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
@@ -108,9 +113,8 @@ class Popularity(Model):
         ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
         scores = np.broadcast_to(self.item_scores_, (len(ids), len(self.item_scores_))).copy()
         idx, vals = top_k(scores, k, self._seen if exclude_seen else None, rows)
-        return Recommendations(
-            ids, ids_from_indices(self.items_, idx), vals, np.zeros(len(ids), bool)
-        )
+        # the same list for everyone: rows of users the model does not know are flagged
+        return Recommendations(ids, ids_from_indices(self.items_, idx), vals, rows < 0)
 
     def _state(self) -> ModelState:
         self._check_fitted()
@@ -135,6 +139,13 @@ class Popularity(Model):
         model.item_means_ = state.arrays["item_means"]
         model._seen = seen_from_arrays(state.arrays, len(model.users_), len(model.items_))
         return model
+
+
+def seen_matrix(data: Interactions) -> sp.csr_matrix:
+    """Users x items 0/1 matrix of every event (a 0 rating or a 0 label counts as seen)."""
+    return sp.csr_matrix(
+        (np.ones(len(data), dtype=np.float32), (data.user_idx, data.item_idx)), shape=data.shape
+    )
 
 
 def seen_from_arrays(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> sp.csr_matrix:
