@@ -27,9 +27,12 @@ row's entries straight from the CSR arrays, with no Python loop per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the torch wrappers below import it when called
+    import torch
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def solve_cholesky(
     Tensor, shape (n_rows, d)
         Zero for rows with no entries.
     """
+    import torch
+
     dtype = design.dtype
     theta = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(dtype))
     solve_rows(
@@ -214,6 +219,8 @@ def solve_cg(
     steps: int = 3,
 ) -> torch.Tensor:
     """``steps`` conjugate-gradient iterations per row from ``initial`` (see :func:`solve_rows`)."""
+    import torch
+
     theta = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
     solve_rows(
         rows,
@@ -230,4 +237,6 @@ def solve_cg(
 
 
 def _numpy_dtype(dtype: torch.dtype) -> type:
+    import torch
+
     return np.float64 if dtype == torch.float64 else np.float32
