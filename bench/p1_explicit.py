@@ -162,6 +162,17 @@ RUNNERS: dict[str, Runner] = {
             _palate_predict,
         ),
         Runner(
+            "palate-gibbs",
+            "palate CollaborativeFiltering(solver='gibbs', embedding_size=16, "
+            "reg_scaling='none', reg=5.0, samples=100)",
+            _collaborative_filtering(
+                solver="gibbs", embedding_size=16, reg_scaling="none", reg=5.0, samples=100
+            ),
+            _palate_prepare,
+            _palate_fit,
+            _palate_predict,
+        ),
+        Runner(
             "surprise-svd",
             "Surprise SVD() (defaults)",
             _surprise_svd,
@@ -188,7 +199,13 @@ RUNNERS: dict[str, Runner] = {
         ),
     )
 }
-DEFAULT_MODELS = ["palate-als", "palate-adam", "surprise-svd", "surprise-knnbaseline"]
+DEFAULT_MODELS = [
+    "palate-als",
+    "palate-adam",
+    "palate-gibbs",
+    "surprise-svd",
+    "surprise-knnbaseline",
+]
 
 
 # ----------------------------------------------------------------------------- protocol
