@@ -267,3 +267,15 @@ def _cholesky_solve_lower(a: np.ndarray, b: np.ndarray) -> None:
         for k in range(i + 1, d):
             t -= a[k, i] * b[k]
         b[i] = t / a[i, i]
+
+
+@njit(cache=True)
+def counting_sort(rows: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Stable permutation that orders entries by row, given the rows' CSR ``indptr``."""
+    perm = np.empty(rows.shape[0], dtype=np.int64)
+    fill = indptr[:-1].copy()
+    for e in range(rows.shape[0]):
+        r = rows[e]
+        perm[fill[r]] = e
+        fill[r] += 1
+    return perm

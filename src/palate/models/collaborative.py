@@ -39,7 +39,7 @@ from palate.models.base import (
     top_k,
     user_rows,
 )
-from palate.models.popularity import Popularity, seen_from_arrays, seen_matrix
+from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
 from palate.models.ridge import SparseRows, solve_rows
 from palate.types import FloatArray, IdArray, IdLike
 
@@ -666,8 +666,8 @@ class CollaborativeFiltering(Model):
     def _set_serving_data(self, data: Interactions, merge: bool = False) -> None:
         """The seen-items matrix (every event, whatever its value) and the popularity fallback."""
         seen = seen_matrix(data)
-        pop = Popularity(by="mean" if self.config.kind == "explicit" else "count").fit(data)
-        fallback = pop.item_scores_
+        by = "mean" if self.config.kind == "explicit" else "count"
+        fallback, _ = popularity_scores(data, by)
         if merge and self._seen is not None and self._fallback_scores is not None:
             old = self._seen.copy()
             old.resize(seen.shape)

@@ -66,23 +66,9 @@ class Popularity(Model):
     def fit(self, interactions: Interactions) -> Popularity:
         """Count events (and shrunk means) per item. Returns self."""
         data = fit_input(interactions)
-        counts = data.item_counts().astype(np.float64)
-        if data.kind == "binary":  # popular = most engaged, not most shown
-            counts = np.bincount(
-                data.item_idx, weights=(data.values > 0), minlength=data.n_items
-            ).astype(np.float64)
-        sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
-        global_mean = data.global_mean()
-        prior = self.config.prior
-        shrunk = (sums + prior * global_mean) / np.maximum(counts + prior, 1e-12)
-        self.item_means_ = shrunk.astype(np.float32)
-        if self.config.by == "count":
-            # ties broken by shrunk mean so the order is deterministic and sensible
-            self.item_scores_ = (
-                counts + 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
-            ).astype(np.float32)
-        else:
-            self.item_scores_ = self.item_means_.copy()
+        self.item_scores_, self.item_means_ = popularity_scores(
+            data, self.config.by, self.config.prior
+        )
         self.users_ = data.users
         self.items_ = data.items
         self._seen = seen_matrix(data)
@@ -139,6 +125,28 @@ class Popularity(Model):
         model.item_means_ = state.arrays["item_means"]
         model._seen = seen_from_arrays(state.arrays, len(model.users_), len(model.items_))
         return model
+
+
+def popularity_scores(
+    data: Interactions, by: str = "count", prior: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item popularity scores and shrunk means, shape (n_items,) each.
+
+    ``means = (Σ y + prior · C) / (n + prior)``; the scores are those means (``by="mean"``) or
+    the number of events — of positive events for binary data, so that being shown is not
+    being popular — with ties broken by the shrunk mean (``by="count"``).
+    """
+    n_events = data.item_counts().astype(np.float64)
+    sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
+    shrunk = (sums + prior * data.global_mean()) / np.maximum(n_events + prior, 1e-12)
+    means = shrunk.astype(np.float32)
+    if by == "mean":
+        return means.copy(), means
+    counts = n_events
+    if data.kind == "binary":
+        counts = np.bincount(data.item_idx, weights=data.values > 0, minlength=data.n_items)
+    tie_break = 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
+    return (counts + tie_break).astype(np.float32), means
 
 
 def seen_matrix(data: Interactions) -> sp.csr_matrix:

@@ -64,10 +64,10 @@ class SparseRows:
 
     @classmethod
     def from_pairs(cls, rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> SparseRows:
-        perm = np.argsort(rows, kind="stable")
         counts = np.bincount(rows, minlength=n_rows)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
+        perm = _counting_sort(np.ascontiguousarray(rows, dtype=np.int64), indptr)
         return cls(indptr, cols[perm].astype(np.int64), perm.astype(np.int64), n_cols)
 
 
@@ -144,6 +144,13 @@ def solve_rows(
     if solution is not theta:
         theta[...] = solution
     return row_loss
+
+
+def _counting_sort(rows: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Stable order of entries by row in O(nnz) (the kernel module's counting sort)."""
+    from palate.models._kernels import counting_sort
+
+    return counting_sort(rows, indptr)
 
 
 def _f64(array: np.ndarray) -> np.ndarray:
