@@ -5,6 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # torch is pinned here so pip takes the CPU build; pyproject.toml allows a range.
 TORCH  := torch==2.13.0
+# MovieLens copies in a data directory beside the checkout are used when present
+DATA_DIR := $(abspath ../shared/data)
+ifneq ($(wildcard $(DATA_DIR)/ml-latest-small),)
+export PALATE_DATA ?= $(DATA_DIR)
+endif
 
 .PHONY: demo test lint typecheck bench clean
 
