@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from palate.cli import data, demo, recommend, train
+from palate.cli import data, demo, evaluate, recommend, train
 
 app = typer.Typer(
     name="palate",
@@ -27,6 +27,7 @@ app.command("recommend")(recommend.recommend)
 app.command("similar")(recommend.similar)
 app.command("rate")(recommend.rate)
 app.command("demo")(demo.demo)
+app.command("evaluate")(evaluate.evaluate)
 
 
 def _version(value: bool) -> None:

@@ -1,5 +1,12 @@
-"""Evaluation: rating and ranking metrics (pure functions on arrays)."""
+"""Evaluation: rating and ranking metrics (pure functions on arrays), evaluate and
+cross-validate models."""
 
+from palate.evaluation.evaluate import (
+    EvaluationReport,
+    MetricSummary,
+    cross_validate,
+    evaluate,
+)
 from palate.evaluation.metrics import (
     average_precision_at_k,
     catalog_coverage,
@@ -14,6 +21,10 @@ from palate.evaluation.metrics import (
 )
 
 __all__ = [
+    "EvaluationReport",
+    "MetricSummary",
+    "cross_validate",
+    "evaluate",
     "average_precision_at_k",
     "catalog_coverage",
     "hit_rate_at_k",
