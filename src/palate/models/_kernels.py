@@ -71,6 +71,7 @@ def solve_rows_kernel(
     design: np.ndarray,
     reg: np.ndarray,
     count_scaled: bool,
+    count_floor: float,
     theta: np.ndarray,
     logistic: bool,
     cg_steps: int,
@@ -124,7 +125,7 @@ def solve_rows_kernel(
                 continue
             for e in range(n):
                 g[e] = design[indices[start + e]]
-            scale = float(n) if count_scaled else 1.0
+            scale = max(float(n), count_floor) if count_scaled else 1.0
             for k in range(d):
                 th[k] = theta[r, k]
                 lam[k] = reg[k] * scale

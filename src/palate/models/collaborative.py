@@ -198,6 +198,7 @@ class CollaborativeFilteringConfig:
     item_bias: bool = True
     bias_reg: float | None = None
     reg_scaling: Literal["none", "count"] = "count"
+    reg_count_floor: float = 0.5
     negative_ratio: float = 4.0
     init_scale: float = 0.1
     als_method: Literal["auto", "cholesky", "cg"] = "auto"
@@ -226,6 +227,10 @@ class CollaborativeFilteringConfig:
         need(
             isinstance(self.item_bias, bool),
             f"item_bias must be True or False, got {self.item_bias!r}",
+        )
+        need(
+            _is_number(self.reg_count_floor) and self.reg_count_floor >= 0,
+            f"reg_count_floor must be >= 0, got {self.reg_count_floor!r}",
         )
         need(
             _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
@@ -402,6 +407,11 @@ class CollaborativeFiltering(Model):
         (measured on MovieLens; 0 is the textbook's unregularised b(j)) and 0.5 for binary,
         where an item with only positives would otherwise push its bias to infinity.
     reg_scaling : {"count", "none"}
+    reg_count_floor : float
+        With ``reg_scaling="count"``, a user's (item's) λ is multiplied by ``max(n, floor)``
+        with ``floor = reg_count_floor ×`` the mean number of ratings per user (item): the
+        floor keeps rarely-rated items and users from fitting their few ratings exactly.
+        0 turns it off (plain weighted-λ).
     negative_ratio : float
         For positive-only binary data: unobserved (user, item) pairs sampled as y = 0, this
         many per positive, uniformly over items the user has not engaged with. ALS draws them
@@ -445,6 +455,7 @@ class CollaborativeFiltering(Model):
         item_bias: bool = True,
         bias_reg: float | None = None,
         reg_scaling: Literal["none", "count"] = "count",
+        reg_count_floor: float = 0.5,
         negative_ratio: float = 4.0,
         init_scale: float = 0.1,
         als_method: Literal["auto", "cholesky", "cg"] = "auto",
@@ -467,6 +478,7 @@ class CollaborativeFiltering(Model):
             item_bias=item_bias,
             bias_reg=bias_reg,
             reg_scaling=reg_scaling,
+            reg_count_floor=reg_count_floor,
             negative_ratio=negative_ratio,
             init_scale=init_scale,
             als_method=als_method,
@@ -495,6 +507,7 @@ class CollaborativeFiltering(Model):
         self._rng = np.random.default_rng(self.config.seed)
         self._noise_scale = 0.0
         self._last_data_loss = 0.0
+        self._count_floors = (1.0, 1.0)
 
     # ------------------------------------------------------------------ learned state
     def _array(self, array: np.ndarray | None) -> np.ndarray:
@@ -582,9 +595,20 @@ class CollaborativeFiltering(Model):
             self._mu = self._item_means(data).astype(dtype)
         else:
             self._mu = np.zeros(data.n_items, dtype=dtype)
+        self._count_floors = self._compute_count_floors(data)
         self._set_serving_data(data)
         self._train(data, self.config.n_epochs, validation, callback)
         return self
+
+    def _compute_count_floors(self, data: Interactions) -> tuple[float, float]:
+        """Floors of the per-row λ multiplier: ``reg_count_floor`` × the mean number of events
+        per user (per item) that has any, and at least 1."""
+        fraction = self.config.reg_count_floor
+        floors = []
+        for counts in (data.user_counts(), data.item_counts()):
+            active = counts[counts > 0]
+            floors.append(max(1.0, fraction * float(active.mean())) if len(active) else 1.0)
+        return floors[0], floors[1]
 
     def partial_fit(
         self,
@@ -815,6 +839,7 @@ class CollaborativeFiltering(Model):
         np_dtype = self._numpy_dtype
         logistic = self.config.kind == "binary"
         count_scaled = self.config.reg_scaling == "count"
+        user_floor, item_floor = self._count_floors
         d = self.config.embedding_size
         cache: dict[str, Any] = {}
 
@@ -829,8 +854,8 @@ class CollaborativeFiltering(Model):
                     y_user=y[by_user.perm].astype(np_dtype),
                     y_item=y[by_item.perm].astype(np_dtype),
                     item_of_item_entry=np.repeat(np.arange(data.n_items), by_item.counts),
-                    user_counts=by_user.counts.astype(np_dtype),
-                    item_counts=by_item.counts.astype(np_dtype),
+                    user_counts=np.maximum(by_user.counts, user_floor).astype(np_dtype),
+                    item_counts=np.maximum(by_item.counts, item_floor).astype(np_dtype),
                 )
             return cache
 
@@ -850,6 +875,7 @@ class CollaborativeFiltering(Model):
                 self._reg_vector(d, True),
                 theta,
                 count_scaled=count_scaled,
+                count_floor=self._count_floors[0],
                 logistic=logistic,
                 cg_steps=self._cg_steps(len(by_user.indices), d + 1),
                 with_loss=False,
@@ -876,6 +902,7 @@ class CollaborativeFiltering(Model):
                 self._reg_vector(d, with_bias),
                 theta,
                 count_scaled=count_scaled,
+                count_floor=self._count_floors[1],
                 logistic=logistic,
                 cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
                 **self._noise(theta.shape),
@@ -925,9 +952,10 @@ class CollaborativeFiltering(Model):
         )
         scales: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         if self.config.reg_scaling == "count":
+            user_floor, item_floor = self._count_floors
             scales = (
-                torch.as_tensor(data.user_counts(), dtype=dtype),
-                torch.as_tensor(data.item_counts(), dtype=dtype),
+                torch.as_tensor(np.maximum(data.user_counts(), user_floor), dtype=dtype),
+                torch.as_tensor(np.maximum(data.item_counts(), item_floor), dtype=dtype),
             )
         mu = torch.as_tensor(self._mu, dtype=dtype)
         explicit = self.config.kind == "explicit"
@@ -1018,6 +1046,7 @@ class CollaborativeFiltering(Model):
                 reg,
                 theta,
                 count_scaled=self.config.reg_scaling == "count",
+                count_floor=self._count_floors[0],
                 logistic=logistic,
             )
         return theta
@@ -1253,6 +1282,7 @@ class CollaborativeFiltering(Model):
                 "global_mean": self.global_mean_,
                 "rating_scale": list(self.rating_scale_) if self.rating_scale_ else None,
                 "history": self.history_,
+                "count_floors": list(self._count_floors),
             },
         )
 
@@ -1294,6 +1324,8 @@ class CollaborativeFiltering(Model):
         scale = state.extra.get("rating_scale")
         model.rating_scale_ = tuple(scale) if scale else None  # type: ignore[assignment]
         model.history_ = list(state.extra.get("history", []))
+        floors = state.extra.get("count_floors", [1.0, 1.0])
+        model._count_floors = (float(floors[0]), float(floors[1]))
         return model
 
     def with_params(self, **changes: Any) -> CollaborativeFiltering:

@@ -81,6 +81,7 @@ def solve_rows(
     *,
     weights: np.ndarray | None = None,
     count_scaled: bool = False,
+    count_floor: float = 1.0,
     logistic: bool = False,
     cg_steps: int = 0,
     noise: np.ndarray | None = None,
@@ -104,6 +105,8 @@ def solve_rows(
         Current solution (warm start for CG and Newton); overwritten with the new one.
     weights : ndarray, shape (nnz,), optional
     count_scaled, logistic : bool
+    count_floor : float
+        With ``count_scaled``, Λ is multiplied by ``max(n_r, count_floor)``.
     cg_steps : int
         0 for the exact Cholesky solve.
     noise : ndarray, shape (n_rows, d), optional
@@ -133,6 +136,7 @@ def solve_rows(
         _design(design),
         _f64(reg),
         bool(count_scaled),
+        float(count_floor),
         solution,
         bool(logistic),
         int(cg_steps),
