@@ -196,3 +196,21 @@ def try_import(loader: Callable[[], Any], what: str) -> tuple[Any, str | None]:
         return loader(), None
     except (ImportError, AttributeError) as exc:
         return None, f"{what} is not available ({type(exc).__name__}: {exc})"
+
+
+def available_runners(
+    registry: dict[str, Any], names: list[str]
+) -> tuple[list[Any], dict[str, str]]:
+    """The runners (objects with ``make`` and ``description``) whose model can be built here,
+    and why the others were skipped."""
+    runners: list[Any] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        runner = registry[name]
+        _, reason = try_import(runner.make, runner.description)
+        if reason is None:
+            runners.append(runner)
+        else:
+            skipped[name] = reason
+            print(f"skipping {name}: {reason}", file=sys.stderr)
+    return runners, skipped

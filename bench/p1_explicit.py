@@ -34,6 +34,7 @@ import pandas as pd
 from common import (
     DEFAULT_ML100K,
     RESULTS_DIR,
+    available_runners,
     collaborative_filtering_class,
     command_line,
     git_commit,
@@ -46,7 +47,6 @@ from common import (
     print_table,
     rmse,
     stopwatch,
-    try_import,
     write_json,
 )
 from sklearn.model_selection import KFold
@@ -287,17 +287,7 @@ def cold_counts(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
 
 def available(names: list[str]) -> tuple[list[Runner], dict[str, str]]:
     """The runners whose model can be built here, and why the others were skipped."""
-    runners: list[Runner] = []
-    skipped: dict[str, str] = {}
-    for name in names:
-        runner = RUNNERS[name]
-        _, reason = try_import(runner.make, runner.description)
-        if reason is None:
-            runners.append(runner)
-        else:
-            skipped[name] = reason
-            print(f"skipping {name}: {reason}", file=sys.stderr)
-    return runners, skipped
+    return available_runners(RUNNERS, names)
 
 
 def summarise(per_model: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:

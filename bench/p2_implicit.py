@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from common import (
     DEFAULT_ML100K,
     RESULTS_DIR,
+    available_runners,
     collaborative_filtering_class,
     command_line,
     git_commit,
@@ -57,7 +58,6 @@ from common import (
     parse_list,
     print_table,
     stopwatch,
-    try_import,
     write_json,
 )
 
@@ -343,17 +343,7 @@ def run_model(runner: Runner, split: Split) -> dict[str, Any]:
 
 def available(names: list[str]) -> tuple[list[Runner], dict[str, str]]:
     """The runners whose model can be built here, and why the others were skipped."""
-    runners: list[Runner] = []
-    skipped: dict[str, str] = {}
-    for name in names:
-        runner = RUNNERS[name]
-        _, reason = try_import(runner.make, runner.description)
-        if reason is None:
-            runners.append(runner)
-        else:
-            skipped[name] = reason
-            print(f"skipping {name}: {reason}", file=sys.stderr)
-    return runners, skipped
+    return available_runners(RUNNERS, names)
 
 
 METRIC_COLUMNS = ("precision@10", "recall@10", "recall@20", "ndcg@10", "map@10", "hit_rate@10",

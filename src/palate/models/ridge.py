@@ -202,21 +202,8 @@ def solve_cholesky(
     Tensor, shape (n_rows, d)
         Zero for rows with no entries.
     """
-    import torch
-
-    dtype = design.dtype
-    theta = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(dtype))
-    solve_rows(
-        rows,
-        design.numpy(),
-        targets.numpy(),
-        np.zeros(len(targets)),
-        reg.numpy(),
-        theta,
-        weights=None if weights is None else weights.numpy(),
-        count_scaled=count_scaled,
-    )
-    return torch.from_numpy(theta)
+    theta = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(design.dtype))
+    return _solve_torch(rows, design, targets, reg, theta, weights, count_scaled, 0)
 
 
 def solve_cg(
@@ -230,9 +217,22 @@ def solve_cg(
     steps: int = 3,
 ) -> torch.Tensor:
     """``steps`` conjugate-gradient iterations per row from ``initial`` (see :func:`solve_rows`)."""
+    theta = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
+    return _solve_torch(rows, design, targets, reg, theta, weights, count_scaled, steps)
+
+
+def _solve_torch(
+    rows: SparseRows,
+    design: torch.Tensor,
+    targets: torch.Tensor,
+    reg: torch.Tensor,
+    theta: np.ndarray,
+    weights: torch.Tensor | None,
+    count_scaled: bool,
+    cg_steps: int,
+) -> torch.Tensor:
     import torch
 
-    theta = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
     solve_rows(
         rows,
         design.numpy(),
@@ -242,7 +242,7 @@ def solve_cg(
         theta,
         weights=None if weights is None else weights.numpy(),
         count_scaled=count_scaled,
-        cg_steps=steps,
+        cg_steps=cg_steps,
     )
     return torch.from_numpy(theta)
 
