@@ -16,6 +16,7 @@ from palate.errors import (
 )
 from palate.models import (
     CollaborativeFiltering,
+    ImplicitALS,
     Popularity,
     Recommendations,
     SimilarItems,
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "ImplicitALS",
     "Interactions",
     "NotFittedError",
     "PalateError",

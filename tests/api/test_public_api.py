@@ -12,6 +12,7 @@ EXPECTED = {
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "ImplicitALS",
     "Interactions",
     "NotFittedError",
     "PalateError",

@@ -1,4 +1,4 @@
-"""Models: popularity baseline and collaborative filtering."""
+"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS."""
 
 from palate.models.base import ModelState, Recommendations
 from palate.models.collaborative import (
@@ -7,11 +7,13 @@ from palate.models.collaborative import (
     SimilarItems,
     textbook_cost,
 )
+from palate.models.implicit import ImplicitALS
 from palate.models.popularity import Popularity
 
 __all__ = [
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
+    "ImplicitALS",
     "ModelState",
     "Popularity",
     "Recommendations",

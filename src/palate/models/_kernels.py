@@ -46,11 +46,18 @@ def _apply(
     lam: np.ndarray,
     v: np.ndarray,
     out: np.ndarray,
+    base: np.ndarray,
 ) -> None:
-    """out = (Gᵀ W G + Λ) v for the gathered block, in one pass over the entries."""
+    """out = (B + Gᵀ W G + Λ) v for the gathered block, in one pass over the entries."""
     d = g.shape[1]
     for k in range(d):
         out[k] = lam[k] * v[k]
+    if base.shape[0] > 0:
+        for i in range(d):
+            s = 0.0
+            for j in range(d):
+                s += base[i, j] * v[j]
+            out[i] += s
     for e in range(n):
         ge = g[e]
         s = 0.0
@@ -79,6 +86,7 @@ def solve_rows_kernel(
     noise: np.ndarray,
     noise_scale: float,
     with_loss: bool,
+    base_gram: np.ndarray,
 ) -> None:
     """Solve every row in place.
 
@@ -92,6 +100,9 @@ def solve_rows_kernel(
     With ``noise`` (n_rows, d) given (exact path only), θ is drawn from the row's conditional
     posterior ``N(A⁻¹ rhs, σ² A⁻¹)`` instead of taking its mean: ``θ = mean + σ L⁻ᵀ z`` with
     ``A = L Lᵀ`` and ``z = noise[r]`` standard normal (Gibbs sampling).
+
+    ``base_gram`` (d, d), when not empty, is added to every row's system matrix: the ``YᵀY``
+    term of implicit-feedback ALS, where every unobserved entry is a 0 with weight 1.
     """
     n_rows = indptr.shape[0] - 1
     d = design.shape[1]
@@ -168,6 +179,9 @@ def solve_rows_kernel(
                             s += gw[e] * gj[e]
                         a[i, j] = s
                     a[i, i] += lam[i]
+                    if base_gram.shape[0] > 0:
+                        for j in range(i + 1):
+                            a[i, j] += base_gram[i, j]
                 _cholesky_solve_lower(a, rhs)
                 for k in range(d):
                     th[k] = rhs[k]
@@ -182,7 +196,7 @@ def solve_rows_kernel(
                     for k in range(d):
                         th[k] += noise_scale * eps[k]
             else:
-                _cg(g, n, wts, lam, rhs, th, cg_steps, work)
+                _cg(g, n, wts, lam, rhs, th, cg_steps, work, base_gram)
             if with_loss:
                 _predict(g, n, th, z)
                 loss = 0.0
@@ -206,13 +220,14 @@ def _cg(
     th: np.ndarray,
     steps: int,
     work: np.ndarray,
+    base: np.ndarray,
 ) -> None:
     """``steps`` conjugate-gradient iterations on (Gᵀ W G + Λ) θ = rhs, from the current θ."""
     d = th.shape[0]
     ap = work[0]
     r = work[1]
     p = work[2]
-    _apply(g, n, wts, lam, th, ap)
+    _apply(g, n, wts, lam, th, ap, base)
     rs_old = 0.0
     for k in range(d):
         r[k] = rhs[k] - ap[k]
@@ -221,7 +236,7 @@ def _cg(
     for _ in range(steps):
         if rs_old < 1e-20:
             break
-        _apply(g, n, wts, lam, p, ap)
+        _apply(g, n, wts, lam, p, ap, base)
         denom = 0.0
         for k in range(d):
             denom += p[k] * ap[k]

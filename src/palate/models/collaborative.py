@@ -355,6 +355,46 @@ class SimilarItems:
     distances: np.ndarray
 
 
+def nearest_items(
+    items: Vocabulary,
+    factors: np.ndarray,
+    item_ids: IdLike,
+    k: int,
+    metric: str,
+    candidates: np.ndarray,
+) -> SimilarItems:
+    """The k items nearest to each query by ``‖x(k) − x(i)‖²`` (or cosine distance).
+
+    Parameters
+    ----------
+    items : Vocabulary
+    factors : ndarray, shape (n_items, n)
+    item_ids : ids of the query items, shape (q,)
+    k : int
+    metric : {"euclidean", "cosine"}
+    candidates : ndarray of bool, shape (n_items,)
+        Items that may be returned (e.g. those with training events); never the query itself.
+    """
+    k = check_k(k)
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+    ids = as_id_array(item_ids)
+    idx = items.index(ids, kind="item")
+    X = factors.astype(np.float32)
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        X = X / np.maximum(norms, 1e-12)
+    sq = np.einsum("ij,ij->i", X, X)
+    dist = sq[idx][:, None] + sq[None, :] - 2 * X[idx] @ X.T
+    np.maximum(dist, 0, out=dist)
+    if metric == "cosine":
+        dist = dist / 2  # ‖a − b‖² = 2 (1 − cos) for unit vectors
+    dist[:, ~candidates] = np.inf
+    dist[np.arange(len(idx)), idx] = np.inf
+    top, neg = top_k(-dist, k)
+    return SimilarItems(ids, ids_from_indices(items, top), -neg)
+
+
 # ----------------------------------------------------------------------------- the model
 class CollaborativeFiltering(Model):
     """Collaborative filtering for explicit ratings or binary feedback (SPEC §2–§5).
@@ -1161,25 +1201,8 @@ class CollaborativeFiltering(Model):
             ``similar_ids`` and ``distances`` of shape (n, k).
         """
         self._check_fitted()
-        k = check_k(k)
-        if metric not in ("euclidean", "cosine"):
-            raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
-        ids = as_id_array(item_ids)
-        idx = self.items_.index(ids, kind="item")  # type: ignore[union-attr]
-        X = self._X.astype(np.float32)  # type: ignore[union-attr]
-        if metric == "cosine":
-            norms = np.linalg.norm(X, axis=1, keepdims=True)
-            X = X / np.maximum(norms, 1e-12)
-        sq = np.einsum("ij,ij->i", X, X)
-        dist = sq[idx][:, None] + sq[None, :] - 2 * X[idx] @ X.T
-        np.maximum(dist, 0, out=dist)
-        if metric == "cosine":
-            dist = dist / 2  # ‖a − b‖² = 2 (1 − cos) for unit vectors
         trained = np.asarray(self._seen.sum(axis=0)).ravel() > 0  # type: ignore[union-attr]
-        dist[:, ~trained] = np.inf
-        dist[np.arange(len(idx)), idx] = np.inf
-        top, neg = top_k(-dist, k)
-        return SimilarItems(ids, ids_from_indices(self.items_, top), -neg)  # type: ignore[arg-type]
+        return nearest_items(self.items_, self._X, item_ids, k, metric, trained)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ new users
     def fold_in_user(

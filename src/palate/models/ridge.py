@@ -87,6 +87,7 @@ def solve_rows(
     noise: np.ndarray | None = None,
     noise_scale: float = 0.0,
     with_loss: bool = True,
+    base_gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """Solve every row's regularised least squares (or one logistic Newton step), in place.
 
@@ -116,6 +117,8 @@ def solve_rows(
         σ, the residual standard deviation of the Gaussian likelihood.
     with_loss : bool
         Compute each row's data term (one more pass over the entries); NaN otherwise.
+    base_gram : ndarray, shape (d, d), optional
+        Added to every row's system matrix (``YᵀY`` of implicit-feedback ALS).
 
     Returns
     -------
@@ -144,6 +147,7 @@ def solve_rows(
         np.empty((0, design.shape[1])) if noise is None else _f64(noise),
         float(noise_scale),
         bool(with_loss),
+        np.empty((0, 0)) if base_gram is None else _f64(base_gram),
     )
     if solution is not theta:
         theta[...] = solution

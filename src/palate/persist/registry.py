@@ -20,6 +20,7 @@ _TARGET_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _MODEL_KINDS: dict[str, str] = {
     "popularity": "palate.models.popularity:Popularity",
     "collaborative": "palate.models.collaborative:CollaborativeFiltering",
+    "implicit_als": "palate.models.implicit:ImplicitALS",
 }
 
 
