@@ -123,6 +123,12 @@ def _collaborative_filtering(**kwargs: Any) -> Callable[[], Any]:
     return make
 
 
+def _implicit_als_palate() -> Any:
+    from palate.models import ImplicitALS
+
+    return ImplicitALS()
+
+
 def _popularity() -> Any:
     from palate.models import Popularity
 
@@ -203,6 +209,9 @@ RUNNERS: dict[str, Runner] = {
                "palate CollaborativeFiltering(kind='binary', solver='adam') (defaults otherwise)",
                _collaborative_filtering(kind="binary", solver="adam"), _palate_prepare,
                _palate_fit, _palate_recommend, warm_up=True),
+        Runner("palate-ials", "palate ImplicitALS() (defaults: 64 factors, reg 50, alpha 10)",
+               _implicit_als_palate, _palate_prepare, _palate_fit, _palate_recommend,
+               warm_up=True),
         Runner("palate-popularity", "palate Popularity() (defaults: by='count')",
                _popularity, _palate_prepare, _palate_fit, _palate_recommend),
         Runner("ease", f"EASE closed form (Steck 2019), lambda={EASE_LAMBDA:g}, numpy in this "
