@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from palate import Popularity, load_artifact
+from palate import ImplicitALS, Popularity, load_artifact
 from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.errors import ConfigError, DataError
@@ -32,6 +32,8 @@ def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
         if model.config.by == "count":
             return "events", "{:,.0f}"
         return "mean rating", "{:.2f}"
+    if isinstance(model, ImplicitALS):
+        return ("events", "{:,.0f}") if fallback else ("preference", "{:.3f}")
     kind = getattr(getattr(model, "config", None), "kind", "explicit")
     if kind == "binary":
         return ("events", "{:,.0f}") if fallback else ("probability", "{:.3f}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from palate import CollaborativeFiltering, Interactions, Popularity, save
+from palate import CollaborativeFiltering, ImplicitALS, Interactions, Popularity, save
 from palate.cli._evaluate import ranking_report, rating_report, report_table
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
@@ -24,6 +24,7 @@ _ADAM_EPOCHS = CollaborativeFilteringConfig(solver="adam").n_epochs
 
 class ModelName(StrEnum):
     cf = "cf"
+    ials = "ials"
     popularity = "popularity"
 
 
@@ -49,7 +50,12 @@ def train(
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to save the model in.")],
     model_name: Annotated[
-        ModelName, typer.Option("--model", help="cf: collaborative filtering; popularity.")
+        ModelName,
+        typer.Option(
+            "--model",
+            help="cf: collaborative filtering; ials: implicit-feedback ALS (positive-only "
+            "data; ratings become positives at --threshold); popularity.",
+        ),
     ] = ModelName.cf,
     kind: Annotated[
         Kind | None,
@@ -120,7 +126,10 @@ def train(
     with session(json_output, verbose) as s:
         _check_out(out, overwrite)
         dataset = load_dataset(s, data)
-        ratings = _as_kind(dataset.ratings, None if kind is None else kind.value, threshold)
+        wanted = None if kind is None else kind.value
+        if model_name is ModelName.ials:
+            wanted = "binary"  # engagement events; ratings become positives at --threshold
+        ratings = _as_kind(dataset.ratings, wanted, threshold)
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
             f"{ratings.n_users:,} users, {ratings.n_items:,} items"
@@ -248,6 +257,9 @@ def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
     if name is ModelName.popularity:
         return Popularity(by="mean" if kind == "explicit" else "count")
     chosen = {key: value for key, value in options.items() if value is not None}
+    if name is ModelName.ials:
+        allowed = ("embedding_size", "reg", "epochs", "seed")
+        return ImplicitALS(**{key: chosen[key] for key in allowed if key in chosen})
     if "solver" in chosen:
         chosen["solver"] = chosen["solver"].value
     return CollaborativeFiltering(kind=kind, **chosen)  # type: ignore[arg-type]
@@ -258,6 +270,14 @@ def describe_model(model: Any, short: bool = False) -> str:
     if isinstance(model, Popularity):
         by = "shrunk mean rating" if model.config.by == "mean" else "count"
         return f"popularity (by {by})"
+    if isinstance(model, ImplicitALS):
+        c = model.config
+        if short:
+            return "implicit ALS"
+        return (
+            f"implicit ALS ({c.embedding_size} factors, λ {c.reg:g}, α {c.alpha:g}, "
+            f"{c.epochs} epochs)"
+        )
     config = model.config
     if short:
         return f"collaborative filtering ({config.solver})"
@@ -278,6 +298,10 @@ def fit(s: Session, model: Any, train_part: Interactions, validation: Interactio
     """Fit with a progress bar of the cost (and validation metric) per epoch."""
     if isinstance(model, Popularity):
         model.fit(train_part)
+        return
+    if isinstance(model, ImplicitALS):
+        with s.epochs(model.config.epochs, "training") as callback:
+            model.fit(train_part, callback=callback)
         return
     # per-epoch validation is meaningful only with both labels present (or ratings)
     per_epoch = validation
