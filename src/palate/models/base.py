@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -156,6 +157,47 @@ def top_k(
     out_idx[invalid] = -1
     out_val[invalid] = np.nan
     return out_idx, out_val
+
+
+def recommend_by_scores(
+    users: Vocabulary,
+    items: Vocabulary,
+    user_ids: IdLike,
+    k: int,
+    score_rows: Callable[[np.ndarray], np.ndarray],
+    seen: sp.csr_matrix | None,
+    fallback_scores: np.ndarray,
+    link: Callable[[np.ndarray], np.ndarray] | None = None,
+    batch_size: int = 1024,
+) -> Recommendations:
+    """Top-k per user from a scoring function, with the popularity fallback for unknown users.
+
+    Parameters
+    ----------
+    score_rows : callable(user_rows) -> ndarray (n, n_items)
+        Raw scores of known users (ranked before ``link``, so clipping cannot create ties).
+    seen : csr_matrix, optional
+        Items to exclude per user (None keeps everything).
+    fallback_scores : ndarray, shape (n_items,)
+        Scores of the list shown to users the model does not know (``fallback=True``).
+    link : callable, optional
+        Applied to the returned scores (clip to the rating scale, sigmoid).
+    """
+    k = check_k(k)
+    ids, rows = user_rows(users, user_ids)
+    out_idx = np.full((len(ids), k), -1, dtype=np.int64)
+    out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
+    known = np.flatnonzero(rows >= 0)
+    for start in range(0, len(known), batch_size):
+        sel = known[start : start + batch_size]
+        idx, val = top_k(score_rows(rows[sel]), k, seen, rows[sel])
+        out_idx[sel] = idx
+        out_val[sel] = val if link is None else link(val.astype(np.float64))
+    unknown = np.flatnonzero(rows < 0)
+    if len(unknown):
+        scores = np.broadcast_to(fallback_scores, (len(unknown), len(items))).copy()
+        out_idx[unknown], out_val[unknown] = top_k(scores, k)
+    return Recommendations(ids, ids_from_indices(items, out_idx), out_val, rows < 0)
 
 
 def ids_from_indices(vocabulary: Vocabulary, indices: np.ndarray) -> IdArray:

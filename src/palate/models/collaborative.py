@@ -36,8 +36,8 @@ from palate.models.base import (
     check_k,
     fit_input,
     ids_from_indices,
+    recommend_by_scores,
     top_k,
-    user_rows,
 )
 from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
 from palate.models.ridge import SparseRows, solve_rows
@@ -1165,25 +1165,17 @@ class CollaborativeFiltering(Model):
             ``fallback[r] = True``.
         """
         self._check_fitted()
-        k = check_k(k)
-        ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
-        n_items = len(self.items_)  # type: ignore[arg-type]
-        out_idx = np.full((len(ids), k), -1, dtype=np.int64)
-        out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
-        known = np.flatnonzero(rows >= 0)
-        for start in range(0, len(known), batch_size):
-            sel = known[start : start + batch_size]
-            # rank by the raw score: clipping to the rating scale would create ties
-            idx, val = top_k(
-                self._scores(rows[sel]), k, self._seen if exclude_seen else None, rows[sel]
-            )
-            out_idx[sel], out_val[sel] = idx, self._link(val.astype(np.float64))
-        unknown = np.flatnonzero(rows < 0)
-        if len(unknown):
-            scores = np.broadcast_to(self._fallback_scores, (len(unknown), n_items)).copy()  # type: ignore[arg-type]
-            idx, val = top_k(scores, k)
-            out_idx[unknown], out_val[unknown] = idx, val
-        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)  # type: ignore[arg-type]
+        return recommend_by_scores(
+            self.users_,  # type: ignore[arg-type]
+            self.items_,  # type: ignore[arg-type]
+            user_ids,
+            k,
+            self._scores,
+            self._seen if exclude_seen else None,
+            self._fallback_scores,  # type: ignore[arg-type]
+            link=self._link,
+            batch_size=batch_size,
+        )
 
     def similar_items(
         self,

@@ -30,11 +30,8 @@ from palate.models.base import (
     Model,
     ModelState,
     Recommendations,
-    check_k,
     fit_input,
-    ids_from_indices,
-    top_k,
-    user_rows,
+    recommend_by_scores,
 )
 from palate.models.collaborative import SimilarItems, nearest_items
 from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
@@ -244,23 +241,17 @@ class ImplicitALS(Model):
         """Top-k items per user by w(u)·x(i); unknown users get the most popular items
         (``fallback=True``)."""
         self._check_fitted()
-        k = check_k(k)
-        ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
-        n_items = len(self.items_)  # type: ignore[arg-type]
-        out_idx = np.full((len(ids), k), -1, dtype=np.int64)
-        out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
-        known = np.flatnonzero(rows >= 0)
-        X = self.item_factors_
-        for start in range(0, len(known), batch_size):
-            sel = known[start : start + batch_size]
-            scores = self.user_factors_[rows[sel]] @ X.T  # type: ignore[index, union-attr]
-            idx, val = top_k(scores, k, self._seen if exclude_seen else None, rows[sel])
-            out_idx[sel], out_val[sel] = idx, val
-        unknown = np.flatnonzero(rows < 0)
-        if len(unknown):
-            scores = np.broadcast_to(self._fallback_scores, (len(unknown), n_items)).copy()  # type: ignore[arg-type]
-            out_idx[unknown], out_val[unknown] = top_k(scores, k)
-        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)  # type: ignore[arg-type]
+        W, X = self.user_factors_, self.item_factors_
+        return recommend_by_scores(
+            self.users_,  # type: ignore[arg-type]
+            self.items_,  # type: ignore[arg-type]
+            user_ids,
+            k,
+            lambda rows: W[rows] @ X.T,  # type: ignore[index, union-attr]
+            self._seen if exclude_seen else None,
+            self._fallback_scores,  # type: ignore[arg-type]
+            batch_size=batch_size,
+        )
 
     def similar_items(
         self, item_ids: IdLike, k: int = 10, metric: Literal["euclidean", "cosine"] = "cosine"
