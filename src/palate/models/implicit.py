@@ -180,29 +180,48 @@ class ImplicitALS(Model):
         weight = alpha * strength
         target = (1.0 + weight) / weight
         reg = np.full(d, self.config.reg)
+        offset = float(np.sum((1.0 + weight) / weight))
         steps = self._cg_steps(len(u), d)
         for epoch in range(1, self.config.epochs + 1):
-            for rows, design, theta_name in ((by_user, X, "W"), (by_item, None, "X")):
-                if design is None:
-                    design = W
-                theta = (W if theta_name == "W" else X).astype(np.float64)
-                solve_rows(
-                    rows,
-                    design,
-                    target[rows.perm],
-                    np.zeros(len(rows.perm)),
-                    reg,
-                    theta,
-                    weights=weight[rows.perm],
-                    cg_steps=steps,
-                    with_loss=False,
-                    base_gram=design.T.astype(np.float64) @ design.astype(np.float64),
-                )
-                if theta_name == "W":
-                    W = theta.astype(np.float32)
-                else:
-                    X = theta.astype(np.float32)
-            metrics = {"epoch": float(epoch), "cost": implicit_cost(W, X, u, i, weight, reg[0])}
+            # users: w(u) with X fixed (the shared XᵀX term added inside the kernel)
+            theta = W.astype(np.float64)
+            solve_rows(
+                by_user,
+                X,
+                target[by_user.perm],
+                np.zeros(len(u)),
+                reg,
+                theta,
+                weights=weight[by_user.perm],
+                cg_steps=steps,
+                with_loss=False,
+                base_gram=_gram(X),
+            )
+            W = theta.astype(np.float32)
+            # items: x(i) with W fixed; the kernel's loss gives the engaged part of J
+            theta = X.astype(np.float64)
+            loss = solve_rows(
+                by_item,
+                W,
+                target[by_item.perm],
+                np.zeros(len(u)),
+                reg,
+                theta,
+                weights=weight[by_item.perm],
+                cg_steps=steps,
+                base_gram=_gram(W),
+            )
+            X = theta.astype(np.float32)
+            # Σ w (ŷ − t)² = Σ [(c−1) ŷ² − 2 c ŷ + c² / (c−1)]; J's engaged terms need
+            # Σ [(c−1) ŷ² − 2 c ŷ + c], so subtract Σ c / (c−1) (a constant)
+            cost = (
+                2.0 * float(loss.sum())
+                - offset
+                + float(np.sum(_gram(W) * _gram(X)))
+                + reg[0]
+                * float(np.sum(W.astype(np.float64) ** 2) + np.sum(X.astype(np.float64) ** 2))
+            )
+            metrics = {"epoch": float(epoch), "cost": cost}
             self.history_.append(metrics)
             logger.debug("epoch %d: %s", epoch, metrics)
             if callback is not None:
@@ -301,6 +320,11 @@ class ImplicitALS(Model):
         model._seen = seen_from_arrays(a, len(users), len(items))
         model.history_ = list(state.extra.get("history", []))
         return model
+
+
+def _gram(factors: np.ndarray) -> np.ndarray:
+    f = factors.astype(np.float64)
+    return f.T @ f
 
 
 def implicit_cost(
