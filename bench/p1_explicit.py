@@ -226,6 +226,31 @@ def load_ratings(data_dir: Path) -> pd.DataFrame:
     )
 
 
+def load_ml1m(data_dir: Path) -> pd.DataFrame:
+    """``ratings.dat`` of MovieLens 1M in file order (user::item::rating::timestamp)."""
+    path = data_dir / "ratings.dat"
+    if not path.is_file():
+        sys.exit(
+            f"error: {path} not found. Rebuild MovieLens 1M with\n"
+            f"  ../shared/data/get-ml-1m {data_dir}"
+        )
+    text = path.read_text(encoding="latin-1").replace("::", "\t")
+    return pd.read_csv(
+        io.StringIO(text),
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
+    )
+
+
+def holdout(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ML-1M split: a random 10% of the rows (default_rng(0).permutation) is the test set."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n_rows)
+    n_test = n_rows // 10
+    return [(np.sort(order[n_test:]), np.sort(order[:n_test]))]
+
+
 def folds(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The P1 folds: KFold(5, shuffle=True, random_state=0) over the row positions."""
     splitter = KFold(n_splits=N_SPLITS, shuffle=True, random_state=SPLIT_SEED)
@@ -307,7 +332,7 @@ def summarise(per_model: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
     return summary
 
 
-def show(summary: dict[str, dict[str, float]], n_folds: int) -> None:
+def show(summary: dict[str, dict[str, float]], n_folds: int, title: str | None = None) -> None:
     def pm(stats: dict[str, float], key: str, digits: int) -> str:
         return f"{stats[key + '_mean']:.{digits}f} ± {stats[key + '_std']:.{digits}f}"
 
@@ -323,7 +348,8 @@ def show(summary: dict[str, dict[str, float]], n_folds: int) -> None:
             "-" if not np.isfinite(ratio) else f"{ratio:.2f}x",
         ])
     print_table(
-        f"P1: MovieLens 100K, {n_folds}-fold CV (KFold shuffle, random_state={SPLIT_SEED}); "
+        title
+        or f"P1: MovieLens 100K, {n_folds}-fold CV (KFold shuffle, random_state={SPLIT_SEED}); "
         "mean ± std over folds",
         ["model", "RMSE", "MAE", "fit s", "predict s", "fit time / Surprise SVD"],
         rows,
@@ -332,8 +358,11 @@ def show(summary: dict[str, dict[str, float]], n_folds: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_ML100K,
-                        help="folder with ml-100k's u.data (default: %(default)s)")
+    parser.add_argument("--dataset", choices=("ml-100k", "ml-1m"), default="ml-100k",
+                        help="ml-100k: 5-fold CV (P1); ml-1m: one 90/10 random split, seed 0")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with ml-100k's u.data or ml-1m's ratings.dat "
+                             "(default: ~/.cache/palate/<dataset>)")
     parser.add_argument("--folds", type=int, default=N_SPLITS,
                         help="run only the first N of the 5 folds (quick checks)")
     parser.add_argument("--models", default=None,
@@ -351,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.folds <= N_SPLITS:
         parser.error(f"--folds must be between 1 and {N_SPLITS}")
     full_run = args.folds == N_SPLITS and names == DEFAULT_MODELS
-    out = args.out or (RESULTS_DIR / "p1_ml100k.json" if full_run
-                       else RESULTS_DIR / "cache" / "p1_ml100k-partial.json")
+    tag = "ml100k" if args.dataset == "ml-100k" else "ml1m"
+    out = args.out or (RESULTS_DIR / f"p1_{tag}.json" if full_run
+                       else RESULTS_DIR / "cache" / f"p1_{tag}-partial.json")
+    data_dir = args.data or DEFAULT_ML100K.parent / args.dataset
 
     versions = library_versions()
     machine = machine_note()
@@ -365,8 +396,18 @@ def main(argv: list[str] | None = None) -> int:
         print("no model available to run", file=sys.stderr)
         return 1
 
-    ratings = load_ratings(args.data)
-    all_folds = folds(len(ratings))[: args.folds]
+    if args.dataset == "ml-100k":
+        ratings = load_ratings(data_dir)
+        all_folds = folds(len(ratings))[: args.folds]
+        dataset = "MovieLens 100K u.data (100,000 ratings, 943 users, 1,682 items)"
+        split = (f"sklearn KFold(n_splits={N_SPLITS}, shuffle=True, "
+                 f"random_state={SPLIT_SEED}) over u.data rows in file order")
+    else:
+        ratings = load_ml1m(data_dir)
+        all_folds = holdout(len(ratings))
+        dataset = "MovieLens 1M ratings.dat (1,000,209 ratings, 6,040 users, 3,706 items)"
+        split = ("90/10 random split: numpy.random.default_rng(0).permutation(n); the first "
+                 "n // 10 row positions are the test set")
     per_model: dict[str, list[dict[str, Any]]] = {r.name: [] for r in runners}
     fold_info = []
     for fold, (train_rows, test_rows) in enumerate(all_folds):
@@ -382,12 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"predict {record['predict_seconds']:.3f}s", flush=True)
 
     summary = summarise(per_model)
-    show(summary, len(all_folds))
+    show(summary, len(all_folds),
+         None if args.dataset == "ml-100k" else "P1 on MovieLens 1M: 90/10 random split (seed 0)")
     payload = {
         "protocol": "P1",
-        "dataset": "MovieLens 100K u.data (100,000 ratings, 943 users, 1,682 items)",
-        "split": f"sklearn KFold(n_splits={N_SPLITS}, shuffle=True, "
-                 f"random_state={SPLIT_SEED}) over u.data rows in file order",
+        "dataset": dataset,
+        "split": split,
         "folds_run": len(all_folds),
         "metrics_note": "rmse/mae on raw predictions; *_clipped after clipping to [1, 5] "
                         "(Surprise clips its own estimates). fit_seconds excludes prep_seconds "
