@@ -689,7 +689,7 @@ class CollaborativeFiltering(Model):
             new_x = self._rng.standard_normal((n_new_items, d)) * self.config.init_scale
             self._X = np.concatenate([self._X, new_x.astype(dtype)])  # type: ignore[list-item]
             self._c = np.concatenate([self._c, np.zeros(n_new_items, dtype)])  # type: ignore[list-item]
-            new_mu = self._item_means(data)[-n_new_items:].astype(dtype)
+            new_mu: np.ndarray = self._item_means(data)[-n_new_items:].astype(dtype)
             if not self.config.normalizes:
                 new_mu = np.zeros_like(new_mu)
             self._mu = np.concatenate([self._mu, new_mu])  # type: ignore[list-item]
@@ -902,11 +902,13 @@ class CollaborativeFiltering(Model):
         def epoch() -> float:
             lay = layout()
             by_user, by_item = lay["by_user"], lay["by_item"]
+            assert self._mu is not None and self._c is not None and self._X is not None
+            assert self._W is not None and self._b is not None
             mu, c = self._mu, self._c
             # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
             x_now = self._X
             design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
-            theta = np.hstack([self._W, self._b[:, None]])  # type: ignore[index]
+            theta = np.hstack([self._W, self._b[:, None]])
             solve_rows(
                 by_user,
                 design,
@@ -925,13 +927,14 @@ class CollaborativeFiltering(Model):
             self._b = np.ascontiguousarray(theta[:, d])
             # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
             with_bias = self.config.item_bias
-            b = self._b
+            b: np.ndarray = self._b
+            W: np.ndarray = self._W
             offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
             if with_bias:
-                design = np.hstack([self._W, np.ones((data.n_users, 1), np_dtype)])
+                design = np.hstack([W, np.ones((data.n_users, 1), np_dtype)])
                 theta = np.hstack([x_now, c[:, None]])
             else:
-                design = self._W
+                design = W
                 theta = x_now.copy()
                 offsets = offsets + c[lay["item_of_item_entry"]]
             loss = solve_rows(
@@ -1074,7 +1077,7 @@ class CollaborativeFiltering(Model):
         n_items = len(self.items_)  # type: ignore[arg-type]
         design = np.hstack([self._X, np.ones((n_items, 1), np_dtype)])  # type: ignore[list-item]
         offsets = (self._mu + self._c)[by_user.indices]  # type: ignore[operator]
-        theta = np.hstack([W, b[:, None]]).astype(np_dtype)
+        theta: np.ndarray = np.hstack([W, b[:, None]]).astype(np_dtype)
         logistic = self.config.kind == "binary"
         reg = self._reg_vector(self._dim, True)
         for _ in range(25 if logistic else 1):

@@ -144,7 +144,10 @@ def popularity_scores(
         return means.copy(), means
     counts = n_events
     if data.kind == "binary":
-        counts = np.bincount(data.item_idx, weights=data.values > 0, minlength=data.n_items)
+        positives = data.values > 0
+        counts = np.bincount(data.item_idx, weights=positives, minlength=data.n_items).astype(
+            np.float64
+        )
     tie_break = 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
     return (counts + tie_break).astype(np.float32), means
 

@@ -206,7 +206,7 @@ def solve_cholesky(
     Tensor, shape (n_rows, d)
         Zero for rows with no entries.
     """
-    theta = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(design.dtype))
+    theta: np.ndarray = np.zeros((rows.n_rows, design.shape[1]), dtype=_numpy_dtype(design.dtype))
     return _solve_torch(rows, design, targets, reg, theta, weights, count_scaled, 0)
 
 
@@ -221,7 +221,7 @@ def solve_cg(
     steps: int = 3,
 ) -> torch.Tensor:
     """``steps`` conjugate-gradient iterations per row from ``initial`` (see :func:`solve_rows`)."""
-    theta = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
+    theta: np.ndarray = initial.numpy().astype(_numpy_dtype(design.dtype), copy=True)
     return _solve_torch(rows, design, targets, reg, theta, weights, count_scaled, steps)
 
 
