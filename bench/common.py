@@ -158,6 +158,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     Console(width=160).print(table)
 
 
+def finish(path: Path, payload: dict[str, Any]) -> int:
+    """Record the load average at the end, write the result file and say where it went."""
+    payload["load_average_at_end"] = list(os.getloadavg())
+    print(f"wrote {write_json(path, payload)}")
+    return 0
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented JSON (NaN written as null), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from common import (
     available_runners,
     collaborative_filtering_class,
     command_line,
+    finish,
     git_commit,
     library_versions,
     machine_note,
@@ -47,7 +47,6 @@ from common import (
     print_table,
     rmse,
     stopwatch,
-    write_json,
 )
 from sklearn.model_selection import KFold
 
@@ -444,10 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "per_fold": per_model,
     }
-    payload["load_average_at_end"] = list(os.getloadavg())
-    path = write_json(out, payload)
-    print(f"wrote {path}")
-    return 0
+    return finish(out, payload)
 
 
 if __name__ == "__main__":

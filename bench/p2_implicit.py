@@ -35,7 +35,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from common import (
     available_runners,
     collaborative_filtering_class,
     command_line,
+    finish,
     git_commit,
     library_versions,
     machine_note,
@@ -58,7 +58,6 @@ from common import (
     parse_list,
     print_table,
     stopwatch,
-    write_json,
 )
 
 POSITIVE_THRESHOLD = 4
@@ -452,10 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "results": results,
     }
-    payload["load_average_at_end"] = list(os.getloadavg())
-    path = write_json(out, payload)
-    print(f"wrote {path}")
-    return 0
+    return finish(out, payload)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,15 @@ class Metric(StrEnum):
     cosine = "cosine"
 
 
+def load_model_that_can(model_dir: Path, method: str, otherwise: str) -> tuple[Any, Any]:
+    """The artifact and its model, or a one-line error when the model lacks ``method``."""
+    artifact = load_artifact(model_dir)
+    if not hasattr(artifact.model, method):
+        kind = artifact.manifest.get("model_kind")
+        raise ConfigError(f"{model_dir} holds a {kind} model, which {otherwise}")
+    return artifact, artifact.model
+
+
 def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
     """Column name and number format of a model's recommendation scores."""
     if isinstance(model, Popularity):
@@ -118,13 +127,11 @@ def similar(
 ) -> None:
     """Items whose learned features are closest to an item's."""
     with session(json_output, verbose) as s:
-        artifact = load_artifact(model_dir)
-        model: Any = artifact.model
-        if not hasattr(model, "similar_items"):
-            raise ConfigError(
-                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model, which has no "
-                "item features; similar items need a model trained with --model cf"
-            )
+        artifact, model = load_model_that_can(
+            model_dir,
+            "similar_items",
+            "has no item features; similar items need --model cf or ials",
+        )
         catalog = Catalog(artifact.item_table, model.items_)
         item_id = resolve_item(s, catalog, item)
         result = model.similar_items([item_id], k=k, metric=metric.value)
@@ -185,13 +192,9 @@ def rate(
     finishes. The model's item vectors stay fixed; only the new user's vector is solved.
     """
     with session(json_output, verbose) as s:
-        artifact = load_artifact(model_dir)
-        model: Any = artifact.model
-        if not hasattr(model, "recommend_for_ratings"):
-            raise ConfigError(
-                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model, which cannot "
-                "take a new user's ratings; train one with --model cf"
-            )
+        artifact, model = load_model_that_can(
+            model_dir, "recommend_for_ratings", "cannot take a new user's ratings; use --model cf"
+        )
         catalog = Catalog(artifact.item_table, model.items_)
         if ratings_file is not None:
             ratings = read_ratings_file(ratings_file, catalog)

@@ -15,10 +15,8 @@ from palate.models.base import (
     Model,
     ModelState,
     Recommendations,
-    check_k,
     fit_input,
-    ids_from_indices,
-    top_k,
+    recommend_by_scores,
     user_rows,
 )
 from palate.types import FloatArray, IdLike
@@ -94,13 +92,18 @@ class Popularity(Model):
     ) -> Recommendations:
         """The k most popular items per user (seen items removed when asked)."""
         self._check_fitted()
-        assert self.items_ is not None and self.item_scores_ is not None
-        k = check_k(k)
-        ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
-        scores = np.broadcast_to(self.item_scores_, (len(ids), len(self.item_scores_))).copy()
-        idx, vals = top_k(scores, k, self._seen if exclude_seen else None, rows)
-        # the same list for everyone: rows of users the model does not know are flagged
-        return Recommendations(ids, ids_from_indices(self.items_, idx), vals, rows < 0)
+        scores = self.item_scores_
+        assert scores is not None
+        # the same list for everyone; rows of users the model does not know are flagged
+        return recommend_by_scores(
+            self.users_,  # type: ignore[arg-type]
+            self.items_,  # type: ignore[arg-type]
+            user_ids,
+            k,
+            lambda rows: np.broadcast_to(scores, (len(rows), len(scores))).copy(),
+            self._seen if exclude_seen else None,
+            scores,
+        )
 
     def _state(self) -> ModelState:
         self._check_fitted()
