@@ -5,6 +5,7 @@ The public API is listed in ``__all__``; everything else is internal.
 
 from palate import datasets
 from palate.data import Interactions, Vocabulary
+from palate.data.features import ItemFeatures, UserFeatures
 from palate.errors import (
     ArtifactError,
     ConfigError,
@@ -20,6 +21,7 @@ from palate.models import (
     Popularity,
     Recommendations,
     SimilarItems,
+    TwoTower,
 )
 from palate.persist import load, load_artifact, save
 
@@ -33,12 +35,15 @@ __all__ = [
     "DatasetNotFoundError",
     "ImplicitALS",
     "Interactions",
+    "ItemFeatures",
     "NotFittedError",
     "PalateError",
     "Popularity",
     "Recommendations",
     "SimilarItems",
+    "TwoTower",
     "UnknownIdError",
+    "UserFeatures",
     "Vocabulary",
     "__version__",
     "datasets",

@@ -9,7 +9,19 @@ from typing import Any
 
 import pandas as pd
 
+from palate.data.features import ItemFeatures, UserFeatures
 from palate.data.interactions import Interactions
+
+
+#: Item table columns that :attr:`Dataset.item_features` uses, with their feature types.
+ITEM_FEATURE_COLUMNS = {"genres": "multi", "year": "year"}
+#: User table columns that :attr:`Dataset.user_features` uses, with their feature types.
+USER_FEATURE_COLUMNS = {
+    "age": "numeric",
+    "gender": "categorical",
+    "occupation": "categorical",
+    "zip_region": "categorical",
+}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -48,6 +60,34 @@ class Dataset:
     items: pd.DataFrame | None = None
     users: pd.DataFrame | None = None
     path: Path | None = None
+
+    @property
+    def item_features(self) -> ItemFeatures | None:
+        """Ready-made item features from the item table: ``genres`` (multi-hot) and ``year``
+        (bucketised), whichever the table has; ``None`` without them."""
+        if self.items is None:
+            return None
+        columns = {name: kind for name, kind in ITEM_FEATURE_COLUMNS.items()
+                   if name in self.items.columns}
+        if not columns or "item_id" not in self.items.columns:
+            return None
+        return ItemFeatures(self.items[["item_id", *columns]], columns)
+
+    @property
+    def user_features(self) -> UserFeatures | None:
+        """Ready-made user features from the user table: ``age`` (numeric), ``gender``,
+        ``occupation`` (one-hot) and ``zip_region``, the first digit of the zip code (the US
+        postal region; whole zip codes are almost one per user); ``None`` without a table."""
+        if self.users is None or "user_id" not in self.users.columns:
+            return None
+        frame = self.users.copy()
+        if "zip" in frame.columns:
+            frame["zip_region"] = frame["zip"].astype("string").str[:1]
+        columns = {name: kind for name, kind in USER_FEATURE_COLUMNS.items()
+                   if name in frame.columns}
+        if not columns:
+            return None
+        return UserFeatures(frame[["user_id", *columns]], columns)
 
     @property
     def density(self) -> float:

@@ -1,4 +1,4 @@
-"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS."""
+"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS, two towers."""
 
 from palate.models.base import ModelState, Recommendations
 from palate.models.collaborative import (
@@ -9,6 +9,7 @@ from palate.models.collaborative import (
 )
 from palate.models.implicit import ImplicitALS
 from palate.models.popularity import Popularity
+from palate.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
     "CollaborativeFiltering",
@@ -18,5 +19,7 @@ __all__ = [
     "Popularity",
     "Recommendations",
     "SimilarItems",
+    "TwoTower",
+    "TwoTowerConfig",
     "textbook_cost",
 ]

@@ -1,0 +1,970 @@
+"""The content-based two-tower model (SPEC §6)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.special
+
+from palate.data.features import (
+    FeatureEncoder,
+    FeatureTable,
+    ItemFeatures,
+    UserFeatures,
+    derived_item_features,
+    derived_user_features,
+    value_lists,
+)
+from palate.data.interactions import Interactions
+from palate.data.vocabulary import Vocabulary, as_id_array
+from palate.errors import ConfigError, DataError
+from palate.models.base import (
+    Model,
+    ModelState,
+    Recommendations,
+    check_k,
+    fit_input,
+    ids_from_indices,
+    recommend_by_scores,
+    top_k,
+)
+from palate.models.collaborative import SimilarItems, nearest_items
+from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
+from palate.types import FloatArray, IdArray, IdLike
+
+if TYPE_CHECKING:
+    import torch
+
+    from palate.models.two_tower.towers import Tower
+
+logger = logging.getLogger(__name__)
+
+Objective = Literal["ratings", "binary", "retrieval"]
+OBJECTIVES = ("ratings", "binary", "retrieval")
+DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
+FeaturesLike = pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """Hyperparameters of :class:`TwoTower` (validated on construction)."""
+
+    objective: Objective = "ratings"
+    hidden_sizes: tuple[int, ...] = (256, 128)
+    embedding_size: int = 32
+    id_embedding_size: int = 0
+    id_dropout: float = 0.2
+    derived_features: bool = True
+    epochs: int = 30
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    reg: float = 0.0
+    temperature: float | None = None
+    early_stopping: int | None = 3
+    validation_fraction: float = 0.1
+    mean_shrinkage: float = 5.0
+    max_categories: int = 64
+    device: str = "cpu"
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+
+        def need(condition: bool, message: str) -> None:
+            if not condition:
+                raise ConfigError(message)
+
+        need(
+            self.objective in OBJECTIVES,
+            f"objective must be 'ratings', 'binary' or 'retrieval', not {self.objective!r}",
+        )
+        need(
+            all(_is_int(h) and h >= 1 for h in self.hidden_sizes),
+            f"hidden_sizes must be positive integers, e.g. (256, 128); got {self.hidden_sizes!r}",
+        )
+        for name in ("embedding_size", "epochs", "batch_size", "max_categories"):
+            value = getattr(self, name)
+            need(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        need(
+            _is_int(self.id_embedding_size) and self.id_embedding_size >= 0,
+            f"id_embedding_size must be >= 0 (0: features only), got {self.id_embedding_size!r}",
+        )
+        need(
+            _is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
+            f"id_dropout must be in [0, 1), got {self.id_dropout!r}",
+        )
+        need(isinstance(self.derived_features, bool), "derived_features must be True or False")
+        need(
+            _is_number(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate!r}",
+        )
+        need(_is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
+        need(
+            self.temperature is None or (_is_number(self.temperature) and self.temperature > 0),
+            f"temperature must be > 0 or None (objective default), got {self.temperature!r}",
+        )
+        need(
+            self.early_stopping is None
+            or (_is_int(self.early_stopping) and self.early_stopping >= 1),
+            "early_stopping must be a positive integer (patience in epochs) or None",
+        )
+        need(
+            _is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+            f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
+        )
+        need(
+            _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
+            f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
+        )
+        need(
+            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}",
+        )
+        need(self.seed is None or _is_int(self.seed), f"seed must be an int or None, got {self.seed!r}")
+
+    @property
+    def effective_temperature(self) -> float:
+        """τ: ``temperature``, or 0.25 for binary labels and 0.05 for retrieval."""
+        if self.temperature is not None:
+            return float(self.temperature)
+        return DEFAULT_TEMPERATURE[self.objective]
+
+
+@dataclass
+class _Side:
+    """How one tower's inputs are built: declared feature columns, derived columns and their
+    values for a row with no history, and the fitted encoder."""
+
+    encoder: FeatureEncoder
+    derived_cold: dict[str, float]
+
+    def frame(
+        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        raw = [c for c in self.encoder.columns if c not in self.derived_cold]
+        if table is not None:
+            frame = table.rows(ids)[[c for c in raw if c in table.columns]]
+        else:
+            frame = pd.DataFrame(index=pd.Index(ids))
+        frame = frame.reset_index(drop=True)
+        for name, cold in self.derived_cold.items():
+            if derived is not None and name in derived.columns:
+                values = derived[name].reindex(pd.Index(ids)).to_numpy(dtype=np.float64)
+                frame[name] = np.where(np.isnan(values), cold, values)
+            else:
+                frame[name] = cold
+        return frame
+
+    def to_state(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.to_state(), "derived_cold": self.derived_cold}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Side:
+        return cls(
+            FeatureEncoder.from_state(state["encoder"]),
+            {k: float(v) for k, v in state["derived_cold"].items()},
+        )
+
+
+class TwoTower(Model):
+    """Content-based deep model: a user tower and an item tower compared by a dot product.
+
+    User features ``x_u(j)`` (attributes, and counts / mean ratings derived from the training
+    ratings) go through the user network to ``v_u(j)``; item features ``x_m(i)`` (genres,
+    year, derived counts and means) through the item network to ``v_m(i)``. Both networks are
+    dense ``256 (ReLU) → 128 (ReLU) → 32`` by default, both outputs are L2-normalised, and
+
+        ratings:    ŷ(i,j) = low + (v_u(j) · v_m(i) + 1) / 2 · (high − low)
+        binary:     P(y = 1) = g(v_u(j) · v_m(i) / τ)
+        retrieval:  score = v_u(j) · v_m(i)
+
+    The cost for ratings is ``1/2 mean (v_u · v_m − t)²`` on targets scaled to [−1, 1]
+    (see :mod:`palate.models.two_tower.losses` for the others); both towers are trained
+    jointly with Adam on mini-batches, with early stopping on a validation split.
+
+    Because the towers read features, the model scores users and items it never saw rated:
+    :meth:`item_vectors` and :meth:`user_vectors` take raw feature rows (cold start).
+
+    Parameters
+    ----------
+    objective : {"ratings", "binary", "retrieval"}
+        Squared error on scaled ratings; logistic loss on 0/1 labels; or softmax over the
+        in-batch items with the log-frequency correction (positive-only data: every event of
+        binary positives, every rating of explicit data, is a positive).
+    hidden_sizes : tuple of int
+        ReLU layers of each tower.
+    embedding_size : int
+        Length of v_u and v_m.
+    id_embedding_size : int
+        0: features only (the curriculum). > 0: a learned id embedding of this length is
+        concatenated to each tower's features (a hybrid); ``id_dropout`` of the training
+        examples use the shared "no id" row instead, so cold users and items stay served.
+    id_dropout : float
+    derived_features : bool
+        Add the features derived from the training ratings (counts, shrunk mean ratings, mean
+        rating per genre of the first multi-valued item column).
+    epochs, batch_size, learning_rate : int, int, float
+        Adam on shuffled mini-batches.
+    reg : float
+        L2 penalty on the weights (Adam's weight decay).
+    temperature : float, optional
+        τ of the binary and retrieval objectives (default 0.25 and 0.05).
+    early_stopping : int or None
+        Patience in epochs on the validation metric (RMSE, log loss or retrieval loss); the
+        best epoch's weights are kept.
+    validation_fraction : float
+        Share of the training events held out for early stopping when ``fit`` gets no
+        ``validation`` (0: no early stopping).
+    mean_shrinkage : float
+        Pseudo-ratings m of the derived means ``(Σ y + m C) / (n + m)``.
+    max_categories : int
+        Most frequent values kept per categorical or multi-valued column.
+    device : str
+        ``"cpu"`` (default) or ``"cuda"``.
+    seed : int or None
+        Seeds the initial weights, the shuffling and the validation split (deterministic on
+        CPU).
+
+    Examples
+    --------
+    >>> ml = palate.datasets.movielens("ml-100k")  # doctest: +SKIP
+    >>> model = TwoTower().fit(ml.ratings, user_features=ml.user_features,
+    ...                        item_features=ml.item_features)  # doctest: +SKIP
+    >>> new_movie = {"genres": ["Animation", "Comedy"], "year": 1998}
+    >>> model.item_vectors(features=new_movie).shape  # doctest: +SKIP
+    (1, 32)
+    """
+
+    model_kind = "two_tower"
+
+    def __init__(
+        self,
+        objective: Objective = "ratings",
+        hidden_sizes: Sequence[int] = (256, 128),
+        embedding_size: int = 32,
+        id_embedding_size: int = 0,
+        id_dropout: float = 0.2,
+        derived_features: bool = True,
+        epochs: int = 30,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        reg: float = 0.0,
+        temperature: float | None = None,
+        early_stopping: int | None = 3,
+        validation_fraction: float = 0.1,
+        mean_shrinkage: float = 5.0,
+        max_categories: int = 64,
+        device: str = "cpu",
+        seed: int | None = 0,
+    ) -> None:
+        self.config = TwoTowerConfig(
+            objective=objective,
+            hidden_sizes=tuple(hidden_sizes),
+            embedding_size=embedding_size,
+            id_embedding_size=id_embedding_size,
+            id_dropout=id_dropout,
+            derived_features=derived_features,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            reg=reg,
+            temperature=temperature,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            mean_shrinkage=mean_shrinkage,
+            max_categories=max_categories,
+            device=device,
+            seed=seed,
+        )
+        self._reset()
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params["hidden_sizes"] = list(self.config.hidden_sizes)
+        return params
+
+    def _reset(self) -> None:
+        self.users_: Vocabulary | None = None
+        self.items_: Vocabulary | None = None
+        self.history_: list[dict[str, float]] = []
+        self.data_fingerprint_: str | None = None
+        self.rating_scale_: tuple[float, float] | None = None
+        self.global_mean_: float = 0.0
+        self.user_tower_: Tower | None = None
+        self.item_tower_: Tower | None = None
+        self._user_side: _Side | None = None
+        self._item_side: _Side | None = None
+        self._user_inputs: np.ndarray | None = None
+        self._item_inputs: np.ndarray | None = None
+        self._user_vectors: np.ndarray | None = None
+        self._item_vectors: np.ndarray | None = None
+        self._genres: list[str] = []
+        self._item_genres: np.ndarray | None = None
+        self._seen: sp.csr_matrix | None = None
+        self._fallback_scores: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        interactions: Interactions,
+        *,
+        user_features: UserFeatures | None = None,
+        item_features: ItemFeatures | None = None,
+        validation: Interactions | None = None,
+        callback: Any = None,
+    ) -> TwoTower:
+        """Train both towers from scratch.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            Training events (explicit ratings for ``objective="ratings"``, 0/1 labels for
+            ``"binary"``, either for ``"retrieval"``). Derived features come from these only.
+        user_features : UserFeatures, optional
+        item_features : ItemFeatures, optional
+            Attributes keyed by the same ids; ids without a row get missing values.
+        validation : Interactions, optional
+            Events scored after every epoch for early stopping (events of unknown users or
+            items are ignored). Default: ``validation_fraction`` of ``interactions``.
+        callback : callable(epoch, metrics), optional
+            Called after every epoch (progress bars).
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        from palate.models.two_tower.training import (
+            Events,
+            LoopSettings,
+            TowerInputs,
+            train_towers,
+        )
+
+        data = self._check_data(fit_input(interactions), user_features, item_features)
+        self._reset()
+        config = self.config
+        self.users_, self.items_ = data.users, data.items
+        self.data_fingerprint_ = data.fingerprint()
+        self.global_mean_ = data.global_mean()
+        if data.kind == "explicit":
+            scale = data.rating_scale
+            if scale is None:
+                scale = (float(data.values.min()), float(data.values.max()))
+            if scale[1] <= scale[0]:
+                scale = (scale[0], scale[0] + 1.0)
+            self.rating_scale_ = (float(scale[0]), float(scale[1]))
+        self._build_sides(data, user_features, item_features)
+        self._set_serving_data(data)
+
+        seed = config.seed if config.seed is not None else int(np.random.default_rng().integers(2**31))
+        rng = np.random.default_rng(seed)
+        device = torch.device(config.device)
+        self._build_towers(seed)
+        assert self.user_tower_ is not None and self.item_tower_ is not None
+        self.user_tower_.to(device)
+        self.item_tower_.to(device)
+
+        u, i, t = self._events(data)
+        val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if validation is not None:
+            val_events = self._validation_events(validation)
+        elif config.early_stopping is not None and config.validation_fraction > 0 and len(u) > 10:
+            held = rng.random(len(u)) < config.validation_fraction
+            val_events = (u[held], i[held], t[held])
+            u, i, t = u[~held], i[~held], t[~held]
+        if len(u) == 0:
+            raise DataError("no training events left; pass more data")
+
+        log_q = None
+        if config.objective == "retrieval":
+            counts = np.bincount(i, minlength=data.n_items).astype(np.float64)
+            log_q = torch.as_tensor(np.log(np.maximum(counts, 1.0) / len(i)), dtype=torch.float32)
+        inputs = TowerInputs(
+            torch.as_tensor(self._user_inputs).to(device),
+            torch.as_tensor(self._item_inputs).to(device),
+            None if log_q is None else log_q.to(device),
+        )
+
+        def events_on_device(parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Events:
+            return Events(
+                torch.as_tensor(parts[0], dtype=torch.long).to(device),
+                torch.as_tensor(parts[1], dtype=torch.long).to(device),
+                torch.as_tensor(parts[2], dtype=torch.float32).to(device),
+            )
+
+        settings = LoopSettings(
+            objective=config.objective,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            reg=config.reg,
+            temperature=config.effective_temperature,
+            id_dropout=config.id_dropout,
+            early_stopping=config.early_stopping,
+        )
+        evaluate = None
+        if val_events is not None and len(val_events[0]):
+            val = events_on_device(val_events)
+
+            def evaluate() -> dict[str, float]:
+                return self._validation_metrics(inputs, val, settings)
+
+        generator = torch.Generator().manual_seed(seed)
+        self.history_ = train_towers(
+            self.user_tower_,
+            self.item_tower_,
+            inputs,
+            events_on_device((u, i, t)),
+            settings,
+            generator,
+            evaluate=evaluate,
+            callback=callback,
+        )
+        self._refresh_vectors()
+        return self
+
+    def _check_data(
+        self,
+        data: Interactions,
+        user_features: UserFeatures | None,
+        item_features: ItemFeatures | None,
+    ) -> Interactions:
+        objective = self.config.objective
+        if objective == "ratings" and data.kind != "explicit":
+            raise DataError(
+                "objective='ratings' needs explicit ratings; use objective='binary' for 0/1 "
+                "labels or objective='retrieval' for positive-only events"
+            )
+        if objective == "binary":
+            if data.kind != "binary":
+                raise DataError(
+                    "objective='binary' needs 0/1 labels; convert ratings with "
+                    "interactions.binarize(threshold=4) or use objective='ratings'"
+                )
+            if data.is_positive_only:
+                raise DataError(
+                    "the data holds only positive events, so the logistic loss has no negatives; "
+                    "use objective='retrieval' (in-batch negatives)"
+                )
+        for table, cls, what in ((user_features, UserFeatures, "user_features"),
+                                 (item_features, ItemFeatures, "item_features")):
+            if table is not None and not isinstance(table, cls):
+                raise DataError(
+                    f"{what} must be a palate.data.features.{cls.__name__}, got "
+                    f"{type(table).__name__}; build one with {cls.__name__}(frame, columns=...)"
+                )
+        if (
+            user_features is None
+            and item_features is None
+            and not self.config.derived_features
+            and self.config.id_embedding_size == 0
+        ):
+            raise ConfigError(
+                "the towers have no inputs: pass user_features / item_features, keep "
+                "derived_features=True, or set id_embedding_size > 0"
+            )
+        return data
+
+    def _build_sides(
+        self,
+        data: Interactions,
+        user_features: UserFeatures | None,
+        item_features: ItemFeatures | None,
+    ) -> None:
+        config = self.config
+        genre_column = None
+        if item_features is not None:
+            multi = [c for c, kind in item_features.columns.items() if kind == "multi"]
+            genre_column = "genres" if "genres" in multi else (multi[0] if multi else None)
+        user_derived = item_derived = None
+        if config.derived_features:
+            item_genres = None
+            if genre_column is not None and item_features is not None:
+                item_genres = item_features.rows(data.items.ids)[genre_column]
+                item_genres = pd.Series(item_genres.to_numpy(), index=data.items.ids)
+                self._genres = sorted(
+                    {g for row in value_lists(item_genres.tolist()) for g in row}
+                )
+            user_derived = derived_user_features(
+                data, item_genres, self._genres, config.mean_shrinkage
+            )
+            item_derived = derived_item_features(data, config.mean_shrinkage)
+        self._item_genres = _multi_hot(
+            None if genre_column is None or item_features is None
+            else item_features.rows(data.items.ids)[genre_column].tolist(),
+            self._genres,
+            data.n_items,
+        )
+        self._user_side, self._user_inputs = self._fit_side(user_features, data.users.ids, user_derived)
+        self._item_side, self._item_inputs = self._fit_side(item_features, data.items.ids, item_derived)
+
+    def _fit_side(
+        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
+    ) -> tuple[_Side, np.ndarray]:
+        columns = dict(table.columns) if table is not None else {}
+        cold: dict[str, float] = {}
+        if derived is not None:
+            for name in derived.columns:
+                columns[name] = "numeric"
+                cold[name] = 0.0 if name == "log_count" else self.global_mean_
+        side = _Side(FeatureEncoder(columns, max_categories=self.config.max_categories), cold)
+        frame = side.frame(table, ids, derived)
+        side.encoder.fit(frame)
+        return side, side.encoder.transform(frame)
+
+    def _build_towers(self, seed: int) -> None:
+        import torch
+
+        from palate.models.two_tower.towers import Tower
+
+        config = self.config
+        assert self._user_inputs is not None and self._item_inputs is not None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.user_tower_ = Tower(
+                self._user_inputs.shape[1], config.hidden_sizes, config.embedding_size,
+                len(self.users_), config.id_embedding_size,  # type: ignore[arg-type]
+            )
+            self.item_tower_ = Tower(
+                self._item_inputs.shape[1], config.hidden_sizes, config.embedding_size,
+                len(self.items_), config.id_embedding_size,  # type: ignore[arg-type]
+            )
+
+    def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = data.user_idx.astype(np.int64)
+        i = data.item_idx.astype(np.int64)
+        y = data.values.astype(np.float64)
+        objective = self.config.objective
+        if objective == "ratings":
+            return u, i, self._scaled(y)
+        if objective == "binary":
+            return u, i, y
+        keep = y > 0 if data.kind == "binary" else np.ones(len(y), dtype=bool)
+        return u[keep], i[keep], np.ones(int(keep.sum()))
+
+    def _scaled(self, y: np.ndarray) -> np.ndarray:
+        """Ratings scaled to [−1, 1]: ``t = 2 (y − low) / (high − low) − 1``."""
+        low, high = self.rating_scale_  # type: ignore[misc]
+        return 2.0 * (y - low) / (high - low) - 1.0
+
+    def _validation_events(
+        self, validation: Interactions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not isinstance(validation, Interactions):
+            raise DataError("validation must be palate.Interactions")
+        u = self.users_.index(validation.user_ids, missing="ignore")  # type: ignore[union-attr]
+        i = self.items_.index(validation.item_ids, missing="ignore")  # type: ignore[union-attr]
+        y = validation.values.astype(np.float64)
+        keep = (u >= 0) & (i >= 0)
+        if self.config.objective == "retrieval":
+            keep &= (y > 0) if validation.kind == "binary" else True
+            y = np.ones(len(y))
+        elif self.config.objective == "ratings":
+            y = self._scaled(y)
+        return u[keep], i[keep], y[keep]
+
+    def _validation_metrics(self, inputs: Any, val: Any, settings: Any) -> dict[str, float]:
+        import torch
+
+        from palate.models.two_tower.training import batch_loss
+
+        assert self.user_tower_ is not None and self.item_tower_ is not None
+        with torch.no_grad():
+            if settings.objective == "retrieval":
+                total, n = 0.0, 0
+                for start in range(0, len(val), settings.batch_size):
+                    sel = slice(start, start + settings.batch_size)
+                    loss = batch_loss(
+                        self.user_tower_, self.item_tower_, inputs,
+                        val.user_idx[sel], val.item_idx[sel], val.targets[sel], settings,
+                    )
+                    total += float(loss) * len(val.user_idx[sel])
+                    n += len(val.user_idx[sel])
+                return {"val_loss": total / max(n, 1)}
+            v_u = self.user_tower_(inputs.users.index_select(0, val.user_idx), val.user_idx)
+            v_m = self.item_tower_(inputs.items.index_select(0, val.item_idx), val.item_idx)
+            s = (v_u * v_m).sum(1).double().cpu().numpy()
+        t = val.targets.double().cpu().numpy()
+        if settings.objective == "ratings":
+            low, high = self.rating_scale_  # type: ignore[misc]
+            half = (high - low) / 2
+            return {"val_rmse": float(np.sqrt(np.mean(((np.clip(s, -1, 1) - t) * half) ** 2)))}
+        p = np.clip(scipy.special.expit(s / settings.temperature), 1e-7, 1 - 1e-7)
+        return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
+
+    def _set_serving_data(self, data: Interactions) -> None:
+        seen = seen_matrix(data)
+        seen.sort_indices()
+        self._seen = seen
+        by = "mean" if data.kind == "explicit" else "count"
+        self._fallback_scores, _ = popularity_scores(data, by)
+
+    def _tower_vectors(
+        self, tower: Tower, inputs: np.ndarray, ids: np.ndarray | None, batch: int = 65536
+    ) -> np.ndarray:
+        import torch
+
+        device = torch.device(self.config.device)
+        out = []
+        tower.eval()
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch):
+                x = torch.as_tensor(inputs[start : start + batch]).to(device)
+                idx = None
+                if ids is not None:
+                    idx = torch.as_tensor(ids[start : start + batch], dtype=torch.long).to(device)
+                out.append(tower(x, idx).float().cpu().numpy())
+        width = self.config.embedding_size
+        return np.vstack(out) if out else np.zeros((0, width), dtype=np.float32)
+
+    def _refresh_vectors(self) -> None:
+        """Precompute v_u for every known user and v_m for every known item."""
+        assert self.user_tower_ is not None and self.item_tower_ is not None
+        assert self._user_inputs is not None and self._item_inputs is not None
+        self._user_vectors = self._tower_vectors(
+            self.user_tower_, self._user_inputs, np.arange(len(self._user_inputs))
+        )
+        self._item_vectors = self._tower_vectors(
+            self.item_tower_, self._item_inputs, np.arange(len(self._item_inputs))
+        )
+        # the vectors of a user / item with no features, no history and no id
+        self._cold_user = self._new_vectors("user", pd.DataFrame(index=[0]))[0]
+        self._cold_item = self._new_vectors("item", pd.DataFrame(index=[0]))[0]
+
+    # ------------------------------------------------------------------ vectors
+    def _new_vectors(
+        self, side: str, frame: pd.DataFrame, derived: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        spec = self._user_side if side == "user" else self._item_side
+        tower = self.user_tower_ if side == "user" else self.item_tower_
+        assert spec is not None and tower is not None
+        frame = frame.reset_index(drop=True)
+        for name, cold in spec.derived_cold.items():
+            if derived is not None and name in derived.columns:
+                frame[name] = derived[name].to_numpy(dtype=np.float64)
+            else:
+                frame[name] = cold
+        inputs = spec.encoder.transform(frame)
+        return self._tower_vectors(tower, inputs, np.full(len(frame), -1))
+
+    def user_vectors(
+        self,
+        user_ids: IdLike | None = None,
+        *,
+        features: FeaturesLike | None = None,
+        ratings: Mapping[Any, float] | None = None,
+    ) -> np.ndarray:
+        """``v_u``: of known users by id, or of new users from raw attributes.
+
+        Parameters
+        ----------
+        user_ids : ids, optional
+            Users the model was trained on.
+        features : DataFrame, UserFeatures, dict or list of dicts, optional
+            Attribute rows of new users (columns as in the training ``user_features``;
+            missing columns count as missing values). With neither ids nor features: one
+            new user with no attributes.
+        ratings : mapping item id -> rating, optional
+            A new user's first ratings: their derived features (count, mean, mean per
+            genre) are computed from these, with the training global mean and shrinkage.
+            Needs at most one feature row.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, embedding_size), unit rows
+        """
+        self._check_fitted()
+        if user_ids is not None:
+            if features is not None or ratings is not None:
+                raise ConfigError("pass user_ids, or features / ratings for new users, not both")
+            rows = self.users_.index(user_ids, kind="user")  # type: ignore[union-attr]
+            return self._user_vectors[rows]  # type: ignore[index]
+        frame = _feature_frame(features)
+        derived = None
+        if ratings is not None:
+            if len(frame) != 1:
+                raise DataError("ratings describe one new user: pass at most one feature row")
+            derived = self._derived_for_ratings(ratings)
+        return self._new_vectors("user", frame, derived)
+
+    def item_vectors(
+        self, item_ids: IdLike | None = None, *, features: FeaturesLike | None = None
+    ) -> np.ndarray:
+        """``v_m``: of known items by id, or of new items from raw attributes (cold start).
+
+        Parameters
+        ----------
+        item_ids : ids, optional
+        features : DataFrame, ItemFeatures, dict or list of dicts, optional
+            Attribute rows of new items, e.g. ``{"genres": ["Comedy"], "year": 2024}``.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, embedding_size), unit rows
+        """
+        self._check_fitted()
+        if item_ids is not None:
+            if features is not None:
+                raise ConfigError("pass item_ids or features, not both")
+            rows = self.items_.index(item_ids, kind="item")  # type: ignore[union-attr]
+            return self._item_vectors[rows]  # type: ignore[index]
+        return self._new_vectors("item", _feature_frame(features))
+
+    def _derived_for_ratings(self, ratings: Mapping[Any, float]) -> pd.DataFrame:
+        items = as_id_array(list(ratings.keys()))
+        values = np.asarray(list(ratings.values()), dtype=np.float64)
+        if len(items) == 0:
+            return pd.DataFrame({"log_count": [0.0]})
+        known = self.items_.index(items, missing="ignore") >= 0  # type: ignore[union-attr]
+        if not np.all(known):
+            raise DataError("ratings name items the model does not know; rate known items")
+        tiny = Interactions.from_arrays(
+            np.zeros(len(items), dtype=np.int64), items, values, items=self.items_
+        )
+        item_genres = pd.Series(
+            [[g for g, on in zip(self._genres, row, strict=True) if on]
+             for row in self._item_genres.tolist()],  # type: ignore[union-attr]
+            index=self.items_.ids,  # type: ignore[union-attr]
+        )
+        return derived_user_features(
+            tiny,
+            item_genres if self._genres else None,
+            self._genres,
+            self.config.mean_shrinkage,
+            global_mean=self.global_mean_,
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def _link(self, s: np.ndarray) -> np.ndarray:
+        objective = self.config.objective
+        if objective == "ratings":
+            low, high = self.rating_scale_  # type: ignore[misc]
+            return low + (np.clip(s, -1.0, 1.0) + 1.0) / 2.0 * (high - low)
+        if objective == "binary":
+            return scipy.special.expit(s / self.config.effective_temperature)
+        return s
+
+    def score_vectors(self, user_vectors: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
+        """Predictions for every (user vector, item vector) pair: the link of
+        ``v_u · v_m``, shape (n_users, n_items) — predicted ratings, probabilities, or raw
+        scores for retrieval."""
+        self._check_fitted()
+        return self._link(np.asarray(user_vectors, np.float64) @ np.asarray(item_vectors).T)
+
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        return self._user_vectors[rows] @ self._item_vectors.T  # type: ignore[index, union-attr]
+
+    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
+        """Score (user, item) pairs.
+
+        Returns
+        -------
+        ndarray of float32, shape (n,)
+            Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
+            (retrieval). Unknown users and items are scored with the vectors of a user /
+            item without features or history.
+        """
+        self._check_fitted()
+        users, items = as_id_array(user_ids), as_id_array(item_ids)
+        if len(users) != len(items):
+            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
+        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
+        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
+        v_u = np.where((u >= 0)[:, None], self._user_vectors[np.maximum(u, 0)], self._cold_user)  # type: ignore[index]
+        v_m = np.where((i >= 0)[:, None], self._item_vectors[np.maximum(i, 0)], self._cold_item)  # type: ignore[index]
+        s = np.einsum("ij,ij->i", v_u.astype(np.float64), v_m.astype(np.float64))
+        return self._link(s).astype(np.float32)
+
+    def recommend(
+        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
+    ) -> Recommendations:
+        """Top-k items per user by ``v_u · v_m`` over precomputed item vectors.
+
+        Unknown users get the popularity fallback (shrunk mean rating for explicit data,
+        counts for binary) with ``fallback[r] = True``; for a new user with attributes use
+        :meth:`user_vectors` with ``features=`` and :meth:`score_vectors`.
+        """
+        self._check_fitted()
+        return recommend_by_scores(
+            self.users_,  # type: ignore[arg-type]
+            self.items_,  # type: ignore[arg-type]
+            user_ids,
+            k,
+            self._scores,
+            self._seen if exclude_seen else None,
+            self._fallback_scores,  # type: ignore[arg-type]
+            link=self._link,
+            batch_size=batch_size,
+        )
+
+    def top_users(self, item_vectors: np.ndarray, k: int = 10) -> tuple[IdArray, np.ndarray]:
+        """The k known users who score each item vector highest (who a new item would be
+        recommended to).
+
+        Parameters
+        ----------
+        item_vectors : ndarray, shape (n, embedding_size)
+            E.g. ``model.item_vectors(features=new_items)``.
+
+        Returns
+        -------
+        user_ids : ndarray, shape (n, k)
+        scores : ndarray of float32, shape (n, k)
+            The link of ``v_u · v_m`` (predicted ratings for the ratings objective).
+        """
+        self._check_fitted()
+        k = check_k(k)
+        raw = np.asarray(item_vectors, dtype=np.float32) @ self._user_vectors.T  # type: ignore[union-attr]
+        idx, val = top_k(raw, k)
+        return ids_from_indices(self.users_, idx), self._link(val.astype(np.float64)).astype(  # type: ignore[arg-type]
+            np.float32
+        )
+
+    def similar_items(
+        self,
+        item_ids: IdLike,
+        k: int = 10,
+        metric: Literal["euclidean", "cosine"] = "euclidean",
+    ) -> SimilarItems:
+        """Items with the smallest ``‖v_m(k) − v_m(i)‖²`` over the precomputed item vectors
+        (for unit vectors the cosine ranking is the same)."""
+        self._check_fitted()
+        candidates = np.ones(len(self.items_), dtype=bool)  # type: ignore[arg-type]
+        return nearest_items(self.items_, self._item_vectors, item_ids, k, metric, candidates)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ model files
+    def _state(self) -> ModelState:
+        self._check_fitted()
+        assert self.user_tower_ is not None and self.item_tower_ is not None
+        assert self._seen is not None and self._fallback_scores is not None
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
+            for name, tensor in tower.state_dict().items():
+                arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+        arrays.update(
+            user_inputs=self._user_inputs,  # type: ignore[dict-item]
+            item_inputs=self._item_inputs,  # type: ignore[dict-item]
+            item_genres=self._item_genres.astype(np.uint8),  # type: ignore[union-attr]
+            fallback_scores=self._fallback_scores,
+            seen_indptr=self._seen.indptr.astype(np.int64),
+            seen_indices=self._seen.indices.astype(np.int32),
+        )
+        return ModelState(
+            config=self.get_params(),
+            arrays=arrays,
+            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
+            extra={
+                "user_side": self._user_side.to_state(),  # type: ignore[union-attr]
+                "item_side": self._item_side.to_state(),  # type: ignore[union-attr]
+                "genres": self._genres,
+                "global_mean": self.global_mean_,
+                "rating_scale": list(self.rating_scale_) if self.rating_scale_ else None,
+                "history": self.history_,
+            },
+        )
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> TwoTower:
+        import torch
+
+        model = cls(**state.config)
+        users, items = state.vocabularies["users"], state.vocabularies["items"]
+        a = state.arrays
+        extra = state.extra
+        try:
+            model.users_, model.items_ = users, items
+            model._user_side = _Side.from_state(extra["user_side"])
+            model._item_side = _Side.from_state(extra["item_side"])
+            model._genres = [str(g) for g in extra.get("genres", [])]
+            model.global_mean_ = float(extra.get("global_mean", 0.0))
+            scale = extra.get("rating_scale")
+            model.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
+            model.history_ = list(extra.get("history", []))
+            model._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
+            model._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
+            model._item_genres = np.asarray(a["item_genres"]).astype(bool)
+            model._fallback_scores = np.asarray(a["fallback_scores"], dtype=np.float32)
+            model._seen = seen_from_arrays(a, len(users), len(items))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
+        if model._user_inputs.shape[0] != len(users) or model._item_inputs.shape[0] != len(items):
+            raise DataError("feature matrices do not match the vocabularies")
+        if model._user_inputs.shape[1] != model._user_side.encoder.width or (
+            model._item_inputs.shape[1] != model._item_side.encoder.width
+        ):
+            raise DataError("feature matrices do not match their encoders")
+        model._build_towers(0)
+        for prefix, tower in (("user_tower", model.user_tower_), ("item_tower", model.item_tower_)):
+            assert tower is not None
+            weights = {
+                name[len(prefix) + 1 :]: torch.as_tensor(value)
+                for name, value in a.items()
+                if name.startswith(prefix + ".")
+            }
+            try:
+                tower.load_state_dict(weights)
+            except RuntimeError as exc:
+                raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
+            tower.to(torch.device(model.config.device))
+        model._refresh_vectors()
+        return model
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._user_vectors is not None if hasattr(self, "_user_vectors") else False
+
+    def with_params(self, **changes: Any) -> TwoTower:
+        """An unfitted copy with some hyperparameters changed."""
+        return type(self)(**{**self.get_params(), **changes})
+
+
+def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:
+    out = np.zeros((n, len(names)), dtype=bool)
+    if values is None or not names:
+        return out
+    column = {g: j for j, g in enumerate(names)}
+    for r, row in enumerate(value_lists(values)):
+        for g in row:
+            if g in column:
+                out[r, column[g]] = True
+    return out
+
+
+def _feature_frame(features: FeaturesLike | None) -> pd.DataFrame:
+    if features is None:
+        return pd.DataFrame(index=[0])
+    if isinstance(features, FeatureTable):
+        return features.frame.reset_index(drop=True)
+    if isinstance(features, pd.DataFrame):
+        return features.reset_index(drop=True)
+    if isinstance(features, Mapping):
+        return pd.DataFrame([dict(features)])
+    if isinstance(features, Sequence) and all(isinstance(r, Mapping) for r in features):
+        return pd.DataFrame([dict(r) for r in features])
+    raise DataError(
+        "features must be a DataFrame, a feature table, a dict (one row) or a list of dicts"
+    )
+
+
+__all__ = ["TwoTower", "TwoTowerConfig"]

@@ -1,0 +1,183 @@
+"""The training loop of the two-tower model: mini-batches gathered by index, Adam, early
+stopping on a validation split.
+
+Every feature row is encoded once before training into two dense matrices (users x features,
+items x features); a mini-batch is a slice of a per-epoch permutation of the training events,
+and its inputs are gathered from those matrices with ``index_select`` — no Python work per
+example.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from palate.models.two_tower.losses import binary_loss, ratings_loss, retrieval_loss
+from palate.models.two_tower.towers import Tower
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class Events:
+    """Training (or validation) events as tensors: user and item rows, targets."""
+
+    user_idx: torch.Tensor
+    item_idx: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+
+@dataclass
+class TowerInputs:
+    """The encoded feature matrices the towers read, one row per known user / item."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    log_q: torch.Tensor | None = None  # log item frequencies (retrieval objective)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    objective: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    reg: float
+    temperature: float
+    id_dropout: float
+    early_stopping: int | None
+
+
+def batch_loss(
+    user_tower: Tower,
+    item_tower: Tower,
+    inputs: TowerInputs,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    t: torch.Tensor,
+    settings: LoopSettings,
+    user_ids: torch.Tensor | None = None,
+    item_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The objective on one batch of (user row, item row, target)."""
+    v_u = user_tower(inputs.users.index_select(0, u), u if user_ids is None else user_ids)
+    v_m = item_tower(inputs.items.index_select(0, i), i if item_ids is None else item_ids)
+    if settings.objective == "ratings":
+        return ratings_loss(v_u, v_m, t)
+    if settings.objective == "binary":
+        return binary_loss(v_u, v_m, t, settings.temperature)
+    assert inputs.log_q is not None
+    return retrieval_loss(v_u, v_m, i, inputs.log_q.index_select(0, i), settings.temperature)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], settings: LoopSettings) -> torch.optim.Adam:
+    """Adam; ``reg`` is its weight decay, the gradient of ``reg/2 ‖W‖²``."""
+    try:
+        return torch.optim.Adam(
+            params, lr=settings.learning_rate, weight_decay=settings.reg, fused=True
+        )
+    except (RuntimeError, TypeError):  # no fused kernel for this device / build
+        return torch.optim.Adam(
+            params, lr=settings.learning_rate, weight_decay=settings.reg, foreach=True
+        )
+
+
+def _dropped(ids: torch.Tensor, rate: float, n_ids: int, generator: torch.Generator) -> torch.Tensor:
+    """Ids with a random share ``rate`` replaced by the "no id" row (trains the cold path)."""
+    drop = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device) < rate
+    return torch.where(drop, n_ids, ids)
+
+
+def train_towers(
+    user_tower: Tower,
+    item_tower: Tower,
+    inputs: TowerInputs,
+    events: Events,
+    settings: LoopSettings,
+    generator: torch.Generator,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    callback: Callback | None = None,
+) -> list[dict[str, float]]:
+    """Train both towers jointly; return the per-epoch history.
+
+    With ``evaluate`` (validation metrics, lower is better for the first one) and
+    ``settings.early_stopping``, training stops after that many epochs without improvement
+    and the best epoch's weights are restored.
+    """
+    params = [p for tower in (user_tower, item_tower) for p in tower.parameters()]
+    optimizer = make_optimizer(params, settings)
+    n = len(events)
+    batch = settings.batch_size
+    hybrid = user_tower.id_embedding is not None or item_tower.id_embedding is not None
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, list[dict[str, torch.Tensor]]] | None = None
+    device = events.user_idx.device
+    for epoch in range(1, settings.epochs + 1):
+        user_tower.train()
+        item_tower.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        u_all = events.user_idx.index_select(0, order)
+        i_all = events.item_idx.index_select(0, order)
+        t_all = events.targets.index_select(0, order)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        n_batches = 0
+        for start in range(0, n, batch):
+            u = u_all[start : start + batch]
+            i = i_all[start : start + batch]
+            t = t_all[start : start + batch]
+            user_ids = item_ids = None
+            if hybrid and settings.id_dropout > 0:
+                user_ids = _dropped(u, settings.id_dropout, user_tower.n_ids, generator)
+                item_ids = _dropped(i, settings.id_dropout, item_tower.n_ids, generator)
+            loss = batch_loss(user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            n_batches += 1
+        metrics: dict[str, float] = {"epoch": float(epoch), "loss": float(total) / max(n_batches, 1)}
+        if not math.isfinite(metrics["loss"]):
+            from palate.errors import ConfigError
+
+            raise ConfigError(
+                f"training diverged at epoch {epoch} (loss {metrics['loss']}); lower the "
+                "learning_rate"
+            )
+        if evaluate is not None:
+            user_tower.eval()
+            item_tower.eval()
+            metrics.update(evaluate())
+        history.append(metrics)
+        logger.debug("epoch %d: %s", epoch, metrics)
+        if callback is not None:
+            callback(epoch, metrics)
+        if evaluate is not None and settings.early_stopping is not None:
+            score = next(v for k, v in metrics.items() if k.startswith("val_"))
+            if best is None or score < best[0]:
+                best = (score, epoch, [_copy_state(user_tower), _copy_state(item_tower)])
+            elif epoch - best[1] >= settings.early_stopping:
+                logger.info("early stopping at epoch %d (best %d)", epoch, best[1])
+                break
+    if best is not None:
+        user_tower.load_state_dict(best[2][0])
+        item_tower.load_state_dict(best[2][1])
+    user_tower.eval()
+    item_tower.eval()
+    return history
+
+
+def _copy_state(module: torch.nn.Module) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+__all__ = ["Events", "LoopSettings", "TowerInputs", "batch_loss", "make_optimizer", "train_towers"]
