@@ -169,7 +169,7 @@ def _guess_type(column: pd.Series) -> str:
 def value_lists(values: Iterable[Any]) -> list[list[str]]:
     """Each value of a multi-valued column as a list of str (lists as they are, strings split
     at "|", missing values as [])."""
-    out = []
+    out: list[list[str]] = []
     for value in values:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             out.append([])
@@ -281,7 +281,9 @@ class FeatureEncoder:
             elif kind == "year":
                 width = self.year_bucket
                 names.extend(
-                    f"{name} in {start}s" if width == 10 else f"{name} in {start}-{start + width - 1}"
+                    f"{name} in {start}s"
+                    if width == 10
+                    else f"{name} in {start}-{start + width - 1}"
                     for start in range(s["first"], s["last"] + 1, width)
                 )
                 names.append(name)
@@ -390,9 +392,13 @@ class FeatureEncoder:
             )
             encoder.stats = {name: dict(s) for name, s in state["stats"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataError(f"malformed feature encoder state ({exc}); save the model again") from exc
+            raise DataError(
+                f"malformed feature encoder state ({exc}); save the model again"
+            ) from exc
         if set(encoder.stats) != set(encoder.columns):
-            raise DataError("feature encoder state does not match its columns; save the model again")
+            raise DataError(
+                "feature encoder state does not match its columns; save the model again"
+            )
         return encoder
 
 

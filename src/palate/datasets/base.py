@@ -12,7 +12,6 @@ import pandas as pd
 from palate.data.features import ItemFeatures, UserFeatures
 from palate.data.interactions import Interactions
 
-
 #: Item table columns that :attr:`Dataset.item_features` uses, with their feature types.
 ITEM_FEATURE_COLUMNS = {"genres": "multi", "year": "year"}
 #: User table columns that :attr:`Dataset.user_features` uses, with their feature types.

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,6 @@ from palate.models.popularity import popularity_scores, seen_from_arrays, seen_m
 from palate.types import FloatArray, IdArray, IdLike
 
 if TYPE_CHECKING:
-    import torch
 
     from palate.models.two_tower.towers import Tower
 
@@ -49,7 +48,9 @@ logger = logging.getLogger(__name__)
 Objective = Literal["ratings", "binary", "retrieval"]
 OBJECTIVES = ("ratings", "binary", "retrieval")
 DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
-FeaturesLike = pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+FeaturesLike: TypeAlias = (
+    pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+)
 
 
 def _is_int(value: Any) -> bool:
@@ -139,7 +140,10 @@ class TwoTowerConfig:
             isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
             f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}",
         )
-        need(self.seed is None or _is_int(self.seed), f"seed must be an int or None, got {self.seed!r}")
+        need(
+            self.seed is None or _is_int(self.seed),
+            f"seed must be an int or None, got {self.seed!r}",
+        )
 
     @property
     def effective_temperature(self) -> float:
@@ -377,7 +381,9 @@ class TwoTower(Model):
         self._build_sides(data, user_features, item_features)
         self._set_serving_data(data)
 
-        seed = config.seed if config.seed is not None else int(np.random.default_rng().integers(2**31))
+        seed = config.seed
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31))
         rng = np.random.default_rng(seed)
         device = torch.device(config.device)
         self._build_towers(seed)
@@ -516,8 +522,12 @@ class TwoTower(Model):
             self._genres,
             data.n_items,
         )
-        self._user_side, self._user_inputs = self._fit_side(user_features, data.users.ids, user_derived)
-        self._item_side, self._item_inputs = self._fit_side(item_features, data.items.ids, item_derived)
+        self._user_side, self._user_inputs = self._fit_side(
+            user_features, data.users.ids, user_derived
+        )
+        self._item_side, self._item_inputs = self._fit_side(
+            item_features, data.items.ids, item_derived
+        )
 
     def _fit_side(
         self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
@@ -850,7 +860,7 @@ class TwoTower(Model):
         """Items with the smallest ``‖v_m(k) − v_m(i)‖²`` over the precomputed item vectors
         (for unit vectors the cosine ranking is the same)."""
         self._check_fitted()
-        candidates = np.ones(len(self.items_), dtype=bool)  # type: ignore[arg-type]
+        candidates = np.ones(len(self._item_vectors), dtype=np.bool_)  # type: ignore[arg-type]
         return nearest_items(self.items_, self._item_vectors, item_ids, k, metric, candidates)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ model files
@@ -862,9 +872,10 @@ class TwoTower(Model):
         for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
             for name, tensor in tower.state_dict().items():
                 arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+        assert self._user_inputs is not None and self._item_inputs is not None
         arrays.update(
-            user_inputs=self._user_inputs,  # type: ignore[dict-item]
-            item_inputs=self._item_inputs,  # type: ignore[dict-item]
+            user_inputs=self._user_inputs,
+            item_inputs=self._item_inputs,
             item_genres=self._item_genres.astype(np.uint8),  # type: ignore[union-attr]
             fallback_scores=self._fallback_scores,
             seen_indptr=self._seen.indptr.astype(np.int64),

@@ -92,7 +92,9 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: LoopSettings) -> 
         )
 
 
-def _dropped(ids: torch.Tensor, rate: float, n_ids: int, generator: torch.Generator) -> torch.Tensor:
+def _dropped(
+    ids: torch.Tensor, rate: float, n_ids: int, generator: torch.Generator
+) -> torch.Tensor:
     """Ids with a random share ``rate`` replaced by the "no id" row (trains the cold path)."""
     drop = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device) < rate
     return torch.where(drop, n_ids, ids)
@@ -145,7 +147,10 @@ def train_towers(
             optimizer.step()
             total += loss.detach()
             n_batches += 1
-        metrics: dict[str, float] = {"epoch": float(epoch), "loss": float(total) / max(n_batches, 1)}
+        metrics: dict[str, float] = {
+            "epoch": float(epoch),
+            "loss": float(total) / max(n_batches, 1),
+        }
         if not math.isfinite(metrics["loss"]):
             from palate.errors import ConfigError
 

@@ -1,0 +1,283 @@
+"""The two-tower model: losses (gradient checks, known answers), training, cold start,
+model files and determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import palate
+from palate import ConfigError, DataError, Interactions, ItemFeatures, TwoTower, UserFeatures
+from palate.models.two_tower.losses import (
+    binary_loss,
+    ratings_loss,
+    retrieval_loss,
+    scores,
+)
+from palate.models.two_tower.towers import Tower, flops_per_example, l2_normalise
+
+SMALL = {"hidden_sizes": (16,), "embedding_size": 8, "batch_size": 64, "seed": 0}
+
+
+# ------------------------------------------------------------------------------ losses
+def _unit(rows: int, width: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(rows, width, generator=g, dtype=torch.float64)
+    return v.requires_grad_(True)
+
+
+def test_ratings_loss_gradient() -> None:
+    u, m = _unit(5, 4, 0), _unit(5, 4, 1)
+    t = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda a, b: ratings_loss(l2_normalise(a), l2_normalise(b), t), (u, m)
+    )
+
+
+def test_binary_loss_gradient() -> None:
+    u, m = _unit(6, 3, 2), _unit(6, 3, 3)
+    y = torch.tensor([1, 0, 1, 1, 0, 0], dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda a, b: binary_loss(l2_normalise(a), l2_normalise(b), y, 0.3), (u, m)
+    )
+
+
+def test_retrieval_loss_gradient() -> None:
+    u, m = _unit(5, 4, 4), _unit(5, 4, 5)
+    items = torch.tensor([0, 1, 2, 1, 3])  # item 1 twice: masked as a negative of itself
+    log_q = torch.log(torch.tensor([0.1, 0.4, 0.2, 0.4, 0.3], dtype=torch.float64))
+    assert torch.autograd.gradcheck(
+        lambda a, b: retrieval_loss(l2_normalise(a), l2_normalise(b), items, log_q, 0.5), (u, m)
+    )
+
+
+def test_normalised_dot_product_known_answer() -> None:
+    v_u = l2_normalise(torch.tensor([[3.0, 4.0], [0.0, 2.0]]))
+    v_m = l2_normalise(torch.tensor([[0.0, 5.0], [1.0, 0.0]]))
+    np.testing.assert_allclose(v_u.numpy(), [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(scores(v_u, v_m).numpy(), [0.8, 0.0])
+    # 1/2 mean((0.8 − 0.5)², (0 − (−1))²) = 1/2 · (0.09 + 1) / 2
+    t = torch.tensor([0.5, -1.0])
+    assert float(ratings_loss(v_u, v_m, t)) == pytest.approx(0.2725)
+    # logistic: softplus(z) − y z with z = s / τ
+    y = torch.tensor([1.0, 0.0])
+    expected = (np.log1p(np.exp(-1.6)) + np.log(2.0)) / 2
+    assert float(binary_loss(v_u, v_m, y, 0.5)) == pytest.approx(expected)
+
+
+def test_retrieval_loss_known_answer() -> None:
+    v = torch.eye(2)
+    log_q = torch.log(torch.tensor([0.5, 0.5]))
+    # logits [[1, 0], [0, 1]] / τ − log q (a constant shift): −log softmax(1, 0) = log(1 + e^−1)
+    loss = retrieval_loss(v, v, torch.tensor([0, 1]), log_q, 1.0)
+    assert float(loss) == pytest.approx(np.log1p(np.exp(-1.0)))
+    # the same item twice: the other column is masked, so nothing is left to contrast
+    same = retrieval_loss(v, v, torch.tensor([0, 0]), log_q, 1.0)
+    assert float(same) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_tower_outputs_unit_vectors_and_flops() -> None:
+    tower = Tower(5, (8, 4), 3, n_ids=2, id_embedding_size=2)
+    out = tower(torch.randn(4, 5), torch.tensor([0, 1, -1, 2]))
+    np.testing.assert_allclose(out.norm(dim=1).detach().numpy(), 1.0, rtol=1e-6)
+    forward, training = flops_per_example(5, (8, 4), 3, id_embedding_size=2)
+    assert forward == 2 * (7 * 8 + 8 * 4 + 4 * 3)
+    assert training == 2 * forward + 2 * (8 * 4 + 4 * 3)
+
+
+# ------------------------------------------------------------------------------ data
+def planted(n_users: int = 80, n_items: int = 40, seed: int = 0) -> tuple[
+    Interactions, UserFeatures, ItemFeatures, pd.DataFrame, pd.DataFrame
+]:
+    """Users like either "action" or "drama"; a rating is 5 on their genre, 1 otherwise.
+    Only the features can explain the ratings (no per-user or per-item effects)."""
+    rng = np.random.default_rng(seed)
+    taste = np.where(np.arange(n_users) % 2 == 0, "action", "drama")
+    genre = np.where(np.arange(n_items) % 2 == 0, "action", "drama")
+    pairs = [(u, i) for u in range(n_users) for i in range(n_items) if rng.random() < 0.3]
+    u, i = np.array(pairs).T
+    values = np.where(taste[u] == genre[i], 5.0, 1.0)
+    data = Interactions.from_arrays(u, i, values, rating_scale=(1.0, 5.0))
+    users = pd.DataFrame({"user_id": np.arange(n_users), "taste": taste,
+                          "age": rng.integers(18, 60, n_users)})
+    items = pd.DataFrame({"item_id": np.arange(n_items), "genres": [[g] for g in genre],
+                          "year": rng.integers(1980, 2020, n_items)})
+    return (
+        data,
+        UserFeatures(users, {"taste": "categorical", "age": "numeric"}),
+        ItemFeatures(items, {"genres": "multi", "year": "year"}),
+        users,
+        items,
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_model() -> tuple[TwoTower, Interactions, UserFeatures, ItemFeatures]:
+    data, users, items, _, _ = planted()
+    model = TwoTower(**SMALL, epochs=40, learning_rate=0.01, derived_features=False,
+                     early_stopping=None)
+    model.fit(data, user_features=users, item_features=items)
+    return model, data, users, items
+
+
+def test_learns_feature_driven_preferences(planted_model: tuple) -> None:
+    model, data, _, _ = planted_model
+    pred = model.predict(data.user_ids, data.item_ids)
+    rmse = float(np.sqrt(np.mean((pred - data.values) ** 2)))
+    assert rmse < 0.5  # the global mean would give 2.0
+    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+
+
+def test_cold_item_is_recommended_to_the_users_who_like_its_genre(planted_model: tuple) -> None:
+    model, _, _, _ = planted_model
+    vectors = model.item_vectors(features=[{"genres": ["action"], "year": 2001},
+                                           {"genres": ["drama"], "year": 1999}])
+    assert vectors.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    user_ids, predicted = model.top_users(vectors, k=10)
+    assert user_ids.shape == (2, 10) and predicted.shape == (2, 10)
+    assert np.all(user_ids[0] % 2 == 0)  # even users like action
+    assert np.all(user_ids[1] % 2 == 1)
+    assert np.all(predicted > 4.0)
+
+
+def test_cold_user_from_attributes(planted_model: tuple) -> None:
+    model, data, _, _ = planted_model
+    v_u = model.user_vectors(features={"taste": "drama", "age": 30})
+    scores_ = model.score_vectors(v_u, model.item_vectors(data.items.ids))[0]
+    is_drama = data.items.ids % 2 == 1
+    assert scores_[is_drama].min() > scores_[~is_drama].max()
+
+
+def test_unknown_user_gets_the_fallback_and_predictions_stay_finite(planted_model: tuple) -> None:
+    model, data, _, _ = planted_model
+    recs = model.recommend([data.users.ids[0], 10**6], k=5)
+    assert recs.item_ids.shape == (2, 5)
+    assert recs.fallback.tolist() == [False, True]
+    pred = model.predict([10**6, data.users.ids[0]], [data.items.ids[0], 10**6])
+    assert np.all(np.isfinite(pred)) and np.all((pred >= 1) & (pred <= 5))
+
+
+def test_recommend_excludes_seen_and_ranks_by_score(planted_model: tuple) -> None:
+    model, data, _, _ = planted_model
+    user = data.users.ids[3]
+    recs = model.recommend([user], k=8)
+    seen = set(data.item_ids[data.user_ids == user].tolist())
+    assert not seen & set(recs.item_ids[0].tolist())
+    assert np.all(np.diff(recs.scores[0]) <= 1e-6)
+    again = model.predict(np.repeat(user, 8), recs.item_ids[0])
+    np.testing.assert_allclose(again, recs.scores[0], rtol=1e-5)
+    assert len(set(recs.item_ids[0].tolist())) == 8
+
+
+def test_similar_items_share_the_genre(planted_model: tuple) -> None:
+    model, data, _, _ = planted_model
+    result = model.similar_items([0], k=5)
+    assert 0 not in result.similar_ids[0].tolist()
+    assert np.all(result.similar_ids[0] % 2 == 0)
+    assert np.all(np.diff(result.distances[0]) >= -1e-6)
+    v = model.item_vectors([0] + result.similar_ids[0].tolist())
+    np.testing.assert_allclose(
+        result.distances[0], ((v[1:] - v[0]) ** 2).sum(1), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_save_load_round_trip(planted_model: tuple, tmp_path: Path) -> None:
+    model, data, _, _ = planted_model
+    palate.save(model, tmp_path / "tt")
+    loaded = palate.load(tmp_path / "tt")
+    assert isinstance(loaded, TwoTower)
+    users, items = np.repeat(data.users.ids[:5], 4), np.tile(data.items.ids[:4], 5)
+    np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items),
+                               rtol=1e-6)
+    a, b = model.recommend(data.users.ids[:3], k=4), loaded.recommend(data.users.ids[:3], k=4)
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+    new = {"genres": ["drama"], "year": 2010}
+    np.testing.assert_allclose(loaded.item_vectors(features=new), model.item_vectors(features=new),
+                               rtol=1e-6)
+    assert loaded.get_params() == model.get_params()
+    assert not any(p.suffix == ".pkl" for p in (tmp_path / "tt").iterdir())
+
+
+def test_same_seed_same_model_other_seed_other_model() -> None:
+    data, users, items, _, _ = planted(40, 20)
+    options = {**SMALL, "epochs": 3, "early_stopping": None}
+    a = TwoTower(**options).fit(data, user_features=users, item_features=items)
+    b = TwoTower(**options).fit(data, user_features=users, item_features=items)
+    c = TwoTower(**{**options, "seed": 1}).fit(data, user_features=users, item_features=items)
+    np.testing.assert_array_equal(a.user_vectors(data.users.ids), b.user_vectors(data.users.ids))
+    assert not np.allclose(a.user_vectors(data.users.ids), c.user_vectors(data.users.ids))
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    data, users, items, _, _ = planted(40, 20)
+    model = TwoTower(**SMALL, epochs=30, early_stopping=2, learning_rate=0.05)
+    model.fit(data, user_features=users, item_features=items)
+    history = model.history_
+    assert all("val_rmse" in h for h in history)
+    best = min(h["val_rmse"] for h in history)
+    assert len(history) < 30 or history[-1]["val_rmse"] == best
+
+
+def test_derived_features_and_new_user_ratings() -> None:
+    data, users, items, _, _ = planted(40, 20)
+    model = TwoTower(**SMALL, epochs=10, early_stopping=None, learning_rate=0.01)
+    model.fit(data, user_features=users, item_features=items)
+    assert model._genres == ["action", "drama"]
+    none = model.user_vectors(features={"age": 30})
+    rated = model.user_vectors(features={"age": 30}, ratings={0: 5.0, 2: 5.0, 1: 1.0})
+    assert none.shape == rated.shape == (1, 8)
+    assert not np.allclose(none, rated)
+    with pytest.raises(DataError, match="does not know"):
+        model.user_vectors(ratings={"nope": 3.0})
+
+
+def test_hybrid_id_embeddings_serve_cold_items_too() -> None:
+    data, users, items, _, _ = planted(40, 20)
+    model = TwoTower(**SMALL, id_embedding_size=4, epochs=5, early_stopping=None)
+    model.fit(data, user_features=users, item_features=items)
+    assert model.user_tower_.id_embedding is not None
+    v = model.item_vectors(features={"genres": ["action"], "year": 2000})
+    assert v.shape == (1, 8) and np.isfinite(v).all()
+
+
+def test_binary_and_retrieval_objectives(tiny_binary: Interactions,
+                                         tiny_positive_only: Interactions) -> None:
+    binary = TwoTower(objective="binary", **SMALL, epochs=3).fit(tiny_binary)
+    p = binary.predict(tiny_binary.user_ids, tiny_binary.item_ids)
+    assert np.all((p > 0) & (p < 1))
+    retrieval = TwoTower(objective="retrieval", **SMALL, epochs=3).fit(tiny_positive_only)
+    recs = retrieval.recommend(tiny_positive_only.users.ids, k=2)
+    assert recs.item_ids.shape == (tiny_positive_only.n_users, 2)
+    with pytest.raises(DataError, match="retrieval"):
+        TwoTower(objective="binary").fit(tiny_positive_only)
+    with pytest.raises(DataError, match="explicit"):
+        TwoTower().fit(tiny_binary)
+
+
+def test_contract_basics(tiny_explicit: Interactions) -> None:
+    model = TwoTower(**SMALL, epochs=2)
+    with pytest.raises(palate.NotFittedError):
+        model.predict(["ann"], ["alien"])
+    assert model.fit(tiny_explicit) is model
+    assert model.users_ == tiny_explicit.users and model.items_ == tiny_explicit.items
+    assert model.recommend("ann", k=3).item_ids.shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"objective": "mse"}, {"hidden_sizes": (0,)}, {"embedding_size": 0}, {"id_dropout": 1.0},
+     {"learning_rate": 0}, {"temperature": -1.0}, {"device": "tpu"}, {"validation_fraction": 1}],
+)
+def test_bad_configuration_is_refused(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        TwoTower(**bad)
+
+
+def test_towers_need_some_input(tiny_explicit: Interactions) -> None:
+    with pytest.raises(ConfigError, match="no inputs"):
+        TwoTower(derived_features=False).fit(tiny_explicit)
