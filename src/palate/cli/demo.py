@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
-from palate import CollaborativeFiltering, DatasetNotFoundError, datasets, save
+from palate import CollaborativeFiltering, DatasetNotFoundError, TwoTower, datasets, save
 from palate.cli._evaluate import rating_report, report_table
 from palate.cli._items import Catalog, items_table, plain
 from palate.cli._session import JsonOption, Session, VerboseOption, session
@@ -29,6 +30,8 @@ DOWNLOAD_TIMEOUT = 15.0
 SYNTHETIC = {"n_users": 600, "n_items": 1500, "n_ratings": 60_000}
 #: Movie 1 of every MovieLens release is Toy Story (1995).
 WELL_KNOWN_ITEM = 1
+#: The cold-start example's two-tower model: small epoch budget so the demo stays short.
+COLD_START_MODEL = {"epochs": 4, "early_stopping": None, "seed": SEED}
 
 
 def demo(
@@ -82,6 +85,7 @@ def demo(
         neighbours = model.similar_items([anchor], k=K)
         similar = catalog.rows(neighbours.similar_ids[0], neighbours.distances[0], "distance")
         report = rating_report(model, train_part, test)
+        cold_start = _cold_start(s, dataset, train_part, anchor, catalog)
         split = {
             "method": "random_split",
             "validation_fraction": TEST_FRACTION,
@@ -113,17 +117,76 @@ def demo(
                 "recommendations": recommendations,
                 "similar": {"item": catalog.describe(anchor), "items": similar},
                 "rmse": {name: values["validation_rmse"] for name, values in report.items()},
+                "cold_start": cold_start,
                 "model_dir": None if saved is None else str(saved),
                 "seconds": seconds,
             }
         )
         if not s.json:
             _show(s, catalog, user_id, favourites, recommendations, anchor, similar, report)
+            _show_cold_start(s, cold_start)
             if saved is not None:
                 s.say(
                     f"Saved the model to {saved}; try `palate recommend {saved} --user {user_id}`"
                 )
             s.say(f"Done in {seconds:.1f} s.")
+
+
+def _cold_start(
+    s: Session, dataset: Dataset, train_part: Any, anchor: Any, catalog: Catalog
+) -> dict[str, Any] | None:
+    """A movie nobody has rated, described only by genres and a year: which users the
+    two-tower model would recommend it to."""
+    items = dataset.item_features
+    if items is None or "genres" not in items.columns:
+        return None
+    row = items.rows([anchor]).iloc[0]
+    genres = [str(g) for g in row["genres"]] if row["genres"] is not None else []
+    years = pd.to_numeric(items.frame["year"], errors="coerce") if "year" in items.columns else None
+    year = int(years.max()) + 1 if years is not None and years.notna().any() else None
+    new_movie = {"genres": genres, "year": year}
+    model = TwoTower(**COLD_START_MODEL)  # type: ignore[arg-type]
+    s.say(f"Model  {describe_model(model)} for a new movie")
+    fit(s, model, train_part, None, user_features=dataset.user_features, item_features=items)
+    vector = model.item_vectors(features=new_movie)
+    user_ids, predicted = model.top_users(vector, k=K)
+    counts = train_part.user_counts()
+    rows = []
+    for rank, (user, value) in enumerate(zip(user_ids[0], predicted[0], strict=True), start=1):
+        index = int(train_part.users.index([user])[0])
+        rows.append(
+            {"rank": rank, "user_id": plain(user), "predicted_rating": float(value),
+             "n_ratings": int(counts[index])}
+        )
+    return {
+        "item": new_movie,
+        "like": catalog.describe(anchor),
+        "model": describe_model(model),
+        "epochs": len(model.history_),
+        "users": rows,
+    }
+
+
+def _show_cold_start(s: Session, cold_start: dict[str, Any] | None) -> None:
+    if cold_start is None:
+        return
+    movie = cold_start["item"]
+    genres = ", ".join(movie["genres"]) or "no genres"
+    year = "" if movie["year"] is None else f", {movie['year']}"
+    table = Table(
+        title=f"A new movie nobody has rated ({genres}{year}): recommend it to",
+        title_justify="left",
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("user")
+    table.add_column("predicted rating", justify="right")
+    table.add_column("ratings in training", justify="right")
+    for row in cold_start["users"]:
+        table.add_row(
+            str(row["rank"]), str(row["user_id"]), f"{row['predicted_rating']:.2f}",
+            f"{row['n_ratings']:,}",
+        )
+    s.show(table)
 
 
 def _load(s: Session, data: Path | None) -> tuple[Dataset, str | None]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from palate import ImplicitALS, Popularity, load_artifact
+from palate import ImplicitALS, Popularity, TwoTower, load_artifact
 from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.errors import ConfigError, DataError
@@ -43,6 +43,12 @@ def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
         return "mean rating", "{:.2f}"
     if isinstance(model, ImplicitALS):
         return ("events", "{:,.0f}") if fallback else ("preference", "{:.3f}")
+    if isinstance(model, TwoTower) and model.config.objective != "ratings":
+        if fallback:
+            return "events", "{:,.0f}"
+        if model.config.objective == "binary":
+            return "probability", "{:.3f}"
+        return "score", "{:.3f}"
     kind = getattr(getattr(model, "config", None), "kind", "explicit")
     if kind == "binary":
         return ("events", "{:,.0f}") if fallback else ("probability", "{:.3f}")
@@ -130,7 +136,7 @@ def similar(
         artifact, model = load_model_that_can(
             model_dir,
             "similar_items",
-            "has no item features; similar items need --model cf or ials",
+            "has no item features; similar items need --model cf, ials or two-tower",
         )
         catalog = Catalog(artifact.item_table, model.items_)
         item_id = resolve_item(s, catalog, item)

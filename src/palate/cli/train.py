@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from palate import CollaborativeFiltering, ImplicitALS, Interactions, Popularity, save
+from palate import CollaborativeFiltering, ImplicitALS, Interactions, Popularity, TwoTower, save
 from palate.cli._evaluate import ranking_report, rating_report, report_table
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
@@ -25,6 +25,7 @@ _ADAM_EPOCHS = CollaborativeFilteringConfig(solver="adam").n_epochs
 class ModelName(StrEnum):
     cf = "cf"
     ials = "ials"
+    two_tower = "two-tower"
     popularity = "popularity"
 
 
@@ -54,7 +55,8 @@ def train(
         typer.Option(
             "--model",
             help="cf: collaborative filtering; ials: implicit-feedback ALS (positive-only "
-            "data; ratings become positives at --threshold); popularity.",
+            "data; ratings become positives at --threshold); two-tower: content-based deep "
+            "model on user and item features (serves new items and users); popularity.",
         ),
     ] = ModelName.cf,
     kind: Annotated[
@@ -142,7 +144,8 @@ def train(
             )
         model = _build_model(
             model_name,
-            ratings.kind,
+            "positive" if model_name is ModelName.two_tower and ratings.is_positive_only
+            else ratings.kind,
             solver=solver,
             embedding_size=embedding_size,
             reg=reg,
@@ -152,7 +155,10 @@ def train(
             seed=seed,
         )
         s.say(f"Model  {describe_model(model)}")
-        fit(s, model, train_part, validation)
+        fit(
+            s, model, train_part, validation,
+            user_features=dataset.user_features, item_features=dataset.item_features,
+        )
 
         report: dict[str, Any] | None = None
         if validation is not None:
@@ -260,6 +266,11 @@ def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
     if name is ModelName.ials:
         allowed = ("embedding_size", "reg", "epochs", "seed")
         return ImplicitALS(**{key: chosen[key] for key in allowed if key in chosen})
+    if name is ModelName.two_tower:
+        tower_options = ("embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed")
+        objective = {"explicit": "ratings", "binary": "binary", "positive": "retrieval"}[kind]
+        settings = {key: chosen[key] for key in tower_options if key in chosen}
+        return TwoTower(objective=objective, **settings)  # type: ignore[arg-type]
     if "solver" in chosen:
         chosen["solver"] = chosen["solver"].value
     return CollaborativeFiltering(kind=kind, **chosen)  # type: ignore[arg-type]
@@ -270,6 +281,15 @@ def describe_model(model: Any, short: bool = False) -> str:
     if isinstance(model, Popularity):
         by = "shrunk mean rating" if model.config.by == "mean" else "count"
         return f"popularity (by {by})"
+    if isinstance(model, TwoTower):
+        t = model.config
+        if short:
+            return "two towers"
+        towers = " → ".join(str(n) for n in (*t.hidden_sizes, t.embedding_size))
+        return (
+            f"two towers ({t.objective}, {towers}, batch {t.batch_size}, learning rate "
+            f"{t.learning_rate:g}, up to {t.epochs} epochs)"
+        )
     if isinstance(model, ImplicitALS):
         c = model.config
         if short:
@@ -294,7 +314,15 @@ def describe_model(model: Any, short: bool = False) -> str:
     return f"collaborative filtering ({', '.join(details)})"
 
 
-def fit(s: Session, model: Any, train_part: Interactions, validation: Interactions | None) -> None:
+def fit(
+    s: Session,
+    model: Any,
+    train_part: Interactions,
+    validation: Interactions | None,
+    *,
+    user_features: Any = None,
+    item_features: Any = None,
+) -> None:
     """Fit with a progress bar of the cost (and validation metric) per epoch."""
     if isinstance(model, Popularity):
         model.fit(train_part)
@@ -305,6 +333,16 @@ def fit(s: Session, model: Any, train_part: Interactions, validation: Interactio
         return
     # per-epoch validation is meaningful only with both labels present (or ratings)
     per_epoch = validation
+    if isinstance(model, TwoTower):
+        if validation is not None and model.config.objective == "binary":
+            if len(set(validation.values.tolist())) < 2:
+                per_epoch = None
+        with s.epochs(model.config.epochs, "training") as callback:
+            model.fit(
+                train_part, user_features=user_features, item_features=item_features,
+                validation=per_epoch, callback=callback,
+            )
+        return
     if validation is not None and model.config.kind == "binary":
         if len(set(validation.values.tolist())) < 2:
             per_epoch = None

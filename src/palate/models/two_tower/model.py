@@ -355,6 +355,11 @@ class TwoTower(Model):
         Returns
         -------
         self
+
+        Notes
+        -----
+        With the internal validation split, the derived features are computed from the other
+        ``1 − validation_fraction`` of the events (those the weights are fitted on).
         """
         import torch
 
@@ -378,27 +383,32 @@ class TwoTower(Model):
             if scale[1] <= scale[0]:
                 scale = (scale[0], scale[0] + 1.0)
             self.rating_scale_ = (float(scale[0]), float(scale[1]))
-        self._build_sides(data, user_features, item_features)
-        self._set_serving_data(data)
-
         seed = config.seed
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
         rng = np.random.default_rng(seed)
+        # the internal validation split is made first, so that the derived features (means,
+        # counts) come from the fitting part only and early stopping sees no leaked ratings
+        fitting = data
+        val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if validation is not None:
+            val_events = self._validation_events(validation)
+        elif config.early_stopping and config.validation_fraction > 0 and len(data) > 10:
+            held = rng.random(len(data)) < config.validation_fraction
+            if held.any() and not held.all():
+                fitting = data.subset(np.flatnonzero(~held))
+                val_events = self._events(data.subset(np.flatnonzero(held)))
+        self.global_mean_ = fitting.global_mean()
+        self._build_sides(fitting, user_features, item_features)
+        self._set_serving_data(data)
+
         device = torch.device(config.device)
         self._build_towers(seed)
         assert self.user_tower_ is not None and self.item_tower_ is not None
         self.user_tower_.to(device)
         self.item_tower_.to(device)
 
-        u, i, t = self._events(data)
-        val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        if validation is not None:
-            val_events = self._validation_events(validation)
-        elif config.early_stopping is not None and config.validation_fraction > 0 and len(u) > 10:
-            held = rng.random(len(u)) < config.validation_fraction
-            val_events = (u[held], i[held], t[held])
-            u, i, t = u[~held], i[~held], t[~held]
+        u, i, t = self._events(fitting)
         if len(u) == 0:
             raise DataError("no training events left; pass more data")
 
