@@ -38,8 +38,18 @@ def ratings_csv(tmp_path: Path) -> Path:
 def test_grid_writes_json(ratings_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "results" / "tune.json"
     result = invoke(
-        ["tune", "--data", ratings_csv, "--grid", "reg=0.05,0.5;embedding_size=2,4",
-         "--set", "epochs=2", "--out", out, "--json"]
+        [
+            "tune",
+            "--data",
+            ratings_csv,
+            "--grid",
+            "reg=0.05,0.5;embedding_size=2,4",
+            "--set",
+            "epochs=2",
+            "--out",
+            out,
+            "--json",
+        ]
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
@@ -57,9 +67,26 @@ def test_grid_writes_json(ratings_csv: Path, tmp_path: Path) -> None:
 
 
 def test_random_search_is_repeatable_and_reports_test(ratings_csv: Path, tmp_path: Path) -> None:
-    args = ["tune", "--data", ratings_csv, "--model", "popularity", "--kind", "binary",
-            "--random", "4", "--param", "prior=0.1:100:log", "--metric", "ndcg@5",
-            "--test-fraction", "0.2", "--seed", "3", "--json"]
+    args = [
+        "tune",
+        "--data",
+        ratings_csv,
+        "--model",
+        "popularity",
+        "--kind",
+        "binary",
+        "--random",
+        "4",
+        "--param",
+        "prior=0.1:100:log",
+        "--metric",
+        "ndcg@5",
+        "--test-fraction",
+        "0.2",
+        "--seed",
+        "3",
+        "--json",
+    ]
     first, second = invoke(args), invoke(args)
     assert first.exit_code == 0, first.output
     a, b = json.loads(first.stdout), json.loads(second.stdout)
@@ -89,3 +116,24 @@ def test_usage_errors_are_one_line(ratings_csv: Path) -> None:
         assert result.exit_code == 1, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_tune_plot(ratings_csv: Path, tmp_path: Path) -> None:
+    result = invoke(
+        [
+            "tune",
+            "--data",
+            ratings_csv,
+            "--grid",
+            "reg=0.1,1;embedding_size=2,3",
+            "--set",
+            "epochs=2",
+            "--plot",
+            tmp_path / "p",
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(Path(p).name for p in json.loads(result.stdout)["plots"])
+    assert names == ["tune_embedding_size.png", "tune_reg.png"]
+    assert all((tmp_path / "p" / n).read_bytes()[:4] == b"\x89PNG" for n in names)

@@ -146,8 +146,14 @@ def test_log_uniform_covers_orders_of_magnitude() -> None:
 def test_results_frame_and_json_round_trip(ratings: Interactions) -> None:
     results = grid_search(Spy, ratings, {"offset": [0.0, 0.5], "width": [1, 3]})
     frame = results.to_pandas()
-    assert list(frame.columns) == ["trial", "offset", "width", "rmse", "fit_seconds",
-                                   "score_seconds"]
+    assert list(frame.columns) == [
+        "trial",
+        "offset",
+        "width",
+        "rmse",
+        "fit_seconds",
+        "score_seconds",
+    ]
     assert len(frame) == 4 and frame["rmse"].tolist() == [t.value for t in results.trials]
     document = json.loads(results.to_json())
     assert document["best_params"] == results.best_params

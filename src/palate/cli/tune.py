@@ -233,8 +233,11 @@ def trials_table(results: TuningResults) -> Table:
         title_justify="left",
         title_style="bold",
     )
-    names = [c for c in frame.columns if c not in ("trial", results.metric, "fit_seconds",
-                                                     "score_seconds")]
+    names = [
+        c
+        for c in frame.columns
+        if c not in ("trial", results.metric, "fit_seconds", "score_seconds")
+    ]
     for column in ["trial", *names, results.metric, "fit s"]:
         table.add_column(column, justify="left" if column in names else "right")
     for values in frame.to_dict("records"):
