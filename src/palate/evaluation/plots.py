@@ -173,6 +173,8 @@ def _bars(
         error = np.vstack(
             [np.where(ok, values_arr - low, 0.0), np.where(ok, high - values_arr, 0.0)]
         )
+    # value labels sit beyond the error bar
+    tips = values_arr + (error[1] if error is not None else 0.0)
     colours = [
         "tab:orange" if highlight is not None and highlight[n] else "tab:blue"
         for n in range(len(labels))
@@ -180,11 +182,11 @@ def _bars(
     if vertical:
         axis.bar(positions, values_arr, yerr=error, color=colours, capsize=4)
         axis.set_xticks(positions, labels, rotation=30, ha="right")
-        for x, v in zip(positions, values_arr, strict=True):
+        for x, v, tip in zip(positions, values_arr, tips, strict=True):
             if math.isfinite(v):
                 axis.annotate(
                     fmt.format(v),
-                    (x, v),
+                    (x, tip),
                     ha="center",
                     va="bottom",
                     fontsize=7,
@@ -195,11 +197,11 @@ def _bars(
         axis.barh(positions, values_arr, xerr=error, color=colours, capsize=3)
         axis.set_yticks(positions, labels)
         axis.invert_yaxis()
-        for y, v in zip(positions, values_arr, strict=True):
+        for y, v, tip in zip(positions, values_arr, tips, strict=True):
             if math.isfinite(v):
                 axis.annotate(
                     fmt.format(v),
-                    (v, y),
+                    (tip, y),
                     ha="left",
                     va="center",
                     fontsize=7,
