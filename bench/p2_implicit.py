@@ -24,8 +24,7 @@ Every model is fitted on the identical training positives and ranked for the ide
 Models: palate ``CollaborativeFiltering(kind="binary")`` at its defaults (ALS with sampled
 negatives) and with ``solver="adam"``, palate ``Popularity()``, EASE (Steck 2019, closed form,
 lambda = 250, below), and the ``implicit`` library's ``AlternatingLeastSquares(factors=64,
-regularization=50, alpha=10)`` (and with ``alpha=5``, palate ImplicitALS's defaults) and
-``BayesianPersonalizedRanking()`` (defaults), LightFM's
+regularization=50, alpha=10)`` and ``BayesianPersonalizedRanking()`` (defaults), LightFM's
 WARP loss and cornac's BPR (settings in ``RUNNERS``: picked among a few tried on this split,
 which favours them, not palate). A model whose import fails is skipped with a message.
 
@@ -195,13 +194,6 @@ def _implicit_als() -> Any:
                                    random_state=IMPLICIT_SEED)
 
 
-def _implicit_als_alpha5() -> Any:
-    from implicit.cpu.als import AlternatingLeastSquares
-
-    return AlternatingLeastSquares(factors=64, regularization=50.0, alpha=5.0,
-                                   random_state=IMPLICIT_SEED)
-
-
 def _implicit_bpr() -> Any:
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -280,7 +272,7 @@ RUNNERS: dict[str, Runner] = {
                "palate CollaborativeFiltering(kind='binary', solver='adam') (defaults otherwise)",
                _collaborative_filtering(kind="binary", solver="adam"), _palate_prepare,
                _palate_fit, _palate_recommend, warm_up=True),
-        Runner("palate-ials", "palate ImplicitALS() (defaults: 64 factors, reg 50, alpha 5)",
+        Runner("palate-ials", "palate ImplicitALS() (defaults: 64 factors, reg 50, alpha 10)",
                _implicit_als_palate, _palate_prepare, _palate_fit, _palate_recommend,
                warm_up=True),
         Runner("palate-popularity", "palate Popularity() (defaults: by='count')",
@@ -291,10 +283,6 @@ RUNNERS: dict[str, Runner] = {
                "implicit AlternatingLeastSquares(factors=64, regularization=50, alpha=10, "
                f"random_state={IMPLICIT_SEED}) (defaults otherwise)",
                _implicit_als, _identity_prepare, _implicit_fit, _implicit_recommend),
-        Runner("implicit-als-a5",
-               "implicit AlternatingLeastSquares(factors=64, regularization=50, alpha=5, "
-               f"random_state={IMPLICIT_SEED}) (palate ImplicitALS's defaults)",
-               _implicit_als_alpha5, _identity_prepare, _implicit_fit, _implicit_recommend),
         Runner("implicit-bpr",
                f"implicit BayesianPersonalizedRanking(random_state={IMPLICIT_SEED}) (defaults)",
                _implicit_bpr, _identity_prepare, _implicit_fit, _implicit_recommend),
