@@ -238,6 +238,9 @@ def bar_chart(
     axis.set_xlabel(xlabel)
     if limits is not None:
         axis.set_xlim(*limits)
+    else:  # room for the value labels
+        left, right = axis.get_xlim()
+        axis.set_xlim(left, right + 0.08 * (right - left))
     axis.set_title(title, fontsize=10)
     return _save(figure, path)
 
