@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import io
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -31,6 +33,8 @@ LIBRARIES: tuple[tuple[str, str], ...] = (
     ("numba", "numba"),
     ("sklearn", "scikit-learn"),
     ("surprise", "scikit-surprise"),
+    ("cornac", "cornac"),
+    ("lightfm", "lightfm"),
 )
 
 
@@ -221,3 +225,39 @@ def available_runners(
             skipped[name] = reason
             print(f"skipping {name}: {reason}", file=sys.stderr)
     return runners, skipped
+
+
+# ----------------------------------------------------------------------------- MovieLens files
+def load_ratings(data_dir: Path) -> pd.DataFrame:
+    """``u.data`` in file order as a DataFrame with columns user, item, rating, timestamp."""
+    path = data_dir / "u.data"
+    if not path.is_file():
+        sys.exit(
+            f"error: {path} not found. Rebuild MovieLens 100K with\n"
+            f"  ../shared/data/get-ml-100k {data_dir}\n(or `make -C bench data`)."
+        )
+    return pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
+    )
+
+
+def load_ml1m(data_dir: Path) -> pd.DataFrame:
+    """``ratings.dat`` of MovieLens 1M in file order (user::item::rating::timestamp)."""
+    path = data_dir / "ratings.dat"
+    if not path.is_file():
+        sys.exit(
+            f"error: {path} not found. Rebuild MovieLens 1M with\n"
+            f"  ../shared/data/get-ml-1m {data_dir}"
+        )
+    text = path.read_text(encoding="latin-1").replace("::", "\t")
+    return pd.read_csv(
+        io.StringIO(text),
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
+    )

@@ -39,6 +39,8 @@ from common import (
     finish,
     git_commit,
     library_versions,
+    load_ml1m,
+    load_ratings,
     machine_note,
     mae,
     mean_std,
@@ -141,6 +143,41 @@ def _surprise_knn_baseline() -> Any:
     return KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False})
 
 
+# ----------------------------------------------------------------------------- cornac
+CORNAC_SEED = 0
+
+
+def _cornac_prepare(train: pd.DataFrame) -> Any:
+    from cornac.data import Dataset
+
+    triples = zip(train["user"].tolist(), train["item"].tolist(), train["rating"].tolist(),
+                  strict=True)
+    return Dataset.from_uir(list(triples), seed=CORNAC_SEED)
+
+
+def _cornac_fit(model: Any, train_set: Any) -> Any:
+    return model.fit(train_set)
+
+
+def _cornac_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
+    """``u·i + b_u + b_i + μ`` from cornac MF's learned arrays (what ``score`` computes), NaN
+    for a user or item the training fold never saw."""
+    users = np.array([model.uid_map.get(u, -1) for u in test["user"].tolist()])
+    items = np.array([model.iid_map.get(i, -1) for i in test["item"].tolist()])
+    known = (users >= 0) & (items >= 0)
+    out = np.full(len(test), np.nan)
+    u, i = users[known], items[known]
+    out[known] = (np.einsum("ij,ij->i", model.u_factors[u], model.i_factors[i])
+                  + model.u_biases[u] + model.i_biases[i] + model.global_mean)
+    return out
+
+
+def _cornac_mf() -> Any:
+    from cornac.models import MF
+
+    return MF(seed=CORNAC_SEED)
+
+
 RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
@@ -189,6 +226,15 @@ RUNNERS: dict[str, Runner] = {
             _surprise_predict,
         ),
         Runner(
+            "cornac-mf",
+            f"cornac MF(seed={CORNAC_SEED}) (defaults: k=10, 20 epochs of SGD, lr 0.01, "
+            "lambda 0.02, biases)",
+            _cornac_mf,
+            _cornac_prepare,
+            _cornac_fit,
+            _cornac_predict,
+        ),
+        Runner(
             "palate-popularity",
             "palate Popularity(by='mean'): item mean shrunk to the global mean (baseline)",
             _popularity,
@@ -204,45 +250,11 @@ DEFAULT_MODELS = [
     "palate-gibbs",
     "surprise-svd",
     "surprise-knnbaseline",
+    "cornac-mf",
 ]
 
 
 # ----------------------------------------------------------------------------- protocol
-def load_ratings(data_dir: Path) -> pd.DataFrame:
-    """``u.data`` in file order as a DataFrame with columns user, item, rating, timestamp."""
-    path = data_dir / "u.data"
-    if not path.is_file():
-        sys.exit(
-            f"error: {path} not found. Rebuild MovieLens 100K with\n"
-            f"  ../shared/data/get-ml-100k {data_dir}\n(or `make -C bench data`)."
-        )
-    return pd.read_csv(
-        path,
-        sep="\t",
-        header=None,
-        names=["user", "item", "rating", "timestamp"],
-        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
-    )
-
-
-def load_ml1m(data_dir: Path) -> pd.DataFrame:
-    """``ratings.dat`` of MovieLens 1M in file order (user::item::rating::timestamp)."""
-    path = data_dir / "ratings.dat"
-    if not path.is_file():
-        sys.exit(
-            f"error: {path} not found. Rebuild MovieLens 1M with\n"
-            f"  ../shared/data/get-ml-1m {data_dir}"
-        )
-    text = path.read_text(encoding="latin-1").replace("::", "\t")
-    return pd.read_csv(
-        io.StringIO(text),
-        sep="\t",
-        header=None,
-        names=["user", "item", "rating", "timestamp"],
-        dtype={"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64},
-    )
-
-
 def holdout(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The ML-1M split: a random 10% of the rows (default_rng(0).permutation) is the test set."""
     order = np.random.default_rng(SPLIT_SEED).permutation(n_rows)

@@ -1,9 +1,9 @@
-"""Protocol P2: binary (implicit) top-N recommendation on MovieLens 100K.
+"""Protocol P2: binary (implicit) top-N recommendation on MovieLens 100K (or 1M).
 
 Every model is fitted on the identical training positives and ranked for the identical users:
 
-- positives: rows of ``u.data`` with rating >= 4 (the other rows are dropped); every positive
-  is a 1, the rating value is not used after that;
+- positives: rows of ``u.data`` (``ratings.dat`` with ``--dataset ml-1m``) with rating >= 4
+  (the other rows are dropped); every positive is a 1, the rating value is not used after that;
 - split: users in ascending id order; a user with at least 5 positives has their positives
   sorted by item id, and ``rng.permutation(n)`` is drawn for them from one
   ``numpy.random.default_rng(0)`` shared by all users (one call per such user, nothing else
@@ -24,12 +24,13 @@ Every model is fitted on the identical training positives and ranked for the ide
 Models: palate ``CollaborativeFiltering(kind="binary")`` at its defaults (ALS with sampled
 negatives) and with ``solver="adam"``, palate ``Popularity()``, EASE (Steck 2019, closed form,
 lambda = 250, below), and the ``implicit`` library's ``AlternatingLeastSquares(factors=64,
-regularization=50, alpha=10)`` and ``BayesianPersonalizedRanking()`` (defaults). A model whose
-import fails is skipped with a message.
+regularization=50, alpha=10)`` and ``BayesianPersonalizedRanking()`` (defaults), LightFM's
+WARP loss and cornac's BPR (settings in ``RUNNERS``: picked among a few tried on this split,
+which favours them, not palate). A model whose import fails is skipped with a message.
 
 Usage::
 
-    python p2_implicit.py [--data DIR] [--models a,b] [--out FILE]
+    python p2_implicit.py [--dataset ml-100k|ml-1m] [--data DIR] [--models a,b] [--out FILE]
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from common import (
     finish,
     git_commit,
     library_versions,
+    load_ml1m,
+    load_ratings,
     machine_note,
     now_iso,
     parse_list,
@@ -197,6 +200,67 @@ def _implicit_bpr() -> Any:
     return BayesianPersonalizedRanking(random_state=IMPLICIT_SEED)
 
 
+# ----------------------------------------------------------------------------- LightFM
+LIGHTFM_EPOCHS = 30
+
+
+def _lightfm_warp() -> Any:
+    from lightfm import LightFM
+
+    return LightFM(loss="warp", no_components=128, learning_rate=0.02,
+                   random_state=IMPLICIT_SEED)
+
+
+def _lightfm_fit(model: Any, X: sp.csr_matrix) -> Any:
+    # one thread: LightFM's parallel SGD is lock-free, so several threads would make the
+    # numbers change from run to run
+    return model.fit(X.tocoo(), epochs=LIGHTFM_EPOCHS, num_threads=1)
+
+
+def _top_from_scores(scores: np.ndarray, split: Split) -> np.ndarray:
+    """Top ``TOP_N`` catalogue items per evaluated user, training items removed."""
+    scores[split.train[split.eval_rows].nonzero()] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_N]
+    return split.item_ids[top]
+
+
+def _lightfm_recommend(model: Any, split: Split) -> np.ndarray:
+    # the user's bias is a constant per row and does not change the ranking
+    item_bias, item_vectors = model.get_item_representations()
+    _, user_vectors = model.get_user_representations()
+    scores = user_vectors[split.eval_rows] @ item_vectors.T + item_bias
+    return _top_from_scores(np.asarray(scores, dtype=np.float64), split)
+
+
+# ----------------------------------------------------------------------------- cornac
+def _cornac_bpr() -> Any:
+    from cornac.models import BPR
+
+    return BPR(k=64, max_iter=200, learning_rate=0.01, lambda_reg=0.01, seed=IMPLICIT_SEED)
+
+
+def _cornac_prepare(split: Split) -> Any:
+    from cornac.data import Dataset
+
+    # CSR row / column numbers as ids, so cornac's indices map back through split.item_ids
+    rows, cols = split.train.nonzero()
+    return Dataset.from_uir(list(zip(rows.tolist(), cols.tolist(), [1.0] * len(rows),
+                                     strict=True)), seed=IMPLICIT_SEED)
+
+
+def _cornac_recommend(model: Any, split: Split) -> np.ndarray:
+    n_items = len(split.item_ids)
+    user_index = np.array([model.uid_map[r] for r in split.eval_rows.tolist()])
+    # cornac's item index -> CSR column
+    column_of = np.empty(len(model.iid_map), dtype=np.int64)
+    for column, index in model.iid_map.items():
+        column_of[index] = column
+    internal = model.u_factors[user_index] @ model.i_factors.T + model.i_biases
+    scores = np.full((len(user_index), n_items), -np.inf)
+    scores[:, column_of] = internal
+    return _top_from_scores(scores, split)
+
+
 RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
@@ -222,26 +286,36 @@ RUNNERS: dict[str, Runner] = {
         Runner("implicit-bpr",
                f"implicit BayesianPersonalizedRanking(random_state={IMPLICIT_SEED}) (defaults)",
                _implicit_bpr, _identity_prepare, _implicit_fit, _implicit_recommend),
+        Runner("lightfm-warp",
+               "LightFM(loss='warp', no_components=128, learning_rate=0.02, "
+               f"random_state={IMPLICIT_SEED}), "
+               f"{LIGHTFM_EPOCHS} epochs, 1 thread (defaults otherwise)",
+               _lightfm_warp, _identity_prepare, _lightfm_fit, _lightfm_recommend),
+        Runner("cornac-bpr",
+               "cornac BPR(k=64, max_iter=200, learning_rate=0.01, lambda_reg=0.01, "
+               f"seed={IMPLICIT_SEED})",
+               _cornac_bpr, _cornac_prepare, _plain_fit, _cornac_recommend),
     )
 }
 DEFAULT_MODELS = list(RUNNERS)
+# left out of the ML-1M run by default: full-batch Adam over ~2.3M entries (positives and
+# sampled negatives) for 80 epochs takes tens of minutes here (``--models`` adds it back)
+SLOW_ON_ML1M = {"palate-adam"}
 
 
 # ----------------------------------------------------------------------------- protocol
-def load_positives(data_dir: Path) -> pd.DataFrame:
-    """Rows of ``u.data`` with rating >= 4, as (user, item) in file order."""
-    path = data_dir / "u.data"
-    if not path.is_file():
-        sys.exit(
-            f"error: {path} not found. Rebuild MovieLens 100K with\n"
-            f"  ../shared/data/get-ml-100k {data_dir}\n(or `make -C bench data`)."
-        )
-    ratings = pd.read_csv(path, sep="\t", header=None,
-                          names=["user", "item", "rating", "timestamp"],
-                          dtype={"user": np.int64, "item": np.int64, "rating": np.float64,
-                                 "timestamp": np.int64})
+def load_positives(dataset: str, data_dir: Path) -> pd.DataFrame:
+    """Rows with rating >= 4 of ``u.data`` (ml-100k) or ``ratings.dat`` (ml-1m), as (user,
+    item) in file order."""
+    ratings = load_ratings(data_dir) if dataset == "ml-100k" else load_ml1m(data_dir)
     positives = ratings.loc[ratings["rating"] >= POSITIVE_THRESHOLD, ["user", "item"]]
     return positives.reset_index(drop=True)
+
+
+DATASETS = {
+    "ml-100k": "MovieLens 100K u.data (100,000 ratings, 943 users, 1,682 items)",
+    "ml-1m": "MovieLens 1M ratings.dat (1,000,209 ratings, 6,040 users, 3,706 items)",
+}
 
 
 def make_split(positives: pd.DataFrame) -> Split:
@@ -358,11 +432,11 @@ METRIC_COLUMNS = ("precision@10", "recall@10", "recall@20", "ndcg@10", "map@10",
                   "coverage@10")
 
 
-def show(results: dict[str, dict[str, Any]], split: Split) -> None:
+def show(results: dict[str, dict[str, Any]], split: Split, dataset: str) -> None:
     rows = [[name, *(f"{r[c]:.4f}" for c in METRIC_COLUMNS), f"{r['fit_seconds']:.2f}"]
             for name, r in results.items()]
     print_table(
-        f"P2: MovieLens 100K, rating >= {POSITIVE_THRESHOLD} as positives, 20% of each user's "
+        f"P2: {dataset}, rating >= {POSITIVE_THRESHOLD} as positives, 20% of each user's "
         f"positives held out (default_rng({SPLIT_SEED})); {split.stats['n_evaluated_users']} "
         f"users, {split.stats['n_catalogue_items']} items ranked, training items excluded",
         ["model", "P@10", "R@10", "R@20", "NDCG@10", "MAP@10", "HR@10", "cov@10", "fit s"],
@@ -380,22 +454,29 @@ def _implicit_version() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_ML100K,
-                        help="folder with ml-100k's u.data (default: %(default)s)")
+    parser.add_argument("--dataset", choices=tuple(DATASETS), default="ml-100k")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with ml-100k's u.data or ml-1m's ratings.dat "
+                             "(default: ~/.cache/palate/<dataset>)")
     parser.add_argument("--models", default=None,
                         help=f"comma-separated subset of {', '.join(RUNNERS)} (default: all)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="result file (default: results/p2_ml100k.json for a full run, "
-                             "results/cache/p2_ml100k-partial.json otherwise)")
+                        help="result file (default: results/p2_<dataset>.json for a full run, "
+                             "results/cache/p2_<dataset>-partial.json otherwise)")
     args = parser.parse_args(argv)
 
-    names = parse_list(args.models) or DEFAULT_MODELS
+    defaults = DEFAULT_MODELS if args.dataset == "ml-100k" else [
+        n for n in DEFAULT_MODELS if n not in SLOW_ON_ML1M
+    ]
+    names = parse_list(args.models) or defaults
     unknown = [n for n in names if n not in RUNNERS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {list(RUNNERS)}")
-    full_run = names == DEFAULT_MODELS
-    out = args.out or (RESULTS_DIR / "p2_ml100k.json" if full_run
-                       else RESULTS_DIR / "cache" / "p2_ml100k-partial.json")
+    full_run = names == defaults
+    tag = args.dataset.replace("-", "")
+    out = args.out or (RESULTS_DIR / f"p2_{tag}.json" if full_run
+                       else RESULTS_DIR / "cache" / f"p2_{tag}-partial.json")
+    data_dir = args.data or DEFAULT_ML100K.parent / args.dataset
 
     versions = library_versions()
     versions["implicit"] = _implicit_version()
@@ -409,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no model available to run", file=sys.stderr)
         return 1
 
-    split = make_split(load_positives(args.data))
+    split = make_split(load_positives(args.dataset, data_dir))
     print("split: " + ", ".join(f"{k} {v}" for k, v in split.stats.items()))
     results: dict[str, dict[str, Any]] = {}
     for runner in runners:
@@ -419,10 +500,10 @@ def main(argv: list[str] | None = None) -> int:
               f"recall@20 {record['recall@20']:.4f} fit {record['fit_seconds']:.2f}s "
               f"recommend {record['recommend_seconds']:.3f}s", flush=True)
 
-    show(results, split)
+    show(results, split, "MovieLens 100K" if args.dataset == "ml-100k" else "MovieLens 1M")
     payload = {
         "protocol": "P2",
-        "dataset": "MovieLens 100K u.data (100,000 ratings, 943 users, 1,682 items)",
+        "dataset": DATASETS[args.dataset],
         "positives": f"rating >= {POSITIVE_THRESHOLD}, as binary 1s; other rows dropped",
         "split": (
             f"users in ascending id order; each user with >= {MIN_POSITIVES} positives: "

@@ -91,3 +91,19 @@ def test_evaluate_missing_data_is_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_evaluate_plot_writes_pngs(ratings_csv: Path, tmp_path: Path) -> None:
+    charts = tmp_path / "charts"
+    result = invoke(
+        ["evaluate", "--data", ratings_csv, "--folds", "2", "--plot", charts, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert sorted(Path(p).name for p in document["plots"]) == [
+        "learning_curve.png",
+        "metrics.png",
+    ]
+    for name in ("metrics.png", "learning_curve.png"):
+        data = (charts / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000

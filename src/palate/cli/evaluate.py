@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -43,6 +44,15 @@ def evaluate(
             help="Ratings >= this are relevant test items (and positives with --kind binary)."
         ),
     ] = 4.0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="DIR",
+            help="Write PNG charts here: metrics.png (means with 95% intervals) and, for "
+            "trained models, learning_curve.png (cost and held-out metric per epoch, per fold).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -76,18 +86,28 @@ def evaluate(
                 k=k,
                 items=items,
                 relevance_threshold=threshold if ratings.kind == "explicit" else None,
+                # the per-epoch held-out RMSE is recorded for the learning curve only
+                validate_epochs=plot is not None and ratings.kind == "explicit",
             )
-        s.emit(
-            {
-                "data": dataset.name,
-                "model": model_name.value,
-                "kind": ratings.kind,
-                **report.to_dict(),
-            }
-        )
+        document: dict[str, Any] = {
+            "data": dataset.name,
+            "model": model_name.value,
+            "kind": ratings.kind,
+            **report.to_dict(),
+        }
+        charts: list[str] = []
+        if plot is not None:
+            from palate.evaluation.plots import plot_evaluation
+
+            histories = [fold.info.get("history", []) for fold in report.folds]
+            charts = [str(path) for path in plot_evaluation(report, plot, histories)]
+            document["plots"] = charts
+        s.emit(document)
         s.show(report_table(report, f"{folds}-fold cross-validation, k={k}"))
         for note in report.notes:
             s.say(f"note: {note}")
+        for chart in charts:
+            s.say(f"Wrote {chart}")
 
 
 def report_table(report: EvaluationReport, title: str) -> Table:

@@ -1,5 +1,5 @@
 """Evaluation: rating and ranking metrics (pure functions on arrays), evaluate and
-cross-validate models."""
+cross-validate models, search hyperparameters on a validation split of the training data."""
 
 from palate.evaluation.evaluate import (
     EvaluationReport,
@@ -19,12 +19,20 @@ from palate.evaluation.metrics import (
     recall_at_k,
     rmse,
 )
+from palate.evaluation.tune import (
+    TuningResults,
+    grid_search,
+    random_search,
+)
 
 __all__ = [
     "EvaluationReport",
     "MetricSummary",
+    "TuningResults",
     "cross_validate",
     "evaluate",
+    "grid_search",
+    "random_search",
     "average_precision_at_k",
     "catalog_coverage",
     "hit_rate_at_k",

@@ -541,6 +541,26 @@ def _intra_list_distance(kept: list[Any], genres: Mapping[Any, frozenset[Any]]) 
 
 
 # ---------------------------------------------------------------------------- cross-validate
+def _takes_validation(model: Any) -> bool:
+    """Whether ``model.fit`` takes ``validation=``; refuses models that would stop early on
+    it."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):
+        return False
+    if "validation" not in parameters:
+        return False
+    if getattr(getattr(model, "config", None), "early_stopping", None):
+        raise ConfigError(
+            "validate_epochs records a learning curve on each test fold; a model with "
+            "early_stopping would choose its epoch there. Set early_stopping=None or "
+            "validate_epochs=False"
+        )
+    return True
+
+
 def cross_validate(
     make_model: Callable[[], Any],
     data: Interactions,
@@ -553,6 +573,7 @@ def cross_validate(
     items: pd.DataFrame | None = None,
     relevance_threshold: float | None = None,
     callback: Callable[[int, EvaluationReport], None] | None = None,
+    validate_epochs: bool = False,
 ) -> EvaluationReport:
     """K-fold cross-validation: fit a fresh model on each training part, evaluate on its fold.
 
@@ -572,6 +593,14 @@ def cross_validate(
         Passed to :func:`evaluate`.
     callback : callable, optional
         ``callback(fold_number, fold_report)`` after each fold (1-based).
+    validate_epochs : bool
+        Pass each fold's held-out events to ``fit(validation=...)`` of models that take it,
+        so that their ``history_`` records the held-out metric after every epoch (a learning
+        curve). It is only recorded: a model with ``early_stopping`` set is refused, as it
+        would pick its epoch on the test fold.
+
+    A fitted model's ``history_`` (cost per epoch, and the held-out metric with
+    ``validate_epochs``) is kept in ``report.folds[f].info["history"]``.
 
     Returns
     -------
@@ -585,7 +614,10 @@ def cross_validate(
     reports = []
     for fold, (train, test) in enumerate(kfold(data, n_splits=n_splits, seed=seed), start=1):
         model = make_model()
-        model.fit(train)
+        if validate_epochs and _takes_validation(model):
+            model.fit(train, validation=test)
+        else:
+            model.fit(train)
         report = evaluate(
             model,
             train,
@@ -597,6 +629,9 @@ def cross_validate(
             relevance_threshold=relevance_threshold,
             seed=seed,
         )
+        history = getattr(model, "history_", None)
+        if history:
+            report.info["history"] = [dict(row) for row in history]
         reports.append(report)
         if callback is not None:
             callback(fold, report)
