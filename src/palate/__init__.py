@@ -16,6 +16,7 @@ from palate.errors import (
     UnknownIdError,
 )
 from palate.models import (
+    EASE,
     CollaborativeFiltering,
     ImplicitALS,
     Popularity,
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "EASE",
     "ImplicitALS",
     "Interactions",
     "ItemFeatures",

@@ -12,6 +12,7 @@ EXPECTED = {
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "EASE",
     "ImplicitALS",
     "Interactions",
     "ItemFeatures",

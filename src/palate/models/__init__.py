@@ -1,4 +1,4 @@
-"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS, two towers."""
+"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS, EASE, two towers."""
 
 from palate.models.base import ModelState, Recommendations
 from palate.models.collaborative import (
@@ -7,6 +7,7 @@ from palate.models.collaborative import (
     SimilarItems,
     textbook_cost,
 )
+from palate.models.ease import EASE
 from palate.models.implicit import ImplicitALS
 from palate.models.popularity import Popularity
 from palate.models.two_tower import TwoTower, TwoTowerConfig
@@ -14,6 +15,7 @@ from palate.models.two_tower import TwoTower, TwoTowerConfig
 __all__ = [
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
+    "EASE",
     "ImplicitALS",
     "ModelState",
     "Popularity",

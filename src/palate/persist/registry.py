@@ -21,6 +21,7 @@ _MODEL_KINDS: dict[str, str] = {
     "popularity": "palate.models.popularity:Popularity",
     "collaborative": "palate.models.collaborative:CollaborativeFiltering",
     "implicit_als": "palate.models.implicit:ImplicitALS",
+    "ease": "palate.models.ease:EASE",
     "two_tower": "palate.models.two_tower.model:TwoTower",
 }
 

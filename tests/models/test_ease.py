@@ -1,0 +1,152 @@
+"""EASE: the closed form against per-column constrained ridge regression, and the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import palate
+from palate import EASE, ConfigError, DataError, Interactions, NotFittedError
+from palate.models.ease import ease_weights
+
+
+def clicks(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Interactions:
+    """Two planted taste groups: users 0..19 click items 0..14, the others 15..29."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        group = range(0, 15) if u < n_users // 2 else range(15, 30)
+        for i in rng.choice(list(group), size=8, replace=False):
+            users.append(u)
+            items.append(int(i))
+    return Interactions.from_arrays(users, items)
+
+
+def per_column_ridge(X: np.ndarray, reg: float) -> np.ndarray:
+    """B(:, j) = ridge regression of column j on every other column (B(j, j) = 0)."""
+    n = X.shape[1]
+    B = np.zeros((n, n))
+    for j in range(n):
+        others = [i for i in range(n) if i != j]
+        A = X[:, others]
+        B[others, j] = np.linalg.solve(A.T @ A + reg * np.eye(n - 1), A.T @ X[:, j])
+    return B
+
+
+def test_closed_form_equals_constrained_ridge_on_a_hand_sized_case() -> None:
+    X = np.array(
+        [[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1], [1, 1, 1, 0], [0, 0, 1, 1]], dtype=float
+    )
+    B = ease_weights(X, reg=0.5)
+    np.testing.assert_allclose(B, per_column_ridge(X, 0.5), atol=1e-5)
+    assert np.all(np.diag(B) == 0)
+
+
+def test_closed_form_minimises_the_objective_on_random_data() -> None:
+    rng = np.random.default_rng(3)
+    X = (rng.random((60, 12)) < 0.3).astype(float)
+    reg = 4.0
+    B = ease_weights(X, reg).astype(np.float64)
+    np.testing.assert_allclose(B, per_column_ridge(X, reg), atol=1e-5)
+
+    def objective(M: np.ndarray) -> float:
+        return float(np.sum((X - X @ M) ** 2) + reg * np.sum(M**2))
+
+    # any zero-diagonal perturbation raises the objective
+    for _ in range(5):
+        E = rng.standard_normal(B.shape) * 1e-2
+        np.fill_diagonal(E, 0.0)
+        assert objective(B + E) > objective(B)
+
+
+def test_counts_are_treated_as_engagement_indicators() -> None:
+    X = np.array([[3, 1, 0], [1, 0, 2], [0, 5, 1]], dtype=float)
+    np.testing.assert_allclose(ease_weights(X, 1.0), ease_weights((X > 0).astype(float), 1.0))
+
+
+def test_recommend_scores_are_history_times_weights_and_skip_seen_items() -> None:
+    data = clicks()
+    model = EASE(reg=10.0).fit(data)
+    recs = model.recommend([0, 25], k=5)
+    X = data.to_csr().toarray() > 0
+    for r, user in enumerate([0, 25]):
+        row = data.users.index(np.array([user]))[0]
+        scores = X[row].astype(np.float64) @ model.weights_.astype(np.float64)
+        scores[X[row]] = -np.inf
+        best = np.argsort(-scores, kind="stable")[:5]
+        assert set(recs.item_ids[r]) == set(data.items.ids[best])
+        np.testing.assert_allclose(np.sort(recs.scores[r])[::-1], np.sort(scores[best])[::-1],
+                                   rtol=1e-5)
+        assert not set(recs.item_ids[r]) & set(data.items.ids[X[row]])
+    # the planted groups: group-0 users get group-0 items
+    assert np.all(recs.item_ids[0] < 15) and np.all(recs.item_ids[1] >= 15)
+
+
+def test_predict_matches_recommend_scores_and_handles_unknown_ids() -> None:
+    data = clicks()
+    model = EASE(reg=10.0).fit(data)
+    recs = model.recommend([3], k=4)
+    pred = model.predict([3] * 4, recs.item_ids[0])
+    np.testing.assert_allclose(pred, recs.scores[0], rtol=1e-5)
+    out = model.predict([3, 999, 3], [recs.item_ids[0][0], recs.item_ids[0][0], 12345])
+    assert out[1] == 0.0 and np.isnan(out[2])
+
+
+def test_unknown_users_get_the_most_popular_items() -> None:
+    data = clicks()
+    model = EASE().fit(data)
+    recs = model.recommend([1000], k=3)
+    assert recs.fallback.tolist() == [True]
+    counts = np.bincount(data.item_idx, minlength=data.n_items)
+    assert set(recs.item_ids[0]) == set(data.items.ids[np.argsort(-counts, kind="stable")[:3]])
+
+
+def test_fold_in_of_a_known_users_history_gives_that_users_scores() -> None:
+    data = clicks()
+    model = EASE(reg=10.0).fit(data)
+    row = data.users.index(np.array([7]))[0]
+    items = data.items.ids[data.item_idx[data.user_idx == row]]
+    scores = model.fold_in({item: 1.0 for item in items})
+    X = data.to_csr().toarray() > 0
+    np.testing.assert_allclose(scores, X[row] @ model.weights_, rtol=1e-5, atol=1e-6)
+    as_frame = model.fold_in(pd.DataFrame({"item_id": items, "value": np.ones(len(items))}))
+    np.testing.assert_allclose(as_frame, scores)
+
+
+def test_similar_items_stay_inside_the_planted_group() -> None:
+    model = EASE(reg=10.0).fit(clicks())
+    similar = model.similar_items([0, 20], k=5)
+    assert np.all(similar.similar_ids[0] < 15) and np.all(similar.similar_ids[1] >= 15)
+    assert 0 not in similar.similar_ids[0]
+
+
+def test_save_and_load_give_identical_recommendations(tmp_path: Path) -> None:
+    model = EASE(reg=7.0).fit(clicks())
+    palate.save(model, tmp_path / "ease")
+    loaded = palate.load(tmp_path / "ease")
+    assert isinstance(loaded, EASE) and loaded.config.reg == 7.0
+    a, b = model.recommend([0, 30], k=6), loaded.recommend([0, 30], k=6)
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+    np.testing.assert_allclose(a.scores, b.scores)
+
+
+def test_bad_settings_and_data_are_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError, match="reg"):
+        EASE(reg=0)
+    with pytest.raises(ConfigError, match="max_items"):
+        EASE(max_items=0)
+    with pytest.raises(ConfigError, match="ImplicitALS"):
+        EASE(max_items=10).fit(clicks())
+    with pytest.raises(DataError, match=">= 0"):
+        EASE().fit(Interactions.from_arrays([1, 2], [1, 2], [1.0, -1.0]))
+    with pytest.raises(NotFittedError):
+        EASE().recommend([1])
+
+
+def test_regularisation_changes_the_weights() -> None:
+    data = clicks()
+    weak, strong = EASE(reg=1.0).fit(data), EASE(reg=100.0).fit(data)
+    assert np.abs(strong.weights_).sum() < np.abs(weak.weights_).sum()
