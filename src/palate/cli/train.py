@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from palate import CollaborativeFiltering, ImplicitALS, Interactions, Popularity, TwoTower, save
+from palate import (
+    EASE,
+    CollaborativeFiltering,
+    ImplicitALS,
+    Interactions,
+    Popularity,
+    TwoTower,
+    save,
+)
 from palate.cli._evaluate import ranking_report, rating_report, report_table
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
@@ -25,6 +33,7 @@ _ADAM_EPOCHS = CollaborativeFilteringConfig(solver="adam").n_epochs
 class ModelName(StrEnum):
     cf = "cf"
     ials = "ials"
+    ease = "ease"
     two_tower = "two-tower"
     popularity = "popularity"
 
@@ -55,8 +64,10 @@ def train(
         typer.Option(
             "--model",
             help="cf: collaborative filtering; ials: implicit-feedback ALS (positive-only "
-            "data; ratings become positives at --threshold); two-tower: content-based deep "
-            "model on user and item features (serves new items and users); popularity.",
+            "data; ratings become positives at --threshold); ease: closed-form item-to-item "
+            "model for positive-only data on catalogues up to ~30k items; two-tower: "
+            "content-based deep model on user and item features (serves new items and "
+            "users); popularity.",
         ),
     ] = ModelName.cf,
     kind: Annotated[
@@ -129,7 +140,7 @@ def train(
         _check_out(out, overwrite)
         dataset = load_dataset(s, data)
         wanted = None if kind is None else kind.value
-        if model_name is ModelName.ials:
+        if model_name in (ModelName.ials, ModelName.ease):
             wanted = "binary"  # engagement events; ratings become positives at --threshold
         ratings = _as_kind(dataset.ratings, wanted, threshold)
         s.say(
@@ -266,6 +277,8 @@ def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
     if name is ModelName.ials:
         allowed = ("embedding_size", "reg", "epochs", "seed")
         return ImplicitALS(**{key: chosen[key] for key in allowed if key in chosen})
+    if name is ModelName.ease:
+        return EASE(**({"reg": chosen["reg"]} if "reg" in chosen else {}))
     if name is ModelName.two_tower:
         tower_options = ("embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed")
         objective = {"explicit": "ratings", "binary": "binary", "positive": "retrieval"}[kind]
@@ -290,6 +303,8 @@ def describe_model(model: Any, short: bool = False) -> str:
             f"two towers ({t.objective}, {towers}, batch {t.batch_size}, learning rate "
             f"{t.learning_rate:g}, up to {t.epochs} epochs)"
         )
+    if isinstance(model, EASE):
+        return "EASE" if short else f"EASE (item-to-item, λ {model.config.reg:g})"
     if isinstance(model, ImplicitALS):
         c = model.config
         if short:
@@ -324,7 +339,7 @@ def fit(
     item_features: Any = None,
 ) -> None:
     """Fit with a progress bar of the cost (and validation metric) per epoch."""
-    if isinstance(model, Popularity):
+    if isinstance(model, (Popularity, EASE)):
         model.fit(train_part)
         return
     if isinstance(model, ImplicitALS):

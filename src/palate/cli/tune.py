@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from palate import CollaborativeFiltering, ImplicitALS, Popularity
+from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity
 from palate.cli._session import JsonOption, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
 from palate.cli.train import Kind, ModelName, _as_kind, _split
@@ -127,7 +127,8 @@ def tune(
         if grid is not None and params:
             raise ConfigError("--param is for --random; put grid values in --grid")
         dataset = load_dataset(s, data)
-        wanted = "binary" if model_name is ModelName.ials else (kind.value if kind else None)
+        positive_only = model_name in (ModelName.ials, ModelName.ease)
+        wanted = "binary" if positive_only else (kind.value if kind else None)
         ratings = _as_kind(dataset.ratings, wanted, threshold)
         chosen_metric = metric or ("rmse" if ratings.kind == "explicit" else f"ndcg@{k}")
         if chosen_metric.split("@")[0].lower() in LOWER_IS_BETTER and ratings.kind != "explicit":
@@ -220,6 +221,8 @@ def _model(name: ModelName, kind: str) -> tuple[Any, dict[str, Any]]:
         return Popularity, {"by": "mean" if kind == "explicit" else "count"}
     if name is ModelName.ials:
         return ImplicitALS, {}
+    if name is ModelName.ease:
+        return EASE, {}
     return CollaborativeFiltering, {"kind": kind}
 
 
