@@ -131,6 +131,12 @@ def _implicit_als_palate() -> Any:
     return ImplicitALS()
 
 
+def _ease_palate() -> Any:
+    from palate.models import EASE
+
+    return EASE()
+
+
 def _popularity() -> Any:
     from palate.models import Popularity
 
@@ -275,6 +281,8 @@ RUNNERS: dict[str, Runner] = {
         Runner("palate-ials", "palate ImplicitALS() (defaults: 64 factors, reg 50, alpha 10)",
                _implicit_als_palate, _palate_prepare, _palate_fit, _palate_recommend,
                warm_up=True),
+        Runner("palate-ease", "palate EASE() (defaults: λ by data size)", _ease_palate,
+               _palate_prepare, _palate_fit, _palate_recommend),
         Runner("palate-popularity", "palate Popularity() (defaults: by='count')",
                _popularity, _palate_prepare, _palate_fit, _palate_recommend),
         Runner("ease", f"EASE closed form (Steck 2019), lambda={EASE_LAMBDA:g}, numpy in this "

@@ -127,7 +127,7 @@ def test_save_and_load_give_identical_recommendations(tmp_path: Path) -> None:
     model = EASE(reg=7.0).fit(clicks())
     palate.save(model, tmp_path / "ease")
     loaded = palate.load(tmp_path / "ease")
-    assert isinstance(loaded, EASE) and loaded.config.reg == 7.0
+    assert isinstance(loaded, EASE) and loaded.config.reg == 7.0 and loaded.reg_ == 7.0
     a, b = model.recommend([0, 30], k=6), loaded.recommend([0, 30], k=6)
     np.testing.assert_array_equal(a.item_ids, b.item_ids)
     np.testing.assert_allclose(a.scores, b.scores)
@@ -150,3 +150,14 @@ def test_regularisation_changes_the_weights() -> None:
     data = clicks()
     weak, strong = EASE(reg=1.0).fit(data), EASE(reg=100.0).fit(data)
     assert np.abs(strong.weights_).sum() < np.abs(weak.weights_).sum()
+
+
+def test_default_regularisation_follows_the_number_of_events() -> None:
+    data = clicks()
+    model = EASE().fit(data)
+    assert model.reg_ == 100.0  # 320 events: the lower clip
+    assert EASE().config.reg_for(50_000) == pytest.approx(300.0)
+    assert EASE().config.reg_for(200_000) == pytest.approx(600.0)
+    assert EASE().config.reg_for(10**8) == 1000.0
+    np.testing.assert_allclose(model.weights_, EASE(reg=100.0).fit(data).weights_)
+    assert EASE(reg=7.0).fit(data).reg_ == 7.0

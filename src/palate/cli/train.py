@@ -304,7 +304,10 @@ def describe_model(model: Any, short: bool = False) -> str:
             f"{t.learning_rate:g}, up to {t.epochs} epochs)"
         )
     if isinstance(model, EASE):
-        return "EASE" if short else f"EASE (item-to-item, λ {model.config.reg:g})"
+        if short:
+            return "EASE"
+        reg = model.config.reg
+        return f"EASE (item-to-item, λ {'by data size' if reg is None else format(reg, 'g')})"
     if isinstance(model, ImplicitALS):
         c = model.config
         if short:

@@ -46,12 +46,19 @@ logger = logging.getLogger(__name__)
 class EASEConfig:
     """Hyperparameters of :class:`EASE` (validated on construction)."""
 
-    reg: float = 250.0
+    reg: float | None = None
     max_items: int = 30_000
+
+    def reg_for(self, n_events: int) -> float:
+        """λ for a training set of ``n_events`` engaged pairs: ``reg`` if given, else
+        ``300 · (n_events / 50,000)^(1/2)`` clipped to [100, 1000]."""
+        if self.reg is not None:
+            return float(self.reg)
+        return float(np.clip(300.0 * np.sqrt(n_events / 50_000), 100.0, 1000.0))
 
     def __post_init__(self) -> None:
         reg = self.reg
-        if (
+        if reg is not None and (
             not isinstance(reg, (int, float, np.number))
             or isinstance(reg, bool)
             or not np.isfinite(reg)
@@ -68,8 +75,11 @@ class EASE(Model):
 
     Parameters
     ----------
-    reg : float
-        λ added to the diagonal of XᵀX (default 250, measured on MovieLens 100K and 1M).
+    reg : float, optional
+        λ added to the diagonal of XᵀX. Default: ``300 · (n / 50,000)^(1/2)`` for ``n``
+        engaged training pairs, clipped to [100, 1000] (the value used is ``reg_``) — the best
+        λ on validation splits carved from the training data of MovieLens 100K (300) and 1M
+        (800) (``bench/tune_defaults.py``).
     max_items : int
         Largest catalogue ``fit`` accepts (the weights are a dense items × items matrix);
         raise it knowingly, or use :class:`~palate.ImplicitALS` for large catalogues.
@@ -78,17 +88,19 @@ class EASE(Model):
     ----------
     weights_ : ndarray of float32, shape (n_items, n_items)
         B, with a zero diagonal.
+    reg_ : float
+        The λ used.
 
     Examples
     --------
-    >>> model = EASE(reg=250).fit(clicks)                 # doctest: +SKIP
+    >>> model = EASE().fit(clicks)                 # doctest: +SKIP
     >>> model.recommend([1, 2], k=10).item_ids.shape      # doctest: +SKIP
     (2, 10)
     """
 
     model_kind = "ease"
 
-    def __init__(self, reg: float = 250.0, max_items: int = 30_000) -> None:
+    def __init__(self, reg: float | None = None, max_items: int = 30_000) -> None:
         self.config = EASEConfig(reg=reg, max_items=max_items)
         self._reset()
 
@@ -97,6 +109,7 @@ class EASE(Model):
         self.items_: Vocabulary | None = None
         self.data_fingerprint_: str | None = None
         self.weights_: np.ndarray | None = None
+        self.reg_: float | None = None
         self._seen: sp.csr_matrix | None = None
         self._fallback_scores: np.ndarray | None = None
 
@@ -121,7 +134,8 @@ class EASE(Model):
         self.data_fingerprint_ = data.fingerprint()
         self._seen = seen_matrix(data)
         self._fallback_scores, _ = popularity_scores(data, "count")
-        self.weights_ = ease_weights(self._seen, self.config.reg)
+        self.reg_ = self.config.reg_for(self._seen.nnz)
+        self.weights_ = ease_weights(self._seen, self.reg_)
         return self
 
     # ------------------------------------------------------------------ scoring
@@ -213,6 +227,7 @@ class EASE(Model):
                 "seen_indices": seen.indices.astype(np.int32),
             },
             vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
+            extra={"reg": self.reg_},
         )
 
     @classmethod
@@ -229,6 +244,7 @@ class EASE(Model):
         model.weights_ = np.array(a["weights"], dtype=np.float32)
         model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
         model._seen = seen_from_arrays(a, len(users), len(items))
+        model.reg_ = state.extra.get("reg", model.config.reg_for(model._seen.nnz))
         return model
 
 
