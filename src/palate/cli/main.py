@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from palate.cli import data, demo, evaluate, recommend, train
+from palate.cli import data, demo, evaluate, recommend, serve, train
 
 app = typer.Typer(
     name="palate",
@@ -28,6 +28,7 @@ app.command("similar")(recommend.similar)
 app.command("rate")(recommend.rate)
 app.command("demo")(demo.demo)
 app.command("evaluate")(evaluate.evaluate)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, NotFittedError
-from palate.types import IdArray, IdLike
+from palate.types import Id, IdArray, IdLike
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,22 @@ class Model:
         if config is None:
             return {}
         return dataclasses.asdict(config)
+
+    def seen_items(self, user_id: Id) -> IdArray:
+        """External ids of the items ``user_id`` has in the training data, shape (n,).
+
+        Empty for a user the model does not know (or a model that keeps no history).
+        """
+        self._check_fitted()
+        seen = getattr(self, "_seen", None)
+        users, items = getattr(self, "users_", None), getattr(self, "items_", None)
+        if seen is None or users is None or items is None:
+            return as_id_array([])
+        _, rows = user_rows(users, [user_id])
+        if rows[0] < 0:
+            return items.ids[:0]
+        start, end = seen.indptr[rows[0]], seen.indptr[rows[0] + 1]
+        return items.ids[np.sort(seen.indices[start:end])]
 
     def _state(self) -> ModelState:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
