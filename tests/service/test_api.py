@@ -409,3 +409,30 @@ def test_concurrent_writes_all_land(client: TestClient) -> None:
         seqs = [s for (s,) in db.execute("SELECT seq FROM ratings ORDER BY seq")]
     assert seqs == list(range(1, 161))
     assert all(len(client.get(f"/v1/users/w{n}/ratings").json()["ratings"]) == 20 for n in range(8))
+
+
+def test_concurrent_requests_batched_together_get_their_own_answers(
+    client: TestClient, model_dirs: dict[str, Path]
+) -> None:
+    import asyncio
+
+    import httpx
+
+    model = load(model_dirs["cf"])
+    requests = [([u, "stranger"], 1 + u % 7, u % 2 == 0) for u in range(24)]
+
+    async def run() -> list[dict]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            responses = await asyncio.gather(*[
+                http.post("/v1/recommendations",
+                          json={"user_ids": users, "k": k, "exclude_seen": exclude})
+                for users, k, exclude in requests
+            ])
+        return [r.json() for r in responses]
+
+    for (users, k, exclude), answer in zip(requests, asyncio.run(run()), strict=True):
+        expected = model.recommend(users, k=k, exclude_seen=exclude)
+        assert answer["k"] == k
+        for row, result in enumerate(answer["results"]):
+            assert item_ids(result) == expected.item_ids[row].tolist()

@@ -12,16 +12,19 @@ the client.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+import orjson
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from palate.errors import ConfigError, DataError, PalateError, UnknownIdError
 from palate.service import schemas
-from palate.service.engine import CapabilityError, LiveFeedback, ServedModel
+from palate.service.engine import CapabilityError, LiveFeedback, ServedModel, UserResult
 from palate.service.feedback import FeedbackStore, Rating, SQLiteFeedbackStore
 
 logger = logging.getLogger(__name__)
@@ -159,19 +162,21 @@ def create_app(
         return {**service.served.describe(), "feedback": {"users": service.live.n_users}}
 
     # ------------------------------------------------------------------ queries
+    batcher = _Batcher(service)
+
     @app.post("/v1/recommendations", response_model=schemas.RecommendationsResponse)
-    def recommendations(body: schemas.RecommendationsRequest) -> dict[str, Any]:
-        served = service.served
-        service.live.sync()
-        users = [served.user_id(u) for u in body.user_ids]
-        results = served.recommend(
-            users, body.k, body.exclude_seen, service.live.for_users(users), explain=body.explain
+    async def recommendations(body: schemas.RecommendationsRequest) -> Response:
+        # Runs on the event loop: concurrent requests wait for the current model call to end
+        # and are then answered together by one call (one matrix product for all users).
+        generation, results = await batcher.submit(
+            list(body.user_ids), body.k, body.exclude_seen, body.explain
         )
-        return {
-            "model_generation": served.generation,
+        document = {
+            "model_generation": generation,
             "k": body.k,
             "results": [r.__dict__ for r in results],
         }
+        return Response(orjson.dumps(document), media_type="application/json")
 
     @app.post("/v1/similar-items", response_model=schemas.SimilarItemsResponse)
     def similar_items(body: schemas.SimilarItemsRequest) -> dict[str, Any]:
@@ -327,6 +332,85 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "internal error; see the service log")
+
+
+@dataclass
+class _Pending:
+    users: list[Any]
+    k: int
+    exclude_seen: bool
+    explain: bool
+    future: asyncio.Future[tuple[int, list[UserResult]]]
+
+
+class _Batcher:
+    """Answers the recommendation requests that arrive together with one model call.
+
+    While one batch is being computed (on the event loop: one BLAS thread per worker
+    process), new requests queue up; the next batch takes all of them, grouped by
+    ``(exclude_seen, explain)``, asks the model for the largest ``k`` of the group, and gives
+    each request its first ``k`` items (top-k lists are sorted, so that is its own top-k).
+    A lone request is answered at once.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.pending: list[_Pending] = []
+        self.draining: asyncio.Task[None] | None = None
+
+    async def submit(
+        self, users: list[Any], k: int, exclude_seen: bool, explain: bool
+    ) -> tuple[int, list[UserResult]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, list[UserResult]]] = loop.create_future()
+        self.pending.append(_Pending(users, k, exclude_seen, explain, future))
+        if self.draining is None:
+            self.draining = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                await asyncio.sleep(0)  # requests already read from sockets join this batch
+                batch, self.pending = self.pending, []
+                self._run(batch)
+        finally:
+            self.draining = None
+
+    def _run(self, batch: list[_Pending]) -> None:
+        service = self.service
+        served = service.served  # one model for the whole batch, even if a reload lands now
+        try:
+            service.live.sync()
+        except Exception as exc:
+            for member in batch:
+                member.future.set_exception(exc)
+            return
+        groups: dict[tuple[bool, bool], list[_Pending]] = {}
+        for member in batch:
+            groups.setdefault((member.exclude_seen, member.explain), []).append(member)
+        for (exclude_seen, explain), members in groups.items():
+            try:
+                typed = [[served.user_id(u) for u in m.users] for m in members]
+                users = [u for part in typed for u in part]
+                k = max(m.k for m in members)
+                results = served.recommend(
+                    users, k, exclude_seen, service.live.for_users(users), explain=explain
+                )
+            except Exception as exc:
+                for member in members:
+                    if not member.future.done():
+                        member.future.set_exception(exc)
+                continue
+            start = 0
+            for member, part in zip(members, typed, strict=True):
+                mine = results[start : start + len(part)]
+                start += len(part)
+                if member.k < k:
+                    for result in mine:
+                        result.items = result.items[: member.k]
+                if not member.future.done():
+                    member.future.set_result((served.generation, mine))
 
 
 class _BodyLimit:

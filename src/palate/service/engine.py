@@ -20,6 +20,7 @@ had in training but not their values, so those enter at the model's own predicti
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from palate.cli._items import Catalog, plain
+from palate.cli._items import Catalog, _genre_list, plain
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.persist import Artifact, load_artifact
 from palate.service.feedback import FeedbackStore, Id, StoredRating
@@ -77,6 +78,9 @@ class ServedModel:
     can_fold_in: bool
     can_find_similar: bool
     generation: int = 0
+    _descriptions: dict[Any, tuple[str | None, list[str] | None]] = field(
+        default_factory=dict, repr=False
+    )
     _merged: dict[Id, tuple[int, dict[Id, float]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -99,6 +103,7 @@ class ServedModel:
             can_find_similar=hasattr(model, "similar_items"),
             generation=generation,
         )
+        served._descriptions = _descriptions(served.catalog)
         served.self_check()
         return served
 
@@ -297,7 +302,23 @@ class ServedModel:
         return merged
 
     def _rows(self, item_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-        return self.catalog.rows(item_ids, scores)
+        """Ranked items with titles and genres (looked up in a dict built at load)."""
+        rows: list[dict[str, Any]] = []
+        described = self._descriptions
+        for item_id, score in zip(item_ids.tolist(), scores.tolist(), strict=True):
+            if not math.isfinite(score):
+                continue
+            title, genres = described.get(item_id, (None, None))
+            rows.append(
+                {
+                    "rank": len(rows) + 1,
+                    "item_id": item_id,
+                    "title": title,
+                    "genres": genres,
+                    "score": score,
+                }
+            )
+        return rows
 
     def _explain(
         self,
@@ -419,6 +440,21 @@ class LiveFeedback:
     @property
     def n_users(self) -> int:
         return len(self._ratings)
+
+
+def _descriptions(catalog: Catalog) -> dict[Any, tuple[str | None, list[str] | None]]:
+    """``{item_id: (title, genres)}`` for every item of the item table."""
+    table = catalog.table
+    if table is None:
+        return {}
+    ids = table["item_id"].tolist()
+    n = len(ids)
+    titles = table["title"].tolist() if "title" in table.columns else [None] * n
+    genres = table["genres"].tolist() if "genres" in table.columns else [None] * n
+    return {
+        plain(i): (t if isinstance(t, str) else None, _genre_list(g))
+        for i, t, g in zip(ids, titles, genres, strict=True)
+    }
 
 
 def _typed(raw: Id, integer: bool) -> Id:
