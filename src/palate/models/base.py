@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, NotFittedError
+from palate.models import _topk
 from palate.types import Id, IdArray, IdLike
 
 
@@ -121,6 +122,10 @@ class Model:
         return f"{type(self).__name__}({params})"
 
 
+#: Rows at least this long use the compiled single-pass selection (:mod:`palate.models._topk`).
+_COMPILED_TOP_K_FROM = 4096
+
+
 def check_k(k: int) -> int:
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
@@ -157,6 +162,16 @@ def top_k(
                 start, end = exclude.indptr[row], exclude.indptr[row + 1]
                 scores[r, exclude.indices[start:end]] = -np.inf
     k_eff = min(k, n_items)
+    if k_eff <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM and scores.dtype.kind == "f":
+        idx, vals = _topk.top_k_sorted(scores, k_eff)
+        out_idx = np.full((n, k), -1, dtype=np.int64)
+        out_val = np.full((n, k), np.nan, dtype=np.float32)
+        out_idx[:, :k_eff] = idx
+        out_val[:, :k_eff] = vals
+        invalid = ~np.isfinite(out_val)
+        out_idx[invalid] = -1
+        out_val[invalid] = np.nan
+        return out_idx, out_val
     if k_eff < n_items:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:
