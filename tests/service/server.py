@@ -34,15 +34,26 @@ class Server:
 
 @contextmanager
 def running_server(
-    model_dir: Path, feedback_db: Path, log: Path, token: str | None = None
+    model_dir: Path, feedback_db: Path, log: Path, token: str | None = None, workers: int = 1
 ) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     if token:
         env["PALATE_ADMIN_TOKEN"] = token
     command = [
-        sys.executable, "-m", "palate.cli.main", "serve", str(model_dir),
-        "--port", str(port), "--feedback-db", str(feedback_db), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "palate.cli.main",
+        "serve",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--feedback-db",
+        str(feedback_db),
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
     ]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -361,9 +361,9 @@ def test_reload_swaps_the_model(client: TestClient, model_dirs: dict[str, Path])
     )
     assert response.status_code == 200, response.text
     assert response.json()["model"]["model_kind"] == "popularity"
-    assert client.get("/v1/model").json()["generation"] == 1
+    assert client.get("/v1/model").json()["generation"] == 2  # 1 was the starting model
     result = client.post("/v1/recommendations", json={"user_ids": [3], "k": 2}).json()
-    assert result["model_generation"] == 1
+    assert result["model_generation"] == 2
     expected = load(model_dirs["popularity"]).recommend([3], k=2).item_ids[0].tolist()
     assert item_ids(result["results"][0]) == expected
 
@@ -380,7 +380,7 @@ def test_a_broken_model_is_refused_and_the_old_one_keeps_serving(
         response = client.post("/v1/admin/reload", headers=AUTH, json={"model_dir": str(target)})
         assert_error(response, 422, "not loaded")
     info = client.get("/v1/model").json()
-    assert info["generation"] == 0 and info["path"] == str(model_dirs["cf"])
+    assert info["generation"] == 1 and info["path"] == str(model_dirs["cf"])
     assert recommend(client, [3], k=2)[0]["provenance"] == "model"
 
 
@@ -436,3 +436,36 @@ def test_concurrent_requests_batched_together_get_their_own_answers(
         assert answer["k"] == k
         for row, result in enumerate(answer["results"]):
             assert item_ids(result) == expected.item_ids[row].tolist()
+
+
+def test_a_reload_reaches_the_other_worker_processes(
+    make_client: ClientFactory, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    # two apps over one feedback database stand for two uvicorn worker processes
+    db = tmp_path / "shared.db"
+    first = make_client("cf", feedback_db=db)  # publishes its model, as `palate serve` does
+    second = make_client("popularity", feedback_db=db, follow_published=True)
+    assert second.get("/healthz").json() | {"pid": 0} == {
+        "status": "ok", "model_kind": "collaborative", "generation": 1, "pid": 0
+    }
+    response = first.post(
+        "/v1/admin/reload", headers=AUTH, json={"model_dir": str(model_dirs["binary"])}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model"]["generation"] == 2
+    health = second.get("/healthz").json()
+    assert health["model_kind"] == "collaborative" and health["generation"] == 2
+    assert second.get("/v1/model").json()["kind"] == "binary"
+    # a worker restarted later starts on the reloaded model
+    third = make_client("cf", feedback_db=db, follow_published=True)
+    assert third.get("/v1/model").json()["kind"] == "binary"
+
+
+def test_ratings_written_by_another_worker_are_folded_in(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.db"
+    first, second = make_client("cf", feedback_db=db), make_client("cf", feedback_db=db)
+    first.post("/v1/users/zed/ratings", json={"ratings": [{"item_id": 1, "rating": 5}]})
+    result = recommend(second, ["zed"], k=3)[0]
+    assert result["provenance"] == "fold_in" and result["live_ratings"] == 1

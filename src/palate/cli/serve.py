@@ -55,6 +55,10 @@ def serve(
         from palate.persist import read_manifest
 
         manifest = read_manifest(model_dir)  # fail fast, with palate's message, on a bad dir
+        from palate.service.feedback import SQLiteFeedbackStore
+
+        with SQLiteFeedbackStore(feedback_db) as store:  # the workers start from this model
+            store.publish_model(str(model_dir.resolve()))
         os.environ[_MODEL_ENV] = str(model_dir.resolve())
         os.environ[_FEEDBACK_ENV] = str(feedback_db.resolve())
         for name in _THREAD_ENV:
@@ -89,7 +93,11 @@ def app_from_environment() -> Any:
     model_dir = os.environ.get(_MODEL_ENV)
     if not model_dir:
         raise ConfigError(f"set {_MODEL_ENV} to a model directory (palate serve does)")
-    return create_app(model_dir, feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"))
+    return create_app(
+        model_dir,
+        feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"),
+        follow_published=True,
+    )
 
 
 def _one_thread() -> None:

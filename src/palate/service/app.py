@@ -60,13 +60,57 @@ class ServiceError(Exception):
 class Service:
     """The app's state: the served model (swapped atomically on reload) and live feedback."""
 
-    def __init__(self, model_dir: Path, store: FeedbackStore, admin_token: str | None) -> None:
-        self.model_dir = model_dir
-        self.served = ServedModel.load(model_dir)
+    def __init__(
+        self,
+        model_dir: Path,
+        store: FeedbackStore,
+        admin_token: str | None,
+        follow_published: bool = False,
+    ) -> None:
         self.store = store
-        self.live = LiveFeedback(store)
         self.admin_token = admin_token
         self._reload_lock = threading.Lock()
+        self._failed_generation = 0
+        published = self._published()
+        served = None
+        if follow_published and published is not None:
+            # a worker process of `palate serve`: serve what the database says is served
+            # (the command's model, or the latest reload if this worker was restarted since)
+            try:
+                served = ServedModel.load(published[1], generation=published[0])
+            except PalateError as exc:
+                logger.warning("cannot load the published model %s (%s)", published[1], exc)
+        if served is not None:
+            self.model_dir, self.served = Path(published[1]), served  # type: ignore[index]
+        else:
+            self.model_dir = model_dir
+            self.served = ServedModel.load(model_dir)
+            publish = getattr(store, "publish_model", None)
+            if publish is not None:
+                self.served.generation = publish(str(model_dir.resolve()))
+        self.live = LiveFeedback(store)
+
+    def _published(self) -> tuple[int, str] | None:
+        read = getattr(self.store, "published_model", None)
+        return read() if read is not None else None
+
+    def refresh(self) -> ServedModel:
+        """Catch up with the store: new ratings, and a model another worker swapped in."""
+        if self.live.sync():
+            published = self._published()
+            if published and published[0] > self.served.generation:
+                generation, model_dir = published
+                if generation != self._failed_generation:
+                    with self._reload_lock:
+                        if generation > self.served.generation:
+                            try:
+                                fresh = ServedModel.load(model_dir, generation=generation)
+                            except Exception:
+                                logger.exception("could not follow the reload to %s", model_dir)
+                                self._failed_generation = generation
+                            else:
+                                self.served, self.model_dir = fresh, Path(model_dir)
+        return self.served
 
     def reload(self, model_dir: Path | None) -> ServedModel:
         """Load ``model_dir`` (default: the current one, re-read), check it, then swap it in.
@@ -79,6 +123,9 @@ class Service:
             generation = self.served.generation + 1
             try:
                 fresh = ServedModel.load(target, generation=generation)
+                publish = getattr(self.store, "publish_model", None)
+                if publish is not None:  # tell the other worker processes
+                    fresh.generation = publish(str(Path(target).resolve()))
             except PalateError as exc:
                 raise ServiceError(
                     422, "model_refused", f"the model at {target} was not loaded: {exc}"
@@ -103,6 +150,7 @@ def create_app(
     *,
     admin_token: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    follow_published: bool = False,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -118,6 +166,11 @@ def create_app(
         variable. Without one, reloading is switched off (401).
     max_body_bytes : int
         Larger request bodies are refused with 413.
+    follow_published : bool
+        Serve the model the feedback database records as served (falling back to
+        ``model_dir`` when it records none) instead of publishing ``model_dir``: how the
+        worker processes of ``palate serve --workers N`` start, so that a reload (recorded
+        there) reaches all of them, even one restarted later.
 
     Returns
     -------
@@ -132,7 +185,7 @@ def create_app(
     else:
         store = feedback_db
     token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV) or None
-    service = Service(Path(model_dir), store, token)
+    service = Service(Path(model_dir), store, token, follow_published=follow_published)
 
     app = FastAPI(
         title="palate",
@@ -154,12 +207,18 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        served = service.served
-        return {"status": "ok", "model_kind": served.model_kind, "generation": served.generation}
+        served = service.refresh()
+        return {
+            "status": "ok",
+            "model_kind": served.model_kind,
+            "generation": served.generation,
+            "pid": os.getpid(),
+        }
 
     @app.get("/v1/model")
     def model_info() -> dict[str, Any]:
-        return {**service.served.describe(), "feedback": {"users": service.live.n_users}}
+        served = service.refresh()
+        return {**served.describe(), "feedback": {"users": service.live.n_users}}
 
     # ------------------------------------------------------------------ queries
     batcher = _Batcher(service)
@@ -180,12 +239,11 @@ def create_app(
 
     @app.post("/v1/similar-items", response_model=schemas.SimilarItemsResponse)
     def similar_items(body: schemas.SimilarItemsRequest) -> dict[str, Any]:
-        return {"results": service.served.similar(list(body.item_ids), body.k)}
+        return {"results": service.refresh().similar(list(body.item_ids), body.k)}
 
     @app.post("/v1/scores", response_model=schemas.ScoresResponse)
     def scores(body: schemas.ScoresRequest) -> dict[str, Any]:
-        served = service.served
-        service.live.sync()
+        served = service.refresh()
         pairs = [(p.user_id, p.item_id) for p in body.pairs]
         users = [served.user_id(u) for u, _ in pairs]
         return {"scores": served.scores(pairs, service.live.for_users(users))}
@@ -195,7 +253,7 @@ def create_app(
         query: str = Query(..., min_length=1, max_length=200, description="Part of a title."),
         limit: int = Query(20, ge=1, le=100),
     ) -> dict[str, Any]:
-        served = service.served
+        served = service.refresh()
         found = served.catalog.search(query, limit=limit)
         if not found and not served.catalog.has_titles:
             try:
@@ -213,7 +271,7 @@ def create_app(
             raise ServiceError(
                 422, "invalid_id", f"user ids are 1 to {schemas.MAX_ID_LENGTH} characters"
             )
-        served = service.served
+        served = service.refresh()
         user = served.user_id(user_id)
         seen: set[Any] = set()
         ratings = []
@@ -250,9 +308,8 @@ def create_app(
 
     @app.get("/v1/users/{user_id}/ratings")
     def user_ratings(user_id: str) -> dict[str, Any]:
-        served = service.served
+        served = service.refresh()
         user = served.user_id(user_id)
-        service.live.sync()
         live = service.live.user(user)
         return {
             "user_id": user,
@@ -379,9 +436,9 @@ class _Batcher:
 
     def _run(self, batch: list[_Pending]) -> None:
         service = self.service
-        served = service.served  # one model for the whole batch, even if a reload lands now
         try:
-            service.live.sync()
+            # one model for the whole batch, even if a reload lands meanwhile
+            served = service.refresh()
         except Exception as exc:
             for member in batch:
                 member.future.set_exception(exc)

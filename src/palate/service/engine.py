@@ -415,12 +415,14 @@ class LiveFeedback:
         self._ratings: dict[Id, tuple[int, dict[Id, float]]] = {}
         self.sync(force=True)
 
-    def sync(self, force: bool = False) -> None:
+    def sync(self, force: bool = False) -> bool:
+        """Catch up with the store; True when it had changed (anything, by anyone)."""
         if not (self.store.changed() or force):
-            return
+            return False
         with self._lock:
             new = self.store.since(self._last_seq)
             self._apply(new)
+        return True
 
     def _apply(self, rows: list[StoredRating]) -> None:
         for r in rows:

@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS ratings (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ratings_user ON ratings (user_id, seq);
+CREATE TABLE IF NOT EXISTS served_model (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL,
+    model_dir  TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -192,6 +198,37 @@ class SQLiteFeedbackStore:
                 raise
         assert first is not None
         return [StoredRating(first + n, *row) for n, row in enumerate(rows)]
+
+    # ------------------------------------------------------------------ the served model
+    def publish_model(self, model_dir: str) -> int:
+        """Record that ``model_dir`` is now served; returns its generation (1, 2, ...).
+
+        Every worker process serving from this database sees the change at its next request
+        and loads the same model, so a reload reaches all of them.
+        """
+        with self._write_lock:
+            cursor = self._writer.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                row = cursor.execute("SELECT generation FROM served_model WHERE id = 1").fetchone()
+                generation = (row[0] if row else 0) + 1
+                cursor.execute(
+                    "INSERT OR REPLACE INTO served_model VALUES (1, ?, ?, ?)",
+                    (generation, str(model_dir), time.time()),
+                )
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        return int(generation)
+
+    def published_model(self) -> tuple[int, str] | None:
+        """(generation, model_dir) last published, or None."""
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT generation, model_dir FROM served_model WHERE id = 1"
+            ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     # ------------------------------------------------------------------ reading
     def since(self, seq: int) -> list[StoredRating]:
