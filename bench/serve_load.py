@@ -186,8 +186,8 @@ def run_server(
     if kind == "palate":
         command = [
             sys.executable,
-            "-m",
-            "palate.cli.main",
+            "-c",
+            "from palate.cli.main import main; main()",
             "serve",
             str(model),
             "--port",

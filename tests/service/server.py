@@ -42,8 +42,8 @@ def running_server(
         env["PALATE_ADMIN_TOKEN"] = token
     command = [
         sys.executable,
-        "-m",
-        "palate.cli.main",
+        "-c",
+        "from palate.cli.main import main; main()",
         "serve",
         str(model_dir),
         "--port",

@@ -16,7 +16,8 @@ from palate.errors import ConfigError
 _MODEL_ENV = "PALATE_SERVE_MODEL_DIR"
 _FEEDBACK_ENV = "PALATE_SERVE_FEEDBACK_DB"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: (numba reads its own setting once, at import; it is limited by a call instead.)
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def serve(
@@ -111,3 +112,9 @@ def _one_thread() -> None:
     torch = sys.modules.get("torch")  # only when something already imported it
     if torch is not None:
         torch.set_num_threads(1)
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        pass
+    else:
+        numba.set_num_threads(1)

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 _INTEGER = re.compile(r"^-?\d{1,18}$")
 
-#: How many nearest neighbours of a recommended item are searched for one the user rated.
-EXPLAIN_NEIGHBOURS = 200
+#: How many nearest neighbours of a recommended item are searched for one the user liked
+#: (every other item on catalogues up to this size).
+EXPLAIN_NEIGHBOURS = 20_000
 
 
 class CapabilityError(PalateError):
