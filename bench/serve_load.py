@@ -183,7 +183,7 @@ def run_server(
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"
     db = work / f"{kind}.db"
-    if kind == "palate":
+    if kind.startswith("palate"):
         command = [
             sys.executable,
             "-c",
@@ -198,6 +198,7 @@ def run_server(
             str(db),
             "--log-level",
             "warning",
+            "--no-batch" if kind == "palate-unbatched" else "--batch",
         ]
     else:
         command = [
@@ -222,8 +223,9 @@ def run_server(
         out = {
             "recommend_1": wrk(url, RECOMMEND_LUA % (N_USERS - 1), 1, duration),
             "recommend_64": wrk(url, RECOMMEND_LUA % (N_USERS - 1), 64, duration),
-            "ratings_64": wrk(url, RATINGS_LUA % (N_ITEMS - 1), 64, duration),
         }
+        if kind != "palate-unbatched":  # the write path does not change
+            out["ratings_64"] = wrk(url, RATINGS_LUA % (N_ITEMS - 1), 64, duration)
     finally:
         stop(process)
     if kind == "palate":
@@ -242,7 +244,13 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--servers",
+        default="constant,palate,palate-unbatched",
+        help="which servers to load, in order (palate-unbatched: palate serve --no-batch)",
+    )
     args = parser.parse_args()
+    servers = args.servers.split(",")
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
@@ -250,7 +258,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="palate-serve-load-"))
     results = {
         name: run_server(name, model, args.workers, args.duration, args.port, work)
-        for name in ("constant", "palate")
+        for name in servers
     }
     rows = []
     for label, key, metric in [
@@ -264,25 +272,26 @@ def main() -> int:
         ("ratings, 64 connections: errors", "ratings_64", "errors"),
     ]:
         rows.append(
-            [
-                label,
-                f"{results['constant'][key][metric]:,.2f}",
-                f"{results['palate'][key][metric]:,.2f}",
+            [label]
+            + [
+                f"{results[name][key][metric]:,.2f}" if key in results[name] else "-"
+                for name in servers
             ]
         )
     print_table(
         f"palate serve, {N_ITEMS:,} items, {args.workers} workers, wrk {args.duration}s",
-        ["measure", "constant", "palate"],
+        ["measure", *servers],
         rows,
     )
-    r = results["palate"]["ratings_64"]
-    print(
-        f"ratings: {r['acknowledged']} acknowledged, {r['stored_rows']} rows stored, "
-        f"all acknowledged stored: {r['all_acknowledged_stored']}"
-    )
+    if "palate" in results:
+        r = results["palate"]["ratings_64"]
+        print(
+            f"ratings: {r['acknowledged']} acknowledged, {r['stored_rows']} rows stored, "
+            f"all acknowledged stored: {r['all_acknowledged_stored']}"
+        )
     shutil.rmtree(work, ignore_errors=True)
     return finish(
-        RESULTS_DIR / "serve_load.json",
+        RESULTS_DIR / f"serve_load_w{args.workers}.json",
         {
             "benchmark": "serve_load",
             "date": now_iso(),

@@ -411,13 +411,15 @@ def test_concurrent_writes_all_land(client: TestClient) -> None:
     assert all(len(client.get(f"/v1/users/w{n}/ratings").json()["ratings"]) == 20 for n in range(8))
 
 
+@pytest.mark.parametrize("batch_requests", [True, False])
 def test_concurrent_requests_batched_together_get_their_own_answers(
-    client: TestClient, model_dirs: dict[str, Path]
+    make_client: ClientFactory, model_dirs: dict[str, Path], batch_requests: bool
 ) -> None:
     import asyncio
 
     import httpx
 
+    client = make_client("cf", batch_requests=batch_requests)
     model = load(model_dirs["cf"])
     requests = [([u, "stranger"], 1 + u % 7, u % 2 == 0) for u in range(24)]
 

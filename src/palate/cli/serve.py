@@ -15,6 +15,7 @@ from palate.errors import ConfigError
 #: Environment variables that carry the settings into uvicorn's worker processes.
 _MODEL_ENV = "PALATE_SERVE_MODEL_DIR"
 _FEEDBACK_ENV = "PALATE_SERVE_FEEDBACK_DB"
+_BATCH_ENV = "PALATE_SERVE_BATCH"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
 #: (numba reads its own setting once, at import; it is limited by a call instead.)
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -37,6 +38,12 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (each with one BLAS thread).")
     ] = 1,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Answer recommendation requests that arrive together with one model call."
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -62,6 +69,7 @@ def serve(
             store.publish_model(str(model_dir.resolve()))
         os.environ[_MODEL_ENV] = str(model_dir.resolve())
         os.environ[_FEEDBACK_ENV] = str(feedback_db.resolve())
+        os.environ[_BATCH_ENV] = "1" if batch else "0"
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
         url = f"http://{host}:{port}/"
@@ -98,6 +106,7 @@ def app_from_environment() -> Any:
         model_dir,
         feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"),
         follow_published=True,
+        batch_requests=os.environ.get(_BATCH_ENV, "1") != "0",
     )
 
 

@@ -151,6 +151,7 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     follow_published: bool = False,
+    batch_requests: bool = True,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -171,6 +172,9 @@ def create_app(
         ``model_dir`` when it records none) instead of publishing ``model_dir``: how the
         worker processes of ``palate serve --workers N`` start, so that a reload (recorded
         there) reaches all of them, even one restarted later.
+    batch_requests : bool
+        Answer recommendation requests that arrive together with one model call (one matrix
+        product for all their users). False computes each request on its own.
 
     Returns
     -------
@@ -221,7 +225,7 @@ def create_app(
         return {**served.describe(), "feedback": {"users": service.live.n_users}}
 
     # ------------------------------------------------------------------ queries
-    batcher = _Batcher(service)
+    batcher = _Batcher(service, enabled=batch_requests)
 
     @app.post("/v1/recommendations", response_model=schemas.RecommendationsResponse)
     async def recommendations(body: schemas.RecommendationsRequest) -> Response:
@@ -410,8 +414,9 @@ class _Batcher:
     A lone request is answered at once.
     """
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, enabled: bool = True) -> None:
         self.service = service
+        self.enabled = enabled
         self.pending: list[_Pending] = []
         self.draining: asyncio.Task[None] | None = None
 
@@ -430,7 +435,11 @@ class _Batcher:
             while self.pending:
                 await asyncio.sleep(0)  # requests already read from sockets join this batch
                 batch, self.pending = self.pending, []
-                self._run(batch)
+                if self.enabled:
+                    self._run(batch)
+                else:  # one model call per request (for comparison)
+                    for member in batch:
+                        self._run([member])
         finally:
             self.draining = None
 
