@@ -31,9 +31,17 @@ def browser():  # type: ignore[no-untyped-def]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=420,1400",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=420,1400",
     ):
         options.add_argument(flag)
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
@@ -46,12 +54,19 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 def recommended(driver) -> list[str]:  # type: ignore[no-untyped-def]
-    items = driver.find_elements(By.CSS_SELECTOR, "#recommendations li.recommendation")
-    return [item.get_attribute("data-item") for item in items]
+    # read in one script call: the list may be re-rendered between two WebDriver calls
+    return list(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('#recommendations li.recommendation'))"
+            ".map((li) => li.dataset.item);"
+        )
+    )
 
 
 def test_search_rate_and_watch_recommendations_change(
-    browser, model_dirs: dict[str, Path], tmp_path: Path  # type: ignore[no-untyped-def]
+    browser,
+    model_dirs: dict[str, Path],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     wait = WebDriverWait(browser, 20)
     with running_server(model_dirs["cf"], tmp_path / "f.db", tmp_path / "server.log") as server:
@@ -69,14 +84,25 @@ def test_search_rate_and_watch_recommendations_change(
             box.clear()
             box.send_keys(title)
             browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
-            wait.until(lambda d, t=title: d.find_elements(
-                By.XPATH, f"//ul[@id='search-results']/li[1]//span[text()='{t}']"))
+            wait.until(
+                lambda d, t=title: d.find_elements(
+                    By.XPATH, f"//ul[@id='search-results']/li[1]//span[text()='{t}']"
+                )
+            )
             browser.find_element(
                 By.CSS_SELECTOR, f"#search-results li:first-child button[data-value='{value}']"
             ).click()
             wait.until(lambda d, n=count: d.find_element(By.ID, "rating-count").text == f"({n})")
+            # the list is redrawn from the n ratings before the next search
+            wait.until(
+                lambda d, n=count: d.find_elements(
+                    By.CSS_SELECTOR, f"#recommendations[data-ratings='{n}']"
+                )
+            )
 
-        wait.until(lambda d: "folded" in d.find_element(By.ID, "recs-note").text)
+        # the list says how many of the visitor's ratings it reflects
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#recommendations[data-ratings='3']"))
+        assert "folded" in browser.find_element(By.ID, "recs-note").text
         after = recommended(browser)
         assert len(after) == 10 and after != before
         assert not {"1", "2", "3"} & set(after)  # rated titles are not recommended again

@@ -103,6 +103,7 @@ async function refresh() {
   const list = $("recommendations");
   list.replaceChildren();
   list.dataset.generation = String(data.model_generation);
+  list.dataset.ratings = String(result.live_ratings);
   for (const item of result.items) {
     list.append(el("li", { class: "recommendation", "data-item": String(item.item_id) },
       titleNode(item), el("span", { class: "score" }, item.score.toFixed(2)), genres(item),
