@@ -296,7 +296,7 @@ def create_app(
         note = None
         if not served.can_fold_in:
             note = (
-                f"stored; a {served.model_kind} model cannot fold ratings in, so they count "
+                f"stored; this {served.model_kind} model cannot fold ratings in, so they count "
                 "after the next training run (palate data export-feedback)"
             )
         return {

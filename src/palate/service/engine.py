@@ -257,7 +257,7 @@ class ServedModel:
                     note = "this model recommends the same popular items to everyone"
                 if rated:
                     note = (note + "; " if note else "") + (
-                        f"{len(rated)} live rating(s) are stored but a {self.model_kind} model "
+                        f"{len(rated)} live rating(s) are stored but this {self.model_kind} model "
                         "cannot fold them in; they count after the next training run"
                     )
                 if explain:
@@ -361,7 +361,7 @@ class ServedModel:
     def similar(self, item_ids: list[Id], k: int) -> list[dict[str, Any]]:
         if not self.can_find_similar:
             raise CapabilityError(
-                f"a {self.model_kind} model has no item features, so it cannot find similar "
+                f"this {self.model_kind} model has no item features, so it cannot find similar "
                 "items; serve a collaborative or implicit_als model"
             )
         typed = [self.item_id(i) for i in item_ids]
