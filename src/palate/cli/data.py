@@ -77,6 +77,67 @@ def info(
             _show_info(s, facts)
 
 
+@app.command("export-feedback")
+def export_feedback(
+    feedback_db: Annotated[
+        Path, typer.Argument(metavar="DB", help="The service's SQLite feedback database.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Ratings file to write (.parquet or .csv).")
+    ],
+    with_data: Annotated[
+        str | None,
+        typer.Option(
+            "--with",
+            metavar="NAME-OR-PATH",
+            help="Merge the feedback into this data set (the one the model was trained on); "
+            "feedback wins where both rate the same pair.",
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Write the ratings collected by `palate serve` as a ratings file for the next training.
+
+    The latest rating of each (user, item) pair is kept. The file has columns user_id,
+    item_id, rating, timestamp, which `palate train --data FILE` reads.
+    """
+    from palate.errors import ConfigError, DataError
+    from palate.service.feedback import SQLiteFeedbackStore, merge_feedback
+
+    with session(json_output, verbose) as s:
+        if not feedback_db.is_file():
+            raise DataError(f"no feedback database at {feedback_db}")
+        if out.suffix not in (".parquet", ".csv"):
+            raise ConfigError(f"--out must end in .parquet or .csv, got {out.name!r}")
+        with SQLiteFeedbackStore(feedback_db) as store:
+            frame = store.to_frame()
+        if frame.empty:
+            raise DataError(f"{feedback_db} holds no ratings yet")
+        n_feedback = len(frame)
+        if with_data is not None:
+            dataset = load_dataset(s, with_data)
+            merged = merge_feedback(dataset.ratings, frame).to_pandas()
+            frame = merged.rename(columns={"value": "rating"})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".parquet":
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
+        facts = {
+            "out": str(out),
+            "feedback_ratings": n_feedback,
+            "rows": len(frame),
+            "users": int(frame["user_id"].nunique()),
+            "items": int(frame["item_id"].nunique()),
+            "merged_with": with_data,
+        }
+        s.emit(facts)
+        s.say(
+            f"Wrote {len(frame):,} ratings ({n_feedback:,} from the feedback database) to {out}"
+        )
+
+
 def load_dataset(s: Session, source: str, *, download: bool = True) -> Dataset:
     """``palate.datasets.load_interactions`` with a download progress bar and a spinner."""
     with s.download(source) as progress, s.working(f"reading {source}"):

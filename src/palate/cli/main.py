@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from palate.cli import data, demo, evaluate, recommend, train, tune
+from palate.cli import data, demo, evaluate, recommend, serve, train, tune
 
 app = typer.Typer(
     name="palate",
@@ -29,6 +29,7 @@ app.command("rate")(recommend.rate)
 app.command("demo")(demo.demo)
 app.command("evaluate")(evaluate.evaluate)
 app.command("tune")(tune.tune)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -128,6 +128,15 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a model already at --out.")
     ] = False,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            "--feedback",
+            metavar="DB",
+            help="Also train on the ratings `palate serve` collected in this SQLite file "
+            "(they replace --data's rating of the same user and item).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -139,6 +148,8 @@ def train(
     with session(json_output, verbose) as s:
         _check_out(out, overwrite)
         dataset = load_dataset(s, data)
+        if feedback is not None:
+            dataset = with_feedback(s, dataset, feedback)
         wanted = None if kind is None else kind.value
         if model_name in (ModelName.ials, ModelName.ease):
             wanted = "binary"  # engagement events; ratings become positives at --threshold
@@ -206,6 +217,23 @@ def train(
             )
             s.show(report_table(report, title, model_label=describe_model(model, short=True)))
         s.say(f"Saved the model to {path}")
+
+
+def with_feedback(s: Session, dataset: Any, path: Path) -> Any:
+    """``dataset`` with the ratings of a service feedback database merged into its ratings."""
+    import dataclasses
+
+    from palate.errors import DataError
+    from palate.service.feedback import SQLiteFeedbackStore, merge_feedback
+
+    if not path.is_file():
+        raise DataError(f"no feedback database at {path}")
+    with SQLiteFeedbackStore(path) as store:
+        frame = store.to_frame()
+    s.say(f"Feedback {len(frame):,} ratings from {path}")
+    if frame.empty:
+        return dataset
+    return dataclasses.replace(dataset, ratings=merge_feedback(dataset.ratings, frame))
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -124,8 +124,9 @@ class Vocabulary:
             # str ids cannot match an integer vocabulary; try to parse digit strings
             try:
                 array = array.astype(np.int64)
-            except (TypeError, ValueError):
-                pass
+            except (TypeError, ValueError, OverflowError):
+                # a mix of integers and other ids: the others cannot be in this vocabulary
+                return self._index_mixed(array, missing, kind)
         elif not self.is_integer and array.dtype.kind in "iu" and len(self):
             array = array.astype(str).astype(object)
         positions = self._index.get_indexer(array).astype(np.int64)
@@ -135,6 +136,22 @@ class Vocabulary:
                 f"unknown {kind} id(s) {unknown}; they are not in the training data "
                 f"(check the id type: this vocabulary holds "
                 f"{'integers' if self.is_integer else 'strings'})"
+            )
+        return positions
+
+    def _index_mixed(self, array: np.ndarray, missing: str, kind: str) -> np.ndarray:
+        """``index`` of an object array mixing integers and other ids (integer vocabulary)."""
+        parsed = [_as_int_or_none(x) for x in array]
+        known = np.array([x is not None for x in parsed], dtype=bool)
+        positions = np.full(len(array), -1, dtype=np.int64)
+        if known.any():
+            as_int = np.array([x for x in parsed if x is not None], dtype=np.int64)
+            positions[known] = self._index.get_indexer(as_int).astype(np.int64)
+        if missing == "raise" and np.any(positions < 0):
+            unknown = array[positions < 0][:5].tolist()
+            raise UnknownIdError(
+                f"unknown {kind} id(s) {unknown}; they are not in the training data "
+                "(check the id type: this vocabulary holds integers)"
             )
         return positions
 
@@ -162,3 +179,17 @@ class Vocabulary:
         if name not in frame.columns:
             raise DataError(f"vocabulary table has no column {name!r}")
         return cls(frame[name].to_numpy())
+
+
+def _as_int_or_none(value: Any) -> int | None:
+    """``value`` as an int when it is an integer or a string of digits, else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None

@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, NotFittedError
-from palate.types import IdArray, IdLike
+from palate.models import _topk
+from palate.types import Id, IdArray, IdLike
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,22 @@ class Model:
             return {}
         return dataclasses.asdict(config)
 
+    def seen_items(self, user_id: Id) -> IdArray:
+        """External ids of the items ``user_id`` has in the training data, shape (n,).
+
+        Empty for a user the model does not know (or a model that keeps no history).
+        """
+        self._check_fitted()
+        seen = getattr(self, "_seen", None)
+        users, items = getattr(self, "users_", None), getattr(self, "items_", None)
+        if seen is None or users is None or items is None:
+            return as_id_array([])
+        _, rows = user_rows(users, [user_id])
+        if rows[0] < 0:
+            return items.ids[:0]
+        start, end = seen.indptr[rows[0]], seen.indptr[rows[0] + 1]
+        return items.ids[np.sort(seen.indices[start:end])]
+
     def _state(self) -> ModelState:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
 
@@ -103,6 +120,10 @@ class Model:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+#: Rows at least this long use the compiled single-pass selection (:mod:`palate.models._topk`).
+_COMPILED_TOP_K_FROM = 4096
 
 
 def check_k(k: int) -> int:
@@ -141,6 +162,16 @@ def top_k(
                 start, end = exclude.indptr[row], exclude.indptr[row + 1]
                 scores[r, exclude.indices[start:end]] = -np.inf
     k_eff = min(k, n_items)
+    if k_eff <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM and scores.dtype.kind == "f":
+        idx, vals = _topk.top_k_sorted(scores, k_eff)
+        out_idx = np.full((n, k), -1, dtype=np.int64)
+        out_val = np.full((n, k), np.nan, dtype=np.float32)
+        out_idx[:, :k_eff] = idx
+        out_val[:, :k_eff] = vals
+        invalid = ~np.isfinite(out_val)
+        out_idx[invalid] = -1
+        out_val[invalid] = np.nan
+        return out_idx, out_val
     if k_eff < n_items:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:

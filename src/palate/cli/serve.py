@@ -1,0 +1,129 @@
+"""``palate serve``: the HTTP service (uvicorn) over a saved model."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from palate.cli._session import JsonOption, VerboseOption, session
+from palate.errors import ConfigError
+
+#: Environment variables that carry the settings into uvicorn's worker processes.
+_MODEL_ENV = "PALATE_SERVE_MODEL_DIR"
+_FEEDBACK_ENV = "PALATE_SERVE_FEEDBACK_DB"
+_BATCH_ENV = "PALATE_SERVE_BATCH"
+#: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
+#: (numba reads its own setting once, at import; it is limited by a call instead.)
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def serve(
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="A model directory saved by `palate train`.")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes the service to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    feedback_db: Annotated[
+        Path,
+        typer.Option(
+            "--feedback-db", metavar="PATH", help="SQLite file where live ratings are stored."
+        ),
+    ] = Path("feedback.db"),
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each with one BLAS thread).")
+    ] = 1,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Answer recommendation requests that arrive together with one model call."
+        ),
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve recommendations, similar items, scores, live ratings and a web page over HTTP.
+
+    Open http://127.0.0.1:8000/ for the web page and /docs for the API. Reloading a model
+    (POST /v1/admin/reload) needs the token in the PALATE_ADMIN_TOKEN environment variable.
+    """
+    with session(json_output, verbose) as s:
+        try:
+            import uvicorn
+        except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+            raise ConfigError(
+                "the service needs its extra: pip install 'palate[service]'"
+            ) from exc
+        from palate.persist import read_manifest
+
+        manifest = read_manifest(model_dir)  # fail fast, with palate's message, on a bad dir
+        from palate.service.feedback import SQLiteFeedbackStore
+
+        with SQLiteFeedbackStore(feedback_db) as store:  # the workers start from this model
+            store.publish_model(str(model_dir.resolve()))
+        os.environ[_MODEL_ENV] = str(model_dir.resolve())
+        os.environ[_FEEDBACK_ENV] = str(feedback_db.resolve())
+        os.environ[_BATCH_ENV] = "1" if batch else "0"
+        for name in _THREAD_ENV:
+            os.environ.setdefault(name, "1")
+        url = f"http://{host}:{port}/"
+        s.emit(
+            {
+                "url": url,
+                "model_dir": str(model_dir),
+                "model_kind": manifest.get("model_kind"),
+                "feedback_db": str(feedback_db),
+                "workers": workers,
+            }
+        )
+        s.note(f"serving {manifest.get('model_kind')} model {model_dir} at {url} (docs: {url}docs)")
+        uvicorn.run(
+            "palate.cli.serve:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=verbose,
+        )
+
+
+def app_from_environment() -> Any:
+    """The app for one uvicorn worker, configured by ``palate serve`` through the environment."""
+    _one_thread()
+    from palate.service import create_app
+
+    model_dir = os.environ.get(_MODEL_ENV)
+    if not model_dir:
+        raise ConfigError(f"set {_MODEL_ENV} to a model directory (palate serve does)")
+    return create_app(
+        model_dir,
+        feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"),
+        follow_published=True,
+        batch_requests=os.environ.get(_BATCH_ENV, "1") != "0",
+    )
+
+
+def _one_thread() -> None:
+    """Limit this process's thread pools to one thread (NumPy is already imported here)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the service extra
+        pass
+    else:
+        threadpool_limits(1)
+    torch = sys.modules.get("torch")  # only when something already imported it
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        pass
+    else:
+        numba.set_num_threads(1)

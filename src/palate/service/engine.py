@@ -1,0 +1,471 @@
+"""The model being served and the live feedback folded into it, over the public model API.
+
+:class:`ServedModel` wraps one loaded model directory: it answers recommendations, similar
+items and scores by calling the model's own ``recommend``, ``similar_items``, ``predict`` and
+``recommend_for_ratings`` / ``fold_in``; it holds no ranking logic of its own. :class:`LiveFeedback`
+mirrors the feedback store in memory (``{user: {item: value}}``) and catches up with writes
+made by other processes through the store's change counter.
+
+A user with live ratings is folded in (SPEC §5, "per-item features known"): with every item
+vector fixed, the user's (w, b) is the ridge solution on their ratings,
+
+    [w, b] = argmin 1/2 Σ_i (w·x(i) + b + c(i) + μ(i) − y(i))² + λ/2 ‖w‖²,
+
+so the next recommendation reflects the new ratings without retraining. The ratings used are
+the live ones merged over the user's training history; a model file keeps which items a user
+had in training but not their values, so those enter at the model's own prediction for them
+(rounded to 0/1 for binary models) and a live rating of the same item replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from palate.cli._items import Catalog, _genre_list, plain
+from palate.errors import ConfigError, PalateError, UnknownIdError
+from palate.persist import Artifact, load_artifact
+from palate.service.feedback import FeedbackStore, Id, StoredRating
+
+logger = logging.getLogger(__name__)
+
+_INTEGER = re.compile(r"^-?\d{1,18}$")
+
+#: How many nearest neighbours of a recommended item are searched for one the user liked
+#: (every other item on catalogues up to this size).
+EXPLAIN_NEIGHBOURS = 20_000
+
+
+class CapabilityError(PalateError):
+    """The served model cannot do what was asked (e.g. similar items from popularity)."""
+
+
+@dataclass
+class UserResult:
+    """One user's recommendations as the API returns them."""
+
+    user_id: Id
+    items: list[dict[str, Any]]
+    fallback: bool
+    provenance: str
+    note: str | None = None
+    live_ratings: int = 0
+
+
+@dataclass
+class ServedModel:
+    """A loaded model directory and what it can do.
+
+    Attributes
+    ----------
+    artifact : Artifact
+    catalog : Catalog
+        Titles and genres (when the model was saved with an item table) and title search.
+    can_fold_in : bool
+        Whether live ratings change the user's recommendations at once.
+    can_find_similar : bool
+    """
+
+    artifact: Artifact
+    catalog: Catalog
+    can_fold_in: bool
+    can_find_similar: bool
+    generation: int = 0
+    _descriptions: dict[Any, tuple[str | None, list[str] | None]] = field(
+        default_factory=dict, repr=False
+    )
+    _merged: dict[Id, tuple[int, dict[Id, float]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path, generation: int = 0) -> ServedModel:
+        """Load and check a model directory; raises a PalateError when it cannot serve."""
+        artifact = load_artifact(path)
+        model: Any = artifact.model
+        for method in ("recommend", "predict"):
+            if not hasattr(model, method):
+                raise ConfigError(
+                    f"{path} holds a {artifact.manifest.get('model_kind')} model, which has no "
+                    f"{method}(); the service needs a recommender"
+                )
+        served = cls(
+            artifact=artifact,
+            catalog=Catalog(artifact.item_table, model.items_),
+            can_fold_in=hasattr(model, "recommend_for_ratings") and hasattr(model, "fold_in"),
+            can_find_similar=hasattr(model, "similar_items"),
+            generation=generation,
+        )
+        served._descriptions = _descriptions(served.catalog)
+        served.self_check()
+        return served
+
+    def self_check(self) -> None:
+        """Answer one request of each kind, so a broken model is refused before it serves."""
+        model: Any = self.model
+        if len(model.items_) == 0:
+            raise ConfigError("the model knows no items; train it on some data first")
+        result = model.recommend([self._any_user()], k=1)
+        if result.item_ids.shape != (1, 1):
+            raise ConfigError("the model's recommend() returned an unexpected shape")
+        item = model.items_.ids[:1]
+        model.predict(np.array([self._any_user()], dtype=object), item)
+        if self.can_find_similar:
+            model.similar_items(item, k=1)
+        if self.can_fold_in:
+            self.model.fold_in({plain(item[0]): self.rating_bounds[1]})
+
+    def _any_user(self) -> Any:
+        users = self.model.users_
+        return plain(users.ids[0]) if len(users) else "palate-self-check"
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def model(self) -> Any:
+        return self.artifact.model
+
+    @property
+    def model_kind(self) -> str:
+        return str(self.artifact.manifest.get("model_kind"))
+
+    @property
+    def is_binary(self) -> bool:
+        return getattr(getattr(self.model, "config", None), "kind", None) == "binary"
+
+    @property
+    def rating_bounds(self) -> tuple[float, float]:
+        """The values a rating may take: the training scale, 0/1 for binary models."""
+        if self.is_binary:
+            return (0.0, 1.0)
+        scale = getattr(self.model, "rating_scale_", None)
+        if scale:
+            return (float(scale[0]), float(scale[1]))
+        if self.model_kind == "implicit_als":
+            return (0.0, float("inf"))
+        return (-float("inf"), float("inf"))
+
+    def value_problem(self, value: float) -> str | None:
+        """Why ``value`` is not a valid rating for this model, or None."""
+        low, high = self.rating_bounds
+        if self.is_binary and value not in (0.0, 1.0):
+            return f"this model takes binary events: value must be 0 or 1, got {value:g}"
+        if self.model_kind == "implicit_als" and not value > 0:
+            return f"this model takes positive events: value must be > 0, got {value:g}"
+        if not low <= value <= high:
+            return f"rating {value:g} is outside the model's scale {low:g} to {high:g}"
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        manifest = self.artifact.manifest
+        low, high = self.rating_bounds
+        return {
+            "model_kind": self.model_kind,
+            "kind": getattr(getattr(self.model, "config", None), "kind", None),
+            "format_version": manifest.get("format_version"),
+            "palate_version": manifest.get("palate_version"),
+            "created_at": manifest.get("created_at"),
+            "data_fingerprint": manifest.get("data_fingerprint"),
+            "metrics": manifest.get("metrics", {}),
+            "config": manifest.get("config", {}),
+            "n_users": len(self.model.users_),
+            "n_items": len(self.model.items_),
+            "rating_scale": [v if np.isfinite(v) else None for v in (low, high)],
+            "has_titles": self.catalog.has_titles,
+            "can_fold_in": self.can_fold_in,
+            "can_find_similar": self.can_find_similar,
+            "path": str(self.artifact.path),
+            "generation": self.generation,
+        }
+
+    # ------------------------------------------------------------------ ids
+    def user_id(self, raw: Id) -> Id:
+        """The id as the model's user vocabulary types it (``"7"`` is user 7 for int ids)."""
+        return _typed(raw, self.model.users_.is_integer)
+
+    def item_id(self, raw: Id) -> Id:
+        """The item's id in the model's type; :class:`UnknownIdError` naming it if unknown."""
+        typed = _typed(raw, self.model.items_.is_integer)
+        if typed not in self.model.items_:
+            raise UnknownIdError(f"unknown item id {raw!r}: the model has no such item")
+        return typed
+
+    # ------------------------------------------------------------------ recommendations
+    def recommend(
+        self,
+        user_ids: list[Id],
+        k: int,
+        exclude_seen: bool,
+        live: Mapping[Id, tuple[int, dict[Id, float]]],
+        explain: bool = False,
+    ) -> list[UserResult]:
+        """Top-k per user: fold-in for users with live ratings, else the model's answer.
+
+        ``live`` maps a user to (version, {item: value}) of their live ratings.
+        """
+        model: Any = self.model
+        results: dict[int, UserResult] = {}
+        plain_rows: list[int] = []
+        for position, user in enumerate(user_ids):
+            entry = live.get(user)
+            if entry and self.can_fold_in:
+                ratings = self.merged_ratings(user, entry)
+                ids, scores = model.recommend_for_ratings(ratings, k=k, exclude_seen=exclude_seen)
+                items = self._rows(ids, scores)
+                if explain:
+                    self._explain(items, ratings, entry[1])
+                results[position] = UserResult(
+                    user,
+                    items,
+                    fallback=False,
+                    provenance="fold_in",
+                    note=f"{len(entry[1])} live rating(s) folded into this user's vector",
+                    live_ratings=len(entry[1]),
+                )
+            else:
+                plain_rows.append(position)
+        if plain_rows:
+            extra = max((len(live[user_ids[p]][1]) for p in plain_rows if user_ids[p] in live),
+                        default=0) if exclude_seen else 0
+            batch = [user_ids[p] for p in plain_rows]
+            result = model.recommend(batch, k=k + extra, exclude_seen=exclude_seen)
+            for row, position in enumerate(plain_rows):
+                user = user_ids[position]
+                rated = live.get(user, (0, {}))[1]
+                ids, scores = result.item_ids[row], result.scores[row]
+                if extra:
+                    keep = ~np.isin(ids, np.array(list(rated), dtype=object)) if rated else None
+                    if keep is not None:
+                        ids, scores = ids[keep], scores[keep]
+                    ids, scores = ids[:k], scores[:k]
+                items = self._rows(ids, scores)
+                fallback = bool(result.fallback[row])
+                note = None
+                if fallback:
+                    note = (
+                        "unknown user: the fallback list for users with no history (most "
+                        "popular items, or the best shrunk mean ratings)"
+                    )
+                elif self.model_kind == "popularity":
+                    note = "this model recommends the same popular items to everyone"
+                if rated:
+                    note = (note + "; " if note else "") + (
+                        f"{len(rated)} live rating(s) are stored but this {self.model_kind} model "
+                        "cannot fold them in; they count after the next training run"
+                    )
+                if explain:
+                    if fallback or self.model_kind == "popularity":
+                        for item in items:
+                            item["explanation"] = "popular with everyone"
+                    elif self.can_find_similar:
+                        history = {plain(i): 1.0 for i in model.seen_items(user)}
+                        self._explain(items, history, rated)
+                results[position] = UserResult(
+                    user,
+                    items,
+                    fallback=fallback,
+                    provenance="fallback" if fallback else "model",
+                    note=note,
+                    live_ratings=len(rated),
+                )
+        return [results[p] for p in range(len(user_ids))]
+
+    def merged_ratings(self, user: Id, entry: tuple[int, dict[Id, float]]) -> dict[Id, float]:
+        """Training history (as the model predicts it) overlaid with the live ratings."""
+        version, live = entry
+        with self._lock:
+            cached = self._merged.get(user)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        model: Any = self.model
+        known = {i: v for i, v in live.items() if i in model.items_}
+        merged: dict[Id, float] = {}
+        seen = model.seen_items(user)
+        if len(seen):
+            predicted = model.predict(np.array([user] * len(seen), dtype=object), seen)
+            if self.is_binary:
+                predicted = (predicted >= 0.5).astype(np.float64)
+            low, high = self.rating_bounds
+            predicted = np.clip(predicted.astype(np.float64), low, high)
+            merged = {plain(i): float(v) for i, v in zip(seen, predicted, strict=True)}
+        merged.update(known)
+        with self._lock:
+            if len(self._merged) > 100_000:
+                self._merged.clear()
+            self._merged[user] = (version, merged)
+        return merged
+
+    def _rows(self, item_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Ranked items with titles and genres (looked up in a dict built at load)."""
+        rows: list[dict[str, Any]] = []
+        described = self._descriptions
+        for item_id, score in zip(item_ids.tolist(), scores.tolist(), strict=True):
+            if not math.isfinite(score):
+                continue
+            title, genres = described.get(item_id, (None, None))
+            rows.append(
+                {
+                    "rank": len(rows) + 1,
+                    "item_id": item_id,
+                    "title": title,
+                    "genres": genres,
+                    "score": score,
+                }
+            )
+        return rows
+
+    def _explain(
+        self,
+        items: list[dict[str, Any]],
+        history: Mapping[Id, float],
+        live: Mapping[Id, float],
+    ) -> None:
+        """For each recommended item, the nearest item the user liked.
+
+        ``history`` holds the user's training items (at predicted values); ``live`` the
+        ratings they sent, which replace history values and are quoted in the text.
+        """
+        if not items:
+            return
+        ratings = {**history, **live}
+        if not self.can_find_similar or not ratings:
+            for item in items:
+                item["explanation"] = "from your ratings"
+            return
+        values = np.array(list(ratings.values()), dtype=np.float64)
+        liked = {i for i, v in ratings.items() if v >= values.mean()} or set(ratings)
+        n_items = len(self.model.items_)
+        k = min(EXPLAIN_NEIGHBOURS, max(n_items - 1, 1))
+        similar = self.model.similar_items([item["item_id"] for item in items], k=k)
+        for item, neighbours in zip(items, similar.similar_ids, strict=True):
+            match = next((plain(n) for n in neighbours if plain(n) in liked), None)
+            if match is None:
+                item["explanation"] = "from your ratings overall"
+                continue
+            label = self.catalog.label(match)
+            if match in live:
+                item["because_of"] = {**self.catalog.describe(match), "rating": live[match]}
+                item["explanation"] = f"similar to {label}, which you rated {live[match]:g}"
+            else:
+                item["because_of"] = {**self.catalog.describe(match), "rating": None}
+                item["explanation"] = f"similar to {label}, from your history"
+
+    # ------------------------------------------------------------------ other answers
+    def similar(self, item_ids: list[Id], k: int) -> list[dict[str, Any]]:
+        if not self.can_find_similar:
+            raise CapabilityError(
+                f"this {self.model_kind} model has no item features, so it cannot find similar "
+                "items; serve a collaborative or implicit_als model"
+            )
+        typed = [self.item_id(i) for i in item_ids]
+        result = self.model.similar_items(typed, k=k)
+        return [
+            {
+                "item": self.catalog.describe(item),
+                "similar": self.catalog.rows(ids, dist, value_name="distance"),
+            }
+            for item, ids, dist in zip(typed, result.similar_ids, result.distances, strict=True)
+        ]
+
+    def scores(
+        self, pairs: list[tuple[Id, Id]], live: Mapping[Id, tuple[int, dict[Id, float]]]
+    ) -> list[dict[str, Any]]:
+        users = [self.user_id(u) for u, _ in pairs]
+        items = [self.item_id(i) for _, i in pairs]
+        model: Any = self.model
+        out = model.predict(np.array(users, dtype=object), np.array(items, dtype=object))
+        out = out.astype(np.float64)
+        provenance = ["model" if u in model.users_ else "fallback" for u in users]
+        if self.can_fold_in:
+            folded: dict[Id, np.ndarray] = {}
+            for n, user in enumerate(users):
+                if user in live:
+                    if user not in folded:
+                        folded[user] = model.fold_in(self.merged_ratings(user, live[user]))
+                    out[n] = folded[user][model.items_.index([items[n]])[0]]
+                    provenance[n] = "fold_in"
+        return [
+            {
+                "user_id": u,
+                "item_id": i,
+                "score": float(s) if np.isfinite(s) else None,
+                "provenance": p,
+            }
+            for u, i, s, p in zip(users, items, out, provenance, strict=True)
+        ]
+
+
+class LiveFeedback:
+    """An in-memory mirror of the feedback store: ``{user: (version, {item: value})}``.
+
+    ``sync()`` reads only what was written since the last call, and only when the store says
+    something changed, so checking costs one cheap query per request.
+    """
+
+    def __init__(self, store: FeedbackStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._last_seq = 0
+        self._ratings: dict[Id, tuple[int, dict[Id, float]]] = {}
+        self.sync(force=True)
+
+    def sync(self, force: bool = False) -> bool:
+        """Catch up with the store; True when it had changed (anything, by anyone)."""
+        if not (self.store.changed() or force):
+            return False
+        with self._lock:
+            new = self.store.since(self._last_seq)
+            self._apply(new)
+        return True
+
+    def _apply(self, rows: list[StoredRating]) -> None:
+        for r in rows:
+            _, items = self._ratings.get(r.user_id, (0, {}))
+            items = dict(items)
+            items[r.item_id] = r.value
+            self._ratings[r.user_id] = (r.seq, items)
+            self._last_seq = max(self._last_seq, r.seq)
+
+    def for_users(self, users: list[Id]) -> dict[Id, tuple[int, dict[Id, float]]]:
+        ratings = self._ratings
+        return {u: ratings[u] for u in users if u in ratings}
+
+    def user(self, user: Id) -> dict[Id, float]:
+        return dict(self._ratings.get(user, (0, {}))[1])
+
+    @property
+    def n_users(self) -> int:
+        return len(self._ratings)
+
+
+def _descriptions(catalog: Catalog) -> dict[Any, tuple[str | None, list[str] | None]]:
+    """``{item_id: (title, genres)}`` for every item of the item table."""
+    table = catalog.table
+    if table is None:
+        return {}
+    ids = table["item_id"].tolist()
+    n = len(ids)
+    titles = table["title"].tolist() if "title" in table.columns else [None] * n
+    genres = table["genres"].tolist() if "genres" in table.columns else [None] * n
+    return {
+        plain(i): (t if isinstance(t, str) else None, _genre_list(g))
+        for i, t, g in zip(ids, titles, genres, strict=True)
+    }
+
+
+def _typed(raw: Id, integer: bool) -> Id:
+    if integer:
+        if isinstance(raw, str) and _INTEGER.match(raw):
+            return int(raw)
+        return raw
+    return str(raw)
+
+
+__all__ = ["CapabilityError", "LiveFeedback", "ServedModel", "UserResult"]

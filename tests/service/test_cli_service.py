@@ -1,0 +1,101 @@
+"""The service's commands: serve (argument errors), export-feedback, train --feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from palate import load
+from palate.cli import app
+from palate.data.synthetic import SyntheticData
+from palate.service.feedback import Rating, SQLiteFeedbackStore
+
+
+def invoke(args: list[object]):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def feedback_db(path: Path) -> Path:
+    with SQLiteFeedbackStore(path) as store:
+        store.add([Rating("web-1", 3, 5.0), Rating("web-1", 4, 2.0), Rating(7, 3, 1.0)])
+        store.add([Rating("web-1", 4, 4.0)])  # replaces the 2.0
+    return path
+
+
+def test_export_feedback(tmp_path: Path) -> None:
+    db = feedback_db(tmp_path / "f.db")
+    result = invoke(["data", "export-feedback", db, "--out", tmp_path / "fb.parquet", "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["feedback_ratings"] == 3 and facts["rows"] == 3
+    frame = pd.read_parquet(tmp_path / "fb.parquet")
+    got = sorted(zip(frame["user_id"], frame["item_id"], frame["rating"], strict=True))
+    assert got == [("7", 3, 1.0), ("web-1", 3, 5.0), ("web-1", 4, 4.0)]
+
+
+def test_export_feedback_merged_with_the_training_data(
+    tmp_path: Path, synthetic: SyntheticData
+) -> None:
+    ratings = synthetic.ratings.to_pandas().rename(columns={"value": "rating"})
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    db = feedback_db(tmp_path / "f.db")
+    out = tmp_path / "merged.csv"
+    result = invoke(
+        ["data", "export-feedback", db, "--out", out, "--with", tmp_path / "ratings.csv"]
+    )
+    assert result.exit_code == 0, result.output
+    merged = pd.read_csv(out, dtype={"user_id": str})
+    assert len(merged) == len(ratings) + 2 + int(
+        not ((ratings.user_id == 7) & (ratings.item_id == 3)).any()
+    )
+    row = merged[(merged.user_id == "7") & (merged.item_id == 3)]
+    assert row["rating"].tolist() == [1.0]  # the feedback wins over the training rating
+
+
+def test_export_feedback_errors(tmp_path: Path) -> None:
+    result = invoke(
+        ["data", "export-feedback", tmp_path / "none.db", "--out", tmp_path / "x.parquet"]
+    )
+    assert result.exit_code == 1 and "no feedback database" in result.stderr
+    SQLiteFeedbackStore(tmp_path / "empty.db").close()
+    result = invoke(
+        ["data", "export-feedback", tmp_path / "empty.db", "--out", tmp_path / "x.parquet"]
+    )
+    assert result.exit_code == 1 and "no ratings" in result.stderr
+
+
+def test_train_with_feedback(tmp_path: Path, synthetic: SyntheticData) -> None:
+    ratings = synthetic.ratings.to_pandas().rename(columns={"value": "rating"})
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    db = feedback_db(tmp_path / "f.db")
+    out = tmp_path / "model"
+    result = invoke(
+        [
+            "train",
+            "--data",
+            tmp_path / "ratings.csv",
+            "--feedback",
+            db,
+            "--out",
+            out,
+            "--epochs",
+            "2",
+            "--embedding-size",
+            "2",
+            "--validation-fraction",
+            "0",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    model = load(out)
+    assert "web-1" in model.users_  # the web visitor is now a trained user
+    assert set(model.seen_items("web-1").tolist()) == {3, 4}
+
+
+def test_serve_refuses_a_missing_model(tmp_path: Path) -> None:
+    result = invoke(["serve", tmp_path / "nothing"])
+    assert result.exit_code == 1
+    assert "error:" in result.stderr

@@ -1,0 +1,120 @@
+"""The web page in headless Chromium: search, rate three titles, watch the list change.
+
+A screenshot is saved to ``test-artifacts/web_page.png`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .server import running_server
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="the web test needs selenium")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(f"{path} is missing: install Debian's chromium and chromium-driver")
+    profile = tempfile.mkdtemp(prefix="palate-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=420,1400",
+    ):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def recommended(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    # read in one script call: the list may be re-rendered between two WebDriver calls
+    return list(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('#recommendations li.recommendation'))"
+            ".map((li) => li.dataset.item);"
+        )
+    )
+
+
+def test_search_rate_and_watch_recommendations_change(
+    browser,
+    model_dirs: dict[str, Path],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    wait = WebDriverWait(browser, 20)
+    with running_server(model_dirs["cf"], tmp_path / "f.db", tmp_path / "server.log") as server:
+        browser.get(server.url + "/")
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        before = recommended(browser)
+        assert len(before) == 10
+        note = browser.find_element(By.ID, "recs-note").text
+        assert "popular" in note  # a new visitor sees the fallback, and is told so
+
+        for count, (title, value) in enumerate(
+            [("Item 1", 5), ("Item 2", 5), ("Item 3", 1)], start=1
+        ):
+            box = browser.find_element(By.ID, "search")
+            box.clear()
+            box.send_keys(title)
+            browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+            wait.until(
+                lambda d, t=title: d.find_elements(
+                    By.XPATH, f"//ul[@id='search-results']/li[1]//span[text()='{t}']"
+                )
+            )
+            browser.find_element(
+                By.CSS_SELECTOR, f"#search-results li:first-child button[data-value='{value}']"
+            ).click()
+            wait.until(lambda d, n=count: d.find_element(By.ID, "rating-count").text == f"({n})")
+            # the list is redrawn from the n ratings before the next search
+            wait.until(
+                lambda d, n=count: d.find_elements(
+                    By.CSS_SELECTOR, f"#recommendations[data-ratings='{n}']"
+                )
+            )
+
+        # the list says how many of the visitor's ratings it reflects
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#recommendations[data-ratings='3']"))
+        assert "folded" in browser.find_element(By.ID, "recs-note").text
+        after = recommended(browser)
+        assert len(after) == 10 and after != before
+        assert not {"1", "2", "3"} & set(after)  # rated titles are not recommended again
+        whys = browser.find_elements(By.CSS_SELECTOR, "#recommendations .why")
+        assert whys and all(w.text.startswith("Why:") for w in whys)
+
+        browser.find_element(By.CSS_SELECTOR, "#recommendations li:first-child .title").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#similar li"))
+        assert browser.find_element(By.ID, "similar-section").is_displayed()
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "web_page.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+        assert shot.stat().st_size > 1000
