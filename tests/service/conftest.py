@@ -11,7 +11,7 @@ pytest.importorskip("fastapi", reason="the service tests need the 'service' extr
 
 from fastapi.testclient import TestClient
 
-from palate import CollaborativeFiltering, ImplicitALS, Popularity, save
+from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity, save
 from palate.data.synthetic import SyntheticData, synthetic_ratings
 from palate.service import create_app
 
@@ -37,6 +37,7 @@ def model_dirs(
         "cf": CollaborativeFiltering(embedding_size=4, epochs=5).fit(data),
         "binary": CollaborativeFiltering(kind="binary", embedding_size=4, epochs=5).fit(binary),
         "ials": ImplicitALS(embedding_size=4, epochs=3).fit(positives),
+        "ease": EASE(reg=20.0).fit(positives),
         "popularity": Popularity().fit(data),
     }
     return {

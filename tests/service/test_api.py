@@ -249,6 +249,30 @@ def test_implicit_als_stores_but_cannot_fold_in(make_client: ClientFactory) -> N
     )
 
 
+def test_ease_folds_in_new_events_at_once(
+    make_client: ClientFactory, model_dirs: dict[str, Path]
+) -> None:
+    client = make_client("ease")
+    assert client.get("/v1/model").json()["can_fold_in"] is True
+    model = load(model_dirs["ease"])
+    before = recommend(client, [3], k=5)[0]
+    assert before["provenance"] == "model"
+    # a known user's training events stay in the history the new event is added to
+    new_item = next(int(i) for i in model.items_.ids if i not in set(model.seen_items(3)))
+    ok = client.post("/v1/users/3/ratings", json={"ratings": [{"item_id": new_item, "value": 1}]})
+    assert ok.status_code == 200 and ok.json()["folded_in"] is True
+    after = recommend(client, [3], k=5)[0]
+    assert after["provenance"] == "fold_in" and new_item not in item_ids(after)
+    history = {i: 1.0 for i in [*model.seen_items(3).tolist(), new_item]}
+    expected, _ = model.recommend_for_ratings(history, k=5)
+    assert item_ids(after) == [int(i) for i in expected]
+    assert_error(
+        client.post("/v1/users/3/ratings", json={"ratings": [{"item_id": 1, "value": -1}]}),
+        422,
+        "> 0",
+    )
+
+
 def test_popularity_model_cannot_find_similar_items(make_client: ClientFactory) -> None:
     client = make_client("popularity")
     assert recommend(client, [3], k=3)[0]["items"]

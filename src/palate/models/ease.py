@@ -34,10 +34,19 @@ import scipy.sparse as sp
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
-from palate.models.base import Model, ModelState, Recommendations, fit_input, recommend_by_scores
+from palate.models.base import (
+    Model,
+    ModelState,
+    Recommendations,
+    check_k,
+    fit_input,
+    ids_from_indices,
+    recommend_by_scores,
+    top_k,
+)
 from palate.models.collaborative import SimilarItems, nearest_items
 from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
-from palate.types import FloatArray, IdLike
+from palate.types import FloatArray, IdArray, IdLike
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +212,23 @@ class EASE(Model):
         idx = self.items_.index(as_id_array(items), kind="item")  # type: ignore[union-attr]
         engaged = idx[np.asarray(values, dtype=np.float64) > 0]
         return self.weights_[np.unique(engaged)].sum(axis=0).astype(np.float32)  # type: ignore[index]
+
+    def recommend_for_ratings(
+        self,
+        ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> tuple[IdArray, np.ndarray]:
+        """Top-k (item ids, scores) for a new user described only by their events (fold-in)."""
+        from palate.models.collaborative import _ratings_arrays
+
+        k = check_k(k)
+        items, _ = _ratings_arrays(ratings)
+        scores = self.fold_in(ratings)[None, :]
+        if exclude_seen and len(items):
+            scores[0, self.items_.index(as_id_array(items), kind="item")] = -np.inf  # type: ignore[union-attr]
+        idx, val = top_k(scores, k)
+        return ids_from_indices(self.items_, idx[0]), val[0]  # type: ignore[arg-type]
 
     def similar_items(
         self, item_ids: IdLike, k: int = 10, metric: Literal["euclidean", "cosine"] = "cosine"

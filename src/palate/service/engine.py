@@ -44,6 +44,9 @@ _INTEGER = re.compile(r"^-?\d{1,18}$")
 EXPLAIN_NEIGHBOURS = 20_000
 
 
+# model kinds trained on engagement events only; their seen items count as one event each
+_POSITIVE_ONLY = frozenset({"implicit_als", "ease"})
+
 class CapabilityError(PalateError):
     """The served model cannot do what was asked (e.g. similar items from popularity)."""
 
@@ -141,6 +144,11 @@ class ServedModel:
         return getattr(getattr(self.model, "config", None), "kind", None) == "binary"
 
     @property
+    def is_positive_only(self) -> bool:
+        """Models of engagement events (clicks, plays): a value is a positive strength."""
+        return self.model_kind in _POSITIVE_ONLY
+
+    @property
     def rating_bounds(self) -> tuple[float, float]:
         """The values a rating may take: the training scale, 0/1 for binary models."""
         if self.is_binary:
@@ -148,7 +156,7 @@ class ServedModel:
         scale = getattr(self.model, "rating_scale_", None)
         if scale:
             return (float(scale[0]), float(scale[1]))
-        if self.model_kind == "implicit_als":
+        if self.is_positive_only:
             return (0.0, float("inf"))
         return (-float("inf"), float("inf"))
 
@@ -157,7 +165,7 @@ class ServedModel:
         low, high = self.rating_bounds
         if self.is_binary and value not in (0.0, 1.0):
             return f"this model takes binary events: value must be 0 or 1, got {value:g}"
-        if self.model_kind == "implicit_als" and not value > 0:
+        if self.is_positive_only and not value > 0:
             return f"this model takes positive events: value must be > 0, got {value:g}"
         if not low <= value <= high:
             return f"rating {value:g} is outside the model's scale {low:g} to {high:g}"
@@ -288,7 +296,9 @@ class ServedModel:
         known = {i: v for i, v in live.items() if i in model.items_}
         merged: dict[Id, float] = {}
         seen = model.seen_items(user)
-        if len(seen):
+        if len(seen) and self.is_positive_only:
+            merged = {plain(i): 1.0 for i in seen}  # every training event was an engagement
+        elif len(seen):
             predicted = model.predict(np.array([user] * len(seen), dtype=object), seen)
             if self.is_binary:
                 predicted = (predicted >= 0.5).astype(np.float64)
