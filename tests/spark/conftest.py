@@ -16,6 +16,13 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # PySpark 4 warns on every pandas conversion that it does not fully support pandas 3
+    config.addinivalue_line("filterwarnings", "ignore:PySpark does not yet fully support pandas")
+    config.addinivalue_line("filterwarnings", "ignore:The copy keyword is deprecated")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
