@@ -78,7 +78,9 @@ def test_splits_partition_the_events_deterministically(ps: Any, spark: Any) -> N
     keys = set(zip(a.user_ids, a.item_ids, strict=True))
     assert keys.isdisjoint(zip(b.user_ids, b.item_ids, strict=True))
     again = ps.split(data, "random", 0.25, seed=3)[1].to_local()
-    assert sorted(zip(again.user_ids, again.item_ids)) == sorted(zip(b.user_ids, b.item_ids))
+    assert sorted(zip(again.user_ids, again.item_ids, strict=True)) == sorted(
+        zip(b.user_ids, b.item_ids, strict=True)
+    )
     train, test = ps.split(data, "user", 0.2, seed=0)
     counts = pairs.groupby("user_id").size()
     test_counts = test.to_local().to_pandas().groupby("user_id").size()
@@ -115,8 +117,9 @@ def test_prepared_parquet_loads_locally_with_identical_vocabularies(
     prepared = read_prepared(target)
     assert prepared.train.users == events.users and prepared.train.items == events.items
     local_train = train.to_local()
-    assert sorted(zip(prepared.train.user_ids, prepared.train.item_ids, prepared.train.values)) \
-        == sorted(zip(local_train.user_ids, local_train.item_ids, local_train.values))
+    got = zip(prepared.train.user_ids, prepared.train.item_ids, prepared.train.values, strict=True)
+    want = zip(local_train.user_ids, local_train.item_ids, local_train.values, strict=True)
+    assert sorted(got) == sorted(want)
     assert len(prepared.train) + len(prepared.test) == 7  # type: ignore[arg-type]
     assert prepared.train.timestamps is not None and prepared.train.rating_scale == (1.0, 5.0)
     assert list(prepared.user_features.index) == list(range(3))  # type: ignore[union-attr]

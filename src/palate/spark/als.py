@@ -49,7 +49,7 @@ from palate.models.base import ModelState
 from palate.models.collaborative import CollaborativeFiltering
 from palate.models.implicit import ImplicitALS
 from palate.models.popularity import popularity_from_counts
-from palate.spark.data import SparkInteractions
+from palate.spark.data import SparkInteractions, to_pandas
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class _SparkALSBase:
         d = self.embedding_size
         out = []
         for table, n in ((self.user_factors_, data.n_users), (self.item_factors_, data.n_items)):
-            frame = table.select("id", "features").toPandas()  # type: ignore[union-attr]
+            frame = to_pandas(table.select("id", "features"))  # type: ignore[union-attr]
             matrix = np.zeros((n, d), dtype=np.float32)
             if len(frame):
                 matrix[frame["id"].to_numpy(np.int64)] = np.stack(frame["features"].to_numpy())
@@ -139,7 +139,7 @@ class _SparkALSBase:
     def _seen_arrays(self) -> dict[str, np.ndarray]:
         """The users x items matrix of training events as CSR arrays (for exclude_seen)."""
         data = self._check_fitted()
-        pairs = data.events.select("user_idx", "item_idx").toPandas()
+        pairs = to_pandas(data.events.select("user_idx", "item_idx"))
         seen = sp.csr_matrix(
             (
                 np.ones(len(pairs), dtype=np.float32),
@@ -157,14 +157,13 @@ class _SparkALSBase:
     def _item_aggregates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Per item: events, sum of values, positive events; and the global mean."""
         data = self._check_fitted()
-        stats = (
+        stats = to_pandas(
             data.events.groupBy("item_idx")
             .agg(
                 F.count(F.lit(1)).alias("n"),
                 F.sum("value").alias("total"),
                 F.sum((F.col("value") > 0).cast("long")).alias("positives"),
             )
-            .toPandas()
         )
         n = np.zeros(data.n_items)
         total = np.zeros(data.n_items)
@@ -339,10 +338,10 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         data = self._check_fitted()
         users = self.user_factors_.select(  # type: ignore[union-attr]
             F.col("id").alias("user_idx"), F.col("features").alias("_w")
-        ).join(self.user_bias_, "user_idx", "full")
+        ).join(self.user_bias_, "user_idx", "full")  # type: ignore[arg-type]
         items = self.item_factors_.select(  # type: ignore[union-attr]
             F.col("id").alias("item_idx"), F.col("features").alias("_x")
-        ).join(self.item_offsets_, "item_idx", "full")
+        ).join(self.item_offsets_, "item_idx", "full")  # type: ignore[arg-type]
         joined = pairs.join(users, "user_idx", "left").join(items, "item_idx", "left")
         interaction = F.coalesce(dot(F.col("_w"), F.col("_x")), F.lit(0.0))
         raw = F.when(
@@ -373,11 +372,11 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         mu = np.full(data.n_items, self.global_mean_)
         c = np.zeros(data.n_items)
         b = np.zeros(data.n_users)
-        offsets = self.item_offsets_.toPandas()  # type: ignore[union-attr]
+        offsets = to_pandas(self.item_offsets_)  # type: ignore[arg-type]
         idx = offsets["item_idx"].to_numpy(np.int64)
         mu[idx] = offsets["mu"].to_numpy(np.float64)
         c[idx] = offsets["c"].to_numpy(np.float64)
-        user_bias = self.user_bias_.toPandas()  # type: ignore[union-attr]
+        user_bias = to_pandas(self.user_bias_)  # type: ignore[arg-type]
         b[user_bias["user_idx"].to_numpy(np.int64)] = user_bias["b"].to_numpy(np.float64)
         n, total, _, global_mean = self._item_aggregates()
         fallback, _ = popularity_from_counts(n, total, global_mean, by="mean")

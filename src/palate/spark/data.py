@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -123,7 +123,7 @@ class SparkInteractions:
     def to_local(self) -> Interactions:
         """Collect to a :class:`palate.Interactions` with the same vocabularies."""
         columns = ["user_idx", "item_idx", "value"] + (["timestamp"] if self.has_timestamps else [])
-        frame = self.events.select(*columns).toPandas()
+        frame = to_pandas(self.events.select(*columns))
         return Interactions(
             self.users,
             self.items,
@@ -137,6 +137,11 @@ class SparkInteractions:
 
     def __repr__(self) -> str:
         return f"SparkInteractions(kind={self.kind!r}, scale={self.rating_scale})"
+
+
+def to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """``frame.toPandas()`` (collects to the driver), typed as a pandas DataFrame."""
+    return cast(pd.DataFrame, frame.toPandas())
 
 
 # ----------------------------------------------------------------------------- building
@@ -347,7 +352,7 @@ def index_ids(ids: DataFrame) -> DataFrame:
 
 def collect_vocabulary(index: DataFrame) -> Vocabulary:
     """The ``(idx, id)`` table as a palate Vocabulary (ids in index order)."""
-    frame = index.orderBy("idx").toPandas()
+    frame = to_pandas(index.orderBy("idx"))
     if len(frame) and not np.array_equal(frame["idx"].to_numpy(), np.arange(len(frame))):
         raise DataError("the index table does not number its ids 0 .. n-1")
     return Vocabulary(frame["id"].to_numpy())
@@ -506,7 +511,7 @@ def user_features(
     per_genre = (
         data.events.join(genres, "item_idx")
         .groupBy("user_idx")
-        .pivot("genre", names)
+        .pivot("genre", list[Any](names))
         .agg(F.avg("value").cast("float"))
     )
     renamed = per_genre.select(
@@ -552,7 +557,7 @@ def item_features(
         data.item_index, "id"
     ).select(F.col("idx").alias("item_idx"), "genre")
     names = _genre_names(genres)
-    hot = genres.groupBy("item_idx").pivot("genre", names).agg(F.lit(1.0).cast("float"))
+    hot = genres.groupBy("item_idx").pivot("genre", list[Any](names)).agg(F.lit(1.0).cast("float"))
     hot = hot.select("item_idx", *[F.col(f"`{g}`").alias(f"genre_{g}") for g in names])
     joined = frame.join(hot, "item_idx", "left")
     return joined.fillna(0.0, subset=[f"genre_{g}" for g in names])
@@ -664,6 +669,7 @@ __all__ = [
     "item_features",
     "read_prepared",
     "split",
+    "to_pandas",
     "user_features",
     "write_prepared",
 ]
