@@ -511,7 +511,7 @@ def user_features(
     per_genre = (
         data.events.join(genres, "item_idx")
         .groupBy("user_idx")
-        .pivot("genre", list[Any](names))
+        .pivot("genre", cast(list[Any], names))
         .agg(F.avg("value").cast("float"))
     )
     renamed = per_genre.select(
@@ -557,7 +557,11 @@ def item_features(
         data.item_index, "id"
     ).select(F.col("idx").alias("item_idx"), "genre")
     names = _genre_names(genres)
-    hot = genres.groupBy("item_idx").pivot("genre", list[Any](names)).agg(F.lit(1.0).cast("float"))
+    hot = (
+        genres.groupBy("item_idx")
+        .pivot("genre", cast(list[Any], names))
+        .agg(F.lit(1.0).cast("float"))
+    )
     hot = hot.select("item_idx", *[F.col(f"`{g}`").alias(f"genre_{g}") for g in names])
     joined = frame.join(hot, "item_idx", "left")
     return joined.fillna(0.0, subset=[f"genre_{g}" for g in names])
