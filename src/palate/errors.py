@@ -38,11 +38,16 @@ class DatasetNotFoundError(PalateError, FileNotFoundError):
     """A dataset is not available locally and could not be downloaded."""
 
 
+class MissingDependencyError(PalateError, ImportError):
+    """An optional part of palate needs a package or program that is not installed."""
+
+
 __all__ = [
     "ArtifactError",
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "MissingDependencyError",
     "NotFittedError",
     "PalateError",
     "UnknownIdError",

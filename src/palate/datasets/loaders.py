@@ -11,6 +11,7 @@ import pandas as pd
 
 from palate.data.interactions import DuplicatePolicy, Interactions
 from palate.data.movielens import RATINGS_FILE, MovieLensFiles, read_movielens
+from palate.data.prepared import is_prepared, read_prepared
 from palate.datasets.base import Dataset, MovieLensDataset
 from palate.datasets.catalog import RELEASES, MovieLensRelease
 from palate.datasets.download import (
@@ -223,6 +224,8 @@ def load_interactions(
           ``userId, movieId, rating, timestamp``; without a ``rating`` column every row is a
           positive (binary) event;
         - a MovieLens directory or zip (see :func:`movielens`);
+        - a directory written by ``palate.spark.write_prepared`` (its train split, with the
+          vocabularies Spark built);
         - a release name from :func:`available`, found locally or downloaded.
     download : bool
         For a release name: download it when no local copy exists.
@@ -268,6 +271,10 @@ def load_interactions(
             f"({', '.join(RELEASES)}); pass --data with a path or one of those names"
         )
     suffix = path.suffix.lower()
+    if path.is_dir() and is_prepared(path):
+        prepared = read_prepared(path)
+        logger.info("read the train split of prepared data %s", path)
+        return Dataset(path.name, prepared.train, None, None, path)
     if path.is_dir() and _is_parquet_dir(path):
         frame = _read_frame(path, "parquet")
     elif path.is_dir() or suffix == ".zip":

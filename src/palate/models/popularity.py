@@ -141,16 +141,38 @@ def popularity_scores(
     """
     n_events = data.item_counts().astype(np.float64)
     sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
-    shrunk = (sums + prior * data.global_mean()) / np.maximum(n_events + prior, 1e-12)
+    positives = None
+    if data.kind == "binary":
+        positives = np.bincount(data.item_idx, weights=data.values > 0, minlength=data.n_items)
+    return popularity_from_counts(n_events, sums, data.global_mean(), by, prior, positives)
+
+
+def popularity_from_counts(
+    n_events: np.ndarray,
+    sums: np.ndarray,
+    global_mean: float,
+    by: str = "count",
+    prior: float = 10.0,
+    positives: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`popularity_scores` from per-item aggregates (computed anywhere, e.g. on Spark).
+
+    Parameters
+    ----------
+    n_events, sums : ndarray, shape (n_items,)
+        Number of events and sum of their values per item.
+    global_mean : float
+        C, the mean value over all events.
+    positives : ndarray, shape (n_items,), optional
+        Number of positive events per item (binary data); counted instead of ``n_events``.
+    """
+    n_events = np.asarray(n_events, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.float64)
+    shrunk = (sums + prior * global_mean) / np.maximum(n_events + prior, 1e-12)
     means = shrunk.astype(np.float32)
     if by == "mean":
         return means.copy(), means
-    counts = n_events
-    if data.kind == "binary":
-        positives = data.values > 0
-        counts = np.bincount(data.item_idx, weights=positives, minlength=data.n_items).astype(
-            np.float64
-        )
+    counts = n_events if positives is None else np.asarray(positives, dtype=np.float64)
     tie_break = 1e-3 * (shrunk - shrunk.min()) / (np.ptp(shrunk) + 1e-9)
     return (counts + tie_break).astype(np.float32), means
 
