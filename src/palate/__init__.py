@@ -24,6 +24,7 @@ from palate.models import (
     TwoTower,
 )
 from palate.persist import load, load_artifact, save
+from palate.ranking import ItemPolicy, RetrieveThenRank
 
 __version__ = "0.1.0"
 
@@ -34,12 +35,14 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "ImplicitALS",
+    "ItemPolicy",
     "Interactions",
     "ItemFeatures",
     "NotFittedError",
     "PalateError",
     "Popularity",
     "Recommendations",
+    "RetrieveThenRank",
     "SimilarItems",
     "TwoTower",
     "UnknownIdError",

@@ -22,6 +22,7 @@ _MODEL_KINDS: dict[str, str] = {
     "collaborative": "palate.models.collaborative:CollaborativeFiltering",
     "implicit_als": "palate.models.implicit:ImplicitALS",
     "two_tower": "palate.models.two_tower.model:TwoTower",
+    "retrieve_then_rank": "palate.ranking.pipeline:RetrieveThenRank",
 }
 
 
