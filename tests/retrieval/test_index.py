@@ -100,7 +100,9 @@ def test_ann_recall_reaches_the_floor_on_a_fixed_seed(kind: str, metric: str) ->
     q = rng.normal(size=(200, 16)).astype(np.float32)
     approximate = index.search(q, 10).indices
     exact = ExactIndex(metric).build(x).search(q, 10).indices  # type: ignore[arg-type]
-    recall = np.mean([len(np.intersect1d(a, e)) / 10 for a, e in zip(approximate, exact, strict=True)])
+    recall = np.mean(
+        [len(np.intersect1d(a, e)) / 10 for a, e in zip(approximate, exact, strict=True)]
+    )
     assert recall >= 0.95
 
 
@@ -122,7 +124,8 @@ def test_a_user_who_has_seen_almost_everything_still_gets_k_results() -> None:
         result.indices[0], exact.search(q[:1], 10, exclude=exclude[:1]).indices[0]
     )
     # overfetching (under the cap) serves the light user exactly here as well
-    assert len(np.intersect1d(result.indices[1], exact.search(q[1:2], 10, exclude=[exclude[1]]).indices[0])) >= 9
+    light = exact.search(q[1:2], 10, exclude=[exclude[1]]).indices[0]
+    assert len(np.intersect1d(result.indices[1], light)) >= 9
 
 
 def test_fewer_rows_than_k_are_padded() -> None:

@@ -22,7 +22,6 @@ from palate.retrieval.sources import (
 )
 
 
-
 def ids(data: Interactions, rows: np.ndarray) -> set[str]:
     return {str(data.items.ids[r]) for r in rows}
 

@@ -230,7 +230,7 @@ class RetrieveThenRank(Model):
         """
         data = fit_input(interactions)
         if not getattr(self.ranker, "is_fitted", False):
-            self.ranker.fit(data)
+            self.ranker.fit(data)  # type: ignore[attr-defined]
         self._reset()
         scorer = VectorScorer.from_model(self.ranker)
         data = data.with_vocabularies(scorer.users, scorer.items)
@@ -433,7 +433,7 @@ class RetrieveThenRank(Model):
         assert seen is not None and recent is not None and self.allowed_ is not None
         arrays.update(
             allowed=self.allowed_,
-            popularity=self._popularity,  # type: ignore[dict-item]
+            popularity=self._popularity,  # type: ignore[arg-type]
             seen_indptr=seen.indptr.astype(np.int64),
             seen_indices=seen.indices.astype(np.int32),
             recent_indptr=recent.indptr.astype(np.int64),
@@ -514,7 +514,8 @@ class RetrieveThenRank(Model):
 
 def _mmr(raw: np.ndarray, features: np.ndarray, k: int, lam: float) -> np.ndarray:
     """Maximal marginal relevance: greedy ``argmax λ r(i) − (1 − λ) max_{j ∈ R} cos(i, j)``
-    with ``r`` the scores min-max scaled to [0, 1]; returns positions, best first."""
+    with ``r`` the scores min-max scaled to [0, 1]; the first pick is the most relevant item.
+    Returns positions, best first."""
     n = len(raw)
     spread = raw.max() - raw.min()
     relevance = (raw - raw.min()) / spread if spread > 0 else np.ones(n)
@@ -522,9 +523,11 @@ def _mmr(raw: np.ndarray, features: np.ndarray, k: int, lam: float) -> np.ndarra
     chosen: list[int] = []
     available = np.ones(n, dtype=bool)
     for _ in range(min(k, n)):
-        penalty = np.where(np.isfinite(closest), closest, 0.0)
-        value = np.where(available, lam * relevance - (1 - lam) * penalty, -np.inf)
-        pick = int(np.argmax(value))
+        if chosen:
+            value = np.where(available, lam * relevance - (1 - lam) * closest, -np.inf)
+            pick = int(np.argmax(value))
+        else:  # the most relevant item always comes first
+            pick = int(np.argmax(relevance))
         chosen.append(pick)
         available[pick] = False
         closest = np.maximum(closest, features @ features[pick])

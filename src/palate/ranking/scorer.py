@@ -64,6 +64,7 @@ class VectorScorer:
 
         model._check_fitted()
         f32 = np.float32
+        link: Callable[[np.ndarray], np.ndarray]
         if isinstance(model, CollaborativeFiltering):
             W, X = model.user_factors_, model.item_factors_
             b = model.user_bias_[:, None]
@@ -73,7 +74,8 @@ class VectorScorer:
             link = model._link
             similarity = X
         elif isinstance(model, ImplicitALS):
-            user_matrix, item_matrix = model.user_factors_, model.item_factors_
+            user_matrix = np.asarray(model.user_factors_)
+            item_matrix = np.asarray(model.item_factors_)
             link = _identity
             similarity = item_matrix
         elif isinstance(model, TwoTower):
@@ -86,12 +88,14 @@ class VectorScorer:
                 f"{type(model).__name__} has no user and item vectors to rank with; use "
                 "CollaborativeFiltering, ImplicitALS or TwoTower as the ranker"
             )
+        users: Vocabulary = model.users_  # type: ignore[attr-defined, assignment]
+        items: Vocabulary = model.items_  # type: ignore[attr-defined, assignment]
         fallback = getattr(model, "_fallback_scores", None)
         if fallback is None:
-            fallback = np.zeros(len(model.items_), dtype=f32)  # type: ignore[attr-defined]
+            fallback = np.zeros(len(items), dtype=f32)
         return cls(
-            users=model.users_,  # type: ignore[attr-defined]
-            items=model.items_,  # type: ignore[attr-defined]
+            users=users,
+            items=items,
             user_matrix=np.ascontiguousarray(user_matrix, dtype=f32),
             item_matrix=np.ascontiguousarray(item_matrix, dtype=f32),
             similarity_vectors=np.ascontiguousarray(similarity, dtype=f32),

@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,7 +41,7 @@ _SCORES_PER_STEP = 2**22
 
 #: What ``exclude`` may be: a (n_queries, n_rows) sparse matrix whose stored entries are the
 #: excluded rows, or one integer array of row positions per query (None: nothing excluded).
-Exclude = sp.csr_matrix | Sequence[np.ndarray | Sequence[int] | None] | None
+Exclude: TypeAlias = sp.csr_matrix | Sequence[np.ndarray | Sequence[int] | None] | None
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,7 @@ class VectorIndexBase:
         self._check_built()
         target = Path(path).expanduser()
         target.mkdir(parents=True, exist_ok=True)
+        assert self.vectors_ is not None
         np.save(target / VECTORS_FILE, self.vectors_, allow_pickle=False)
         self._save_extra(target)
         document = {
