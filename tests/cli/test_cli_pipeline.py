@@ -87,3 +87,25 @@ def test_pipeline_errors_are_one_line(tmp_path: Path) -> None:
     no_data = runner.invoke(app, ["recommend", str(model), "--user", "1", "--pipeline",
                                   str(config)])
     assert no_data.exit_code == 1 and "data =" in no_data.output
+
+
+def test_experiment_retrieval_size_writes_table_json_and_plot(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "exp"
+    result = runner.invoke(app, [
+        "experiment", "retrieval-size", "--synthetic-items", "300", "--synthetic-users", "60",
+        "--synthetic-ratings-per-user", "20", "--embedding-size", "4", "--epochs", "2",
+        "--sizes", "10,100", "--users", "20", "--test-events", "3", "--index", "hnsw",
+        "--out", str(out), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [row["config"] for row in payload["rows"]][:3] == [
+        "whole catalogue", "all sources", "all sources"
+    ]
+    assert payload["n_items"] == 300 and payload["n_users"] == 20
+    assert payload["notes"]["index_recall"]["nearest_to_user"] is not None
+    assert (out / "retrieval_size.png").stat().st_size > 0
+    assert json.loads((out / "retrieval_size.json").read_text())["k"] == 10
+    both = runner.invoke(app, ["experiment", "retrieval-size"])
+    assert both.exit_code == 1 and "--data" in both.output

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from palate.cli import data, demo, evaluate, recommend, train
+from palate.cli import data, demo, evaluate, experiment, recommend, train
 
 app = typer.Typer(
     name="palate",
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(experiment.app, name="experiment")
 app.command("train")(train.train)
 app.command("recommend")(recommend.recommend)
 app.command("similar")(recommend.similar)

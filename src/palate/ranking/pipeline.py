@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -198,10 +199,27 @@ class RetrieveThenRank(Model):
         candidates (the retrieval-size knob)."""
         return self.with_sources([s.scaled(factor) for s in self.sources])
 
+    def resized(self, factor: float) -> RetrieveThenRank:
+        """A fitted copy (sharing the fitted state) whose sources each return about
+        ``factor`` times as many candidates."""
+        self._check_fitted()
+        clone = copy.copy(self)
+        clone.sources_ = [s.resized(factor) for s in self.sources_]
+        clone.sources = list(clone.sources_)
+        return clone
+
+    def only(self, position: int) -> RetrieveThenRank:
+        """A fitted copy that retrieves from one of the fitted sources only."""
+        self._check_fitted()
+        clone = copy.copy(self)
+        clone.sources_ = [self.sources_[position]]
+        clone.sources = list(clone.sources_)
+        return clone
+
     @property
     def nominal_candidates(self) -> int:
         """The most candidates the sources can return together (before deduplication)."""
-        return sum(s.size for s in self.sources)
+        return sum(s.size for s in (self.sources_ or self.sources))
 
     # ------------------------------------------------------------------ fitting
     def fit(

@@ -17,6 +17,7 @@ Sources never return items the user has seen; the pipeline removes them again af
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -184,6 +185,14 @@ class CandidateSource:
         value = params[self.size_parameter]
         params[self.size_parameter] = max(1, int(round(value * factor)))
         return type(self)(**params)
+
+    def resized(self, factor: float) -> CandidateSource:
+        """A copy sharing the fitted state that returns about ``factor`` times as many
+        candidates (ranked lists hold the top ``size + 1000`` of the fitted size)."""
+        clone = copy.copy(self)
+        value = getattr(self, self.size_parameter)
+        setattr(clone, self.size_parameter, max(1, int(round(value * factor))))
+        return clone
 
     def fit(self, data: SourceData) -> CandidateSource:  # pragma: no cover - overridden
         raise NotImplementedError
