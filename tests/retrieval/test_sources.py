@@ -138,6 +138,22 @@ def test_nearest_to_user(catalogue, index) -> None:  # type: ignore[no-untyped-d
     assert len(source.retrieve(context(data, "u1"))) == 0  # no vector, no candidates
 
 
+def test_a_built_index_is_used_as_given(catalogue) -> None:  # type: ignore[no-untyped-def]
+    from palate.retrieval import ExactIndex, FaissIndex
+
+    data = catalogue[0]
+    built = FaissIndex("hnsw", recall_sample=0).build(np.eye(8, dtype=np.float32))
+    source = NearestToUser(top=2, index=built).fit(source_data(catalogue))
+    assert source.index_ is built
+    assert source.config()["index"]["kind"] == "hnsw"
+    taste = np.array([0.1, 0.9, 0.8, 0.95, 0.2, 0.7, 0.0, 0.3], dtype=np.float32)
+    assert ids(data, source.retrieve(context(data, "u1", taste)).items) == {"b", "f"}
+    with pytest.raises(ConfigError, match="l2"):
+        SimilarToRecent(index=built)
+    with pytest.raises(ConfigError, match="built"):
+        NearestToUser(index=ExactIndex())
+
+
 def test_sizes_scale_and_configs_round_trip() -> None:
     for source in default_sources():
         copy = make_source(source.config())

@@ -231,8 +231,9 @@ class SimilarToRecent(CandidateSource):
     n_recent, n_similar : int
     min_value : float, optional
         Only recent items the user rated at least this (e.g. 4: "liked").
-    index : dict
-        The vector index, e.g. ``{"kind": "exact"}`` or ``{"kind": "hnsw", "ef_search": 64}``.
+    index : dict or index
+        The vector index, e.g. ``{"kind": "exact"}`` or ``{"kind": "hnsw", "ef_search": 64}``,
+        or an index already built over the item features with metric ``"l2"``.
     """
 
     kind = "similar_to_recent"
@@ -243,22 +244,21 @@ class SimilarToRecent(CandidateSource):
         n_recent: int = 10,
         n_similar: int = 10,
         min_value: float | None = None,
-        index: Mapping[str, Any] | None = None,
+        index: Mapping[str, Any] | VectorIndexBase | None = None,
     ) -> None:
         self.n_recent = _positive_int(n_recent, "n_recent")
         self.n_similar = _positive_int(n_similar, "n_similar")
         if min_value is not None and not isinstance(min_value, (int, float)):
             raise ConfigError(f"min_value must be a number or None, got {min_value!r}")
         self.min_value = None if min_value is None else float(min_value)
-        self.index = dict(index or {"kind": "exact"})
-        self.index_: VectorIndexBase | None = None
+        self.index, self.index_ = _index_setting(index, "l2")
 
     def params(self) -> dict[str, Any]:
         return {
             "n_recent": self.n_recent,
             "n_similar": self.n_similar,
             "min_value": self.min_value,
-            "index": dict(self.index),
+            "index": _index_params(self.index, self.index_),
         }
 
     @property
@@ -268,8 +268,7 @@ class SimilarToRecent(CandidateSource):
     def fit(self, data: SourceData) -> SimilarToRecent:
         if data.similarity_vectors is None:
             raise ConfigError("SimilarToRecent needs item features; rank with CF or a two-tower")
-        self.index_ = make_index({**self.index, "metric": "l2"})
-        self.index_.build(data.similarity_vectors)  # type: ignore[attr-defined]
+        self.index_ = _fitted_index(self.index, self.index_, "l2", data.similarity_vectors, None)
         return self
 
     def retrieve(self, user: UserContext) -> Candidates:
@@ -325,30 +324,30 @@ class NearestToUser(CandidateSource):
     Parameters
     ----------
     top : int
-    index : dict
+    index : dict or index
         ``{"kind": "exact"}`` (default), ``{"kind": "hnsw", ...}`` or ``{"kind": "ivf", ...}``
-        with :class:`~palate.retrieval.FaissIndex` parameters.
+        with :class:`~palate.retrieval.FaissIndex` parameters, or an index already built over
+        the ranker's item vectors with metric ``"inner_product"``.
     """
 
     kind = "nearest_to_user"
     size_parameter = "top"
 
-    def __init__(self, top: int = 100, index: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, top: int = 100, index: Mapping[str, Any] | VectorIndexBase | None = None
+    ) -> None:
         self.top = _positive_int(top, "top")
-        self.index = dict(index or {"kind": "exact"})
-        self.index_: VectorIndexBase | None = None
+        self.index, self.index_ = _index_setting(index, "inner_product")
 
     def params(self) -> dict[str, Any]:
-        return {"top": self.top, "index": dict(self.index)}
+        return {"top": self.top, "index": _index_params(self.index, self.index_)}
 
     def fit(self, data: SourceData, sample_queries: np.ndarray | None = None) -> NearestToUser:
         if data.item_vectors is None:
             raise ConfigError("NearestToUser needs the ranking model's item vectors")
-        self.index_ = make_index({**self.index, "metric": "inner_product"})
-        if isinstance(self.index_, FaissIndex):
-            self.index_.build(data.item_vectors, sample_queries)
-        else:
-            self.index_.build(data.item_vectors)  # type: ignore[attr-defined]
+        self.index_ = _fitted_index(
+            self.index, self.index_, "inner_product", data.item_vectors, sample_queries
+        )
         return self
 
     def retrieve(self, user: UserContext) -> Candidates:
@@ -379,6 +378,52 @@ class NearestToUser(CandidateSource):
             self.index_ = index
         else:
             self.fit(data)
+
+
+def _index_setting(
+    index: Mapping[str, Any] | VectorIndexBase | None, metric: str
+) -> tuple[dict[str, Any], VectorIndexBase | None]:
+    """(index parameters, a given built index or None)."""
+    if isinstance(index, VectorIndexBase):
+        if not index.is_built:
+            raise ConfigError("pass index parameters (a dict) or an index built with .build()")
+        if index.metric != metric:
+            raise ConfigError(f"this source searches by {metric}; the index uses {index.metric}")
+        return _index_params(None, index), index
+    if index is not None and not isinstance(index, Mapping):
+        raise ConfigError(f"index must be a dict of parameters or a built index, got {index!r}")
+    return dict(index or {"kind": "exact"}), None
+
+
+def _index_params(
+    params: Mapping[str, Any] | None, index: VectorIndexBase | None
+) -> dict[str, Any]:
+    if params is not None:
+        return dict(params)
+    assert index is not None
+    out = {k: v for k, v in index.params().items() if k != "metric"}
+    out["kind"] = out.pop("kind", "exact")
+    return out
+
+
+def _fitted_index(
+    params: Mapping[str, Any],
+    given: VectorIndexBase | None,
+    metric: str,
+    vectors: np.ndarray,
+    sample_queries: np.ndarray | None,
+) -> VectorIndexBase:
+    """The given built index when it covers ``vectors``, else a new one built on them."""
+    if given is not None and given.is_built and len(given) == len(vectors):
+        if given.dim != vectors.shape[1]:
+            raise ConfigError(f"the index holds {given.dim}-dim vectors, not {vectors.shape[1]}")
+        return given
+    index = make_index({**params, "metric": metric})
+    if isinstance(index, FaissIndex):
+        index.build(vectors, sample_queries)
+    else:
+        index.build(vectors)  # type: ignore[attr-defined]
+    return index
 
 
 class _RankedListSource(CandidateSource):
