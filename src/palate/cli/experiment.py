@@ -43,7 +43,7 @@ def _index(kind: IndexKind) -> dict[str, Any]:
     if kind is IndexKind.exact:
         return {"kind": "exact"}
     if kind is IndexKind.hnsw:
-        return {"kind": "hnsw", "hnsw_m": 16, "ef_construction": 80, "ef_search": 64,
+        return {"kind": "hnsw", "hnsw_m": 16, "ef_construction": 40, "ef_search": 64,
                 "recall_sample": 300}
     return {"kind": "ivf", "nprobe": 32, "recall_sample": 300}
 
