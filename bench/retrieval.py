@@ -132,14 +132,17 @@ def part_exact(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def hnsw_index(vectors: np.ndarray, args: argparse.Namespace, metric: str) -> tuple[Any, float]:
-    """A palate FaissIndex (HNSW), loaded from the cache or built; (index, build seconds)."""
+def hnsw_index(
+    vectors: np.ndarray, args: argparse.Namespace, metric: str, small: bool = False
+) -> tuple[Any, float]:
+    """A palate FaissIndex (HNSW), loaded from the cache or built; (index, build seconds).
+    ``small``: the cheaper graph of the similar-items source (M=16, efConstruction=40)."""
     import faiss
 
     from palate.retrieval import FaissIndex, load_index
 
-    name = (f"hnsw_{metric}_{len(vectors)}x{vectors.shape[1]}_M{args.hnsw_m}"
-            f"_efc{args.ef_construction}_seed{args.seed}")
+    m, efc = (16, 40) if small else (args.hnsw_m, args.ef_construction)
+    name = f"hnsw_{metric}_{len(vectors)}x{vectors.shape[1]}_M{m}_efc{efc}_seed{args.seed}"
     path = CACHE / name
     if (path / "index.json").exists() and not args.rebuild:
         index = load_index(path)
@@ -147,8 +150,8 @@ def hnsw_index(vectors: np.ndarray, args: argparse.Namespace, metric: str) -> tu
             return index, float("nan")
     faiss.omp_set_num_threads(args.build_threads)
     start = time.perf_counter()
-    index = FaissIndex("hnsw", metric, hnsw_m=args.hnsw_m,  # type: ignore[arg-type]
-                       ef_construction=args.ef_construction, recall_sample=0).build(vectors)
+    index = FaissIndex("hnsw", metric, hnsw_m=m,  # type: ignore[arg-type]
+                       ef_construction=efc, recall_sample=0).build(vectors)
     seconds = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
     index.save(path)
@@ -223,7 +226,7 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         vocabularies={"users": ratings.users, "items": ratings.items},
     ))
     nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
-    similar, similar_build = hnsw_index(ranker.item_factors_, args, "l2")
+    similar, similar_build = hnsw_index(ranker.item_factors_, args, "l2", small=True)
     for index in (nearest, similar):
         index.ef_search = args.pipeline_ef_search
         index._attach()
@@ -284,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-construction", type=int, default=80)
+    parser.add_argument("--ef-construction", type=int, default=64)
     parser.add_argument("--ef-search", default="64,128,256,512")
     parser.add_argument("--pipeline-ef-search", type=int, default=64)
     parser.add_argument("--candidates", default="270,500")
