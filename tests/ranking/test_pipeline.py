@@ -208,3 +208,21 @@ def test_toml_configuration(catalogue: Catalogue, cf, tmp_path: Path) -> None:  
     (tmp_path / "bad.toml").write_text("sources = [")
     with pytest.raises(ConfigError, match="TOML"):
         read_pipeline_config(tmp_path / "bad.toml")
+
+
+def test_a_two_tower_ranker_round_trips(catalogue: Catalogue, tmp_path: Path) -> None:
+    from palate import ItemFeatures
+
+    data, items, users = catalogue
+    features = ItemFeatures(items[["item_id", "genres", "year"]],
+                            {"genres": "multi", "year": "year"})
+    tower = palate.TwoTower(hidden_sizes=(8,), embedding_size=4, epochs=2, batch_size=8)
+    tower.fit(data, item_features=features)
+    pipeline = palate.RetrieveThenRank(tower, [SimilarToRecent(), NearestToUser(top=8)])
+    pipeline.fit(data, item_table=items)
+    whole = tower.recommend(data.users.ids, k=3)
+    ours = pipeline.recommend(data.users.ids, k=3)
+    np.testing.assert_array_equal(ours.item_ids, whole.item_ids)
+    palate.save(pipeline, tmp_path / "tt")
+    loaded = palate.load(tmp_path / "tt")
+    np.testing.assert_array_equal(loaded.recommend(data.users.ids, k=3).item_ids, whole.item_ids)
