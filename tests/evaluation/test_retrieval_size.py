@@ -14,6 +14,7 @@ from palate.data.synthetic import synthetic_ratings
 from palate.errors import ConfigError
 from palate.evaluation.metrics import ndcg_at_k, recall_at_k
 from palate.evaluation.retrieval_size import (
+    RetrievalSizeResult,
     best_operating_point,
     relevant_items,
     retrieval_size_experiment,
@@ -65,6 +66,11 @@ def test_outputs(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert len(result.rows) == 3 and result.n_users == 20
     document = json.loads(result.save_json(tmp_path / "r.json").read_text())
     assert document["rows"][0]["candidate_recall"] is None  # not measured: null, not NaN
+    again = RetrievalSizeResult.from_json(tmp_path / "r.json")
+    assert again.to_frame().equals(result.to_frame()) or np.allclose(
+        again.to_frame().select_dtypes("number").fillna(-1),
+        result.to_frame().select_dtypes("number").fillna(-1),
+    )
     png = result.plot(tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ConfigError, match="sizes"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -171,6 +172,7 @@ def retrieval_size(
                 n_users=users, seed=seed,
             )
         result.notes.update(
+            load_average_at_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             data=name, ranker=ranker.value, embedding_size=embedding_size, epochs=epochs,
             index=vector_index, test_events_per_user=test_events,
             ranker_fit_seconds=round(fit_seconds, 2),

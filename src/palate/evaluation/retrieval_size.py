@@ -79,6 +79,19 @@ class RetrievalSizeResult:
             "rows": [_finite(asdict(row)) for row in self.rows],
         }
 
+    @classmethod
+    def from_json(cls, path: str | Path) -> RetrievalSizeResult:
+        """Read a result written by :meth:`save_json` (e.g. to plot it again)."""
+        document = json.loads(Path(path).read_text())
+        rows = [
+            RetrievalSizeRow(**{k: float("nan") if v is None and k != "target" else v
+                                for k, v in row.items()})
+            for row in document["rows"]
+        ]
+        return cls(rows, document["k"], document["n_users"], document["n_items"],
+                   document["relevant_threshold"], document.get("sources", []),
+                   document.get("notes", {}))
+
     def save_json(self, path: str | Path) -> Path:
         target = Path(path)
         target.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -90,6 +103,7 @@ class RetrievalSizeResult:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
 
         frame = self.to_frame()
         mix = frame[frame["config"] == "all sources"].sort_values("candidates")
@@ -120,6 +134,9 @@ class RetrievalSizeResult:
         right.set_xlabel("candidates per user (after merge and filters)")
         right.set_ylabel("ms per request")
         right.legend(fontsize=7)
+        for axis in (left.xaxis, right.xaxis, right.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
         if title:
             fig.suptitle(title)
         fig.tight_layout()
