@@ -83,11 +83,12 @@ class RetrievalSizeResult:
     def from_json(cls, path: str | Path) -> RetrievalSizeResult:
         """Read a result written by :meth:`save_json` (e.g. to plot it again)."""
         document = json.loads(Path(path).read_text())
-        rows = [
-            RetrievalSizeRow(**{k: float("nan") if v is None and k != "target" else v
-                                for k, v in row.items()})
-            for row in document["rows"]
-        ]
+        rows = []
+        for row in document["rows"]:
+            values: dict[str, Any] = {
+                k: float("nan") if v is None and k != "target" else v for k, v in row.items()
+            }
+            rows.append(RetrievalSizeRow(**values))
         return cls(rows, document["k"], document["n_users"], document["n_items"],
                    document["relevant_threshold"], document.get("sources", []),
                    document.get("notes", {}))
