@@ -106,6 +106,23 @@ def test_ann_recall_reaches_the_floor_on_a_fixed_seed(kind: str, metric: str) ->
     assert recall >= 0.95
 
 
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_inner_product_through_a_euclidean_index(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    # norms that vary widely: where the transform is meant to help
+    x = (rng.normal(size=(600, 6)) * rng.uniform(0.1, 3.0, size=(600, 1))).astype(np.float32)
+    q = rng.normal(size=(30, 6)).astype(np.float32)
+    index = FaissIndex(kind, mips_to_l2=True, ef_search=600, nprobe=10_000, recall_sample=0)
+    index.build(x)
+    exact = ExactIndex().build(x).search(q, 5)
+    found = index.search(q, 5)
+    assert np.mean(found.indices == exact.indices) >= 0.95
+    # the values are inner products again: (‖q‖² + M² − ‖q̃ − x̃‖²) / 2
+    np.testing.assert_allclose(
+        found.values, np.einsum("ij,ikj->ik", q, x[found.indices]), rtol=1e-3, atol=1e-3
+    )
+
+
 def test_a_user_who_has_seen_almost_everything_still_gets_k_results() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(6000, 8)).astype(np.float32)

@@ -370,6 +370,11 @@ class FaissIndex(VectorIndexBase):
         k of the recall measurement.
     max_overfetch : int
         Most exclusions served by over-fetching; beyond, the exact scan answers.
+    mips_to_l2 : bool
+        Answer inner-product queries with a Euclidean index: every row gets one more
+        coordinate ``√(M² − ‖x‖²)`` (``M`` the largest norm) and every query a 0, so that
+        ``‖q̃ − x̃‖² = ‖q‖² + M² − 2 q·x`` orders rows exactly as ``q · x`` does. It can help
+        when norms vary widely; on vectors of similar norms it measured worse (BENCHMARKS.md).
     seed : int
         Seeds the IVF training sample and the recall sample.
 
@@ -396,6 +401,7 @@ class FaissIndex(VectorIndexBase):
         recall_sample: int = 1000,
         recall_k: int = 10,
         max_overfetch: int = 2048,
+        mips_to_l2: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(metric)
@@ -423,9 +429,13 @@ class FaissIndex(VectorIndexBase):
         self.recall_sample = int(recall_sample)
         self.recall_k = int(recall_k)
         self.max_overfetch = int(max_overfetch)
+        if not isinstance(mips_to_l2, bool):
+            raise ConfigError(f"mips_to_l2 must be True or False, got {mips_to_l2!r}")
+        self.mips_to_l2 = bool(mips_to_l2)
         self.seed = int(seed)
         self._index: Any = None
         self._exact: ExactIndex | None = None
+        self._max_norm2 = 0.0
 
     @property
     def is_exact(self) -> bool:
@@ -443,13 +453,27 @@ class FaissIndex(VectorIndexBase):
             "recall_sample": self.recall_sample,
             "recall_k": self.recall_k,
             "max_overfetch": self.max_overfetch,
+            "mips_to_l2": self.mips_to_l2,
             "seed": self.seed,
         }
 
     def _faiss_metric(self) -> int:
         faiss = _faiss()
-        inner = self.metric == "inner_product"
+        inner = self.metric == "inner_product" and not self._transformed
         return int(faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2)
+
+    @property
+    def _transformed(self) -> bool:
+        return self.metric == "inner_product" and self.mips_to_l2
+
+    def _augment(self, x: np.ndarray, rows: bool) -> np.ndarray:
+        """Rows: ``[x, √(M² − ‖x‖²)]``; queries: ``[q, 0]`` (see ``mips_to_l2``)."""
+        if rows:
+            norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+            extra = np.sqrt(np.maximum(self._max_norm2 - norms, 0.0))
+        else:
+            extra = np.zeros(len(x))
+        return np.ascontiguousarray(np.hstack([x, extra[:, None].astype(np.float32)]))
 
     def build(self, vectors: Any, sample_queries: Any = None) -> FaissIndex:
         """Index the rows of ``vectors`` and measure recall against the exact scan.
@@ -465,21 +489,26 @@ class FaissIndex(VectorIndexBase):
         x = _as_vectors(vectors)
         n, d = x.shape
         rng = np.random.default_rng(self.seed)
+        self._max_norm2 = float(np.einsum("ij,ij->i", x, x).max()) if self._transformed else 0.0
+        stored = self._augment(x, rows=True) if self._transformed else x
         if self.index_kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, self.hnsw_m, self._faiss_metric())
+            index = faiss.IndexHNSWFlat(stored.shape[1], self.hnsw_m, self._faiss_metric())
             index.hnsw.efConstruction = self.ef_construction
             index.hnsw.efSearch = self.ef_search
-            index.add(x)
+            index.add(stored)
         else:
             # FAISS wants at least 39 training points per cell
             nlist = self.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
             quantizer = (
                 faiss.IndexFlatIP(d) if self.metric == "inner_product" else faiss.IndexFlatL2(d)
             )
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, self._faiss_metric())
-            train = x if n <= 64 * nlist else x[rng.choice(n, 64 * nlist, replace=False)]
+            d_stored = stored.shape[1]
+            if self._transformed:
+                quantizer = faiss.IndexFlatL2(d_stored)
+            index = faiss.IndexIVFFlat(quantizer, d_stored, nlist, self._faiss_metric())
+            train = stored if n <= 64 * nlist else stored[rng.choice(n, 64 * nlist, replace=False)]
             index.train(train)
-            index.add(x)
+            index.add(stored)
             index.nprobe = min(self.nprobe, nlist)
             self.nlist = nlist
         self._index = index
@@ -487,7 +516,8 @@ class FaissIndex(VectorIndexBase):
         self._exact = ExactIndex(self.metric)
         self._exact.vectors_ = x
         self._exact._prepare()
-        self.metadata_ = {"n": n, "dim": d, **self._measure_recall(sample_queries, rng)}
+        self.metadata_ = {"n": n, "dim": d, "mips_max_norm2": self._max_norm2}
+        self.metadata_.update(self._measure_recall(sample_queries, rng))
         logger.info("built %s index over %d vectors: %s", self.index_kind, n, self.metadata_)
         return self
 
@@ -552,13 +582,18 @@ class FaissIndex(VectorIndexBase):
 
     def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()
+        query = self._augment(q, rows=False) if self._transformed else q
         if self.index_kind == "hnsw":
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.ef_search, fetch)
-            values, indices = self._index.search(q, fetch, params=params)
+            values, indices = self._index.search(query, fetch, params=params)
         else:
-            values, indices = self._index.search(q, fetch)
-        return np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int64)
+            values, indices = self._index.search(query, fetch)
+        values = np.asarray(values, dtype=np.float64)
+        if self._transformed:  # q·x = (‖q‖² + M² − ‖q̃ − x̃‖²) / 2
+            norms = np.einsum("ij,ij->i", q, q, dtype=np.float64)
+            values = (norms[:, None] + self._max_norm2 - values) / 2.0
+        return values.astype(np.float32), np.asarray(indices, dtype=np.int64)
 
     def _save_extra(self, target: Path) -> None:
         _faiss().write_index(self._index, str(target / FAISS_FILE))
@@ -581,6 +616,7 @@ class FaissIndex(VectorIndexBase):
 
     def _attach(self) -> None:
         """Search settings on the FAISS index, and the exact scan beside it."""
+        self._max_norm2 = float(self.metadata_.get("mips_max_norm2", 0.0))
         if self.index_kind == "hnsw":
             self._index.hnsw.efSearch = self.ef_search
         else:
