@@ -123,6 +123,18 @@ def test_inner_product_through_a_euclidean_index(kind: str) -> None:
     )
 
 
+def test_recall_counts_ties() -> None:
+    from palate.retrieval.index import recall_against_exact
+
+    # rows 1, 2 and 3 tie for second place: any of them is a correct second neighbour
+    x = np.array([[3.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], np.float32)
+    q = np.array([[1.0, 0.0]], np.float32)
+    exact = ExactIndex().build(x).search(q, 2)
+    assert recall_against_exact(q, x, np.array([[0, 3]]), exact, "inner_product") == 1.0
+    assert recall_against_exact(q, x, np.array([[0, 4]]), exact, "inner_product") == 0.5
+    assert recall_against_exact(q, x, np.array([[4, -1]]), exact, "inner_product") == 0.0
+
+
 def test_a_user_who_has_seen_almost_everything_still_gets_k_results() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(6000, 8)).astype(np.float32)

@@ -326,6 +326,34 @@ class ExactIndex(VectorIndexBase):
         self._prepare()
 
 
+def recall_against_exact(
+    queries: np.ndarray, vectors: np.ndarray, found: np.ndarray, exact: Neighbors, metric: str
+) -> float:
+    """Recall@k of approximate results, counting ties: a returned row is a hit when its exact
+    key is at least as good as the exact k-th best (``q · x >= v_k``, or
+    ``‖q − x‖² <= v_k``), so rows tied with the k-th count whichever of them is returned.
+
+    ``recall@k = mean_q |{returned rows as good as the k-th}| / k``
+    """
+    k = found.shape[1]
+    hits = []
+    for q, rows, best in zip(queries, found, exact.values, strict=True):
+        rows = rows[rows >= 0]
+        valid = best[np.isfinite(best)]
+        if not len(valid):
+            continue
+        x = vectors[rows].astype(np.float64)
+        q64 = q.astype(np.float64)
+        kth = float(valid[-1])
+        tolerance = 1e-5 * (1.0 + abs(kth))
+        if metric == "inner_product":
+            good = x @ q64 >= kth - tolerance
+        else:
+            good = ((x - q64) ** 2).sum(axis=1) <= kth + tolerance
+        hits.append(min(int(good.sum()), len(valid)) / min(k, len(valid)))
+    return float(np.mean(hits)) if hits else 1.0
+
+
 def _check_k(k: Any) -> int:
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
@@ -346,8 +374,10 @@ def _faiss() -> Any:
 class FaissIndex(VectorIndexBase):
     """Approximate nearest-neighbour search on FAISS: HNSW graphs or an inverted file (IVF).
 
-    At build time the index searches a sample of queries both ways and stores
-    ``recall@k = |ANN top-k ∩ exact top-k| / k`` (mean over the sample) in ``metadata_``.
+    At build time the index searches a sample of queries both ways and stores in
+    ``metadata_`` the recall@k (mean over the sample of the share of the k returned rows that
+    are as good as the exact k-th best, so that ties count; see :func:`recall_against_exact`)
+    and the plain id overlap ``|ANN top-k ∩ exact top-k| / k``.
     Exclusions are served by fetching ``k + len(exclude)`` neighbours (HNSW widens its beam to
     match); a query with more than ``max_overfetch`` exclusions, or one left with fewer than
     ``k`` results, is answered by the exact scan instead, so it still gets ``k`` results.
@@ -530,13 +560,19 @@ class FaissIndex(VectorIndexBase):
         m = min(self.recall_sample, len(pool))
         queries = pool[rng.choice(len(pool), m, replace=False)]
         k = min(self.recall_k, len(self))
-        approximate = self.search(queries, k).indices
-        exact = self._exact.search(queries, k).indices  # type: ignore[union-attr]
-        found = [
+        approximate = self.search(queries, k)
+        exact = self._exact.search(queries, k)  # type: ignore[union-attr]
+        overlap = [
             len(np.intersect1d(a[a >= 0], e[e >= 0]))
-            for a, e in zip(approximate, exact, strict=True)
+            for a, e in zip(approximate.indices, exact.indices, strict=True)
         ]
-        return {key: float(np.mean(found) / k), "recall_sample": m}
+        return {
+            key: recall_against_exact(
+                queries, self.vectors_, approximate.indices, exact, self.metric  # type: ignore[arg-type]
+            ),
+            f"id_overlap_at_{self.recall_k}": float(np.mean(overlap) / k),
+            "recall_sample": m,
+        }
 
     @property
     def measured_recall(self) -> float | None:
@@ -687,6 +723,7 @@ __all__ = [
     "Neighbors",
     "VectorIndexBase",
     "exclusion_lists",
+    "recall_against_exact",
     "load_index",
     "make_index",
 ]
