@@ -100,7 +100,12 @@ class RetrievalSizeResult:
 
     def plot(self, path: str | Path, title: str | None = None) -> Path:
         """NDCG@k, recall@k and p99 latency against the number of candidates (PNG)."""
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError as exc:
+            raise ConfigError(
+                "plots need matplotlib; install it with pip install 'palate[plot]'"
+            ) from exc
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
