@@ -38,7 +38,7 @@ def test_known_answer_on_a_hand_made_set() -> None:
     data=st.data(),
     n=st.integers(1, 60),
     dim=st.integers(1, 6),
-    n_queries=st.integers(1, 5),
+    n_queries=st.integers(1, 12),
     k=st.integers(1, 70),
     metric=st.sampled_from(["inner_product", "l2"]),
     block_size=st.integers(1, 40),

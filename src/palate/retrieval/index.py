@@ -38,6 +38,9 @@ INDEX_FORMAT = "palate-index"
 INDEX_FORMAT_VERSION = 1
 #: scores computed per step of the exact scan (the block of rows shrinks as queries grow)
 _SCORES_PER_STEP = 2**22
+#: up to this many queries, the exact scan keeps a threshold per query instead of a partial
+#: sort of every block
+_ROW_LOOP_QUERIES = 8
 
 #: What ``exclude`` may be: a (n_queries, n_rows) sparse matrix whose stored entries are the
 #: excluded rows, or one integer array of row positions per query (None: nothing excluded).
@@ -304,6 +307,19 @@ class ExactIndex(VectorIndexBase):
             if ex_row is not None:
                 lo, hi = np.searchsorted(ex_row, (start, end))
                 keys[ex_query[lo:hi], ex_row[lo:hi] - start] = -np.inf  # type: ignore[index]
+            if n_q <= _ROW_LOOP_QUERIES:
+                # few queries: only scores above the current k-th best can enter
+                for r in range(n_q):
+                    hits = np.flatnonzero(keys[r] > best_key[r, 0])
+                    if not len(hits):
+                        continue
+                    merged_idx = np.concatenate([best_idx[r], hits + start])
+                    merged_key = np.concatenate([best_key[r], keys[r, hits]])
+                    top = np.argpartition(merged_key, len(merged_key) - kk)[-kk:]
+                    order = np.argsort(merged_key[top], kind="stable")  # k-th best first
+                    best_idx[r] = merged_idx[top[order]]
+                    best_key[r] = merged_key[top[order]]
+                continue
             width = end - start
             if width > kk:
                 part = np.argpartition(keys, width - kk, axis=1)[:, width - kk :]
@@ -316,6 +332,10 @@ class ExactIndex(VectorIndexBase):
             keep = np.argpartition(cand_key, cand_key.shape[1] - kk, axis=1)[:, -kk:]
             best_idx = np.take_along_axis(cand_idx, keep, axis=1)
             best_key = np.take_along_axis(cand_key, keep, axis=1)
+            # the k-th best first, as the row loop keeps it
+            first = np.argsort(best_key, axis=1, kind="stable")
+            best_idx = np.take_along_axis(best_idx, first, axis=1)
+            best_key = np.take_along_axis(best_key, first, axis=1)
         norms = np.einsum("ij,ij->i", q, q) if self.metric == "l2" else None
         # keys were q·x − ‖x‖²/2; the distance is ‖q‖² − 2·key
         if norms is not None:
