@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,plot,service,spark]'
+	$(BIN)/python -m pip install -q -e '.[dev,ann,plot,service,spark]'
 	# compile the ALS kernel once now (numba caches it on disk) so the first fit is fast
 	$(BIN)/python -c "from palate.models.ridge import compile_kernels; compile_kernels()"
 	touch $(STAMP)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from palate.data import Interactions
+from palate.data import Interactions, Vocabulary
 from palate.data.synthetic import SyntheticData, synthetic_ratings
 
 # The arrays in the test suite are tiny: thread pools (torch's intra-op pool, numba's
@@ -150,3 +151,47 @@ def low_rank() -> LowRank:
         return table(train), table(test), noise
 
     return make
+
+
+# ------------------------------------------------------------------------------ catalogue
+# A hand-made catalogue for retrieval: 8 items with genres, 6 users in two occupations,
+# timed events.
+ITEMS = list("abcdefgh")
+GENRES = {
+    "a": ["Comedy"], "b": ["Comedy"], "c": ["Comedy", "Drama"], "d": ["Drama"],
+    "e": ["Drama"], "f": ["Horror"], "g": ["Horror"], "h": ["Comedy"],
+}
+OCCUPATION = {"u1": "writer", "u2": "writer", "u3": "writer",
+              "u4": "artist", "u5": "artist", "u6": "artist"}
+AGE = {"u1": 19, "u2": 30, "u3": 31, "u4": 50, "u5": 52, "u6": 33}
+#: (user, item, rating, time); u1 watched a, then c, then d (most recent)
+EVENTS = [
+    ("u1", "a", 5.0, 1), ("u1", "c", 4.0, 2), ("u1", "d", 2.0, 3),
+    ("u2", "a", 4.0, 1), ("u2", "b", 5.0, 2), ("u2", "h", 3.0, 3),
+    ("u3", "a", 3.0, 1), ("u3", "b", 4.0, 2), ("u3", "f", 2.0, 3),
+    ("u4", "d", 4.0, 1), ("u4", "e", 5.0, 2), ("u4", "f", 3.0, 3), ("u4", "g", 4.0, 4),
+    ("u5", "d", 5.0, 1), ("u5", "e", 4.0, 2), ("u5", "g", 2.0, 3),
+    ("u6", "e", 3.0, 1), ("u6", "f", 4.0, 2), ("u6", "c", 5.0, 3),
+]
+#: events per item: a3 b2 c2 d3 e3 f3 g2 h1
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> tuple[Interactions, pd.DataFrame, pd.DataFrame]:
+    users, items, values, times = zip(*EVENTS, strict=True)
+    data = Interactions.from_arrays(
+        list(users), list(items), list(values), list(times), rating_scale=(1.0, 5.0),
+        items=Vocabulary(ITEMS), users=Vocabulary(sorted(OCCUPATION)),
+    )
+    item_table = pd.DataFrame({
+        "item_id": ITEMS,
+        "genres": [GENRES[i] for i in ITEMS],
+        "year": [1950, 1960, 1970, 1980, 1990, 2000, 2010, 2020],
+        "unsafe": [False, False, False, False, False, False, True, False],
+    })
+    user_table = pd.DataFrame({
+        "user_id": sorted(OCCUPATION),
+        "occupation": [OCCUPATION[u] for u in sorted(OCCUPATION)],
+        "age": [AGE[u] for u in sorted(OCCUPATION)],
+    })
+    return data, item_table, user_table

@@ -25,6 +25,7 @@ from palate.models import (
     TwoTower,
 )
 from palate.persist import load, load_artifact, save
+from palate.ranking import ItemPolicy, RetrieveThenRank
 
 __version__ = "0.1.0"
 
@@ -36,12 +37,14 @@ __all__ = [
     "DatasetNotFoundError",
     "EASE",
     "ImplicitALS",
+    "ItemPolicy",
     "Interactions",
     "ItemFeatures",
     "NotFittedError",
     "PalateError",
     "Popularity",
     "Recommendations",
+    "RetrieveThenRank",
     "SimilarItems",
     "TwoTower",
     "UnknownIdError",

@@ -219,11 +219,13 @@ def items_table(
     value_format: str = "{:.3f}",
     with_titles: bool = True,
     value_key: str | None = None,
+    reason_key: str | None = None,
 ) -> Table:
-    """A Rich table of ranked items: rank, item id, title, genres, value.
+    """A Rich table of ranked items: rank, item id, title, genres, value (and why).
 
     The value is ``row[value_key]`` (default: ``value_name``), headed ``value_name``; no
-    value column when ``value_name`` is None.
+    value column when ``value_name`` is None. With ``reason_key``, a last column "why" lists
+    ``row[reason_key]`` (a list of reasons).
     """
     value_key = value_name if value_key is None else value_key
     table = Table(title=title, title_justify="left", title_style="bold")
@@ -234,6 +236,8 @@ def items_table(
         table.add_column("genres", style="dim", overflow="fold")
     if value_name is not None:
         table.add_column(value_name, justify="right")
+    if reason_key is not None:
+        table.add_column("why", overflow="fold")
     for row in rows:
         cells = [str(row.get("rank", "")), str(row["item_id"])]
         if with_titles:
@@ -241,6 +245,8 @@ def items_table(
         if value_name is not None:
             value = row.get(value_key) if value_key is not None else None
             cells.append("" if value is None else value_format.format(value))
+        if reason_key is not None:
+            cells.append("; ".join(row.get(reason_key) or []))
         table.add_row(*cells)
     return table
 

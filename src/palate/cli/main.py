@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from palate.cli import data, demo, evaluate, recommend, serve, spark, train, tune
+from palate.cli import data, demo, evaluate, experiment, recommend, serve, spark, train, tune
 
 app = typer.Typer(
     name="palate",
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(spark.app, name="spark")
+app.add_typer(experiment.app, name="experiment")
 app.command("train")(train.train)
 app.command("recommend")(recommend.recommend)
 app.command("similar")(recommend.similar)

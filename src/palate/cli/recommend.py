@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from palate import ImplicitALS, Popularity, TwoTower, load_artifact
+from palate import ImplicitALS, Popularity, RetrieveThenRank, TwoTower, load_artifact
 from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.errors import ConfigError, DataError
@@ -37,6 +37,8 @@ def load_model_that_can(model_dir: Path, method: str, otherwise: str) -> tuple[A
 
 def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
     """Column name and number format of a model's recommendation scores."""
+    if isinstance(model, RetrieveThenRank):
+        return score_meaning(model.ranker, fallback)
     if isinstance(model, Popularity):
         if model.config.by == "count":
             return "events", "{:,.0f}"
@@ -63,13 +65,53 @@ def recommend(
         bool,
         typer.Option("--include-seen", help="Also list items the user has in the training data."),
     ] = False,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipeline",
+            metavar="CONFIG.toml",
+            help="Retrieve candidates from sources, then rank them with the model in DIR. The "
+            "TOML lists the sources, filters and `data` (the events the sources read).",
+        ),
+    ] = None,
+    save_pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-pipeline",
+            metavar="OUT",
+            help="Also save the pipeline built from --pipeline as a model directory.",
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Say why each item is shown (needs a pipeline)."),
+    ] = False,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Top-k items for a user; an unknown user gets the model's fallback list."""
+    """Top-k items for a user; an unknown user gets the model's fallback list.
+
+    With --pipeline (or a DIR saved with --save-pipeline), candidates come from several
+    sources (similar to recent items, favourite genres, segment, popular, nearest to the user
+    vector) and the model ranks only those; --explain shows which source found each item.
+    """
     with session(json_output, verbose) as s:
         artifact = load_artifact(model_dir)
         model: Any = artifact.model
+        if pipeline is not None:
+            model = build_pipeline(s, model, pipeline, artifact.item_table)
+            if save_pipeline is not None:
+                from palate import save
+
+                save(model, save_pipeline, item_table=artifact.item_table)
+                s.say(f"Saved the pipeline to {save_pipeline}.")
+        elif save_pipeline is not None:
+            raise ConfigError("--save-pipeline saves what --pipeline builds; pass --pipeline too")
+        if explain and not isinstance(model, RetrieveThenRank):
+            raise ConfigError(
+                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model; explanations "
+                "come from a pipeline: pass --pipeline CONFIG.toml"
+            )
         catalog = Catalog(artifact.item_table, model.items_)
         user_id = typed_id(user, model.users_)
         known = user_id in model.users_
@@ -77,6 +119,17 @@ def recommend(
         fallback = bool(result.fallback[0])
         value_name, value_format = score_meaning(model, fallback)
         rows = catalog.rows(result.item_ids[0], result.scores[0])
+        if explain:
+            reasons = {
+                r.item_id: r
+                for r in model.explain(
+                    user_id, k=k, exclude_seen=not include_seen, item_label=catalog.label
+                )
+            }
+            for row in rows:
+                found = reasons.get(row["item_id"])
+                row["sources"] = list(found.sources) if found else []
+                row["because"] = list(found.because) if found else []
         note = None
         if not known:
             note = f"user {user} is not in the model's training data; " + (
@@ -109,8 +162,46 @@ def recommend(
                 value_key="score",
                 value_format=value_format,
                 with_titles=catalog.has_titles,
+                reason_key="because" if explain else None,
             )
         )
+
+
+def build_pipeline(s: Session, ranker: Any, config_path: Path, item_table: Any) -> Any:
+    """A RetrieveThenRank from a TOML configuration, fitted on the events its ``data`` names
+    (restricted to the users and items the ranker knows)."""
+    from palate.cli.data import load_dataset
+    from palate.ranking import read_pipeline_config
+
+    if isinstance(ranker, RetrieveThenRank):
+        raise ConfigError("the model directory already holds a pipeline; drop --pipeline")
+    config = read_pipeline_config(config_path)
+    source = config.get("data")
+    if not isinstance(source, str):
+        raise ConfigError(
+            f"{config_path} must name the events the sources read, e.g. data = \"ml-1m\" "
+            "(a dataset name or a ratings file, as for --data)"
+        )
+    pipeline = RetrieveThenRank.from_config(ranker, config)
+    dataset = load_dataset(s, source)
+    events = dataset.ratings
+    keep = ranker.users_.contains(events.user_ids) & ranker.items_.contains(events.item_ids)
+    events = events.subset(keep.nonzero()[0])
+    with s.working("retrieval sources"):
+        pipeline.fit(
+            events,
+            item_table=item_table if item_table is not None else dataset.items,
+            user_table=_user_table(dataset),
+        )
+    return pipeline
+
+
+def _user_table(dataset: Any) -> Any:
+    features = dataset.user_features
+    if features is None:
+        return dataset.users
+    table = features.frame.reset_index()
+    return table
 
 
 def similar(

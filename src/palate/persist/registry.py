@@ -23,6 +23,7 @@ _MODEL_KINDS: dict[str, str] = {
     "implicit_als": "palate.models.implicit:ImplicitALS",
     "ease": "palate.models.ease:EASE",
     "two_tower": "palate.models.two_tower.model:TwoTower",
+    "retrieve_then_rank": "palate.ranking.pipeline:RetrieveThenRank",
 }
 
 

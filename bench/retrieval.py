@@ -1,0 +1,352 @@
+"""Retrieval at a million items: exact and approximate search, and a full retrieve-then-rank
+request, single-threaded.
+
+Parts (``--parts``, default all):
+
+- **exact**: one query at a time against ``n`` random 64-dim float32 vectors (inner
+  product, k = 10): palate ``ExactIndex``, FAISS ``IndexFlatIP`` and plain NumPy (one matrix
+  product, then ``argpartition``), each against the memory-bandwidth floor
+  ``n · dim · 4 bytes ÷ read bandwidth``. The read bandwidth is measured in the same run: the
+  fastest of 5 passes over a 1 GiB float32 array by ``np.add.reduce`` and by a BLAS dot
+  product of the array with itself. Because the machine's load moves the bandwidth, every
+  query is also paired with a read of the same 256 MB just before it (a BLAS dot of the
+  vectors with themselves), and the median of query time ÷ paired read is reported.
+- **ann**: palate ``FaissIndex("hnsw")`` over the planted item vectors of a synthetic
+  catalogue (``synthetic_ratings(..., embedding_size=dim)``: Gaussian factors), queried with the
+  planted user vectors (maximum inner product, k = 10); recall@10 against the exact scan on
+  ``--queries`` queries (ties counted, ``palate.retrieval.index.recall_against_exact``; and
+  the plain id overlap) and per-query p50/p99 for a sweep of ``efSearch``. The built index is
+  cached under ``~/.cache/palate/bench`` (its build time is reported when it was built).
+- **pipeline**: a full ``RetrieveThenRank.recommend([user], k=10)`` on the same catalogue, the
+  ranker's vectors being the planted ones (an ``ImplicitALS`` rebuilt from them, so scoring is
+  ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean),
+  TopInFavoriteGenres (3 x 10), TopInSegment (top 20 per country, a random attribute of 50
+  values), Popular (20) and NearestToUser (HNSW, top 100, sized up to ``--candidates``), merge,
+  seen-item and block-list filtering, ranking of the candidates; p50/p99 over ``--users``
+  users, beside ranking the whole catalogue with the same vectors.
+
+Every timing runs with one BLAS / OpenMP thread (``OMP_NUM_THREADS=1`` etc. are set before
+NumPy loads); index builds use ``--build-threads``.
+
+Usage::
+
+    python retrieval.py [--items 1000000] [--dim 64] [--parts exact,ann,pipeline]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    finish,
+    git_commit,
+    library_versions,
+    machine_note,
+    now_iso,
+    parse_list,
+    print_table,
+)
+
+CACHE = Path.home() / ".cache" / "palate" / "bench"
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = np.asarray(seconds) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
+    """Read bandwidth in bytes per second: the fastest of ``repeats`` passes over ``gib`` GiB
+    of float32, by a reduction (``np.add.reduce``) and by a BLAS dot product of the array
+    with itself (one read per element); ``best`` is the faster of the two."""
+    data = np.ones(int(gib * 2**30) // 4, dtype=np.float32)
+    rates = {}
+    for name, read in (("add_reduce", np.add.reduce), ("blas_dot", lambda a: a @ a)):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            read(data)
+            best = min(best, time.perf_counter() - start)
+        rates[name] = data.nbytes / best
+    rates["best"] = max(rates.values())
+    return rates
+
+
+def catalogue(n_items: int, dim: int, n_users: int, seed: int) -> Any:
+    from palate.data.synthetic import synthetic_ratings
+
+    return synthetic_ratings(n_users, n_items, n_users * 30, embedding_size=dim, seed=seed)
+
+
+def part_exact(args: argparse.Namespace) -> dict[str, Any]:
+    import faiss
+
+    from palate.retrieval import ExactIndex
+
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((args.items, args.dim), dtype=np.float32)
+    queries = rng.standard_normal((args.exact_queries, args.dim), dtype=np.float32)
+    rates = read_bandwidth()
+    bandwidth = rates["best"]
+    floor_ms = x.nbytes / bandwidth * 1e3
+    palate_index = ExactIndex().build(x)
+    flat = faiss.IndexFlatIP(args.dim)
+    flat.add(x)
+
+    def plain(q: np.ndarray) -> np.ndarray:
+        scores = x @ q
+        return np.argpartition(-scores, 10)[:10]
+
+    runners = {
+        "palate ExactIndex": lambda q: palate_index.search(q[None, :], 10),
+        "faiss IndexFlatIP": lambda q: flat.search(q[None, :], 10),
+        "numpy matmul + argpartition": plain,
+    }
+    reference = palate_index.search(queries, 10).indices
+    flat_x = x.reshape(-1)
+    rows: dict[str, Any] = {}
+    for name, run in runners.items():
+        run(queries[0])  # warm up
+        times, floors = [], []
+        for q in queries:
+            # the floor read right before each query: the same 256 MB, one BLAS dot
+            start = time.perf_counter()
+            flat_x @ flat_x
+            floors.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            run(q)
+            times.append(time.perf_counter() - start)
+        p50, p99 = percentiles(times)
+        paired = float(np.median(np.asarray(times) / np.asarray(floors)))
+        rows[name] = {"p50_ms": p50, "p99_ms": p99, "p50_over_floor": p50 / floor_ms,
+                      "paired_floor_p50_ms": percentiles(floors)[0],
+                      "median_over_paired_floor": paired}
+    _, faiss_top = flat.search(queries, 10)
+    agreement = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(reference, faiss_top,
+                                                                          strict=True)])
+    print_table(
+        f"Exact search, {args.items:,} x {args.dim} float32, one query at a time "
+        f"(floor {floor_ms:.2f} ms at {bandwidth / 1e9:.1f} GB/s)",
+        ["method", "p50 ms", "p99 ms", "p50 / floor", "floor read p50 ms", "÷ paired read"],
+        [[n, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p50_over_floor']:.2f}",
+          f"{r['paired_floor_p50_ms']:.2f}", f"{r['median_over_paired_floor']:.2f}"]
+         for n, r in rows.items()],
+    )
+    return {
+        "items": args.items, "dim": args.dim, "queries": args.exact_queries,
+        "read_bandwidth_gb_s": {k: v / 1e9 for k, v in rates.items()},
+        "bytes_per_query": x.nbytes,
+        "floor_ms": floor_ms, "methods": rows, "palate_vs_faiss_top10_agreement": agreement,
+    }
+
+
+def hnsw_index(
+    vectors: np.ndarray, args: argparse.Namespace, metric: str, small: bool = False
+) -> tuple[Any, float]:
+    """A palate FaissIndex (HNSW), loaded from the cache or built; (index, build seconds).
+    ``small``: the cheaper graph of the similar-items source (M=16, efConstruction=40)."""
+    import faiss
+
+    from palate.retrieval import FaissIndex, load_index
+
+    m, efc = (16, 40) if small else (args.hnsw_m, args.ef_construction)
+    name = f"hnsw_{metric}_{len(vectors)}x{vectors.shape[1]}_M{m}_efc{efc}_seed{args.seed}"
+    path = CACHE / name
+    if (path / "index.json").exists() and not args.rebuild:
+        index = load_index(path)
+        if len(index) == len(vectors) and np.array_equal(index.vectors_[:100], vectors[:100]):  # type: ignore[index]
+            return index, float("nan")
+    faiss.omp_set_num_threads(args.build_threads)
+    start = time.perf_counter()
+    index = FaissIndex("hnsw", metric, hnsw_m=m,  # type: ignore[arg-type]
+                       ef_construction=efc, recall_sample=0).build(vectors)
+    seconds = time.perf_counter() - start
+    faiss.omp_set_num_threads(1)
+    index.save(path)
+    return index, seconds
+
+
+def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    import faiss
+
+    from palate.retrieval import ExactIndex
+    from palate.retrieval.index import recall_against_exact
+
+    x = data.true_item_factors.astype(np.float32)
+    rng = np.random.default_rng(args.seed + 1)
+    users = data.true_user_factors.astype(np.float32)
+    queries = users[rng.choice(len(users), args.queries, replace=False)]
+    index, build_seconds = hnsw_index(x, args, "inner_product")
+    faiss.omp_set_num_threads(1)
+    exact = ExactIndex().build(x).search(queries, 10)
+    rows = []
+    for ef in [int(e) for e in parse_list(args.ef_search) or ["64", "128", "256", "512"]]:
+        index.ef_search = ef
+        index._attach()
+        index.search(queries[:1], 10)
+        times, found = [], []
+        for q in queries:
+            start = time.perf_counter()
+            result = index.search(q[None, :], 10)
+            times.append(time.perf_counter() - start)
+            found.append(result.indices[0])
+        p50, p99 = percentiles(times)
+        returned = np.array(found)
+        overlap = np.mean([len(np.intersect1d(a, e)) / 10
+                           for a, e in zip(returned, exact.indices, strict=True)])
+        rows.append({"ef_search": ef,
+                     "recall_at_10": recall_against_exact(queries, x, returned, exact,
+                                                          "inner_product"),
+                     "id_overlap_at_10": float(overlap), "p50_ms": p50, "p99_ms": p99})
+    print_table(
+        f"HNSW (M={args.hnsw_m}, efConstruction={args.ef_construction}) over {len(x):,} x "
+        f"{x.shape[1]} planted item vectors, user-vector queries, k = 10",
+        ["efSearch", "recall@10", "id overlap", "p50 ms", "p99 ms"],
+        [[str(r["ef_search"]), f"{r['recall_at_10']:.4f}", f"{r['id_overlap_at_10']:.4f}",
+          f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"] for r in rows],
+    )
+    return {"items": len(x), "dim": x.shape[1], "queries": args.queries, "hnsw_m": args.hnsw_m,
+            "ef_construction": args.ef_construction, "build_seconds": build_seconds,
+            "build_threads": args.build_threads, "sweep": rows}
+
+
+def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    import faiss
+    import pandas as pd
+
+    from palate import ImplicitALS, RetrieveThenRank
+    from palate.models.base import ModelState
+    from palate.models.popularity import popularity_scores, seen_matrix
+    from palate.retrieval.sources import (
+        NearestToUser,
+        Popular,
+        SimilarToRecent,
+        TopInFavoriteGenres,
+        TopInSegment,
+    )
+
+    ratings = data.ratings
+    seen = seen_matrix(ratings)
+    fallback, _ = popularity_scores(ratings, "count")
+    ranker = ImplicitALS._from_state(ModelState(
+        config={"embedding_size": args.dim},
+        arrays={
+            "user_factors": data.true_user_factors.astype(np.float32),
+            "item_factors": data.true_item_factors.astype(np.float32),
+            "fallback_scores": fallback,
+            "seen_indptr": seen.indptr.astype(np.int64),
+            "seen_indices": seen.indices.astype(np.int32),
+        },
+        vocabularies={"users": ratings.users, "items": ratings.items},
+    ))
+    nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
+    similar, similar_build = hnsw_index(ranker.item_factors_, args, "l2", small=True)
+    for index in (nearest, similar):
+        index.ef_search = args.pipeline_ef_search
+        index._attach()
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(args.seed + 2)
+    users_table = pd.DataFrame({"user_id": ratings.users.ids,
+                                "country": rng.integers(0, 50, ratings.n_users).astype(str)})
+    blocked = rng.choice(ratings.items.ids, 1000, replace=False).tolist()
+    base = [SimilarToRecent(index=similar), TopInFavoriteGenres(), TopInSegment("country"),
+            Popular()]
+    rows = []
+    sample = rng.choice(ratings.users.ids, args.users, replace=False)
+    for target in [int(c) for c in parse_list(args.candidates) or ["270", "500"]]:
+        top = max(10, target - sum(s.size for s in base))
+        pipeline = RetrieveThenRank(
+            ranker, [*base, NearestToUser(top=top, index=nearest)], block_items=blocked
+        ).fit(ratings, item_table=data.items, user_table=users_table)
+        pipeline.recommend(sample[:5], k=10)
+        times, counts = [], []
+        for user in sample:
+            start = time.perf_counter()
+            pipeline.recommend([user], k=10)
+            times.append(time.perf_counter() - start)
+        for user in sample[:100]:
+            counts.append(len(pipeline._rank(int(ratings.users.index([user])[0]), 10, True)[3]))
+        p50, p99 = percentiles(times)
+        rows.append({"config": f"retrieve then rank, nearest top {top}", "target": target,
+                     "candidates": float(np.mean(counts)), "p50_ms": p50, "p99_ms": p99})
+    times = []
+    ranker.recommend(sample[:2], k=10)
+    for user in sample[: min(len(sample), 100)]:
+        start = time.perf_counter()
+        ranker.recommend([user], k=10)
+        times.append(time.perf_counter() - start)
+    p50, p99 = percentiles(times)
+    rows.append({"config": "whole catalogue (ImplicitALS.recommend)", "target": None,
+                 "candidates": float(ratings.n_items), "p50_ms": p50, "p99_ms": p99})
+    print_table(
+        f"One request, {ratings.n_items:,} items x {args.dim} dims, one thread, "
+        f"{args.users} users",
+        ["configuration", "candidates", "p50 ms", "p99 ms"],
+        [[r["config"], f"{r['candidates']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+         for r in rows],
+    )
+    return {"items": ratings.n_items, "users_in_catalogue": ratings.n_users,
+            "events": len(ratings), "dim": args.dim, "users_timed": args.users,
+            "ef_search": args.pipeline_ef_search, "index_build_seconds":
+            {"nearest": nearest_build, "similar": similar_build}, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--catalogue-users", type=int, default=20_000)
+    parser.add_argument("--parts", default="exact,ann,pipeline")
+    parser.add_argument("--exact-queries", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--ef-construction", type=int, default=64)
+    parser.add_argument("--ef-search", default="64,128,256,512")
+    parser.add_argument("--pipeline-ef-search", type=int, default=64)
+    parser.add_argument("--candidates", default="270,500")
+    parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "retrieval.json")
+    args = parser.parse_args(argv)
+    parts = parse_list(args.parts) or []
+    payload: dict[str, Any] = {
+        "benchmark": "retrieval", "started": now_iso(), "command": command_line(),
+        "git_commit": git_commit(), "machine": machine_note(), "versions": library_versions(),
+    }
+    data = None
+    if {"ann", "pipeline"} & set(parts):
+        start = time.perf_counter()
+        data = catalogue(args.items, args.dim, args.catalogue_users, args.seed)
+        payload["catalogue_seconds"] = time.perf_counter() - start
+    for part in parts:
+        start = time.perf_counter()
+        if part == "exact":
+            payload[part] = part_exact(args)
+        elif part == "ann":
+            payload[part] = part_ann(args, data)
+        elif part == "pipeline":
+            payload[part] = part_pipeline(args, data)
+        else:
+            print(f"unknown part {part!r}", file=sys.stderr)
+            return 2
+        payload[part]["seconds"] = time.perf_counter() - start
+    return finish(args.out, payload)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

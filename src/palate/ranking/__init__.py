@@ -1,0 +1,14 @@
+"""Ranking: the retrieve-then-rank pipeline, business filters and explanations (SPEC §7)."""
+
+from palate.ranking.filters import ItemPolicy, allowed_items
+from palate.ranking.pipeline import RankedItem, RetrieveThenRank, read_pipeline_config
+from palate.ranking.scorer import VectorScorer
+
+__all__ = [
+    "ItemPolicy",
+    "RankedItem",
+    "RetrieveThenRank",
+    "VectorScorer",
+    "allowed_items",
+    "read_pipeline_config",
+]
