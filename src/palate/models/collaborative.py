@@ -707,15 +707,15 @@ class CollaborativeFiltering(Model):
             user_s = np.maximum(user_n, self._count_floors[0])
             item_s = np.maximum(item_n, self._count_floors[1])
         reg = self.config.effective_bias_reg
-        b = np.zeros(data.n_users)
-        c = np.zeros(data.n_items)
+        b: np.ndarray = np.zeros(data.n_users)
+        c: np.ndarray = np.zeros(data.n_items)
         with np.errstate(invalid="ignore", divide="ignore"):
             for _ in range(self.config.bias_epochs):
-                b = np.bincount(u, weights=r - c[i], minlength=data.n_users)
-                b = np.where(user_n > 0, b / (user_n + reg * user_s), 0.0)
+                sums = np.bincount(u, weights=r - c[i], minlength=data.n_users)
+                b = np.where(user_n > 0, sums / (user_n + reg * user_s), 0.0)
                 if self.config.item_bias:
-                    c = np.bincount(i, weights=r - b[u], minlength=data.n_items)
-                    c = np.where(item_n > 0, c / (item_n + reg * item_s), 0.0)
+                    sums = np.bincount(i, weights=r - b[u], minlength=data.n_items)
+                    c = np.where(item_n > 0, sums / (item_n + reg * item_s), 0.0)
         dtype = self._numpy_dtype
         self._b, self._c = b.astype(dtype), c.astype(dtype)
 
