@@ -994,3 +994,27 @@ def test_gibbs_fold_in(tiny_explicit: Interactions) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_bias_fit_first_holds_the_closed_form_biases_fixed() -> None:
+    from palate.data.synthetic import synthetic_ratings
+
+    data = synthetic_ratings(30, 20, 300, seed=4).ratings
+    model = CollaborativeFiltering(
+        embedding_size=3, reg=0.1, bias_reg=0.2, epochs=4, bias_fit="first", bias_epochs=2,
+        reg_scaling="count", reg_count_floor=0.0, mean_shrinkage=0.0,
+    ).fit(data)
+    u, i = data.user_idx, data.item_idx
+    r = data.values - model._mu[i]
+    n_u = np.bincount(u, minlength=data.n_users)
+    n_i = np.bincount(i, minlength=data.n_items)
+    b, c = np.zeros(data.n_users), np.zeros(data.n_items)
+    for _ in range(2):  # b(j) = Σ (r − c) / (n (1 + λ_b)), then c(i) likewise
+        b = np.bincount(u, r - c[i], data.n_users) / np.maximum(n_u * 1.2, 1e-12)
+        c = np.bincount(i, r - b[u], data.n_items) / np.maximum(n_i * 1.2, 1e-12)
+    np.testing.assert_allclose(model.user_bias_, b, atol=1e-5)
+    np.testing.assert_allclose(model.item_bias_, c, atol=1e-5)
+    joint = CollaborativeFiltering(embedding_size=3, reg=0.1, bias_reg=0.2, epochs=4).fit(data)
+    assert not np.allclose(joint.user_bias_, b, atol=1e-3)
+    with pytest.raises(ConfigError, match="bias_fit"):
+        CollaborativeFiltering(kind="binary", bias_fit="first")

@@ -281,3 +281,11 @@ def test_bad_configuration_is_refused(bad: dict) -> None:
 def test_towers_need_some_input(tiny_explicit: Interactions) -> None:
     with pytest.raises(ConfigError, match="no inputs"):
         TwoTower(derived_features=False).fit(tiny_explicit)
+
+
+def test_held_out_of_a_range_is_that_slice_of_the_whole() -> None:
+    from palate.models.two_tower.model import held_out
+
+    whole = np.random.default_rng(11).random(500) < 0.1  # the draws fit makes
+    np.testing.assert_array_equal(held_out(11, 0.1, 0, 500), whole)
+    np.testing.assert_array_equal(held_out(11, 0.1, 123, 323), whole[123:323])

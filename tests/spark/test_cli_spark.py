@@ -52,3 +52,26 @@ def test_spark_train_then_recommend(spark: Any, tmp_path: Path) -> None:
     assert mine == listed
     again = runner.invoke(app, ["spark", "recommend-all", str(out), "--out", str(recs_dir)])
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_spark_train_two_tower_then_recommend(spark: Any, tmp_path: Path) -> None:
+    frame = synthetic_ratings(40, 30, 600, seed=2).ratings.to_pandas()
+    frame = frame.rename(columns={"value": "rating"}).drop(columns=["timestamp"], errors="ignore")
+    source = tmp_path / "ratings.parquet"
+    frame.to_parquet(source)
+    out = tmp_path / "towers"
+    result = runner.invoke(
+        app,
+        ["spark", "train", "--model", "two-tower", "--data", str(source), "--out", str(out),
+         "--master", "local[2]", "--num-processes", "2", "--epochs", "1", "--embedding-size",
+         "8", "--batch-size", "64", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["training_processes"]["world_size"] == 2
+    assert report["config"]["objective"] == "ratings" and len(report["history"]) == 1
+    assert report["metrics"]["model"]["validation_rmse"] > 0
+    user = str(frame["user_id"].iloc[0])
+    shown = runner.invoke(app, ["recommend", str(out), "--user", user, "-k", "3", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert len(json.loads(shown.stdout)["recommendations"]) == 3

@@ -42,6 +42,7 @@ DriverMemoryOption = Annotated[
 class SparkModelName(StrEnum):
     cf = "cf"
     ials = "ials"
+    two_tower = "two-tower"
 
 
 def _spark(master: str, driver_memory: str | None) -> Any:
@@ -53,8 +54,9 @@ def _spark(master: str, driver_memory: str | None) -> Any:
 
 def _read_events(
     s: Session, spark: SparkSession, source: str
-) -> tuple[SparkInteractions, SparkInteractions | None, pd.DataFrame | None, str]:
-    """(train or all events, prepared test split or None, item table or None, name)."""
+) -> tuple[SparkInteractions, SparkInteractions | None, pd.DataFrame | None, str, Any]:
+    """(train or all events, prepared test split or None, item table or None, name, the
+    local dataset or None)."""
     from palate.data.prepared import is_prepared
     from palate.datasets.loaders import RATING_FILE_COLUMNS, _is_parquet_dir
     from palate.spark import data as spark_data
@@ -64,7 +66,7 @@ def _read_events(
         train = spark_data.read_prepared(spark, str(path), "train")
         test_dir = path / "interactions" / "split=test"
         test = spark_data.read_prepared(spark, str(path), "test") if test_dir.exists() else None
-        return train, test, None, path.name
+        return train, test, None, path.name, None
     is_parquet = (path.is_file() and path.suffix.lower() in (".parquet", ".pq")) or (
         path.is_dir() and _is_parquet_dir(path)
     )
@@ -86,11 +88,13 @@ def _read_events(
             value_col=value_col,
             timestamp_col="timestamp" if "timestamp" in frame.columns else None,
         )
-        return data, None, None, path.stem if path.is_file() else path.name
+        return data, None, None, path.stem if path.is_file() else path.name, None
     from palate.cli.data import load_dataset
 
     dataset = load_dataset(s, source)
-    return spark_data.from_local(spark, dataset.ratings), None, dataset.items, dataset.name
+    return (
+        spark_data.from_local(spark, dataset.ratings), None, dataset.items, dataset.name, dataset
+    )
 
 
 def _positives(data: SparkInteractions, threshold: float) -> SparkInteractions:
@@ -125,21 +129,46 @@ def train(
         typer.Option(
             "--model",
             help="cf: explicit ratings (MLlib ALS on mean-normalised ratings, with biases); "
-            "ials: implicit ALS (ratings become positives at --threshold).",
+            "ials: implicit ALS (ratings become positives at --threshold); two-tower: "
+            "palate's two-tower model trained by --num-processes data-parallel PyTorch "
+            "processes (TorchDistributor) on prepared Parquet.",
         ),
     ] = SparkModelName.cf,
     master: MasterOption = "local[*]",
     driver_memory: DriverMemoryOption = None,
-    embedding_size: Annotated[int, typer.Option(min=1, help="MLlib rank.")] = 32,
+    embedding_size: Annotated[
+        int, typer.Option(min=1, help="MLlib rank; the two-tower output size.")
+    ] = 32,
     reg: Annotated[
         float | None,
         typer.Option(
             min=0.0,
             help="λ per rating (MLlib regParam; default 0.1). MLlib multiplies it by each "
-            "row's number of ratings (ALS-WR).",
+            "row's number of ratings (ALS-WR). two-tower: Adam's weight decay (default 0).",
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="ALS sweeps (MLlib maxIter).")] = 15,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="ALS sweeps (MLlib maxIter, default 15); two-tower epochs (default 30, "
+            "with early stopping).",
+        ),
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0.0, help="two-tower: Adam step size (default 1e-3).")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="two-tower: events per step over all processes (default 1024); each process "
+            "takes batch-size / num-processes.",
+        ),
+    ] = None,
+    num_processes: Annotated[
+        int, typer.Option(min=1, help="two-tower: data-parallel training processes.")
+    ] = 2,
     alpha: Annotated[float, typer.Option(min=0.0, help="Confidence slope α (ials).")] = 10.0,
     threshold: Annotated[
         float, typer.Option(help="With --model ials on ratings: ratings >= this are positives.")
@@ -170,7 +199,23 @@ def train(
 
         started = time.perf_counter()
         with s.working("reading the data on Spark"):
-            events, prepared_test, items, name = _read_events(s, spark, data)
+            events, prepared_test, items, name, dataset = _read_events(s, spark, data)
+        if model_name is SparkModelName.two_tower:
+            _train_two_tower(
+                s, ps, spark, Path(data).expanduser(), events, items, name, dataset, out,
+                options={
+                    "embedding_size": embedding_size,
+                    "reg": reg,
+                    "epochs": epochs,
+                    "learning_rate": learning_rate,
+                    "batch_size": batch_size,
+                    "seed": seed,
+                },
+                num_processes=num_processes,
+                validation_fraction=validation_fraction,
+                overwrite=overwrite,
+            )
+            return
         if model_name is SparkModelName.ials:
             events = _positives(events, threshold)
             if prepared_test is not None:
@@ -193,7 +238,7 @@ def train(
             model: Any = ps.SparkCollaborativeFiltering(
                 embedding_size=embedding_size,
                 reg=0.1 if reg is None else reg,
-                epochs=epochs,
+                epochs=15 if epochs is None else epochs,
                 seed=seed,
             )
         else:
@@ -201,7 +246,7 @@ def train(
                 embedding_size=embedding_size,
                 reg=0.1 if reg is None else reg,
                 alpha=alpha,
-                epochs=epochs,
+                epochs=15 if epochs is None else epochs,
                 seed=seed,
             )
         s.say(f"Spark  {spark.version} on {spark.sparkContext.master}")
@@ -246,6 +291,107 @@ def train(
                 f"{report['model']['validation_rmse']:.4f}"
             )
         s.say(f"Saved the model to {path} ({fit_seconds:.1f} s on Spark)")
+
+
+def _train_two_tower(
+    s: Session,
+    ps: Any,
+    spark: SparkSession,
+    source: Path,
+    events: SparkInteractions,
+    items: pd.DataFrame | None,
+    name: str,
+    dataset: Any,
+    out: Path,
+    *,
+    options: dict[str, Any],
+    num_processes: int,
+    validation_fraction: float,
+    overwrite: bool,
+) -> None:
+    """``palate spark train --model two-tower``: prepare Parquet unless given, train with
+    TorchDistributor, report validation numbers and save."""
+    import tempfile
+
+    from pyspark.sql import functions as F
+
+    from palate import save
+    from palate.cli._evaluate import ranking_report, rating_report
+    from palate.data.prepared import is_prepared, read_prepared
+
+    started = time.perf_counter()
+    positive_only = events.kind == "binary" and events.events.where(F.col("value") <= 0).limit(
+        1
+    ).count() == 0
+    objective = (
+        "ratings" if events.kind == "explicit" else ("retrieval" if positive_only else "binary")
+    )
+    chosen = {key: value for key, value in options.items() if value is not None}
+    with tempfile.TemporaryDirectory(prefix="palate-prepared-") as scratch:
+        if source.is_dir() and is_prepared(source):
+            prepared = source
+            split: dict[str, Any] = {"method": "prepared", "validation_fraction": None,
+                                     "seed": options["seed"]}
+        else:
+            prepared = Path(scratch) / "prepared"
+            train_part, validation = events, None
+            if validation_fraction > 0:
+                train_part, validation = ps.split(
+                    events, "random", validation_fraction, seed=options["seed"]
+                )
+            with s.working("writing prepared Parquet on Spark"):
+                ps.write_prepared(
+                    str(prepared), train_part, validation,
+                    user_features=ps.user_features(train_part),
+                    item_features=ps.item_features(train_part),
+                )
+            split = {"method": None if validation is None else "random",
+                     "validation_fraction": validation_fraction or None,
+                     "seed": options["seed"]}
+        s.say(f"Spark  {spark.version} on {spark.sparkContext.master}")
+        s.say(f"Model  two towers ({objective}), {num_processes} training processes")
+        with s.working(f"training with {num_processes} processes (TorchDistributor)"):
+            model = ps.train_two_tower(
+                spark,
+                str(prepared),
+                user_features=getattr(dataset, "user_features", None),
+                item_features=getattr(dataset, "item_features", None),
+                num_processes=num_processes,
+                objective=objective,
+                **chosen,
+            )
+        fit_seconds = time.perf_counter() - started
+        local = read_prepared(prepared)
+        report: dict[str, Any] | None = None
+        if local.test is not None and len(local.test):
+            with s.working("evaluating"):
+                if objective == "ratings":
+                    report = rating_report(model, local.train, local.test)
+                else:
+                    report = ranking_report(model, local.train, local.test, k=10)
+    metrics = manifest_metrics(report, split)
+    path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=items)
+    s.emit(
+        {
+            "model_dir": str(path),
+            "model": SparkModelName.two_tower.value,
+            "master": spark.sparkContext.master,
+            "spark_version": spark.version,
+            "config": model.get_params(),
+            "training_processes": model.training_processes_,
+            "data": {"name": name, "n_users": len(model.users_), "n_items": len(model.items_)},
+            "split": split,
+            "metrics": report,
+            "history": model.history_,
+            "seconds": round(fit_seconds, 3),
+        }
+    )
+    if report is not None and objective == "ratings":
+        s.say(
+            f"RMSE   train {report['model']['train_rmse']:.4f}, validation "
+            f"{report['model']['validation_rmse']:.4f}"
+        )
+    s.say(f"Saved the model to {path} ({fit_seconds:.1f} s)")
 
 
 def recommend_all(

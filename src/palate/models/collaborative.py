@@ -197,6 +197,8 @@ class CollaborativeFilteringConfig:
     mean_shrinkage: float = 5.0
     item_bias: bool = True
     bias_reg: float | None = None
+    bias_fit: Literal["joint", "first"] = "joint"
+    bias_epochs: int = 3
     reg_scaling: Literal["none", "count"] = "count"
     reg_count_floor: float = 0.5
     negative_ratio: float = 4.0
@@ -227,6 +229,19 @@ class CollaborativeFilteringConfig:
         need(
             isinstance(self.item_bias, bool),
             f"item_bias must be True or False, got {self.item_bias!r}",
+        )
+        need(
+            self.bias_fit in ("joint", "first"),
+            f"bias_fit must be 'joint' or 'first', not {self.bias_fit!r}",
+        )
+        need(
+            self.bias_fit == "joint" or self.kind == "explicit",
+            "bias_fit='first' fits the biases of explicit ratings in closed form; use "
+            "bias_fit='joint' for binary data",
+        )
+        need(
+            _is_int(self.bias_epochs) and self.bias_epochs >= 1,
+            f"bias_epochs must be a positive integer, got {self.bias_epochs!r}",
         )
         need(
             _is_number(self.reg_count_floor) and self.reg_count_floor >= 0,
@@ -464,6 +479,18 @@ class CollaborativeFiltering(Model):
         λ_b on the biases b(j), c(i) (scaled per row like λ). Default 0.1 for explicit
         (measured on MovieLens; 0 is the textbook's unregularised b(j)) and 0.5 for binary,
         where an item with only positives would otherwise push its bias to infinity.
+    bias_fit : {"joint", "first"}
+        ``joint``: b(j) and c(i) are extra columns of every ALS solve (or Adam parameters),
+        learned with the factors. ``first`` (explicit ratings): ``bias_epochs`` alternating
+        closed-form sweeps on ``r = y − μ(i)`` before the factors,
+        ``b(j) = Σ_i (r − c(i)) / (n(j) + λ_b s(j))`` and
+        ``c(i) = Σ_j (r − b(j)) / (n(i) + λ_b s(i))`` (s the row's λ multiplier of
+        ``reg_scaling``), then held fixed while the factors fit ``r − b(j) − c(i)`` — the
+        baseline-then-factors fit of ``palate.spark.SparkCollaborativeFiltering`` (MLlib's
+        ALS has no bias terms). ``partial_fit`` keeps them fixed too (new rows start at 0);
+        fold-in and ``partial_fit(update_items=False)`` solve a user's w and b together.
+    bias_epochs : int
+        Sweeps of ``bias_fit="first"``.
     reg_scaling : {"count", "none"}
     reg_count_floor : float
         With ``reg_scaling="count"``, a user's (item's) λ is multiplied by ``max(n, floor)``
@@ -512,6 +539,8 @@ class CollaborativeFiltering(Model):
         mean_shrinkage: float = 5.0,
         item_bias: bool = True,
         bias_reg: float | None = None,
+        bias_fit: Literal["joint", "first"] = "joint",
+        bias_epochs: int = 3,
         reg_scaling: Literal["none", "count"] = "count",
         reg_count_floor: float = 0.5,
         negative_ratio: float = 4.0,
@@ -535,6 +564,8 @@ class CollaborativeFiltering(Model):
             mean_shrinkage=mean_shrinkage,
             item_bias=item_bias,
             bias_reg=bias_reg,
+            bias_fit=bias_fit,
+            bias_epochs=bias_epochs,
             reg_scaling=reg_scaling,
             reg_count_floor=reg_count_floor,
             negative_ratio=negative_ratio,
@@ -658,8 +689,35 @@ class CollaborativeFiltering(Model):
         self._count_floors = self._compute_count_floors(data)
         self.reg_ = self.config.reg_for(len(data))
         self._set_serving_data(data)
+        if self.config.bias_fit == "first":
+            self._fit_biases_first(data)
         self._train(data, self.config.n_epochs, validation, callback)
         return self
+
+    def _fit_biases_first(self, data: Interactions) -> None:
+        """``bias_fit="first"``: alternating closed-form bias sweeps on y − μ(i) (see the
+        class doc); the result stays fixed while the factors are fitted."""
+        assert self._mu is not None
+        u, i = data.user_idx, data.item_idx
+        r = data.values.astype(np.float64) - self._mu[i].astype(np.float64)
+        user_n = np.bincount(u, minlength=data.n_users).astype(np.float64)
+        item_n = np.bincount(i, minlength=data.n_items).astype(np.float64)
+        user_s, item_s = np.ones_like(user_n), np.ones_like(item_n)
+        if self.config.reg_scaling == "count":
+            user_s = np.maximum(user_n, self._count_floors[0])
+            item_s = np.maximum(item_n, self._count_floors[1])
+        reg = self.config.effective_bias_reg
+        b: np.ndarray = np.zeros(data.n_users)
+        c: np.ndarray = np.zeros(data.n_items)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for _ in range(self.config.bias_epochs):
+                sums = np.bincount(u, weights=r - c[i], minlength=data.n_users)
+                b = np.where(user_n > 0, sums / (user_n + reg * user_s), 0.0)
+                if self.config.item_bias:
+                    sums = np.bincount(i, weights=r - b[u], minlength=data.n_items)
+                    c = np.where(item_n > 0, sums / (item_n + reg * item_s), 0.0)
+        dtype = self._numpy_dtype
+        self._b, self._c = b.astype(dtype), c.astype(dtype)
 
     def _compute_count_floors(self, data: Interactions) -> tuple[float, float]:
         """Floors of the per-row λ multiplier: ``reg_count_floor`` × the mean number of events
@@ -928,6 +986,7 @@ class CollaborativeFiltering(Model):
                     y_user=y[by_user.perm].astype(np_dtype),
                     y_item=y[by_item.perm].astype(np_dtype),
                     item_of_item_entry=np.repeat(np.arange(data.n_items), by_item.counts),
+                    user_of_user_entry=np.repeat(np.arange(data.n_users), by_user.counts),
                     user_counts=np.maximum(by_user.counts, user_floor).astype(np_dtype),
                     item_counts=np.maximum(by_item.counts, item_floor).astype(np_dtype),
                 )
@@ -939,28 +998,37 @@ class CollaborativeFiltering(Model):
             assert self._mu is not None and self._c is not None and self._X is not None
             assert self._W is not None and self._b is not None
             mu, c = self._mu, self._c
+            joint = self.config.bias_fit == "joint"
             # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
+            # (biases fitted first: θ_j = w(j) on x(i); fixed part μ(i) + c(i) + b(j))
             x_now = self._X
-            design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
-            theta = np.hstack([self._W, self._b[:, None]])
+            user_offsets = (mu + c)[by_user.indices]
+            if joint:
+                design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
+                theta = np.hstack([self._W, self._b[:, None]])
+            else:
+                design = x_now
+                theta = self._W.copy()
+                user_offsets = user_offsets + self._b[lay["user_of_user_entry"]]
             solve_rows(
                 by_user,
                 design,
                 lay["y_user"],
-                (mu + c)[by_user.indices],
-                self._reg_vector(d, True),
+                user_offsets,
+                self._reg_vector(d, joint),
                 theta,
                 count_scaled=count_scaled,
                 count_floor=self._count_floors[0],
                 logistic=logistic,
-                cg_steps=self._cg_steps(len(by_user.indices), d + 1),
+                cg_steps=self._cg_steps(len(by_user.indices), design.shape[1]),
                 with_loss=False,
                 **self._noise(theta.shape),
             )
             self._W = np.ascontiguousarray(theta[:, :d])
-            self._b = np.ascontiguousarray(theta[:, d])
+            if joint:
+                self._b = np.ascontiguousarray(theta[:, d])
             # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
-            with_bias = self.config.item_bias
+            with_bias = self.config.item_bias and joint
             b: np.ndarray = self._b
             W: np.ndarray = self._W
             offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
@@ -1023,7 +1091,9 @@ class CollaborativeFiltering(Model):
             name: torch.tensor(getattr(self, name), dtype=dtype, requires_grad=True)
             for name in ("_X", "_W", "_b", "_c")
         }
-        trained = ["_X", "_W", "_b"] + (["_c"] if self.config.item_bias else [])
+        trained = ["_X", "_W"]
+        if self.config.bias_fit == "joint":
+            trained += ["_b"] + (["_c"] if self.config.item_bias else [])
         optimizer = torch.optim.Adam(
             [leaves[name] for name in trained], lr=self.config.learning_rate
         )

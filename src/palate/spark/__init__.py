@@ -16,6 +16,8 @@ raises :class:`~palate.errors.MissingDependencyError` naming what to install.
 :class:`SparkImplicitALS`     confidence-weighted ALS for positive-only data with MLlib's ALS
 :func:`recommend_all`,        top-k for every user / nearest items for every item, on Spark
 :func:`similar_items_all`
+:func:`train_two_tower`       :class:`palate.TwoTower` trained by data-parallel PyTorch
+                              processes (TorchDistributor) on prepared Parquet
 ============================  ===============================================================
 
 Examples
@@ -76,6 +78,7 @@ from palate.spark.data import (  # noqa: E402
     write_prepared,
 )
 from palate.spark.session import spark_session  # noqa: E402
+from palate.spark.two_tower import train_two_tower  # noqa: E402
 
 __all__ = [
     "INSTALL_HINT",
@@ -88,6 +91,7 @@ __all__ = [
     "similar_items_all",
     "spark_session",
     "split",
+    "train_two_tower",
     "user_features",
     "write_prepared",
 ]

@@ -17,9 +17,10 @@ computed in four steps on Spark:
 4. Everything stays on Spark (DataFrames of factors and offsets); :meth:`to_local` collects it
    into a :class:`palate.CollaborativeFiltering` that predicts the same numbers.
 
-palate's local ALS learns b(j) and c(i) jointly with the factors (they are extra columns of
-each ridge solve). MLlib's ALS has no bias terms, so here they are fitted first and held
-fixed: a baseline-then-factors decomposition of the same prediction formula.
+palate's local ALS learns b(j) and c(i) jointly with the factors by default (they are extra
+columns of each ridge solve). MLlib's ALS has no bias terms, so here they are fitted first and
+held fixed: a baseline-then-factors decomposition of the same prediction formula — what local
+``CollaborativeFiltering(bias_fit="first")`` fits, the setting :meth:`to_local` records.
 
 Regularisation: MLlib's ALS is "ALS-WR" (Zhou et al., 2008). Each user's normal equations are
 ``(Xᵀ_j X_j + regParam · n(j) I) w(j) = Xᵀ_j r(j)``, with n(j) the user's number of ratings —
@@ -96,7 +97,9 @@ class _SparkALSBase:
         self.user_factors_: DataFrame | None = None
         self.item_factors_: DataFrame | None = None
 
-    def _als(self, rating_col: str, **extra: Any) -> ALS:
+    def _als(self, rating_col: str, spark: Any = None, **extra: Any) -> ALS:
+        if spark is not None:
+            self._check_checkpoint_dir(spark)
         settings: dict[str, Any] = dict(
             rank=self.embedding_size,
             maxIter=self.epochs,
@@ -114,6 +117,25 @@ class _SparkALSBase:
         if self.num_blocks is not None:
             settings["numUserBlocks"] = settings["numItemBlocks"] = self.num_blocks
         return ALS(**settings)
+
+    def _check_checkpoint_dir(self, spark: Any) -> None:
+        """MLlib's ALS checkpoints every ``checkpoint_interval`` sweeps only with a checkpoint
+        directory; without one, many sweeps grow a lineage that overflows the JVM stack. A
+        local session gets a temporary directory; a cluster needs one on shared storage."""
+        context = spark.sparkContext
+        if self.epochs <= self.checkpoint_interval or context.getCheckpointDir() is not None:
+            return
+        if context.master.startswith("local"):
+            import tempfile
+
+            path = tempfile.mkdtemp(prefix="palate-spark-checkpoints-")
+            context.setCheckpointDir(path)
+            logger.info("checkpointing ALS every %d sweeps in %s", self.checkpoint_interval, path)
+        else:
+            logger.warning(
+                "%d ALS sweeps without a checkpoint directory may overflow the JVM stack; call "
+                "spark.sparkContext.setCheckpointDir(<shared path>) first", self.epochs
+            )
 
     def _check_fitted(self) -> SparkInteractions:
         if self.data_ is None or self.user_factors_ is None or self.item_factors_ is None:
@@ -297,7 +319,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
             .join(b, "user_idx")
             .select("user_idx", "item_idx", (F.col("r") - F.col("c") - F.col("b")).alias("r"))
         )
-        fitted = self._als("r").fit(target)
+        fitted = self._als("r", data.spark).fit(target)
         self.user_factors_ = fitted.userFactors.persist()
         self.item_factors_ = fitted.itemFactors.persist()
         self.item_offsets_, self.user_bias_ = offsets, b
@@ -363,7 +385,8 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         """Collect into a :class:`palate.CollaborativeFiltering` that predicts the same.
 
         The vocabularies are the data's; the config records palate's equivalents of the
-        Spark settings (``reg_scaling="count", reg_count_floor=0``, ``item_bias=biases``);
+        Spark settings (``reg_scaling="count", reg_count_floor=0``, ``item_bias=biases``,
+        ``bias_fit="first"``);
         the seen-items matrix and the fallback (shrunk item means) come from the training
         events. The result saves with :func:`palate.save` and serves like any local model.
         """
@@ -390,6 +413,8 @@ class SparkCollaborativeFiltering(_SparkALSBase):
             mean_shrinkage=self.mean_shrinkage,
             item_bias=self.biases,
             bias_reg=self.bias_reg,
+            bias_fit="first",
+            bias_epochs=self.bias_epochs,
             reg_scaling="count",
             reg_count_floor=0.0,
             seed=self.seed,
@@ -479,7 +504,7 @@ class SparkImplicitALS(_SparkALSBase):
         low = data.events.agg(F.min("value")).collect()[0][0]
         if low is not None and low < 0:
             raise DataError("implicit feedback values must be >= 0; shift or drop negative values")
-        fitted = self._als("value", implicitPrefs=True, alpha=self.alpha).fit(
+        fitted = self._als("value", data.spark, implicitPrefs=True, alpha=self.alpha).fit(
             data.events.select("user_idx", "item_idx", "value")
         )
         self.user_factors_ = fitted.userFactors.persist()

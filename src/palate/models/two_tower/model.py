@@ -42,6 +42,7 @@ from palate.types import FloatArray, IdArray, IdLike
 if TYPE_CHECKING:
 
     from palate.models.two_tower.towers import Tower
+    from palate.models.two_tower.training import LoopSettings
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,38 @@ class _Side:
             FeatureEncoder.from_state(state["encoder"]),
             {k: float(v) for k, v in state["derived_cold"].items()},
         )
+
+
+def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
+    """One tower of the configured shape over ``input_size`` encoded features."""
+    from palate.models.two_tower.towers import Tower
+
+    return Tower(
+        input_size, config.hidden_sizes, config.embedding_size, n_ids, config.id_embedding_size
+    )
+
+
+def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
+    """Which events ``start .. stop − 1`` the internal validation split holds out: those whose
+    draw ``u < fraction``, the draws being the first ``stop`` numbers of
+    ``numpy.random.default_rng(seed).random`` (computed for the range alone, so a process
+    reading one shard of the events marks the same events as :meth:`TwoTower.fit`)."""
+    bits = np.random.PCG64(seed)  # what default_rng(seed) draws from
+    bits.advance(start)  # one 64-bit draw per number
+    return np.random.Generator(bits).random(stop - start) < fraction
+
+
+@dataclass
+class _FitPlan:
+    """What :meth:`TwoTower._prepare_fit` hands to the training loop."""
+
+    seed: int
+    fitting: Interactions  # the events the weights are fitted on
+    held: np.ndarray | None  # internal validation events (mask over the training events)
+    inputs: Any  # TowerInputs
+    settings: Any  # LoopSettings
+    evaluate: Any  # () -> validation metrics, or None
+    to_events: Any  # (u, i, t) arrays -> Events on the model's device
 
 
 class TwoTower(Model):
@@ -363,12 +396,40 @@ class TwoTower(Model):
         """
         import torch
 
-        from palate.models.two_tower.training import (
-            Events,
-            LoopSettings,
-            TowerInputs,
-            train_towers,
+        from palate.models.two_tower.training import train_towers
+
+        plan = self._prepare_fit(interactions, user_features, item_features, validation)
+        u, i, t = self._events(plan.fitting)
+        if len(u) == 0:
+            raise DataError("no training events left; pass more data")
+        assert self.user_tower_ is not None and self.item_tower_ is not None
+        self.history_ = train_towers(
+            self.user_tower_,
+            self.item_tower_,
+            plan.inputs,
+            plan.to_events((u, i, t)),
+            plan.settings,
+            torch.Generator().manual_seed(plan.seed),
+            evaluate=plan.evaluate,
+            callback=callback,
         )
+        self._refresh_vectors()
+        return self
+
+    def _prepare_fit(
+        self,
+        interactions: Interactions,
+        user_features: UserFeatures | None,
+        item_features: ItemFeatures | None,
+        validation: Interactions | None,
+    ) -> _FitPlan:
+        """Everything :meth:`fit` does before the training loop: vocabularies, rating scale,
+        the internal validation split, derived features and encoders, serving data, and the
+        initial towers. Data-parallel training (:mod:`palate.models.two_tower.distributed`)
+        runs this once and the loop in every process."""
+        import torch
+
+        from palate.models.two_tower.training import Events, TowerInputs
 
         data = self._check_data(fit_input(interactions), user_features, item_features)
         self._reset()
@@ -386,18 +447,20 @@ class TwoTower(Model):
         seed = config.seed
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
-        rng = np.random.default_rng(seed)
         # the internal validation split is made first, so that the derived features (means,
         # counts) come from the fitting part only and early stopping sees no leaked ratings
         fitting = data
         val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        held: np.ndarray | None = None
         if validation is not None:
             val_events = self._validation_events(validation)
         elif config.early_stopping and config.validation_fraction > 0 and len(data) > 10:
-            held = rng.random(len(data)) < config.validation_fraction
+            held = held_out(seed, config.validation_fraction, 0, len(data))
             if held.any() and not held.all():
                 fitting = data.subset(np.flatnonzero(~held))
                 val_events = self._events(data.subset(np.flatnonzero(held)))
+            else:
+                held = None
         self.global_mean_ = fitting.global_mean()
         self._build_sides(fitting, user_features, item_features)
         self._set_serving_data(data)
@@ -408,28 +471,41 @@ class TwoTower(Model):
         self.user_tower_.to(device)
         self.item_tower_.to(device)
 
-        u, i, t = self._events(fitting)
-        if len(u) == 0:
-            raise DataError("no training events left; pass more data")
-
         log_q = None
         if config.objective == "retrieval":
-            counts = np.bincount(i, minlength=data.n_items).astype(np.float64)
-            log_q = torch.as_tensor(np.log(np.maximum(counts, 1.0) / len(i)), dtype=torch.float32)
+            u_fit, i_fit, _ = self._events(fitting)
+            counts = np.bincount(i_fit, minlength=data.n_items).astype(np.float64)
+            log_q = torch.as_tensor(
+                np.log(np.maximum(counts, 1.0) / max(len(i_fit), 1)), dtype=torch.float32
+            )
         inputs = TowerInputs(
             torch.as_tensor(self._user_inputs).to(device),
             torch.as_tensor(self._item_inputs).to(device),
             None if log_q is None else log_q.to(device),
         )
 
-        def events_on_device(parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Events:
+        def to_events(parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Events:
             return Events(
                 torch.as_tensor(parts[0], dtype=torch.long).to(device),
                 torch.as_tensor(parts[1], dtype=torch.long).to(device),
                 torch.as_tensor(parts[2], dtype=torch.float32).to(device),
             )
 
-        settings = LoopSettings(
+        settings = self._loop_settings()
+        evaluate = None
+        if val_events is not None and len(val_events[0]):
+            val = to_events(val_events)
+
+            def evaluate() -> dict[str, float]:
+                return self._validation_metrics(inputs, val, settings)
+
+        return _FitPlan(seed, fitting, held, inputs, settings, evaluate, to_events)
+
+    def _loop_settings(self) -> LoopSettings:
+        from palate.models.two_tower.training import LoopSettings
+
+        config = self.config
+        return LoopSettings(
             objective=config.objective,
             epochs=config.epochs,
             batch_size=config.batch_size,
@@ -439,26 +515,6 @@ class TwoTower(Model):
             id_dropout=config.id_dropout,
             early_stopping=config.early_stopping,
         )
-        evaluate = None
-        if val_events is not None and len(val_events[0]):
-            val = events_on_device(val_events)
-
-            def evaluate() -> dict[str, float]:
-                return self._validation_metrics(inputs, val, settings)
-
-        generator = torch.Generator().manual_seed(seed)
-        self.history_ = train_towers(
-            self.user_tower_,
-            self.item_tower_,
-            inputs,
-            events_on_device((u, i, t)),
-            settings,
-            generator,
-            evaluate=evaluate,
-            callback=callback,
-        )
-        self._refresh_vectors()
-        return self
 
     def _check_data(
         self,
@@ -556,31 +612,30 @@ class TwoTower(Model):
     def _build_towers(self, seed: int) -> None:
         import torch
 
-        from palate.models.two_tower.towers import Tower
-
-        config = self.config
         assert self._user_inputs is not None and self._item_inputs is not None
+        config = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.user_tower_ = Tower(
-                self._user_inputs.shape[1], config.hidden_sizes, config.embedding_size,
-                len(self.users_), config.id_embedding_size,  # type: ignore[arg-type]
-            )
-            self.item_tower_ = Tower(
-                self._item_inputs.shape[1], config.hidden_sizes, config.embedding_size,
-                len(self.items_), config.id_embedding_size,  # type: ignore[arg-type]
-            )
+            n_users, n_items = len(self.users_), len(self.items_)  # type: ignore[arg-type]
+            self.user_tower_ = make_tower(config, self._user_inputs.shape[1], n_users)
+            self.item_tower_ = make_tower(config, self._item_inputs.shape[1], n_items)
 
     def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        u = data.user_idx.astype(np.int64)
-        i = data.item_idx.astype(np.int64)
-        y = data.values.astype(np.float64)
+        return self._targets(data.user_idx, data.item_idx, data.values, data.kind)
+
+    def _targets(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray, kind: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user row, item row, target) per training example of events in index form."""
+        u = np.asarray(user_idx).astype(np.int64)
+        i = np.asarray(item_idx).astype(np.int64)
+        y = np.asarray(values).astype(np.float64)
         objective = self.config.objective
         if objective == "ratings":
             return u, i, self._scaled(y)
         if objective == "binary":
             return u, i, y
-        keep = y > 0 if data.kind == "binary" else np.ones(len(y), dtype=bool)
+        keep = y > 0 if kind == "binary" else np.ones(len(y), dtype=bool)
         return u[keep], i[keep], np.ones(int(keep.sum()))
 
     def _scaled(self, y: np.ndarray) -> np.ndarray:
@@ -878,10 +933,7 @@ class TwoTower(Model):
         self._check_fitted()
         assert self.user_tower_ is not None and self.item_tower_ is not None
         assert self._seen is not None and self._fallback_scores is not None
-        arrays: dict[str, np.ndarray] = {}
-        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            for name, tensor in tower.state_dict().items():
-                arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+        arrays = self._tower_arrays()
         assert self._user_inputs is not None and self._item_inputs is not None
         arrays.update(
             user_inputs=self._user_inputs,
@@ -907,8 +959,6 @@ class TwoTower(Model):
 
     @classmethod
     def _from_state(cls, state: ModelState) -> TwoTower:
-        import torch
-
         model = cls(**state.config)
         users, items = state.vocabularies["users"], state.vocabularies["items"]
         a = state.arrays
@@ -936,20 +986,36 @@ class TwoTower(Model):
         ):
             raise DataError("feature matrices do not match their encoders")
         model._build_towers(0)
-        for prefix, tower in (("user_tower", model.user_tower_), ("item_tower", model.item_tower_)):
+        model._load_towers(a)
+        model._refresh_vectors()
+        return model
+
+    def _tower_arrays(self) -> dict[str, np.ndarray]:
+        """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
+        ``item_tower.<parameter>``."""
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
+            assert tower is not None
+            for name, tensor in tower.state_dict().items():
+                arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+        return arrays
+
+    def _load_towers(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Load weights named as :meth:`_tower_arrays` names them into the built towers."""
+        import torch
+
+        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
             assert tower is not None
             weights = {
                 name[len(prefix) + 1 :]: torch.as_tensor(value)
-                for name, value in a.items()
+                for name, value in arrays.items()
                 if name.startswith(prefix + ".")
             }
             try:
                 tower.load_state_dict(weights)
             except RuntimeError as exc:
                 raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
-            tower.to(torch.device(model.config.device))
-        model._refresh_vectors()
-        return model
+            tower.to(torch.device(self.config.device))
 
     @property
     def is_fitted(self) -> bool:

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -56,6 +56,17 @@ class LoopSettings:
     temperature: float
     id_dropout: float
     early_stopping: int | None
+
+
+class GradientSync(Protocol):
+    """How a data-parallel process keeps its replica in step with the others (see
+    :mod:`palate.models.two_tower.distributed`)."""
+
+    def gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Replace every gradient by its mean over the processes (after ``backward``)."""
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a scalar over the processes."""
 
 
 def batch_loss(
@@ -109,16 +120,25 @@ def train_towers(
     generator: torch.Generator,
     evaluate: Callable[[], dict[str, float]] | None = None,
     callback: Callback | None = None,
+    sync: GradientSync | None = None,
+    epoch_size: int | None = None,
 ) -> list[dict[str, float]]:
     """Train both towers jointly; return the per-epoch history.
 
     With ``evaluate`` (validation metrics, lower is better for the first one) and
     ``settings.early_stopping``, training stops after that many epochs without improvement
     and the best epoch's weights are restored.
+
+    Data-parallel training runs this loop in every process on that process's shard of the
+    events, with ``sync`` averaging the gradients after each backward pass and the epoch
+    losses, and ``epoch_size`` (the largest shard) making every process take the same number
+    of steps: a shorter shard's permutation wraps around. ``evaluate`` must then return the
+    same metrics in every process (so that early stopping agrees).
     """
     params = [p for tower in (user_tower, item_tower) for p in tower.parameters()]
     optimizer = make_optimizer(params, settings)
     n = len(events)
+    steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
     hybrid = user_tower.id_embedding is not None or item_tower.id_embedding is not None
     history: list[dict[str, float]] = []
@@ -127,13 +147,16 @@ def train_towers(
     for epoch in range(1, settings.epochs + 1):
         user_tower.train()
         item_tower.train()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator)
+        if epoch_size is not None and epoch_size > n:
+            order = order.repeat(-(-epoch_size // max(n, 1)))[:epoch_size]
+        order = order.to(device)
         u_all = events.user_idx.index_select(0, order)
         i_all = events.item_idx.index_select(0, order)
         t_all = events.targets.index_select(0, order)
         total = torch.zeros((), dtype=torch.float64, device=device)
         n_batches = 0
-        for start in range(0, n, batch):
+        for start in range(0, steps, batch):
             u = u_all[start : start + batch]
             i = i_all[start : start + batch]
             t = t_all[start : start + batch]
@@ -144,9 +167,13 @@ def train_towers(
             loss = batch_loss(user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if sync is not None:
+                sync.gradients(params)
             optimizer.step()
             total += loss.detach()
             n_batches += 1
+        if sync is not None:
+            total = sync.mean(total)
         metrics: dict[str, float] = {
             "epoch": float(epoch),
             "loss": float(total) / max(n_batches, 1),
@@ -185,4 +212,12 @@ def _copy_state(module: torch.nn.Module) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-__all__ = ["Events", "LoopSettings", "TowerInputs", "batch_loss", "make_optimizer", "train_towers"]
+__all__ = [
+    "Events",
+    "GradientSync",
+    "LoopSettings",
+    "TowerInputs",
+    "batch_loss",
+    "make_optimizer",
+    "train_towers",
+]
