@@ -48,7 +48,9 @@ logger = logging.getLogger(__name__)
 Objective = Literal["ratings", "binary", "retrieval"]
 OBJECTIVES = ("ratings", "binary", "retrieval")
 DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
-#: Share of training examples whose derived features are set to their cold values.
+#: Share of training examples whose derived features are set to their cold values. Chosen on
+#: validation items (``bench/two_tower_dropout.py``, ML-100K): 0.5 ranks cold items well above
+#: 0 and keeps the warm RMSE within 3% of CF, which 0.8 (better on cold items) does not.
 DEFAULT_DERIVED_DROPOUT = 0.5
 FeaturesLike: TypeAlias = (
     pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
