@@ -289,3 +289,68 @@ def test_held_out_of_a_range_is_that_slice_of_the_whole() -> None:
     whole = np.random.default_rng(11).random(500) < 0.1  # the draws fit makes
     np.testing.assert_array_equal(held_out(11, 0.1, 0, 500), whole)
     np.testing.assert_array_equal(held_out(11, 0.1, 123, 323), whole[123:323])
+
+
+# ------------------------------------------------------------------------------ cold-start dropout
+def test_cold_columns_replace_only_the_dropped_rows_derived_columns() -> None:
+    from palate.models.two_tower.training import ColdColumns
+
+    cold = ColdColumns(torch.tensor([False, True, True]), torch.tensor([9.0, -1.0, -2.0]))
+    x = torch.arange(9, dtype=torch.float32).reshape(3, 3)
+    out = cold.apply(x, torch.tensor([True, False, True]))
+    expected = torch.tensor([[0.0, -1.0, -2.0], [3.0, 4.0, 5.0], [6.0, -1.0, -2.0]])
+    torch.testing.assert_close(out, expected)
+
+
+def _perturbed_derived_predictions(model: TwoTower, data: Interactions) -> tuple[np.ndarray, ...]:
+    before = model.predict(data.user_ids, data.item_ids)
+    for side in ("user", "item"):
+        mask, _ = model._cold_columns(side)
+        assert mask.sum() >= 2  # log_count and mean_rating at least
+        inputs = model._user_inputs if side == "user" else model._item_inputs
+        inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))
+    model._refresh_vectors()
+    return before, model.predict(data.user_ids, data.item_ids)
+
+
+def test_full_derived_dropout_makes_predictions_independent_of_derived_features() -> None:
+    data, users, items, _, _ = planted(40, 20)
+    options = {**SMALL, "epochs": 3, "early_stopping": None, "learning_rate": 0.01}
+    full = TwoTower(**options, derived_dropout=1.0).fit(
+        data, user_features=users, item_features=items
+    )
+    before, after = _perturbed_derived_predictions(full, data)
+    np.testing.assert_array_equal(before, after)
+    none = TwoTower(**options, derived_dropout=0.0).fit(
+        data, user_features=users, item_features=items
+    )
+    before, after = _perturbed_derived_predictions(none, data)
+    assert not np.allclose(before, after)
+
+
+def test_derived_dropout_changes_training_and_is_saved(tmp_path: Path) -> None:
+    data, users, items, _, _ = planted(40, 20)
+    options = {**SMALL, "epochs": 3, "early_stopping": None}
+    fits = {
+        p: TwoTower(**options, derived_dropout=p).fit(
+            data, user_features=users, item_features=items
+        )
+        for p in (0.0, 0.5, 1.0)
+    }
+    assert not np.allclose(fits[0.0].user_vectors(data.users.ids),
+                           fits[0.5].user_vectors(data.users.ids))
+    for p, model in fits.items():
+        palate.save(model, tmp_path / str(p))
+        loaded = palate.load(tmp_path / str(p))
+        assert loaded.get_params()["derived_dropout"] == p
+        np.testing.assert_allclose(loaded.predict(data.user_ids, data.item_ids),
+                                   model.predict(data.user_ids, data.item_ids), rtol=1e-6)
+        new = {"genres": ["drama"], "year": 1999}
+        np.testing.assert_allclose(loaded.item_vectors(features=new),
+                                   model.item_vectors(features=new), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "half"])
+def test_bad_derived_dropout_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match="derived_dropout"):
+        TwoTower(derived_dropout=bad)  # type: ignore[arg-type]

@@ -77,6 +77,9 @@ class ShardJob:
         Log item frequencies (retrieval objective).
     initial_weights : dict of str -> ndarray
         Both towers' starting weights (``user_tower.<name>``, ``item_tower.<name>``).
+    cold_columns : dict of str -> (ndarray of bool, ndarray of float32)
+        Per side ("user", "item"): the derived columns and their no-history values, for
+        cold-start dropout (absent: the side has no derived columns).
     """
 
     params: dict[str, Any]
@@ -90,6 +93,9 @@ class ShardJob:
     item_inputs: np.ndarray
     log_q: np.ndarray | None
     initial_weights: dict[str, np.ndarray]
+    cold_columns: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -225,7 +231,7 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
     import torch.distributed as dist
 
     from palate.models.two_tower.model import TwoTower, held_out, make_tower
-    from palate.models.two_tower.training import Events, TowerInputs, train_towers
+    from palate.models.two_tower.training import ColdColumns, Events, TowerInputs, train_towers
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     joined = False
@@ -267,10 +273,16 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
         epoch_size = len(train_events) if sync is None else sync.max(len(train_events))
         if epoch_size == 0:
             raise DataError("no training events in any shard; pass more data")
+        cold = {
+            side: ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
+            for side, (mask, values) in job.cold_columns.items()
+        }
         inputs = TowerInputs(
             torch.as_tensor(job.user_inputs).to(device),
             torch.as_tensor(job.item_inputs).to(device),
             None if job.log_q is None else torch.as_tensor(job.log_q).to(device),
+            cold.get("user"),
+            cold.get("item"),
         )
         settings = shell._loop_settings()
         if world_size > 1:
@@ -386,6 +398,11 @@ def plan_shards(
         item_inputs=model._item_inputs,
         log_q=None if log_q is None else log_q.cpu().numpy(),
         initial_weights=model._tower_arrays(),
+        cold_columns={
+            side: (c.mask.cpu().numpy(), c.values.cpu().numpy())
+            for side, c in (("user", plan.inputs.user_cold), ("item", plan.inputs.item_cold))
+            if c is not None
+        },
     )
 
 

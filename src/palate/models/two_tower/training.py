@@ -44,6 +44,23 @@ class TowerInputs:
     users: torch.Tensor
     items: torch.Tensor
     log_q: torch.Tensor | None = None  # log item frequencies (retrieval objective)
+    user_cold: ColdColumns | None = None  # derived user columns and their no-history values
+    item_cold: ColdColumns | None = None
+
+
+@dataclass
+class ColdColumns:
+    """Which encoded columns are derived from ratings, and their values for a row with no
+    history (the cold row), both of the encoded width."""
+
+    mask: torch.Tensor  # bool, (width,)
+    values: torch.Tensor  # float32, (width,)
+
+    def apply(self, x: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """``x`` with the derived columns of the rows where ``drop`` is set replaced by
+        their cold values: ``x'[r, c] = cold[c]`` if ``drop[r]`` and ``mask[c]``."""
+        replace = drop[:, None] & self.mask[None, :]
+        return torch.where(replace, self.values[None, :], x)
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class LoopSettings:
     temperature: float
     id_dropout: float
     early_stopping: int | None
+    derived_dropout: float = 0.0
 
 
 class GradientSync(Protocol):
@@ -79,10 +97,22 @@ def batch_loss(
     settings: LoopSettings,
     user_ids: torch.Tensor | None = None,
     item_ids: torch.Tensor | None = None,
+    user_drop: torch.Tensor | None = None,
+    item_drop: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The objective on one batch of (user row, item row, target)."""
-    v_u = user_tower(inputs.users.index_select(0, u), u if user_ids is None else user_ids)
-    v_m = item_tower(inputs.items.index_select(0, i), i if item_ids is None else item_ids)
+    """The objective on one batch of (user row, item row, target).
+
+    ``user_drop`` / ``item_drop`` (bool, one per example) mark the examples whose derived
+    features are replaced by their cold values (cold-start dropout).
+    """
+    x_u = inputs.users.index_select(0, u)
+    x_m = inputs.items.index_select(0, i)
+    if user_drop is not None and inputs.user_cold is not None:
+        x_u = inputs.user_cold.apply(x_u, user_drop)
+    if item_drop is not None and inputs.item_cold is not None:
+        x_m = inputs.item_cold.apply(x_m, item_drop)
+    v_u = user_tower(x_u, u if user_ids is None else user_ids)
+    v_m = item_tower(x_m, i if item_ids is None else item_ids)
     if settings.objective == "ratings":
         return ratings_loss(v_u, v_m, t)
     if settings.objective == "binary":
@@ -109,6 +139,12 @@ def _dropped(
     """Ids with a random share ``rate`` replaced by the "no id" row (trains the cold path)."""
     drop = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device) < rate
     return torch.where(drop, n_ids, ids)
+
+
+def _drop_mask(n: int, rate: float, generator: torch.Generator, device: torch.device
+               ) -> torch.Tensor:
+    """A random share ``rate`` of ``n`` examples (drawn on the CPU generator)."""
+    return (torch.rand(n, generator=generator, device="cpu") < rate).to(device)
 
 
 def train_towers(
@@ -164,7 +200,16 @@ def train_towers(
             if hybrid and settings.id_dropout > 0:
                 user_ids = _dropped(u, settings.id_dropout, user_tower.n_ids, generator)
                 item_ids = _dropped(i, settings.id_dropout, item_tower.n_ids, generator)
-            loss = batch_loss(user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids)
+            user_drop = item_drop = None
+            if settings.derived_dropout > 0:
+                if inputs.user_cold is not None:
+                    user_drop = _drop_mask(len(u), settings.derived_dropout, generator, device)
+                if inputs.item_cold is not None:
+                    item_drop = _drop_mask(len(i), settings.derived_dropout, generator, device)
+            loss = batch_loss(
+                user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids,
+                user_drop, item_drop,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if sync is not None:
@@ -213,6 +258,7 @@ def _copy_state(module: torch.nn.Module) -> dict[str, Any]:
 
 
 __all__ = [
+    "ColdColumns",
     "Events",
     "GradientSync",
     "LoopSettings",
