@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -229,6 +229,31 @@ def recommend_by_scores(
         scores = np.broadcast_to(fallback_scores, (len(unknown), len(items))).copy()
         out_idx[unknown], out_val[unknown] = top_k(scores, k)
     return Recommendations(ids, ids_from_indices(items, out_idx), out_val, rows < 0)
+
+
+def top_k_for_new_user(
+    items: Vocabulary, scores: np.ndarray, rated: IdArray, k: int, exclude_seen: bool
+) -> tuple[IdArray, np.ndarray]:
+    """Top-k (item ids, raw scores) of one folded-in user's ``scores`` (shape (n_items,)),
+    leaving out the ``rated`` items when ``exclude_seen``."""
+    k = check_k(k)
+    row = np.array(scores, dtype=np.float64)[None, :]
+    if exclude_seen and len(rated):
+        row[0, items.index(rated, kind="item")] = -np.inf
+    idx, val = top_k(row, k)
+    return ids_from_indices(items, idx[0]), val[0]
+
+
+def check_array_shapes(
+    arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
+) -> None:
+    """Raise DataError unless every named array of a model file has its expected shape."""
+    from palate.errors import DataError
+
+    for name, shape in expected.items():
+        if name not in arrays or tuple(arrays[name].shape) != shape:
+            got = None if name not in arrays else tuple(arrays[name].shape)
+            raise DataError(f"array {name!r} has shape {got}, expected {shape}")
 
 
 def ids_from_indices(vocabulary: Vocabulary, indices: np.ndarray) -> IdArray:

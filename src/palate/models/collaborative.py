@@ -38,6 +38,7 @@ from palate.models.base import (
     ids_from_indices,
     recommend_by_scores,
     top_k,
+    top_k_for_new_user,
 )
 from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
 from palate.models.ridge import SparseRows, solve_rows
@@ -1390,14 +1391,11 @@ class CollaborativeFiltering(Model):
         exclude_seen: bool = True,
     ) -> tuple[IdArray, np.ndarray]:
         """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in)."""
-        k = check_k(k)
         items, _ = _ratings_arrays(ratings)
-        scores = self._fold_in_raw(ratings)[None, :]
-        if exclude_seen and len(items):
-            scores[0, self.items_.index(items, kind="item")] = -np.inf  # type: ignore[union-attr]
-        idx, val = top_k(scores, k)
-        linked = self._link(val[0].astype(np.float64)).astype(np.float32)
-        return ids_from_indices(self.items_, idx[0]), linked  # type: ignore[arg-type]
+        ids, raw = top_k_for_new_user(
+            self.items_, self._fold_in_raw(ratings), items, k, exclude_seen  # type: ignore[arg-type]
+        )
+        return ids, self._link(raw).astype(np.float32)
 
     # ------------------------------------------------------------------ model files
     def _state(self) -> ModelState:

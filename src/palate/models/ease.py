@@ -38,11 +38,10 @@ from palate.models.base import (
     Model,
     ModelState,
     Recommendations,
-    check_k,
+    check_array_shapes,
     fit_input,
-    ids_from_indices,
     recommend_by_scores,
-    top_k,
+    top_k_for_new_user,
 )
 from palate.models.collaborative import SimilarItems, nearest_items
 from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
@@ -222,13 +221,11 @@ class EASE(Model):
         """Top-k (item ids, scores) for a new user described only by their events (fold-in)."""
         from palate.models.collaborative import _ratings_arrays
 
-        k = check_k(k)
         items, _ = _ratings_arrays(ratings)
-        scores = self.fold_in(ratings)[None, :]
-        if exclude_seen and len(items):
-            scores[0, self.items_.index(as_id_array(items), kind="item")] = -np.inf  # type: ignore[union-attr]
-        idx, val = top_k(scores, k)
-        return ids_from_indices(self.items_, idx[0]), val[0]  # type: ignore[arg-type]
+        ids, scores = top_k_for_new_user(
+            self.items_, self.fold_in(ratings), as_id_array(items), k, exclude_seen  # type: ignore[arg-type]
+        )
+        return ids, scores.astype(np.float32)
 
     def similar_items(
         self, item_ids: IdLike, k: int = 10, metric: Literal["euclidean", "cosine"] = "cosine"
@@ -262,10 +259,7 @@ class EASE(Model):
         users, items = state.vocabularies["users"], state.vocabularies["items"]
         a = state.arrays
         expected = {"weights": (len(items), len(items)), "fallback_scores": (len(items),)}
-        for name, shape in expected.items():
-            if name not in a or tuple(a[name].shape) != shape:
-                got = None if name not in a else tuple(a[name].shape)
-                raise DataError(f"array {name!r} has shape {got}, expected {shape}")
+        check_array_shapes(a, expected)
         model.users_, model.items_ = users, items
         model.weights_ = np.array(a["weights"], dtype=np.float32)
         model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)

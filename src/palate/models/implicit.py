@@ -30,6 +30,7 @@ from palate.models.base import (
     Model,
     ModelState,
     Recommendations,
+    check_array_shapes,
     fit_input,
     recommend_by_scores,
 )
@@ -309,10 +310,7 @@ class ImplicitALS(Model):
             "item_factors": (len(items), d),
             "fallback_scores": (len(items),),
         }
-        for name, shape in expected.items():
-            if name not in a or tuple(a[name].shape) != shape:
-                got = None if name not in a else tuple(a[name].shape)
-                raise DataError(f"array {name!r} has shape {got}, expected {shape}")
+        check_array_shapes(a, expected)
         model.users_, model.items_ = users, items
         model.user_factors_ = np.array(a["user_factors"], dtype=np.float32)
         model.item_factors_ = np.array(a["item_factors"], dtype=np.float32)
