@@ -20,8 +20,8 @@ from palate import (
 from palate.cli._evaluate import ranking_report, rating_report, report_table
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
-from palate.data.split import random_split, user_holdout
 from palate.errors import ArtifactError, ConfigError
+from palate.evaluation.tune import validation_split
 from palate.models.collaborative import CollaborativeFilteringConfig
 
 RANKING_K = 10
@@ -282,14 +282,9 @@ def _split(
 ) -> tuple[Interactions, Interactions | None, dict[str, Any]]:
     if fraction == 0:
         return ratings, None, {"method": None, "validation_fraction": 0.0, "seed": seed}
-    if ratings.kind == "explicit":
-        train_part, validation = random_split(ratings, test_fraction=fraction, seed=seed)
-        method = "random_split"
-    else:
-        train_part, validation = user_holdout(ratings, fraction=fraction, seed=seed)
-        method = "user_holdout"
+    train_part, validation, info = validation_split(ratings, fraction, seed)
     split = {
-        "method": method,
+        "method": info["validation_method"],
         "validation_fraction": fraction,
         "seed": seed,
         "n_train": len(train_part),

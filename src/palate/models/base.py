@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -124,6 +125,20 @@ class Model:
 
 #: Rows at least this long use the compiled single-pass selection (:mod:`palate.models._topk`).
 _COMPILED_TOP_K_FROM = 4096
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool (hyperparameter validation)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool (hyperparameter validation)."""
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def check_k(k: int) -> int:

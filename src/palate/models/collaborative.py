@@ -36,11 +36,19 @@ from palate.models.base import (
     check_k,
     fit_input,
     ids_from_indices,
+    is_int,
+    is_number,
     recommend_by_scores,
     top_k,
     top_k_for_new_user,
 )
-from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
+from palate.models.popularity import (
+    items_with_events,
+    popularity_scores,
+    seen_arrays,
+    seen_from_arrays,
+    seen_matrix,
+)
 from palate.models.ridge import SparseRows, solve_rows
 from palate.types import FloatArray, IdArray, IdLike
 
@@ -224,7 +232,7 @@ class CollaborativeFilteringConfig:
             f"solver must be 'als', 'adam' or 'gibbs', not {self.solver!r}",
         )
         need(
-            _is_int(self.embedding_size) and self.embedding_size >= 1,
+            is_int(self.embedding_size) and self.embedding_size >= 1,
             f"embedding_size must be a positive integer, got {self.embedding_size!r}",
         )
         need(
@@ -241,35 +249,35 @@ class CollaborativeFilteringConfig:
             "bias_fit='joint' for binary data",
         )
         need(
-            _is_int(self.bias_epochs) and self.bias_epochs >= 1,
+            is_int(self.bias_epochs) and self.bias_epochs >= 1,
             f"bias_epochs must be a positive integer, got {self.bias_epochs!r}",
         )
         need(
-            _is_number(self.reg_count_floor) and self.reg_count_floor >= 0,
+            is_number(self.reg_count_floor) and self.reg_count_floor >= 0,
             f"reg_count_floor must be >= 0, got {self.reg_count_floor!r}",
         )
         need(
-            _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
+            is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
             f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
         )
         need(
-            self.reg is None or (_is_number(self.reg) and self.reg >= 0),
+            self.reg is None or (is_number(self.reg) and self.reg >= 0),
             f"reg must be >= 0 or None (default for the kind), got {self.reg!r}",
         )
         need(
-            self.bias_reg is None or (_is_number(self.bias_reg) and self.bias_reg >= 0),
+            self.bias_reg is None or (is_number(self.bias_reg) and self.bias_reg >= 0),
             f"bias_reg must be >= 0 or None (default for the kind), got {self.bias_reg!r}",
         )
         need(
-            self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1),
+            self.epochs is None or (is_int(self.epochs) and self.epochs >= 1),
             f"epochs must be a positive integer or None (solver default), got {self.epochs!r}",
         )
         need(
-            _is_number(self.learning_rate) and self.learning_rate > 0,
+            is_number(self.learning_rate) and self.learning_rate > 0,
             f"learning_rate must be > 0, got {self.learning_rate!r}",
         )
         need(
-            self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
+            self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1),
             f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}",
         )
         need(
@@ -277,26 +285,26 @@ class CollaborativeFilteringConfig:
             f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}",
         )
         need(
-            _is_number(self.negative_ratio) and self.negative_ratio > 0,
+            is_number(self.negative_ratio) and self.negative_ratio > 0,
             f"negative_ratio must be > 0, got {self.negative_ratio!r}",
         )
         need(
-            _is_number(self.init_scale) and self.init_scale > 0,
+            is_number(self.init_scale) and self.init_scale > 0,
             f"init_scale must be > 0, got {self.init_scale!r}",
         )
         need(
             self.als_method in ("auto", "cholesky", "cg"),
             f"als_method must be 'auto', 'cholesky' or 'cg', got {self.als_method!r}",
         )
-        need(_is_int(self.cg_steps) and self.cg_steps >= 1, "cg_steps must be a positive integer")
+        need(is_int(self.cg_steps) and self.cg_steps >= 1, "cg_steps must be a positive integer")
         need(
             self.early_stopping is None
-            or (_is_int(self.early_stopping) and self.early_stopping >= 1),
+            or (is_int(self.early_stopping) and self.early_stopping >= 1),
             "early_stopping must be a positive integer (patience in epochs) or None",
         )
         need(self.dtype in ("float32", "float64"), "dtype must be 'float32' or 'float64'")
         need(
-            _is_int(self.samples) and self.samples >= 1,
+            is_int(self.samples) and self.samples >= 1,
             f"samples must be a positive integer, got {self.samples!r}",
         )
         need(
@@ -305,7 +313,7 @@ class CollaborativeFilteringConfig:
             "(solver='als' for binary data)",
         )
         need(
-            self.seed is None or _is_int(self.seed),
+            self.seed is None or is_int(self.seed),
             f"seed must be an int or None, got {self.seed!r}",
         )
         need(
@@ -353,18 +361,6 @@ class CollaborativeFilteringConfig:
         if self.mean_normalize is None:
             return self.kind == "explicit"
         return self.mean_normalize
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.number))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
 
 
 @dataclass(frozen=True)
@@ -1318,7 +1314,7 @@ class CollaborativeFiltering(Model):
             ``similar_ids`` and ``distances`` of shape (n, k).
         """
         self._check_fitted()
-        trained = np.asarray(self._seen.sum(axis=0)).ravel() > 0  # type: ignore[union-attr]
+        trained = items_with_events(self._seen)  # type: ignore[arg-type]
         return nearest_items(self.items_, self._X, item_ids, k, metric, trained)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ new users
@@ -1411,8 +1407,7 @@ class CollaborativeFiltering(Model):
                 "item_bias": self._c,  # type: ignore[dict-item]
                 "item_means": self._mu,  # type: ignore[dict-item]
                 "fallback_scores": self._fallback_scores,
-                "seen_indptr": seen.indptr.astype(np.int64),
-                "seen_indices": seen.indices.astype(np.int32),
+                **seen_arrays(seen),
             },
             vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
             extra={

@@ -44,7 +44,13 @@ from palate.models.base import (
     top_k_for_new_user,
 )
 from palate.models.collaborative import SimilarItems, nearest_items
-from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
+from palate.models.popularity import (
+    items_with_events,
+    popularity_scores,
+    seen_arrays,
+    seen_from_arrays,
+    seen_matrix,
+)
 from palate.types import FloatArray, IdArray, IdLike
 
 logger = logging.getLogger(__name__)
@@ -166,12 +172,11 @@ class EASE(Model):
         out[i >= 0] = 0.0
         both = np.flatnonzero((i >= 0) & (u >= 0))
         if len(both):
-            seen, B = self._seen, self.weights_
-            rows = seen[u[both]]  # type: ignore[index]
-            # Σ over the user's items j of B(j, i), one pair at a time without densifying
-            for n, pair in enumerate(both):
-                start, end = rows.indptr[n], rows.indptr[n + 1]
-                out[pair] = float(B[rows.indices[start:end], i[pair]].sum())  # type: ignore[index]
+            rows = self._seen[u[both]]  # type: ignore[index]
+            # Σ over the user's items j of B(j, i), for every pair at once without densifying
+            pair = np.repeat(np.arange(len(both)), np.diff(rows.indptr))
+            weights = self.weights_[rows.indices, i[both][pair]]  # type: ignore[index]
+            out[both] = np.bincount(pair, weights=weights, minlength=len(both))
         return out
 
     def recommend(
@@ -233,7 +238,7 @@ class EASE(Model):
         """Nearest items by the cosine distance (default) or squared distance of the rows of B
         (each item's weights on every other item)."""
         self._check_fitted()
-        trained = np.asarray(self._seen.sum(axis=0)).ravel() > 0  # type: ignore[union-attr]
+        trained = items_with_events(self._seen)  # type: ignore[arg-type]
         return nearest_items(self.items_, self.weights_, item_ids, k, metric, trained)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ model files
@@ -246,8 +251,7 @@ class EASE(Model):
             arrays={
                 "weights": self.weights_,  # type: ignore[dict-item]
                 "fallback_scores": self._fallback_scores,
-                "seen_indptr": seen.indptr.astype(np.int64),
-                "seen_indices": seen.indices.astype(np.int32),
+                **seen_arrays(seen),
             },
             vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
             extra={"reg": self.reg_},

@@ -35,7 +35,13 @@ from palate.models.base import (
     recommend_by_scores,
 )
 from palate.models.collaborative import SimilarItems, nearest_items
-from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
+from palate.models.popularity import (
+    items_with_events,
+    popularity_scores,
+    seen_arrays,
+    seen_from_arrays,
+    seen_matrix,
+)
 from palate.models.ridge import SparseRows, solve_rows
 from palate.types import FloatArray, IdLike
 
@@ -278,7 +284,7 @@ class ImplicitALS(Model):
     ) -> SimilarItems:
         """Nearest items by cosine distance of x (default) or ‖x(k) − x(i)‖²."""
         self._check_fitted()
-        trained = np.asarray(self._seen.sum(axis=0)).ravel() > 0  # type: ignore[union-attr]
+        trained = items_with_events(self._seen)  # type: ignore[arg-type]
         return nearest_items(self.items_, self.item_factors_, item_ids, k, metric, trained)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ model files
@@ -292,8 +298,7 @@ class ImplicitALS(Model):
                 "user_factors": self.user_factors_,  # type: ignore[dict-item]
                 "item_factors": self.item_factors_,  # type: ignore[dict-item]
                 "fallback_scores": self._fallback_scores,
-                "seen_indptr": seen.indptr.astype(np.int64),
-                "seen_indices": seen.indices.astype(np.int32),
+                **seen_arrays(seen),
             },
             vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
             extra={"history": self.history_},

@@ -113,8 +113,7 @@ class Popularity(Model):
             arrays={
                 "item_scores": self.item_scores_,  # type: ignore[dict-item]
                 "item_means": self.item_means_,  # type: ignore[dict-item]
-                "seen_indptr": self._seen.indptr.astype(np.int64),
-                "seen_indices": self._seen.indices.astype(np.int32),
+                **seen_arrays(self._seen),
             },
             vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
         )
@@ -182,6 +181,19 @@ def seen_matrix(data: Interactions) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.ones(len(data), dtype=np.float32), (data.user_idx, data.item_idx)), shape=data.shape
     )
+
+
+def seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """The seen-items matrix as the arrays a model file stores (see :func:`seen_from_arrays`)."""
+    return {
+        "seen_indptr": seen.indptr.astype(np.int64),
+        "seen_indices": seen.indices.astype(np.int32),
+    }
+
+
+def items_with_events(seen: sp.csr_matrix) -> np.ndarray:
+    """Bool mask (n_items,) of the items some user has in the seen-items matrix."""
+    return np.asarray(seen.sum(axis=0)).ravel() > 0
 
 
 def seen_from_arrays(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> sp.csr_matrix:

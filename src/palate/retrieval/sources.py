@@ -218,7 +218,36 @@ class CandidateSource:
 
 
 # ---------------------------------------------------------------------------------- sources
-class SimilarToRecent(CandidateSource):
+class _IndexedSource(CandidateSource):
+    """A source searching a vector index: a FAISS index is saved as its own bytes and
+    restored over the same vectors; an exact index is rebuilt by ``fit``."""
+
+    _metric: str
+    index: dict[str, Any]
+    index_: VectorIndexBase | None
+
+    def _indexed_vectors(self, data: SourceData) -> np.ndarray | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if isinstance(self.index_, FaissIndex):
+            return {"faiss": self.index_.to_bytes()}, {"index_metadata": self.index_.metadata_}
+        return {}, {}
+
+    def restore(
+        self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any], data: SourceData
+    ) -> None:
+        if "faiss" in arrays:
+            index = make_index({**self.index, "metric": self._metric})
+            vectors = self._indexed_vectors(data)
+            assert isinstance(index, FaissIndex) and vectors is not None
+            index.restore(vectors, arrays["faiss"], extra.get("index_metadata", {}))
+            self.index_ = index
+        else:
+            self.fit(data)
+
+
+class SimilarToRecent(_IndexedSource):
     """For each of the user's last ``n_recent`` items, the ``n_similar`` most similar items.
 
     Similar means the smallest ``‖x(k) − x(i)‖²`` over the item features of the ranking model
@@ -238,6 +267,7 @@ class SimilarToRecent(CandidateSource):
 
     kind = "similar_to_recent"
     size_parameter = "n_similar"
+    _metric = "l2"
 
     def __init__(
         self,
@@ -251,7 +281,7 @@ class SimilarToRecent(CandidateSource):
         if min_value is not None and not isinstance(min_value, (int, float)):
             raise ConfigError(f"min_value must be a number or None, got {min_value!r}")
         self.min_value = None if min_value is None else float(min_value)
-        self.index, self.index_ = _index_setting(index, "l2")
+        self.index, self.index_ = _index_setting(index, self._metric)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -268,7 +298,9 @@ class SimilarToRecent(CandidateSource):
     def fit(self, data: SourceData) -> SimilarToRecent:
         if data.similarity_vectors is None:
             raise ConfigError("SimilarToRecent needs item features; rank with CF or a two-tower")
-        self.index_ = _fitted_index(self.index, self.index_, "l2", data.similarity_vectors, None)
+        self.index_ = _fitted_index(
+            self.index, self.index_, self._metric, data.similarity_vectors, None
+        )
         return self
 
     def retrieve(self, user: UserContext) -> Candidates:
@@ -297,24 +329,11 @@ class SimilarToRecent(CandidateSource):
     def explain(self, anchor: int, item_label: ItemLabel) -> str:
         return f"because you watched {item_label(anchor)}"
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if isinstance(self.index_, FaissIndex):
-            return {"faiss": self.index_.to_bytes()}, {"index_metadata": self.index_.metadata_}
-        return {}, {}
-
-    def restore(
-        self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any], data: SourceData
-    ) -> None:
-        if "faiss" in arrays:
-            index = make_index({**self.index, "metric": "l2"})
-            assert isinstance(index, FaissIndex) and data.similarity_vectors is not None
-            index.restore(data.similarity_vectors, arrays["faiss"], extra.get("index_metadata", {}))
-            self.index_ = index
-        else:
-            self.fit(data)
+    def _indexed_vectors(self, data: SourceData) -> np.ndarray | None:
+        return data.similarity_vectors
 
 
-class NearestToUser(CandidateSource):
+class NearestToUser(_IndexedSource):
     """The ``top`` items whose vectors have the largest inner product with the user vector.
 
     With the ranking model's own vectors this is the model's exact top list (exact index) or an
@@ -332,12 +351,13 @@ class NearestToUser(CandidateSource):
 
     kind = "nearest_to_user"
     size_parameter = "top"
+    _metric = "inner_product"
 
     def __init__(
         self, top: int = 100, index: Mapping[str, Any] | VectorIndexBase | None = None
     ) -> None:
         self.top = _positive_int(top, "top")
-        self.index, self.index_ = _index_setting(index, "inner_product")
+        self.index, self.index_ = _index_setting(index, self._metric)
 
     def params(self) -> dict[str, Any]:
         return {"top": self.top, "index": _index_params(self.index, self.index_)}
@@ -346,7 +366,7 @@ class NearestToUser(CandidateSource):
         if data.item_vectors is None:
             raise ConfigError("NearestToUser needs the ranking model's item vectors")
         self.index_ = _fitted_index(
-            self.index, self.index_, "inner_product", data.item_vectors, sample_queries
+            self.index, self.index_, self._metric, data.item_vectors, sample_queries
         )
         return self
 
@@ -363,21 +383,8 @@ class NearestToUser(CandidateSource):
     def explain(self, anchor: int, item_label: ItemLabel) -> str:
         return "close to your taste profile"
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if isinstance(self.index_, FaissIndex):
-            return {"faiss": self.index_.to_bytes()}, {"index_metadata": self.index_.metadata_}
-        return {}, {}
-
-    def restore(
-        self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any], data: SourceData
-    ) -> None:
-        if "faiss" in arrays:
-            index = make_index({**self.index, "metric": "inner_product"})
-            assert isinstance(index, FaissIndex) and data.item_vectors is not None
-            index.restore(data.item_vectors, arrays["faiss"], extra.get("index_metadata", {}))
-            self.index_ = index
-        else:
-            self.fit(data)
+    def _indexed_vectors(self, data: SourceData) -> np.ndarray | None:
+        return data.item_vectors
 
 
 def _index_setting(

@@ -49,7 +49,7 @@ from palate.errors import ConfigError, DataError, NotFittedError
 from palate.models.base import ModelState
 from palate.models.collaborative import CollaborativeFiltering
 from palate.models.implicit import ImplicitALS
-from palate.models.popularity import popularity_from_counts
+from palate.models.popularity import popularity_from_counts, seen_arrays
 from palate.spark.data import SparkInteractions, to_pandas
 
 logger = logging.getLogger(__name__)
@@ -171,10 +171,7 @@ class _SparkALSBase:
         )
         seen.sum_duplicates()
         seen.sort_indices()
-        return {
-            "seen_indptr": seen.indptr.astype(np.int64),
-            "seen_indices": seen.indices.astype(np.int32),
-        }
+        return seen_arrays(seen)
 
     def _item_aggregates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Per item: events, sum of values, positive events; and the global mean."""

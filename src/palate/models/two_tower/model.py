@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -32,6 +31,8 @@ from palate.models.base import (
     check_k,
     fit_input,
     ids_from_indices,
+    is_int,
+    is_number,
     recommend_by_scores,
     top_k,
 )
@@ -56,18 +57,6 @@ DEFAULT_DERIVED_DROPOUT = 0.5
 FeaturesLike: TypeAlias = (
     pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.number))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
 
 
 @dataclass(frozen=True)
@@ -105,45 +94,45 @@ class TwoTowerConfig:
             f"objective must be 'ratings', 'binary' or 'retrieval', not {self.objective!r}",
         )
         need(
-            all(_is_int(h) and h >= 1 for h in self.hidden_sizes),
+            all(is_int(h) and h >= 1 for h in self.hidden_sizes),
             f"hidden_sizes must be positive integers, e.g. (256, 128); got {self.hidden_sizes!r}",
         )
         for name in ("embedding_size", "epochs", "batch_size", "max_categories"):
             value = getattr(self, name)
-            need(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+            need(is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
         need(
-            _is_int(self.id_embedding_size) and self.id_embedding_size >= 0,
+            is_int(self.id_embedding_size) and self.id_embedding_size >= 0,
             f"id_embedding_size must be >= 0 (0: features only), got {self.id_embedding_size!r}",
         )
         need(
-            _is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
+            is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
             f"id_dropout must be in [0, 1), got {self.id_dropout!r}",
         )
         need(isinstance(self.derived_features, bool), "derived_features must be True or False")
         need(
-            _is_number(self.derived_dropout) and 0 <= self.derived_dropout <= 1,
+            is_number(self.derived_dropout) and 0 <= self.derived_dropout <= 1,
             f"derived_dropout must be in [0, 1], got {self.derived_dropout!r}",
         )
         need(
-            _is_number(self.learning_rate) and self.learning_rate > 0,
+            is_number(self.learning_rate) and self.learning_rate > 0,
             f"learning_rate must be > 0, got {self.learning_rate!r}",
         )
-        need(_is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
+        need(is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
         need(
-            self.temperature is None or (_is_number(self.temperature) and self.temperature > 0),
+            self.temperature is None or (is_number(self.temperature) and self.temperature > 0),
             f"temperature must be > 0 or None (objective default), got {self.temperature!r}",
         )
         need(
             self.early_stopping is None
-            or (_is_int(self.early_stopping) and self.early_stopping >= 1),
+            or (is_int(self.early_stopping) and self.early_stopping >= 1),
             "early_stopping must be a positive integer (patience in epochs) or None",
         )
         need(
-            _is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+            is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
             f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
         )
         need(
-            _is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
+            is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
             f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
         )
         need(
@@ -151,7 +140,7 @@ class TwoTowerConfig:
             f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}",
         )
         need(
-            self.seed is None or _is_int(self.seed),
+            self.seed is None or is_int(self.seed),
             f"seed must be an int or None, got {self.seed!r}",
         )
 
