@@ -179,22 +179,15 @@ def top_k(
     k_eff = min(k, n_items)
     if k_eff <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM and scores.dtype.kind == "f":
         idx, vals = _topk.top_k_sorted(scores, k_eff)
-        out_idx = np.full((n, k), -1, dtype=np.int64)
-        out_val = np.full((n, k), np.nan, dtype=np.float32)
-        out_idx[:, :k_eff] = idx
-        out_val[:, :k_eff] = vals
-        invalid = ~np.isfinite(out_val)
-        out_idx[invalid] = -1
-        out_val[invalid] = np.nan
-        return out_idx, out_val
-    if k_eff < n_items:
-        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:
-        part = np.broadcast_to(np.arange(n_items), (n, n_items)).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+        if k_eff < n_items:
+            part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        else:
+            part = np.broadcast_to(np.arange(n_items), (n, n_items)).copy()
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+        vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
     out_idx = np.full((n, k), -1, dtype=np.int64)
     out_val = np.full((n, k), np.nan, dtype=np.float32)
     out_idx[:, :k_eff] = idx
