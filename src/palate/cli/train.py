@@ -93,7 +93,7 @@ def train(
             min=0.0,
             help=(
                 "L2 regularisation λ (default "
-                f"{_DEFAULT.effective_reg:g} explicit, "
+                f"{_DEFAULT.effective_reg:g} explicit up to 100,000 ratings, smaller above; "
                 f"{CollaborativeFilteringConfig(kind='binary').effective_reg:g} binary)."
             ),
         ),
@@ -312,6 +312,16 @@ def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
     return CollaborativeFiltering(kind=kind, **chosen)  # type: ignore[arg-type]
 
 
+def _describe_reg(model: CollaborativeFiltering) -> str:
+    """The λ a fitted model used; before fitting, the explicit default depends on data size."""
+    config = model.config
+    if model.is_fitted:
+        return f"λ {model.reg_:g}"
+    if config.reg is None and config.kind == "explicit":
+        return f"λ {config.effective_reg:g} (less above 100,000 ratings)"
+    return f"λ {config.effective_reg:g}"
+
+
 def describe_model(model: Any, short: bool = False) -> str:
     """``collaborative filtering (als, 32 factors, λ 0.12, 15 epochs)`` and the like."""
     if isinstance(model, Popularity):
@@ -346,7 +356,7 @@ def describe_model(model: Any, short: bool = False) -> str:
         config.kind,
         config.solver,
         f"{config.embedding_size} factors",
-        f"λ {config.effective_reg:g}",
+        _describe_reg(model),
     ]
     details.append(f"{config.n_epochs} epochs")
     if config.solver == "adam":
