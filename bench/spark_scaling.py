@@ -8,12 +8,12 @@ For each size n, ``palate.data.synthetic.synthetic_ratings(n / 100 users, n / 50
 - Spark: the Parquet read by Spark, ``palate.spark.from_spark`` (vocabularies, validation),
   then ``SparkCollaborativeFiltering(embedding_size=D, epochs=E)`` and the same with
   ``epochs=1``; seconds per MLlib iteration = ``(T_E − T_1) / (E − 1)``, which removes the
-  fixed cost (means, biases, caching) from the per-iteration figure. The first size starts
-  with an untimed one-iteration fit, so the JVM's code compilation is not counted.
+  fixed cost (means, biases, caching) from the per-iteration figure. A fit on 100k ratings
+  runs first, so the JVM's code compilation is not counted.
 
 Usage::
 
-    python spark_scaling.py [--sizes 1m,10m] [--master local[*]] [--driver-memory 8g]
+    python spark_scaling.py [--sizes 1m,10m] [--epochs 6] [--master local[*]] [--driver-memory 8g]
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ SEED = 0
 SIZES = {"1m": 1_000_000, "10m": 10_000_000, "50m": 50_000_000}
 
 
-def local_als(data: Any) -> dict[str, float]:
+def local_als(data: Any, epochs: int) -> dict[str, float]:
     from palate import CollaborativeFiltering
 
     stamps: list[float] = []
     model = CollaborativeFiltering(
-        solver="als", embedding_size=EMBEDDING_SIZE, epochs=EPOCHS, seed=SEED
+        solver="als", embedding_size=EMBEDDING_SIZE, epochs=epochs, seed=SEED
     )
     start = time.perf_counter()
     model.fit(data, callback=lambda epoch, metrics: stamps.append(time.perf_counter()))
@@ -59,7 +59,24 @@ def local_als(data: Any) -> dict[str, float]:
             "sweep_seconds": [float(g) for g in gaps]}
 
 
-def spark_als(spark: Any, parquet: Path, warm_up: bool) -> dict[str, float]:
+def warm_up(spark: Any, workdir: Path) -> float:
+    """One untimed-as-result MLlib fit on 100k ratings: the JVM compiles ALS's code paths."""
+    from palate import spark as ps
+    from palate.data.synthetic import synthetic_ratings
+
+    parquet = workdir / "warm-up.parquet"
+    frame = synthetic_ratings(1_000, 200, 100_000, seed=SEED).ratings.to_pandas()
+    frame.rename(columns={"value": "rating"}).drop(
+        columns=["timestamp"], errors="ignore").to_parquet(parquet)
+    start = time.perf_counter()
+    data = ps.from_spark(spark.read.parquet(str(parquet)), rating_scale=(1.0, 5.0))
+    model = ps.SparkCollaborativeFiltering(embedding_size=EMBEDDING_SIZE, epochs=2, seed=SEED)
+    model.fit(data)
+    model.item_factors_.count()  # type: ignore[union-attr]
+    return time.perf_counter() - start
+
+
+def spark_als(spark: Any, parquet: Path, epochs: int) -> dict[str, float]:
     from palate import spark as ps
 
     start = time.perf_counter()
@@ -67,22 +84,21 @@ def spark_als(spark: Any, parquet: Path, warm_up: bool) -> dict[str, float]:
     data.events.persist().count()
     prepare = time.perf_counter() - start
     fits = {}
-    # the first fit in a JVM also compiles the code paths (JIT): time it, but not as a result
-    for epochs in ((0, 1, EPOCHS) if warm_up else (1, EPOCHS)):
+    for n_epochs in (1, epochs):
         model = ps.SparkCollaborativeFiltering(
-            embedding_size=EMBEDDING_SIZE, epochs=max(epochs, 1), seed=SEED
+            embedding_size=EMBEDDING_SIZE, epochs=n_epochs, seed=SEED
         )
         start = time.perf_counter()
         model.fit(data)
         model.item_factors_.count()  # type: ignore[union-attr]
         model.user_factors_.count()  # type: ignore[union-attr]
-        fits[epochs] = time.perf_counter() - start
+        fits[n_epochs] = time.perf_counter() - start
         model.item_factors_.unpersist()  # type: ignore[union-attr]
         model.user_factors_.unpersist()  # type: ignore[union-attr]
     data.events.unpersist()
-    per_iteration = (fits[EPOCHS] - fits[1]) / (EPOCHS - 1)
-    return {"prepare_seconds": prepare, "fit_seconds": fits[EPOCHS], "fit_1_epoch_seconds":
-            fits[1], "warm_up_fit_seconds": fits.get(0), "seconds_per_iteration": per_iteration}
+    per_iteration = (fits[epochs] - fits[1]) / (epochs - 1)
+    return {"prepare_seconds": prepare, "fit_seconds": fits[epochs], "fit_1_epoch_seconds":
+            fits[1], "seconds_per_iteration": per_iteration}
 
 
 def main() -> int:
@@ -90,8 +106,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="1m,10m")
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="iterations of the timed fits (at least 2; 3 keeps 50M near 20 min)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "spark_scaling.json")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: seconds per iteration is (T_E - T_1) / (E - 1)")
     from palate import spark as ps
     from palate.data.synthetic import synthetic_ratings
 
@@ -102,6 +122,8 @@ def main() -> int:
     rows, records = [], []
     workdir = Path(tempfile.mkdtemp(prefix="palate-spark-bench-"))
     try:
+        # the first fit in a JVM also compiles ALS's code paths: done once, on small data
+        warm_up_seconds = warm_up(spark, workdir)
         for label in parse_list(args.sizes) or []:
             n = SIZES[label]
             data = synthetic_ratings(n // 100, n // 500, n, seed=SEED).ratings
@@ -109,9 +131,9 @@ def main() -> int:
             frame = data.to_pandas().rename(columns={"value": "rating"})
             frame.drop(columns=["timestamp"], errors="ignore").to_parquet(parquet)
             del frame
-            local = local_als(data)
+            local = local_als(data, args.epochs)
             del data
-            on_spark = spark_als(spark, parquet, warm_up=not records)
+            on_spark = spark_als(spark, parquet, args.epochs)
             fit_ratio = on_spark["fit_seconds"] / local["fit_seconds"]
             records.append({"size": label, "n_ratings": n, "n_users": n // 100,
                             "n_items": n // 500, "palate": local, "spark": on_spark,
@@ -128,8 +150,8 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(
         f"ALS on {args.master}, rank {EMBEDDING_SIZE}",
-        ["size", "palate s/sweep", f"palate fit s ({EPOCHS})", "Spark prepare s",
-         "Spark fit s (1 it.)", f"Spark fit s ({EPOCHS} it.)", "Spark s/iteration",
+        ["size", "palate s/sweep", f"palate fit s ({args.epochs})", "Spark prepare s",
+         "Spark fit s (1 it.)", f"Spark fit s ({args.epochs} it.)", "Spark s/iteration",
          "Spark fit / palate fit"],
         rows,
     )
@@ -138,7 +160,8 @@ def main() -> int:
         "git_commit": git_commit(), "machine": machine_note(), "versions": {
             **library_versions(), "pyspark": spark.version},
         "master": spark.sparkContext.master, "driver_memory": args.driver_memory,
-        "embedding_size": EMBEDDING_SIZE, "epochs": EPOCHS, "results": records,
+        "embedding_size": EMBEDDING_SIZE, "epochs": args.epochs,
+        "warm_up_fit_seconds": warm_up_seconds, "results": records,
     })
     spark.stop()
     return 0
