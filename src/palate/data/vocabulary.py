@@ -35,6 +35,10 @@ def as_id_array(ids: IdLike | Iterable[Any]) -> IdArray:
     return array.astype(object)
 
 
+#: Up to this many ids are looked up one by one (cheaper than building a pandas indexer).
+_FEW = 8
+
+
 class Vocabulary:
     """A bijection between external ids (int or str) and indices ``0 .. n-1``.
 
@@ -129,7 +133,11 @@ class Vocabulary:
                 return self._index_mixed(array, missing, kind)
         elif not self.is_integer and array.dtype.kind in "iu" and len(self):
             array = array.astype(str).astype(object)
-        positions = self._index.get_indexer(array).astype(np.int64)
+        if len(array) <= _FEW:
+            # a handful of ids (one request): hash lookups, not a pandas indexer
+            positions = np.array([self._position(x) for x in array.tolist()], dtype=np.int64)
+        else:
+            positions = self._index.get_indexer(array).astype(np.int64)
         if missing == "raise" and np.any(positions < 0):
             unknown = array[positions < 0][:5].tolist()
             raise UnknownIdError(
@@ -138,6 +146,13 @@ class Vocabulary:
                 f"{'integers' if self.is_integer else 'strings'})"
             )
         return positions
+
+    def _position(self, x: object) -> int:
+        try:
+            position = self._index.get_loc(x)
+        except (KeyError, TypeError):
+            return -1
+        return position if isinstance(position, (int, np.integer)) else -1
 
     def _index_mixed(self, array: np.ndarray, missing: str, kind: str) -> np.ndarray:
         """``index`` of an object array mixing integers and other ids (integer vocabulary)."""
