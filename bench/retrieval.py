@@ -154,7 +154,8 @@ def part_exact(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def hnsw_index(
-    vectors: np.ndarray, args: argparse.Namespace, metric: str, small: bool = False
+    vectors: np.ndarray, args: argparse.Namespace, metric: str, small: bool = False,
+    tag: str = "",
 ) -> tuple[Any, float]:
     """A palate FaissIndex (HNSW), loaded from the cache or built; (index, build seconds).
     ``small``: the cheaper graph of the similar-items source (M=16, efConstruction=40)."""
@@ -163,7 +164,12 @@ def hnsw_index(
     from palate.retrieval import FaissIndex, load_index
 
     m, efc = (16, 40) if small else (args.hnsw_m, args.ef_construction)
+    mips_to_l2 = bool(args.mips_to_l2) and metric == "inner_product" and not small
     name = f"hnsw_{metric}_{len(vectors)}x{vectors.shape[1]}_M{m}_efc{efc}_seed{args.seed}"
+    if mips_to_l2:
+        name += "_mips2l2"
+    if tag:
+        name += f"_{tag}"
     path = CACHE / name
     if (path / "index.json").exists() and not args.rebuild:
         index = load_index(path)
@@ -172,11 +178,28 @@ def hnsw_index(
     faiss.omp_set_num_threads(args.build_threads)
     start = time.perf_counter()
     index = FaissIndex("hnsw", metric, hnsw_m=m,  # type: ignore[arg-type]
-                       ef_construction=efc, recall_sample=0).build(vectors)
+                       ef_construction=efc, recall_sample=0,
+                       mips_to_l2=mips_to_l2).build(vectors)
     seconds = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
     index.save(path)
     return index, seconds
+
+
+def learned_statistics(dim: int, seed: int) -> dict[str, np.ndarray]:
+    """Mean and covariance Cholesky factor of the item and of the user vectors that
+    ``ImplicitALS(embedding_size=dim)`` learns on MovieLens 1M (all ratings as events)."""
+    import palate
+
+    ml = palate.datasets.movielens("ml-1m", download=False)
+    model = palate.ImplicitALS(embedding_size=dim, seed=seed).fit(ml.ratings)
+    out = {}
+    for name, vectors in (("item", model.item_factors_), ("user", model.user_factors_)):
+        v = np.asarray(vectors, dtype=np.float64)
+        cov = np.cov(v.T) + 1e-9 * np.eye(dim)
+        out[f"{name}_mean"], out[f"{name}_chol"] = v.mean(axis=0), np.linalg.cholesky(cov)
+        out[f"{name}_variances"] = np.linalg.eigvalsh(cov)[::-1]
+    return out
 
 
 def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
@@ -189,7 +212,17 @@ def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed + 1)
     users = data.true_user_factors.astype(np.float32)
     queries = users[rng.choice(len(users), args.queries, replace=False)]
-    index, build_seconds = hnsw_index(x, args, "inner_product")
+    variances = None
+    if args.vectors == "movielens":
+        # the planted factors are standard Gaussian: every direction equally wide, centred.
+        # Learned factors share a mean direction (popularity) and put more variance in a few
+        # directions: redraw both sides with the mean and covariance learned on MovieLens 1M.
+        stats = learned_statistics(x.shape[1], args.seed)
+        x = (stats["item_mean"] + (x / x.std()) @ stats["item_chol"].T).astype(np.float32)
+        queries = (stats["user_mean"] + (queries / queries.std()) @ stats["user_chol"].T
+                   ).astype(np.float32)
+        variances = stats["item_variances"]
+    index, build_seconds = hnsw_index(x, args, "inner_product", tag=args.vectors)
     faiss.omp_set_num_threads(1)
     exact = ExactIndex().build(x).search(queries, 10)
     rows = []
@@ -212,14 +245,17 @@ def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
                                                           "inner_product"),
                      "id_overlap_at_10": float(overlap), "p50_ms": p50, "p99_ms": p99})
     print_table(
-        f"HNSW (M={args.hnsw_m}, efConstruction={args.ef_construction}) over {len(x):,} x "
-        f"{x.shape[1]} planted item vectors, user-vector queries, k = 10",
+        f"HNSW (M={args.hnsw_m}, efConstruction={args.ef_construction}"
+        f"{', MIPS as L2' if args.mips_to_l2 else ''}) over {len(x):,} x {x.shape[1]} planted "
+        f"item vectors ({args.vectors}), user-vector queries, k = 10",
         ["efSearch", "recall@10", "id overlap", "p50 ms", "p99 ms"],
         [[str(r["ef_search"]), f"{r['recall_at_10']:.4f}", f"{r['id_overlap_at_10']:.4f}",
           f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"] for r in rows],
     )
     return {"items": len(x), "dim": x.shape[1], "queries": args.queries, "hnsw_m": args.hnsw_m,
             "ef_construction": args.ef_construction, "build_seconds": build_seconds,
+            "vectors": args.vectors, "mips_to_l2": bool(args.mips_to_l2),
+            "learned_item_variances": None if variances is None else variances.tolist(),
             "build_threads": args.build_threads, "sweep": rows}
 
 
@@ -320,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", default="270,500")
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--vectors", choices=("gaussian", "movielens"), default="gaussian",
+        help="ann part: the planted standard Gaussian vectors, or the same redrawn with the "
+             "mean and covariance of vectors learned on MovieLens 1M (needs ml-1m cached)")
+    parser.add_argument("--mips-to-l2", action="store_true",
+                        help="ann part: FaissIndex(mips_to_l2=True) (a Euclidean graph)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "retrieval.json")
     args = parser.parse_args(argv)
