@@ -80,6 +80,44 @@ def test_retrieval_loss_known_answer() -> None:
     assert float(same) == pytest.approx(0.0, abs=1e-7)
 
 
+def test_retrieval_correction_subtracts_log_q() -> None:
+    v_u = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    v_m = torch.eye(2)
+    q = torch.tensor([0.8, 0.2])
+    # logits z_bc = v_u(b) · v_m(c) / τ − log q(c), the same for both rows:
+    # [1 − log .8, −log .2]; the loss is the mean of −log softmax(z_b)_b
+    z = np.array([1 - np.log(0.8), -np.log(0.2)])
+    expected = np.mean([np.logaddexp(*z) - z[b] for b in range(2)])
+    loss = retrieval_loss(v_u, v_m, torch.tensor([0, 1]), torch.log(q), 1.0)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_retrieval_scores_keep_popularity() -> None:
+    """Users with identical inputs rate items 0..5 with decreasing counts (30, 20, 12, 6, 3,
+    1). With the log-frequency correction the in-batch softmax estimates the full softmax
+    p(item | user), so the one user vector must rank the items by their count (without the
+    correction popularity cancels out; with its sign flipped the order is reversed)."""
+    counts = [30, 20, 12, 6, 3, 1]
+    users = [f"u{j}" for i, c in enumerate(counts) for j in range(c)]
+    items = [i for i, c in enumerate(counts) for _ in range(c)]
+    data = Interactions.from_arrays(users, items)
+    user_features = UserFeatures(
+        pd.DataFrame({"user_id": sorted(set(users)), "country": "x"}),
+        columns={"country": "categorical"},
+    )
+    item_features = ItemFeatures(
+        pd.DataFrame({"item_id": range(6), "name": [f"i{i}" for i in range(6)]}),
+        columns={"name": "categorical"},
+    )
+    model = TwoTower(objective="retrieval", hidden_sizes=(16,), embedding_size=8,
+                     batch_size=16, epochs=150, learning_rate=0.01, derived_features=False,
+                     early_stopping=None, temperature=0.1, seed=0)
+    model.fit(data, user_features=user_features, item_features=item_features)
+    v_u = model.user_vectors(features={"country": "x"})[0]
+    scores = model.item_vectors(list(range(6))) @ v_u
+    assert list(np.argsort(-scores)) == [0, 1, 2, 3, 4, 5]
+
+
 def test_tower_outputs_unit_vectors_and_flops() -> None:
     tower = Tower(5, (8, 4), 3, n_ids=2, id_embedding_size=2)
     out = tower(torch.randn(4, 5), torch.tensor([0, 1, -1, 2]))
