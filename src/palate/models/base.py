@@ -177,7 +177,7 @@ def top_k(
                 start, end = exclude.indptr[row], exclude.indptr[row + 1]
                 scores[r, exclude.indices[start:end]] = -np.inf
     k_eff = min(k, n_items)
-    if _compiled_top_k(k_eff, n_items) and scores.dtype.kind == "f":
+    if k_eff <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM and scores.dtype.kind == "f":
         idx, vals = _topk.top_k_sorted(scores, k_eff)
     else:
         if k_eff < n_items:
@@ -188,16 +188,6 @@ def top_k(
         order = np.argsort(-part_scores, axis=1, kind="stable")
         idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
         vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
-    return _padded(idx, vals, k)
-
-
-def _compiled_top_k(k: int, n_items: int) -> bool:
-    return k <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM
-
-
-def _padded(idx: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, k) outputs from the (n, k_eff) selection: -1 / NaN where no finite score remains."""
-    n, k_eff = idx.shape
     out_idx = np.full((n, k), -1, dtype=np.int64)
     out_val = np.full((n, k), np.nan, dtype=np.float32)
     out_idx[:, :k_eff] = idx
@@ -208,53 +198,12 @@ def _padded(idx: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return out_idx, out_val
 
 
-@dataclass(frozen=True)
-class LinearScores:
-    """Raw scores of the form ``U[u] · V[i] + user_offset[u] + item_offset[i]``.
-
-    Models whose scores have this form (CF, implicit ALS, two-tower) hand it to
-    :func:`recommend_by_scores`, which then selects the top-k block by block without
-    materialising a (users × items) score matrix. Calling it gives the full score rows.
-    """
-
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    user_offset: np.ndarray | None = None
-    item_offset: np.ndarray | None = None
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        z = self.user_factors[rows] @ self.item_factors.T
-        if self.user_offset is not None:
-            z += self.user_offset[rows][:, None]
-        if self.item_offset is not None:
-            z += self.item_offset[None, :]
-        return z
-
-    def top_k(
-        self, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Same as ``top_k(self(rows), k, exclude, rows)`` for known users (``rows >= 0``)."""
-        n_items = len(self.item_factors)
-        k_eff = min(k, n_items)
-        if not _compiled_top_k(k_eff, n_items):
-            return top_k(self(rows), k, exclude, rows)
-        starts = ends = indices = None
-        if exclude is not None:
-            starts, ends, indices = exclude.indptr[rows], exclude.indptr[rows + 1], exclude.indices
-        idx, vals = _topk.linear_top_k(
-            self.user_factors[rows], self.item_factors, k_eff, self.item_offset,
-            None if self.user_offset is None else self.user_offset[rows],
-            starts, ends, indices,
-        )
-        return _padded(idx, vals, k)
-
-
 def recommend_by_scores(
     users: Vocabulary,
     items: Vocabulary,
     user_ids: IdLike,
     k: int,
-    score_rows: Callable[[np.ndarray], np.ndarray] | LinearScores,
+    score_rows: Callable[[np.ndarray], np.ndarray],
     seen: sp.csr_matrix | None,
     fallback_scores: np.ndarray,
     link: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -264,9 +213,8 @@ def recommend_by_scores(
 
     Parameters
     ----------
-    score_rows : callable(user_rows) -> ndarray (n, n_items), or LinearScores
+    score_rows : callable(user_rows) -> ndarray (n, n_items)
         Raw scores of known users (ranked before ``link``, so clipping cannot create ties).
-        A :class:`LinearScores` is ranked block by block, never as a whole matrix.
     seen : csr_matrix, optional
         Items to exclude per user (None keeps everything).
     fallback_scores : ndarray, shape (n_items,)
@@ -281,10 +229,7 @@ def recommend_by_scores(
     known = np.flatnonzero(rows >= 0)
     for start in range(0, len(known), batch_size):
         sel = known[start : start + batch_size]
-        if isinstance(score_rows, LinearScores):
-            idx, val = score_rows.top_k(rows[sel], k, seen)
-        else:
-            idx, val = top_k(score_rows(rows[sel]), k, seen, rows[sel])
+        idx, val = top_k(score_rows(rows[sel]), k, seen, rows[sel])
         out_idx[sel] = idx
         out_val[sel] = val if link is None else link(val.astype(np.float64))
     unknown = np.flatnonzero(rows < 0)

@@ -27,7 +27,6 @@ from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
-    LinearScores,
     Model,
     ModelState,
     Recommendations,
@@ -274,7 +273,7 @@ class ImplicitALS(Model):
             self.items_,  # type: ignore[arg-type]
             user_ids,
             k,
-            LinearScores(W, X),  # type: ignore[arg-type]
+            lambda rows: W[rows] @ X.T,  # type: ignore[index, union-attr]
             self._seen if exclude_seen else None,
             self._fallback_scores,  # type: ignore[arg-type]
             batch_size=batch_size,

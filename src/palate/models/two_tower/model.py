@@ -25,7 +25,6 @@ from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
-    LinearScores,
     Model,
     ModelState,
     Recommendations,
@@ -889,6 +888,9 @@ class TwoTower(Model):
         self._check_fitted()
         return self._link(np.asarray(user_vectors, np.float64) @ np.asarray(item_vectors).T)
 
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        return self._user_vectors[rows] @ self._item_vectors.T  # type: ignore[index, union-attr]
+
     def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
         """Score (user, item) pairs.
 
@@ -925,7 +927,7 @@ class TwoTower(Model):
             self.items_,  # type: ignore[arg-type]
             user_ids,
             k,
-            LinearScores(self._user_vectors, self._item_vectors),  # type: ignore[arg-type]
+            self._scores,
             self._seen if exclude_seen else None,
             self._fallback_scores,  # type: ignore[arg-type]
             link=self._link,
