@@ -30,6 +30,9 @@ Protocols (all splits drawn from ``numpy.random.default_rng(seed)``):
   (forward, weight and input gradients of both towers' dense layers); the rate of a
   4096 x 4096 float32 ``torch.mm`` in the same run; and a bare training step (same towers and
   widths, random in-memory tensors, no data pipeline).
+  Each is measured twice: as is, and with the training step compiled
+  (``TwoTower(compile=True)``; ``torch.compile`` on the bare step), compilation inside the
+  untimed first epoch / pass.
 
 Usage::
 
@@ -336,22 +339,59 @@ def matmul_rate(size: int = 4096, repeats: int = 5) -> float:
     return best
 
 
+def _loop_rate(
+    ml: Any, train: Any, seed: int, epochs: int, compile_step: bool
+) -> tuple[float, Any]:
+    import palate
+
+    stamps: list[float] = []
+    model = palate.TwoTower(epochs=epochs, early_stopping=None, validation_fraction=0.0,
+                            seed=seed, compile=compile_step)
+    model.fit(train, user_features=ml.user_features, item_features=ml.item_features,
+              callback=lambda epoch, metrics: stamps.append(time.perf_counter()))
+    # from the end of the first epoch: compilation (and warm-up) happen in the first
+    return len(train) * (len(stamps) - 1) / (stamps[-1] - stamps[0]), model
+
+
+def _bare_rate(du: int, di: int, config: Any, seed: int, compile_step: bool) -> float:
+    import torch
+
+    from palate.models.two_tower.losses import ratings_loss
+    from palate.models.two_tower.towers import Tower
+    from palate.models.two_tower.training import LoopSettings, make_optimizer
+
+    torch.manual_seed(seed)
+    users, items = Tower(du, config.hidden_sizes, 32), Tower(di, config.hidden_sizes, 32)
+    params = list(users.parameters()) + list(items.parameters())
+    optimizer = make_optimizer(params, LoopSettings("ratings", 1, 1024, 1e-3, 0.0, 1.0, 0.0, None))
+    x_u, x_i, t = torch.randn(1024, du), torch.randn(1024, di), torch.rand(1024) * 2 - 1
+
+    def loss_of(a: Any, b: Any, c: Any) -> Any:
+        return ratings_loss(users(a), items(b), c)
+
+    loss_fn = torch.compile(loss_of) if compile_step else loss_of
+    steps = 300
+    for _repeat in range(2):  # the first pass warms up (and compiles)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = loss_fn(x_u, x_i, t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        rate = steps * 1024 / (time.perf_counter() - start)
+    return rate
+
+
 def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
     import torch
 
-    import palate
     from palate.data.split import random_split
-    from palate.models.two_tower.losses import ratings_loss
-    from palate.models.two_tower.towers import Tower, flops_per_example
+    from palate.models.two_tower.towers import flops_per_example
 
     train, _ = random_split(ml.ratings, test_fraction=0.1, seed=seed)
     rate_before = matmul_rate()
-    stamps: list[float] = []
-    model = palate.TwoTower(epochs=epochs, early_stopping=None, validation_fraction=0.0,
-                            seed=seed)
-    model.fit(train, user_features=ml.user_features, item_features=ml.item_features,
-              callback=lambda epoch, metrics: stamps.append(time.perf_counter()))
-    loop_rate = len(train) * (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    loop_rate, model = _loop_rate(ml, train, seed, epochs, compile_step=False)
+    loop_compiled, _ = _loop_rate(ml, train, seed, epochs, compile_step=True)
     config = model.config
     du, di = model._user_inputs.shape[1], model._item_inputs.shape[1]
     flops = (
@@ -359,22 +399,8 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
         + flops_per_example(di, config.hidden_sizes, config.embedding_size)[1]
     )
     # bare step: the same towers on random in-memory batches
-    torch.manual_seed(seed)
-    users, items = Tower(du, config.hidden_sizes, 32), Tower(di, config.hidden_sizes, 32)
-    params = list(users.parameters()) + list(items.parameters())
-    from palate.models.two_tower.training import LoopSettings, make_optimizer
-
-    optimizer = make_optimizer(params, LoopSettings("ratings", 1, 1024, 1e-3, 0.0, 1.0, 0.0, None))
-    x_u, x_i, t = torch.randn(1024, du), torch.randn(1024, di), torch.rand(1024) * 2 - 1
-    steps = 300
-    for _repeat in range(2):  # the first pass warms up
-        start = time.perf_counter()
-        for _ in range(steps):
-            loss = ratings_loss(users(x_u), items(x_i), t)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        bare_rate = steps * 1024 / (time.perf_counter() - start)
+    bare_rate = _bare_rate(du, di, config, seed, compile_step=False)
+    bare_compiled = _bare_rate(du, di, config, seed, compile_step=True)
     rate_after = matmul_rate()
     matmul = max(rate_before, rate_after)
     result = {
@@ -387,9 +413,13 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
         "matmul_gflops_before_after": [rate_before / 1e9, rate_after / 1e9],
         "loop_examples_per_s": loop_rate,
         "loop_share_of_matmul": loop_rate * flops / matmul,
+        "loop_compiled_examples_per_s": loop_compiled,
+        "loop_compiled_share_of_matmul": loop_compiled * flops / matmul,
         "bare_examples_per_s": bare_rate,
         "bare_share_of_matmul": bare_rate * flops / matmul,
-        "epochs_timed": len(stamps) - 1,
+        "bare_compiled_examples_per_s": bare_compiled,
+        "bare_compiled_share_of_matmul": bare_compiled * flops / matmul,
+        "epochs_timed": epochs - 1,
     }
     print(f"  throughput: {result}", flush=True)
     return result

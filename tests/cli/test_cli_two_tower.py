@@ -77,3 +77,17 @@ def test_two_tower_on_positive_only_events_uses_the_retrieval_objective(tmp_path
                                       "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["config"]["objective"] == "retrieval"
+
+
+def test_compile_is_a_two_tower_option(tmp_path: Path) -> None:
+    data = movielens_dir(tmp_path / "ml")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["train", "--data", str(data), "--model", "cf", "--compile",
+                                  "--out", str(tmp_path / "cf")])
+    assert refused.exit_code != 0
+    assert "--compile applies to --model two-tower only" in refused.output
+    assert not (tmp_path / "cf").exists()
+    result = runner.invoke(app, ["train", "--data", str(data), "--model", "two-tower", *FAST,
+                                 "--compile", "--out", str(tmp_path / "tt"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert load(tmp_path / "tt").config.compile is True

@@ -29,3 +29,39 @@ def test_top_k_pads_rows_with_fewer_than_k_items() -> None:
     idx, val = top_k(scores, 4)
     assert idx[0].tolist() == [9, 3, -1, -1] and idx[1].tolist() == [-1] * 4
     assert np.isnan(val[0, 2:]).all() and np.isnan(val[1]).all()
+
+
+def test_offsets_added_during_the_selection_equal_adding_them_first() -> None:
+    rng = np.random.default_rng(2)
+    for dtype in (np.float32, np.float64):
+        z = rng.normal(size=(4, 6000)).astype(dtype)
+        rows = rng.normal(size=4).astype(dtype)
+        cols = rng.normal(size=6000).astype(dtype)
+        cols[100:200] = cols[5]  # ties
+        expected = z.copy()
+        expected += rows[:, None]
+        expected += cols[None, :]
+        for k in (1, 10, 128, 300):  # 300: the NumPy partition path
+            got = top_k(z.copy(), k, row_offset=rows, col_offset=cols)
+            want = top_k(expected.copy(), k)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_linear_scores_rank_as_the_full_score_rows() -> None:
+    import scipy.sparse as sp
+
+    from palate.models.base import LinearScores
+
+    rng = np.random.default_rng(3)
+    U, V = rng.normal(size=(5, 4)), rng.normal(size=(5000, 4))
+    b, c = rng.normal(size=5), rng.normal(size=5000)
+    seen = sp.random(5, 5000, density=0.01, format="csr", random_state=0)
+    linear = LinearScores(U, V, b, c)
+    rows = np.array([4, 0, 2])
+    np.testing.assert_allclose(linear(rows), U[rows] @ V.T + b[rows, None] + c[None, :])
+    got = linear.top_k(rows, 10, seen)
+    want = top_k(linear(rows), 10, seen, rows)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert not set(got[0][1]) & set(seen[0].indices)  # row 0 of seen excluded for rows[1] = 0

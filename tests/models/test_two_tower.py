@@ -392,3 +392,38 @@ def test_derived_dropout_changes_training_and_is_saved(tmp_path: Path) -> None:
 def test_bad_derived_dropout_is_refused(bad: object) -> None:
     with pytest.raises(ConfigError, match="derived_dropout"):
         TwoTower(derived_dropout=bad)  # type: ignore[arg-type]
+
+
+def test_compiled_training_step_trains_the_same_model() -> None:
+    """compile=True gives the eager loop's losses up to float rounding (fused kernels sum in
+    another order), and the setting is kept in the model's parameters."""
+    data, users, items, _, _ = planted(40, 20)
+    options = {**SMALL, "epochs": 2, "early_stopping": None}
+    eager = TwoTower(**options).fit(data, user_features=users, item_features=items)
+    compiled = TwoTower(**options, compile=True).fit(
+        data, user_features=users, item_features=items
+    )
+    for a, b in zip(eager.history_, compiled.history_, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
+    assert compiled.get_params()["compile"] is True
+
+
+def test_a_failing_compiler_leaves_training_uncompiled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(function: object, **kwargs: object) -> object:
+        def fails(*args: object) -> object:
+            raise RuntimeError("no C++ compiler")
+
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken)
+    data, users, items, _, _ = planted(40, 20)
+    options = {**SMALL, "epochs": 2, "early_stopping": None}
+    with caplog.at_level("WARNING"):
+        model = TwoTower(**options, compile=True).fit(
+            data, user_features=users, item_features=items
+        )
+    eager = TwoTower(**options).fit(data, user_features=users, item_features=items)
+    assert "torch.compile failed" in caplog.text and "no C++ compiler" in caplog.text
+    assert [h["loss"] for h in model.history_] == [h["loss"] for h in eager.history_]

@@ -128,6 +128,14 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a model already at --out.")
     ] = False,
+    compile_step: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="two-tower: compile the training step with torch.compile (faster epochs "
+            "after a one-off compilation).",
+        ),
+    ] = False,
     feedback: Annotated[
         Path | None,
         typer.Option(
@@ -175,6 +183,7 @@ def train(
             learning_rate=learning_rate,
             batch_size=batch_size,
             seed=seed,
+            compile=compile_step or None,
         )
         s.say(f"Model  {describe_model(model)}")
         fit(
@@ -297,13 +306,19 @@ def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
     if name is ModelName.popularity:
         return Popularity(by="mean" if kind == "explicit" else "count")
     chosen = {key: value for key, value in options.items() if value is not None}
+    if chosen.get("compile") and name is not ModelName.two_tower:
+        raise ConfigError("--compile applies to --model two-tower only")
+    if name is not ModelName.two_tower:
+        chosen.pop("compile", None)
     if name is ModelName.ials:
         allowed = ("embedding_size", "reg", "epochs", "seed")
         return ImplicitALS(**{key: chosen[key] for key in allowed if key in chosen})
     if name is ModelName.ease:
         return EASE(**({"reg": chosen["reg"]} if "reg" in chosen else {}))
     if name is ModelName.two_tower:
-        tower_options = ("embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed")
+        tower_options = (
+            "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed", "compile"
+        )
         objective = {"explicit": "ratings", "binary": "binary", "positive": "retrieval"}[kind]
         settings = {key: chosen[key] for key in tower_options if key in chosen}
         return TwoTower(objective=objective, **settings)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
+    LinearScores,
     Model,
     ModelState,
     Recommendations,
@@ -1196,29 +1197,18 @@ class CollaborativeFiltering(Model):
         return theta
 
     # ------------------------------------------------------------------ scoring
-    def _scores(self, rows: np.ndarray) -> np.ndarray:
-        """Raw scores (before the link function) of known users over every item.
-
-        ``z = W[rows] Xᵀ + b[rows] + (c + μ)``. Xᵀ is kept as a contiguous (n, n_items) copy
-        and c + μ summed once: measured 1.5–2x faster for batches of users on 100k items.
-        """
-        X_t, offset = self._scoring_arrays()
-        z = self._W[rows] @ X_t  # type: ignore[index]
-        z += self._b[rows][:, None]  # type: ignore[index]
-        z += offset[None, :]
-        return z
-
-    def _scoring_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Contiguous Xᵀ and c + μ, rebuilt when the parameter arrays are replaced."""
+    def _linear_scores(self) -> LinearScores:
+        """Raw scores ``z = W[u]·X[i] + b[u] + (c[i] + μ[i])``, with Xᵀ and c + μ prepared once
+        and kept until the parameter arrays are replaced."""
         # the cache holds the arrays it was built from, so `is` cannot match a new array that
         # happens to reuse a freed one's address
-        X, c, mu = self._X, self._c, self._mu
+        arrays = (self._W, self._X, self._b, self._c, self._mu)
         cache = self._score_cache
-        if cache is None or not (cache[0] is X and cache[1] is c and cache[2] is mu):
-            X_t = np.ascontiguousarray(X.T)  # type: ignore[union-attr]
-            cache = (X, c, mu, X_t, c + mu)  # type: ignore[operator]
+        if cache is None or not all(x is y for x, y in zip(cache[:5], arrays, strict=True)):
+            W, X, b, c, mu = arrays
+            cache = (*arrays, LinearScores(W, X, b, c + mu))  # type: ignore[arg-type, operator]
             self._score_cache = cache
-        return cache[3], cache[4]
+        return cache[5]
 
     def _link(self, z: np.ndarray) -> np.ndarray:
         if self.config.kind == "binary":
@@ -1291,7 +1281,7 @@ class CollaborativeFiltering(Model):
             self.items_,  # type: ignore[arg-type]
             user_ids,
             k,
-            self._scores,
+            self._linear_scores(),
             self._seen if exclude_seen else None,
             self._fallback_scores,  # type: ignore[arg-type]
             link=self._link,

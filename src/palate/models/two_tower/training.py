@@ -74,6 +74,7 @@ class LoopSettings:
     id_dropout: float
     early_stopping: int | None
     derived_dropout: float = 0.0
+    compile: bool = False
 
 
 class GradientSync(Protocol):
@@ -119,6 +120,33 @@ def batch_loss(
         return binary_loss(v_u, v_m, t, settings.temperature)
     assert inputs.log_q is not None
     return retrieval_loss(v_u, v_m, i, inputs.log_q.index_select(0, i), settings.temperature)
+
+
+def step_loss(settings: LoopSettings) -> Callable[..., torch.Tensor]:
+    """:func:`batch_loss`, compiled with ``torch.compile`` when ``settings.compile``.
+
+    Compilation happens at the first call; if it fails there (no C++ compiler, an
+    unsupported build), the loss is computed uncompiled from then on, with a warning.
+    """
+    if not settings.compile:
+        return batch_loss
+    compiled = torch.compile(batch_loss)
+    state: dict[str, Any] = {"loss": compiled, "checked": False}
+
+    def loss(*args: Any) -> torch.Tensor:
+        if state["checked"]:
+            return state["loss"](*args)
+        try:
+            value = compiled(*args)
+        except Exception as exc:  # any compiler failure: train without it
+            logger.warning("torch.compile failed (%s: %s); training uncompiled",
+                           type(exc).__name__, exc)
+            state["loss"] = batch_loss
+            value = batch_loss(*args)
+        state["checked"] = True
+        return value
+
+    return loss
 
 
 def make_optimizer(params: list[torch.nn.Parameter], settings: LoopSettings) -> torch.optim.Adam:
@@ -173,6 +201,7 @@ def train_towers(
     """
     params = [p for tower in (user_tower, item_tower) for p in tower.parameters()]
     optimizer = make_optimizer(params, settings)
+    loss_of_batch = step_loss(settings)
     n = len(events)
     steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
@@ -206,7 +235,7 @@ def train_towers(
                     user_drop = _drop_mask(len(u), settings.derived_dropout, generator, device)
                 if inputs.item_cold is not None:
                     item_drop = _drop_mask(len(i), settings.derived_dropout, generator, device)
-            loss = batch_loss(
+            loss = loss_of_batch(
                 user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids,
                 user_drop, item_drop,
             )
