@@ -308,6 +308,15 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
             ranker, [*base, NearestToUser(top=top, index=nearest)], block_items=blocked
         ).fit(ratings, item_table=data.items, user_table=users_table)
         pipeline.recommend(sample[:5], k=10)
+        if args.profile:
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as profile:
+                for user in sample[:200]:
+                    pipeline.recommend([user], k=10)
+            print(f"profile, nearest top {top}:")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         times, counts = [], []
         for user in sample:
             start = time.perf_counter()
@@ -356,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", default="270,500")
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="pipeline part: print a cProfile of 200 requests per size")
     parser.add_argument(
         "--vectors", choices=("gaussian", "movielens"), default="gaussian",
         help="ann part: the planted standard Gaussian vectors, or the same redrawn with the "

@@ -203,3 +203,15 @@ def test_errors_name_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
         index.search(np.zeros((1, 2)), 0)
     with pytest.raises(ArtifactError, match="index.save"):
         load_index(tmp_path)
+
+
+@given(
+    values=st.lists(st.integers(-3, 40), max_size=60),
+    excluded=st.lists(st.integers(-3, 40), max_size=30),
+)
+@settings(max_examples=200, deadline=None)
+def test_not_in_equals_isin(values: list[int], excluded: list[int]) -> None:
+    from palate.retrieval.index import not_in
+
+    v, e = np.array(values, dtype=np.int64), np.array(excluded, dtype=np.int64)
+    assert not_in(v, e).tolist() == (~np.isin(v, e)).tolist()

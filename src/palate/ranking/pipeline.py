@@ -30,6 +30,7 @@ from palate.models.base import (
 from palate.models.popularity import seen_from_arrays, seen_matrix
 from palate.ranking.filters import ItemPolicy, allowed_items
 from palate.ranking.scorer import VectorScorer
+from palate.retrieval.index import not_in
 from palate.retrieval.sources import (
     Candidates,
     CandidateSource,
@@ -344,7 +345,7 @@ class RetrieveThenRank(Model):
         merged = merged.astype(np.int64)
         keep = self.allowed_[merged]
         if len(context.seen):
-            keep &= ~np.isin(merged, context.seen, assume_unique=True)
+            keep &= not_in(merged, context.seen)
         candidates = merged[keep]
         if row < 0:
             if not len(candidates):  # no source serves unknown users: the model's fallback
