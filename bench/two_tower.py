@@ -24,6 +24,23 @@ Protocols (all splits drawn from ``numpy.random.default_rng(seed)``):
   Its number of epochs (1 to 8) is chosen on validation cold users: 20% of the training users
   (``default_rng(seed + 1)``), ranked from their attributes after every epoch of a model
   trained on the others; the held-out users are never looked at.
+- **LightFM with features** (both cold-start protocols, when ``lightfm`` imports; otherwise
+  a line says it was skipped): ``LightFM(loss="warp", no_components=32, random_state=seed)``,
+  30 epochs, 1 thread, trained on the same training part as the two-tower with its ratings
+  >= 4 as the positive interactions (the relevance of the metric; the other ratings are
+  left out, not used as negatives). Features are one-hot labels built from the training
+  rows (a label absent from them is dropped): items ``genre=…`` (multi-hot) and ``year=…``
+  (decade, or ``year=unknown``); users ``age=…`` (buckets <18, 18-24, 25-34, 35-44, 45-49,
+  50-55, 56+), ``gender=…``, ``occupation=…``, ``zip_region=…`` (first character of the zip
+  code). Each row is normalised to sum to 1 (as ``lightfm.data.Dataset`` does by default).
+  In the item cold start the items are represented by their features only (no per-item
+  identity column, so a held-out item is built exactly like a training item) and the users
+  by an identity column plus their attributes; in the user cold start the mirror: users by
+  their attributes only, items by an identity column plus their features. A score is
+  ``item bias + user vector · item vector`` on exactly the candidates of the other methods;
+  in the user cold start the LightFM user vector comes from the attributes alone at every
+  step (LightFM does not fold in a new user's ratings; the given items are excluded from
+  its list, as for every method).
 - **throughput** (``--threads``, default 2): examples/s of the full ``TwoTower.fit`` loop at
   batch 1024 with the default towers (feature gathering, shuffling, loss, Adam), measured
   between the end of the first and the last epoch; the FLOPs one training example needs
@@ -49,6 +66,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 from common import (
     DEFAULT_ML100K,
     RESULTS_DIR,
@@ -98,6 +117,157 @@ def warm(ml: Any, seed: int) -> dict[str, Any]:
     for name in ("two_tower", "two_tower_hybrid"):
         rows[name]["vs_cf"] = rows[name]["rmse"] / rows["cf"]["rmse"] - 1
     return {"n_train": len(train), "n_test": len(test), "models": rows}
+
+
+# ------------------------------------------------------------------------------ LightFM
+#: LightFM with features in the cold-start protocols (see the module docstring).
+LIGHTFM = {"loss": "warp", "no_components": 32}
+LIGHTFM_EPOCHS = 30
+#: Lower edges of the age buckets (those of MovieLens 1M, whose ages are these codes).
+AGE_EDGES = (18, 25, 35, 45, 50, 56)
+
+
+def _lightfm_class() -> Any | None:
+    """``lightfm.LightFM``, or ``None`` (with a line saying so) when it cannot be imported."""
+    try:
+        from lightfm import LightFM
+    except ImportError as error:
+        print(f"  lightfm: skipped, it cannot be imported ({error}); "
+              "`make -C bench venv` builds a virtual environment with it", flush=True)
+        return None
+    return LightFM
+
+
+def _age_label(age: Any) -> str:
+    if age is None or pd.isna(age):
+        return "age=unknown"
+    lower = [edge for edge in AGE_EDGES if float(age) >= edge]
+    if not lower:
+        return f"age=<{AGE_EDGES[0]}"
+    if lower[-1] == AGE_EDGES[-1]:
+        return f"age={AGE_EDGES[-1]}+"
+    return f"age={lower[-1]}-{AGE_EDGES[len(lower)] - 1}"
+
+
+def _item_labels(ml: Any, ids: np.ndarray) -> list[list[str]]:
+    """Feature labels of each item: ``genre=…`` for each genre and ``year=<decade>s``."""
+    table = ml.items.set_index("item_id")
+    labels = []
+    for item in ids:
+        row = table.loc[item]
+        genres = row["genres"] if isinstance(row["genres"], (list, tuple, np.ndarray)) else []
+        year = row["year"] if "year" in table.columns else None
+        decade = "unknown" if year is None or pd.isna(year) else f"{int(year) // 10 * 10}s"
+        labels.append([*(f"genre={g}" for g in genres), f"year={decade}"])
+    return labels
+
+
+def _user_labels(ml: Any, ids: np.ndarray) -> list[list[str]]:
+    """Feature labels of each user: age bucket, gender, occupation and zip region."""
+    table = ml.users.set_index("user_id")
+    labels = []
+    for user in ids:
+        row = table.loc[user]
+        zip_code = row.get("zip")
+        region = "unknown" if zip_code is None or pd.isna(zip_code) else str(zip_code)[:1]
+        labels.append([_age_label(row.get("age")), f"gender={row.get('gender')}",
+                       f"occupation={row.get('occupation')}", f"zip_region={region}"])
+    return labels
+
+
+def _feature_matrix(labels: list[list[str]], vocabulary: dict[str, int],
+                    identity: bool) -> sp.csr_matrix:
+    """Rows of one-hot labels (unknown labels dropped), after an identity block when
+    ``identity``; each row normalised to sum to 1."""
+    n = len(labels)
+    offset = n if identity else 0
+    rows: list[int] = []
+    cols: list[int] = []
+    for r, row in enumerate(labels):
+        if identity:
+            rows.append(r)
+            cols.append(r)
+        for label in row:
+            if label in vocabulary:
+                rows.append(r)
+                cols.append(offset + vocabulary[label])
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                           shape=(n, offset + len(vocabulary)))
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    sums[sums == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / sums).astype(np.float32) @ matrix)
+
+
+def _label_vocabulary(labels: list[list[str]]) -> dict[str, int]:
+    return {label: j for j, label in enumerate(sorted({x for row in labels for x in row}))}
+
+
+def _fit_lightfm(model_class: Any, train: Any, user_x: sp.csr_matrix, item_x: sp.csr_matrix,
+                 seed: int) -> tuple[Any, float]:
+    """LightFM fitted on the ratings >= 4 of ``train`` (rows and columns: its vocabularies)."""
+    keep = train.values >= RELEVANT
+    positives = sp.coo_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32),
+         (train.user_idx[keep], train.item_idx[keep])),
+        shape=(len(train.users), len(train.items)),
+    )
+    model = model_class(**LIGHTFM, random_state=seed)
+    start = time.perf_counter()
+    # one thread: LightFM's parallel SGD is lock-free (Hogwild), so more threads would make
+    # the result depend on the scheduling
+    model.fit(positives, user_features=user_x, item_features=item_x, epochs=LIGHTFM_EPOCHS,
+              num_threads=1)
+    return model, time.perf_counter() - start
+
+
+def _lightfm_scores(model: Any, user_x: sp.csr_matrix, item_x: sp.csr_matrix) -> np.ndarray:
+    """``item bias + user vector · item vector`` for every row of ``user_x`` x ``item_x``."""
+    _, users = model.get_user_representations(user_x)
+    item_bias, items = model.get_item_representations(item_x)
+    return users @ items.T + item_bias[None, :]
+
+
+def _lightfm_item_cold(ml: Any, train: Any, users: list[Any], candidates: np.ndarray,
+                       seed: int) -> tuple[list[np.ndarray], float] | None:
+    """Rankings of ``candidates`` for ``users`` by LightFM with features-only items."""
+    model_class = _lightfm_class()
+    if model_class is None:
+        return None
+    item_labels = _item_labels(ml, train.items.ids)
+    item_vocabulary = _label_vocabulary(item_labels)
+    user_labels = _user_labels(ml, train.users.ids)
+    user_x = _feature_matrix(user_labels, _label_vocabulary(user_labels), identity=True)
+    model, seconds = _fit_lightfm(
+        model_class, train, user_x,
+        _feature_matrix(item_labels, item_vocabulary, identity=False), seed,
+    )
+    rows = train.users.index(np.asarray(users))
+    scores = _lightfm_scores(
+        model, user_x[rows], _feature_matrix(_item_labels(ml, candidates), item_vocabulary,
+                                             identity=False)
+    )
+    return [_ranked(row, candidates) for row in scores], seconds
+
+
+def _lightfm_user_cold(ml: Any, train: Any, users: np.ndarray, seed: int
+                       ) -> tuple[dict[Any, np.ndarray], float] | None:
+    """Scores of every training item for each new user in ``users``, by LightFM with users
+    represented by their attributes only."""
+    model_class = _lightfm_class()
+    if model_class is None:
+        return None
+    user_labels = _user_labels(ml, train.users.ids)
+    user_vocabulary = _label_vocabulary(user_labels)
+    item_labels = _item_labels(ml, train.items.ids)
+    item_x = _feature_matrix(item_labels, _label_vocabulary(item_labels), identity=True)
+    model, seconds = _fit_lightfm(
+        model_class, train, _feature_matrix(user_labels, user_vocabulary, identity=False),
+        item_x, seed,
+    )
+    scores = _lightfm_scores(
+        model, _feature_matrix(_user_labels(ml, users), user_vocabulary, identity=False), item_x
+    )
+    return dict(zip(users.tolist(), scores, strict=True)), seconds
 
 
 # ------------------------------------------------------------------------------ cold items
@@ -169,6 +339,7 @@ def item_cold(ml: Any, seed: int) -> dict[str, Any]:
         random_scores.append(
             _ndcg([order.permutation(candidates)[:K] for _ in users], relevant)
         )
+    lightfm = _lightfm_item_cold(ml, train, users, candidates, seed)
     result = {
         "n_held_out_items": int(len(candidates)),
         "n_users": len(users),
@@ -180,6 +351,11 @@ def item_cold(ml: Any, seed: int) -> dict[str, Any]:
         },
     }
     ndcg = result["ndcg@10"]
+    if lightfm is not None:
+        ndcg["lightfm"] = _ndcg(lightfm[0], relevant)
+        result["lightfm"] = {**LIGHTFM, "epochs": LIGHTFM_EPOCHS, "fit_s": lightfm[1],
+                             "positives": f"ratings >= {RELEVANT:g}",
+                             "items": "features only", "users": "identity + attributes"}
     result["two_tower_vs_random"] = ndcg["two_tower"] / ndcg["random"]
     print(f"  item cold start NDCG@10: {ndcg}", flush=True)
     return result
@@ -284,16 +460,23 @@ def user_cold(ml: Any, seed: int, n_given: tuple[int, ...] = (1, 3, 10)) -> dict
     item_vectors = model.item_vectors(catalogue)
     retrieval_items = retrieval.item_vectors(catalogue)
     pop_scores = popularity.item_scores_
+    lightfm = _lightfm_user_cold(ml, train, frame["user_id"].unique(), seed)
     out: dict[str, Any] = {
         "n_held_out_users": int(len(test.to_pandas()["user_id"].unique())),
         "retrieval": {**RETRIEVAL, **selection},
     }
+    if lightfm is not None:
+        out["lightfm"] = {**LIGHTFM, "epochs": LIGHTFM_EPOCHS, "fit_s": lightfm[1],
+                          "positives": f"ratings >= {RELEVANT:g}",
+                          "users": "attributes only", "items": "identity + features"}
     for given in (0, *n_given):
         rankings: dict[str, list[np.ndarray]] = {
             "two_tower": [], "two_tower_retrieval": [], "popularity": []
         }
         if given:
             rankings["cf_fold_in"] = []
+        if lightfm is not None:
+            rankings["lightfm"] = []
         relevant = []
         for user, rows in frame.groupby("user_id", sort=False):
             first, rest = rows.iloc[:given], rows.iloc[given:]
@@ -313,6 +496,8 @@ def user_cold(ml: Any, seed: int, n_given: tuple[int, ...] = (1, 3, 10)) -> dict
                       "popularity": pop_scores.astype(float)}
             if given:
                 scores["cf_fold_in"] = cf.fold_in(ratings)  # type: ignore[arg-type]
+            if lightfm is not None:
+                scores["lightfm"] = lightfm[0][user]
             for name, s in scores.items():
                 s = np.where(exclude, -np.inf, s)
                 rankings[name].append(_ranked(s, catalogue))
