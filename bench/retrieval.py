@@ -17,6 +17,9 @@ Parts (``--parts``, default all):
   ``--queries`` queries (ties counted, ``palate.retrieval.index.recall_against_exact``; and
   the plain id overlap) and per-query p50/p99 for a sweep of ``efSearch``. The built index is
   cached under ``~/.cache/palate/bench`` (its build time is reported when it was built).
+- **pq**: palate ``FaissIndex("pq")`` (4-bit product-quantised codes scanned by FAISS's
+  SIMD "fast scan", the best ``refine_factor × k`` re-ranked exactly) over the same vectors
+  and queries as **ann**, for each ``--pq-m`` and ``--refine-factors``.
 - **pipeline**: a full ``RetrieveThenRank.recommend([user], k=10)`` on the same catalogue, the
   ranker's vectors being the planted ones (an ``ImplicitALS`` rebuilt from them, so scoring is
   ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean),
@@ -260,6 +263,53 @@ def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
             "build_threads": args.build_threads, "sweep": rows}
 
 
+def part_pq(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    """FaissIndex("pq"): 4-bit fast-scan codes re-ranked exactly, same vectors and queries as
+    the HNSW sweep; recall@10 and per-query p50/p99 for each (pq_m, refine_factor)."""
+    import faiss
+
+    from palate.retrieval import ExactIndex, FaissIndex
+    from palate.retrieval.index import recall_against_exact
+
+    x = data.true_item_factors.astype(np.float32)
+    rng = np.random.default_rng(args.seed + 1)
+    users = data.true_user_factors.astype(np.float32)
+    queries = users[rng.choice(len(users), args.queries, replace=False)]
+    faiss.omp_set_num_threads(1)
+    exact = ExactIndex().build(x).search(queries, 10)
+    rows = []
+    for pq_m in [int(m) for m in parse_list(args.pq_m) or ["64"]]:
+        faiss.omp_set_num_threads(args.build_threads)
+        start = time.perf_counter()
+        index = FaissIndex("pq", pq_m=pq_m, recall_sample=0, seed=args.seed).build(x)
+        build = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        for factor in [int(f) for f in parse_list(args.refine_factors) or ["5", "10", "30"]]:
+            index.refine_factor = factor
+            index.search(queries[:2], 10)
+            times, found = [], []
+            for q in queries:
+                start = time.perf_counter()
+                result = index.search(q[None, :], 10)
+                times.append(time.perf_counter() - start)
+                found.append(result.indices[0])
+            p50, p99 = percentiles(times)
+            returned = np.array(found)
+            rows.append({"pq_m": pq_m, "refine_factor": factor, "build_seconds": build,
+                         "recall_at_10": recall_against_exact(queries, x, returned, exact,
+                                                              "inner_product"),
+                         "p50_ms": p50, "p99_ms": p99})
+    print_table(
+        f"PQ fast scan + exact re-ranking over {len(x):,} x {x.shape[1]} planted item vectors, "
+        "user-vector queries, k = 10, one thread",
+        ["pq_m", "refine factor", "build s", "recall@10", "p50 ms", "p99 ms"],
+        [[str(r["pq_m"]), str(r["refine_factor"]), f"{r['build_seconds']:.1f}",
+          f"{r['recall_at_10']:.4f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"] for r in rows],
+    )
+    return {"items": len(x), "dim": x.shape[1], "queries": args.queries,
+            "build_threads": args.build_threads, "sweep": rows}
+
+
 def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     import faiss
     import pandas as pd
@@ -372,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", default="270,500")
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--pq-m", default="64", help="pq part: sub-quantizer counts")
+    parser.add_argument("--refine-factors", default="5,10,30",
+                        help="pq part: candidates re-ranked exactly, as multiples of k")
     parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
                         help="pipeline part: leave the loaded catalogue to the cycle collector")
     parser.add_argument("--profile", action="store_true",
@@ -391,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(), "machine": machine_note(), "versions": library_versions(),
     }
     data = None
-    if {"ann", "pipeline"} & set(parts):
+    if {"ann", "pq", "pipeline"} & set(parts):
         start = time.perf_counter()
         data = catalogue(args.items, args.dim, args.catalogue_users, args.seed)
         payload["catalogue_seconds"] = time.perf_counter() - start
@@ -401,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             payload[part] = part_exact(args)
         elif part == "ann":
             payload[part] = part_ann(args, data)
+        elif part == "pq":
+            payload[part] = part_pq(args, data)
         elif part == "pipeline":
             payload[part] = part_pipeline(args, data)
         else:

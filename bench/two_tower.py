@@ -285,36 +285,78 @@ def _ranked(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return candidates[np.argsort(-scores, kind="stable")[:K]]
 
 
+def _hold_out_items(data: Any, seed: int) -> tuple[Any, Any, np.ndarray]:
+    """(events of 80% of the items, compacted; events of the other 20%; those items' ids),
+    drawn from ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    items = data.items.ids
+    is_held = np.zeros(len(items), dtype=bool)
+    is_held[rng.permutation(len(items))[: len(items) // 5]] = True
+    train = data.subset(np.flatnonzero(~is_held[data.item_idx])).compact()
+    test = data.subset(np.flatnonzero(is_held[data.item_idx]))
+    return train, test, items[is_held]
+
+
+def _cold_item_targets(train: Any, test: Any) -> tuple[list[Any], list[set]]:
+    """Users of ``train`` with a held-out item rated >= 4, and those items per user."""
+    frame = test.to_pandas()
+    positive = frame[frame["value"] >= RELEVANT]
+    by_user = positive.groupby("user_id")["item_id"].apply(set)
+    users = [u for u in by_user.index if u in train.users]
+    return users, [by_user[u] for u in users]
+
+
+def _cold_item_rankings(model: Any, ml: Any, users: list[Any], candidates: np.ndarray
+                        ) -> list[np.ndarray]:
+    """Each user's ranking of the held-out items, item vectors from features alone."""
+    v_m = model.item_vectors(features=ml.item_features.rows(candidates))
+    scores = model.user_vectors(np.asarray(users)) @ v_m.T
+    return [_ranked(row, candidates) for row in scores]
+
+
+def item_retrieval_epochs(ml: Any, train: Any, seed: int) -> dict[str, Any]:
+    """Epochs of the retrieval model for cold items, chosen on validation cold items: 20% of
+    the training items (``default_rng(seed + 1)``) are held out with their ratings, the model
+    is trained on the others' positives for up to :data:`MAX_RETRIEVAL_EPOCHS` epochs, and
+    after each epoch the validation items are ranked for their users by features alone."""
+    import palate
+
+    fit, val, val_items = _hold_out_items(train, seed + 1)
+    users, relevant = _cold_item_targets(fit, val)
+    model = palate.TwoTower(**ITEM_RETRIEVAL, epochs=MAX_RETRIEVAL_EPOCHS,
+                            early_stopping=None, seed=seed)
+    curve: list[float] = []
+
+    def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        model._refresh_vectors()
+        curve.append(_ndcg(_cold_item_rankings(model, ml, users, val_items), relevant))
+
+    model.fit(_positives(fit), user_features=ml.user_features, item_features=ml.item_features,
+              callback=after_epoch)
+    return {"epochs": int(np.argmax(curve)) + 1, "validation_items": int(len(val_items)),
+            "validation_users": len(users), "validation_ndcg@10_per_epoch": curve}
+
+
 def item_cold(ml: Any, seed: int) -> dict[str, Any]:
     import palate
 
-    rng = np.random.default_rng(seed)
     data = ml.ratings
-    items = data.items.ids
-    held = rng.permutation(len(items))[: len(items) // 5]
-    is_held = np.zeros(len(items), dtype=bool)
-    is_held[held] = True
-    train = data.subset(np.flatnonzero(~is_held[data.item_idx])).compact()
-    test = data.subset(np.flatnonzero(is_held[data.item_idx]))
-    candidates = items[is_held]
+    train, test, candidates = _hold_out_items(data, seed)
     model = palate.TwoTower(seed=seed).fit(
         train, user_features=ml.user_features, item_features=ml.item_features
     )
     hybrid = palate.TwoTower(id_embedding_size=32, seed=seed).fit(
         train, user_features=ml.user_features, item_features=ml.item_features
     )
-    frame = test.to_pandas()
-    positive = frame[frame["value"] >= RELEVANT]
-    relevant_by_user = positive.groupby("user_id")["item_id"].apply(set)
-    users = [u for u in relevant_by_user.index if u in train.users]
-    relevant = [relevant_by_user[u] for u in users]
-    item_rows = ml.item_features.rows(candidates)
+    selection = item_retrieval_epochs(ml, train, seed)
+    print(f"  retrieval epochs chosen on validation items: {selection}", flush=True)
+    retrieval = palate.TwoTower(
+        **ITEM_RETRIEVAL, epochs=selection["epochs"], early_stopping=None, seed=seed
+    ).fit(_positives(train), user_features=ml.user_features, item_features=ml.item_features)
+    users, relevant = _cold_item_targets(train, test)
 
     def tower_ranking(m: Any) -> list[np.ndarray]:
-        v_m = m.item_vectors(features=item_rows)
-        v_u = m.user_vectors(np.asarray(users))
-        scores = v_u @ v_m.T
-        return [_ranked(row, candidates) for row in scores]
+        return _cold_item_rankings(m, ml, users, candidates)
 
     # genre popularity: mean number of ratings >= 4 per training item, by genre
     train_frame = train.to_pandas()
@@ -346,6 +388,7 @@ def item_cold(ml: Any, seed: int) -> dict[str, Any]:
         "ndcg@10": {
             "two_tower": _ndcg(tower_ranking(model), relevant),
             "two_tower_hybrid": _ndcg(tower_ranking(hybrid), relevant),
+            "two_tower_retrieval": _ndcg(tower_ranking(retrieval), relevant),
             "genre_popularity": _ndcg([popular] * len(users), relevant),
             "random": float(np.mean(random_scores)),
         },
@@ -357,6 +400,7 @@ def item_cold(ml: Any, seed: int) -> dict[str, Any]:
                              "positives": f"ratings >= {RELEVANT:g}",
                              "items": "features only", "users": "identity + attributes"}
     result["two_tower_vs_random"] = ndcg["two_tower"] / ndcg["random"]
+    result["retrieval_epochs"] = selection
     print(f"  item cold start NDCG@10: {ndcg}", flush=True)
     return result
 
@@ -368,6 +412,10 @@ def item_cold(ml: Any, seed: int) -> dict[str, Any]:
 #: the training users of ML-100K (seed 0); the number of epochs is chosen per run, see
 #: :func:`retrieval_epochs`.
 RETRIEVAL = {"objective": "retrieval", "temperature": 0.1, "learning_rate": 3e-4}
+#: The same for cold items, with the derived features hidden in 80% of the examples: chosen
+#: on validation items of ML-100K (seed 0; best-epoch NDCG@10 0.2391 against 0.2243 for the
+#: user set-up, 0.1985 with id embeddings, 0.2177 at τ 0.2, 0.2112 at learning rate 1e-4).
+ITEM_RETRIEVAL = {**RETRIEVAL, "derived_dropout": 0.8}
 MAX_RETRIEVAL_EPOCHS = 8
 
 

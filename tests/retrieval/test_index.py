@@ -87,12 +87,12 @@ def test_exclusions_as_a_sparse_matrix_match_lists() -> None:
     np.testing.assert_array_equal(a.indices, b.indices)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "pq"])
 @pytest.mark.parametrize("metric", ["inner_product", "l2"])
 def test_ann_recall_reaches_the_floor_on_a_fixed_seed(kind: str, metric: str) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4000, 16)).astype(np.float32)
-    params = {"nprobe": 32} if kind == "ivf" else {"ef_search": 128}
+    params = {"ivf": {"nprobe": 32}, "hnsw": {"ef_search": 128}, "pq": {}}[kind]
     index = FaissIndex(kind, metric, recall_sample=300, **params).build(x)  # type: ignore[arg-type]
     assert index.metadata_["recall_sample"] == 300
     assert index.measured_recall is not None and index.measured_recall >= 0.95
@@ -167,7 +167,9 @@ def test_fewer_rows_than_k_are_padded() -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"kind": "exact", "metric": "l2"}, {"kind": "hnsw"}, {"kind": "ivf", "nprobe": 4}]
+    "params",
+    [{"kind": "exact", "metric": "l2"}, {"kind": "hnsw"}, {"kind": "ivf", "nprobe": 4},
+     {"kind": "pq", "pq_m": 4, "metric": "l2"}],
 )
 def test_index_files_round_trip(tmp_path, params: dict) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(3)
@@ -190,6 +192,10 @@ def test_errors_name_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ExactIndex("cosine")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="kind"):
         FaissIndex("lsh")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pq_m must divide the dimension 3"):
+        FaissIndex("pq", pq_m=2).build(np.eye(3))
+    with pytest.raises(ConfigError, match="re-ranks exactly"):
+        FaissIndex("pq", mips_to_l2=True)
     with pytest.raises(NotFittedError, match="build"):
         ExactIndex().search(np.zeros((1, 2)), 1)
     index = ExactIndex().build(np.eye(2))
@@ -215,3 +221,24 @@ def test_not_in_equals_isin(values: list[int], excluded: list[int]) -> None:
 
     v, e = np.array(values, dtype=np.int64), np.array(excluded, dtype=np.int64)
     assert not_in(v, e).tolist() == (~np.isin(v, e)).tolist()
+
+
+def test_pq_values_are_exact_scores_and_exclusions_hold() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    q = rng.normal(size=(5, 8)).astype(np.float32)
+    for metric in ("inner_product", "l2"):
+        index = FaissIndex("pq", metric, recall_sample=0).build(x)  # type: ignore[arg-type]
+        exclude = [ExactIndex(metric).build(x).search(q[r : r + 1], 3).indices[0]  # type: ignore[arg-type]
+                   for r in range(5)]
+        found = index.search(q, 6, exclude=exclude)
+        for r in range(5):
+            assert not np.isin(found.indices[r], exclude[r]).any()
+        rows = x[found.indices]
+        if metric == "l2":
+            expected = ((rows - q[:, None, :]) ** 2).sum(axis=2)
+            assert np.all(np.diff(found.values, axis=1) >= 0)
+        else:
+            expected = np.einsum("ij,ikj->ik", q, rows)
+            assert np.all(np.diff(found.values, axis=1) <= 0)
+        np.testing.assert_allclose(found.values, expected, rtol=1e-5, atol=1e-5)
