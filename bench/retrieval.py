@@ -382,6 +382,9 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         for user in sample[:100]:
             counts.append(len(pipeline._rank(int(ratings.users.index([user])[0]), 10, True)[3]))
         p50, p99 = percentiles(times)
+        slowest = np.argsort(times)[-6:]
+        print(f"  slowest requests (order, ms): "
+              f"{[(int(i), round(times[i] * 1e3, 1)) for i in sorted(slowest)]}")
         rows.append({"config": f"retrieve then rank, nearest top {top}", "target": target,
                      "candidates": float(np.mean(counts)), "p50_ms": p50, "p99_ms": p99})
     times = []

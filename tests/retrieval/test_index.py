@@ -242,3 +242,35 @@ def test_pq_values_are_exact_scores_and_exclusions_hold() -> None:
             expected = np.einsum("ij,ikj->ik", q, rows)
             assert np.all(np.diff(found.values, axis=1) <= 0)
         np.testing.assert_allclose(found.values, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_many_exclusions_far_from_the_query_need_no_wide_search(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A heavy user whose seen rows are nowhere near the query: the first, narrow over-fetch
+    serves them (no exact scan, no k + 1,500 beam), and the result is still right."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5000, 8)).astype(np.float32)
+    q = rng.normal(size=(1, 8)).astype(np.float32)
+    exact = ExactIndex().build(x)
+    far = np.argsort(x @ q[0])[:1500]  # the 1,500 worst rows for this query
+    index = FaissIndex("hnsw", recall_sample=0, ef_search=200).build(x)
+    fetched: list[int] = []
+    search = index._faiss_search
+    monkeypatch.setattr(index, "_faiss_search",
+                        lambda qq, fetch: (fetched.append(fetch), search(qq, fetch))[1])
+    monkeypatch.setattr(index._exact, "_search", lambda *a: pytest.fail("exact scan used"))
+    found = index.search(q, 10, exclude=[far])
+    assert fetched == [20]
+    np.testing.assert_array_equal(found.indices, exact.search(q, 10, exclude=[far]).indices)
+
+
+def test_exclusions_near_the_query_widen_the_search_until_k_remain() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5000, 8)).astype(np.float32)
+    q = rng.normal(size=(1, 8)).astype(np.float32)
+    exact = ExactIndex().build(x)
+    near = exact.search(q, 300).indices[0]  # the 300 best rows are all excluded
+    index = FaissIndex("hnsw", recall_sample=0, ef_search=64).build(x)
+    found = index.search(q, 10, exclude=[near])
+    assert not np.isin(found.indices[0], near).any() and (found.indices[0] >= 0).all()
+    best = exact.search(q, 10, exclude=[near]).indices[0]
+    assert len(np.intersect1d(found.indices[0], best)) >= 9

@@ -434,9 +434,10 @@ class FaissIndex(VectorIndexBase):
     ``metadata_`` the recall@k (mean over the sample of the share of the k returned rows that
     are as good as the exact k-th best, so that ties count; see :func:`recall_against_exact`)
     and the plain id overlap ``|ANN top-k ∩ exact top-k| / k``.
-    Exclusions are served by fetching ``k + len(exclude)`` neighbours (HNSW widens its beam to
-    match); a query with more than ``max_overfetch`` exclusions, or one left with fewer than
-    ``k`` results, is answered by the exact scan instead, so it still gets ``k`` results.
+    Exclusions are served by over-fetching: first ``k + min(len(exclude), k)`` neighbours,
+    then 4x as many for the queries left short, up to ``k + len(exclude)`` (HNSW widens its
+    beam to match); a query with more than ``max_overfetch`` exclusions, or one still short,
+    is answered by the exact scan instead, so it always gets ``k`` results.
 
     Parameters
     ----------
@@ -681,22 +682,30 @@ class FaissIndex(VectorIndexBase):
         ann_rows = np.flatnonzero(counts <= self.max_overfetch)
         out_idx = np.full((len(q), k), -1, dtype=np.int64)
         out_val = np.full((len(q), k), np.nan, dtype=np.float32)
-        if len(ann_rows):
-            fetch = min(n, k + int(counts[ann_rows].max()))
-            raw_val, raw_idx = self._faiss_search(q[ann_rows], fetch)
-            short = []
-            for j, r in enumerate(ann_rows):
+        short: list[int] = []
+        pending = ann_rows
+        # Over-fetch adaptively: first room for k excluded rows among the neighbours (most
+        # of a heavy user's items are nowhere near the query), then 4x wider, up to
+        # k + all of them; rows still short go to the exact scan.
+        fetch = min(n, k + min(int(counts[pending].max(initial=0)), k))
+        while len(pending):
+            raw_val, raw_idx = self._faiss_search(q[pending], fetch)
+            retry = []
+            for j, r in enumerate(pending):
                 idx, val = raw_idx[j], raw_val[j]
                 keep = idx >= 0
                 if lists is not None and len(lists[r]):
                     keep &= not_in(idx, lists[r])
                 idx, val = idx[keep][:k], val[keep][:k]
-                wanted = min(k, n - int(counts[r]))
-                if len(idx) < wanted:
-                    short.append(r)
+                if len(idx) < min(k, n - int(counts[r])):
+                    (retry if fetch < min(n, k + int(counts[r])) else short).append(r)
                     continue
                 out_idx[r, : len(idx)] = idx
                 out_val[r, : len(idx)] = val
+            pending = np.asarray(retry, dtype=np.int64)
+            if len(pending):
+                fetch = min(n, 4 * fetch, k + int(counts[pending].max()))
+        if short:
             exact_rows = np.concatenate([exact_rows, np.asarray(short, dtype=np.int64)])
         if len(exact_rows):
             sub = None if lists is None else [lists[r] for r in exact_rows]
