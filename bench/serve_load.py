@@ -200,6 +200,8 @@ def run_server(
             "warning",
             "--no-batch" if kind == "palate-unbatched" else "--batch",
         ]
+        if kind.startswith("palate-") and kind.split("-", 1)[1] in ("pq", "hnsw"):
+            command += ["--index", kind.split("-", 1)[1]]
     else:
         command = [
             sys.executable,
@@ -220,12 +222,22 @@ def run_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wrk(url, RECOMMEND_LUA % (N_USERS - 1), 8, 2)  # warm up every worker
+        index = None
+        if kind.startswith("palate"):
+            import json
+            import urllib.request
+
+            with urllib.request.urlopen(f"{url}/v1/model") as response:
+                index = json.load(response).get("index")
         out = {
             "recommend_1": wrk(url, RECOMMEND_LUA % (N_USERS - 1), 1, duration),
             "recommend_64": wrk(url, RECOMMEND_LUA % (N_USERS - 1), 64, duration),
         }
-        if kind != "palate-unbatched":  # the write path does not change
+        if kind in ("constant", "palate"):  # the write path is the same in every palate server
             out["ratings_64"] = wrk(url, RATINGS_LUA % (N_ITEMS - 1), 64, duration)
+        if index is not None:
+            out["index"] = index
+            print(f"{kind}: serving index {index}", flush=True)
     finally:
         stop(process)
     if kind == "palate":
@@ -247,7 +259,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="constant,palate,palate-unbatched",
-        help="which servers to load, in order (palate-unbatched: palate serve --no-batch)",
+        help="which servers to load, in order (palate-unbatched: palate serve --no-batch; "
+        "palate-pq / palate-hnsw: palate serve --index pq / hnsw)",
     )
     args = parser.parse_args()
     servers = args.servers.split(",")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from palate import load
+from palate import ConfigError, load
 from palate.service.feedback import SQLiteFeedbackStore
 
 from .conftest import ADMIN_TOKEN, ClientFactory
@@ -495,3 +495,37 @@ def test_ratings_written_by_another_worker_are_folded_in(
     first.post("/v1/users/zed/ratings", json={"ratings": [{"item_id": 1, "rating": 5}]})
     result = recommend(second, ["zed"], k=3)[0]
     assert result["provenance"] == "fold_in" and result["live_ratings"] == 1
+
+
+@pytest.mark.parametrize("index", ["pq", "hnsw"])
+@pytest.mark.parametrize("name", ["cf", "binary", "ials"])
+def test_a_serving_index_answers_as_the_model_does(
+    make_client: ClientFactory, model_dirs: dict[str, Path], name: str, index: str
+) -> None:
+    """On 40 items the index's re-ranked candidates cover every item, so its answers are the
+    model's own; unknown users still get the fallback, and /v1/model reports the index."""
+    indexed = make_client(name, index=index)
+    model = load(model_dirs[name])
+    users = [3, 5, 17, "someone-new"]
+    expected = model.recommend(users, k=5)
+    for row, result in enumerate(recommend(indexed, users, k=5)):
+        scores = [item["score"] for item in result["items"]]
+        # the same top-5 scores; among tied items (a user with a zero vector) any order
+        np.testing.assert_allclose(scores, expected.scores[row], rtol=1e-4, atol=1e-5)
+        if len(set(np.round(expected.scores[row], 5))) == 5:
+            assert item_ids(result) == expected.item_ids[row].tolist()
+        assert result["fallback"] is (users[row] == "someone-new")
+        if not result["fallback"]:  # each score is the model's own for that item
+            predicted = model.predict(np.array([users[row]] * 5, dtype=object),
+                                      np.array(item_ids(result)))
+            np.testing.assert_allclose(scores, predicted, rtol=1e-4, atol=1e-5)
+    described = indexed.get("/v1/model").json()["index"]
+    assert described["kind"] == index and described["recall_at_10"] == pytest.approx(1.0)
+    assert make_client(name).get("/v1/model").json()["index"] is None
+
+
+def test_a_serving_index_needs_a_dot_product_model(
+    make_client: ClientFactory,
+) -> None:
+    with pytest.raises(ConfigError, match="cannot be served from a vector index"):
+        make_client("ease", index="pq")

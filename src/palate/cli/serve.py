@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +18,15 @@ from palate.errors import ConfigError
 _MODEL_ENV = "PALATE_SERVE_MODEL_DIR"
 _FEEDBACK_ENV = "PALATE_SERVE_FEEDBACK_DB"
 _BATCH_ENV = "PALATE_SERVE_BATCH"
+_INDEX_ENV = "PALATE_SERVE_INDEX"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
 #: (numba reads its own setting once, at import; it is limited by a call instead.)
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class ServingIndexKind(StrEnum):
+    pq = "pq"
+    hnsw = "hnsw"
 
 
 def serve(
@@ -45,6 +52,14 @@ def serve(
             help="Answer recommendation requests that arrive together with one model call."
         ),
     ] = True,
+    index: Annotated[
+        ServingIndexKind | None,
+        typer.Option(
+            help="Answer recommendations from an approximate vector index over the model's "
+            "item vectors, built at start (pq: seconds; hnsw: minutes at 1M items); "
+            "default: score every item exactly.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -71,6 +86,10 @@ def serve(
         os.environ[_MODEL_ENV] = str(model_dir.resolve())
         os.environ[_FEEDBACK_ENV] = str(feedback_db.resolve())
         os.environ[_BATCH_ENV] = "1" if batch else "0"
+        if index is None:
+            os.environ.pop(_INDEX_ENV, None)
+        else:
+            os.environ[_INDEX_ENV] = index.value
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
         url = f"http://{host}:{port}/"
@@ -81,6 +100,7 @@ def serve(
                 "model_kind": manifest.get("model_kind"),
                 "feedback_db": str(feedback_db),
                 "workers": workers,
+                "index": None if index is None else index.value,
             }
         )
         s.note(f"serving {manifest.get('model_kind')} model {model_dir} at {url} (docs: {url}docs)")
@@ -108,6 +128,7 @@ def app_from_environment() -> Any:
         feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"),
         follow_published=True,
         batch_requests=os.environ.get(_BATCH_ENV, "1") != "0",
+        index=os.environ.get(_INDEX_ENV) or None,
     )
     # The loaded model (id tables, titles: ~0.5M objects at 100k items) lives as long as the
     # process: moved out of the cycle collector's reach, a full collection no longer walks it

@@ -1197,9 +1197,11 @@ class CollaborativeFiltering(Model):
         return theta
 
     # ------------------------------------------------------------------ scoring
-    def _linear_scores(self) -> LinearScores:
-        """Raw scores ``z = W[u]·X[i] + b[u] + (c[i] + μ[i])``, with Xᵀ and c + μ prepared once
-        and kept until the parameter arrays are replaced."""
+    def linear_scores(self) -> LinearScores:
+        """Raw scores ``z = W[u]·X[i] + b[u] + (c[i] + μ[i])`` (before the link), with Xᵀ and
+        c + μ prepared once and kept until the parameter arrays are replaced; what a vector
+        index over the items needs to serve this model."""
+        self._check_fitted()
         # the cache holds the arrays it was built from, so `is` cannot match a new array that
         # happens to reuse a freed one's address
         arrays = (self._W, self._X, self._b, self._c, self._mu)
@@ -1281,7 +1283,7 @@ class CollaborativeFiltering(Model):
             self.items_,  # type: ignore[arg-type]
             user_ids,
             k,
-            self._linear_scores(),
+            self.linear_scores(),
             self._seen if exclude_seen else None,
             self._fallback_scores,  # type: ignore[arg-type]
             link=self._link,

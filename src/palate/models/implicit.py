@@ -27,6 +27,7 @@ from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
+    LinearScores,
     Model,
     ModelState,
     Recommendations,
@@ -260,6 +261,11 @@ class ImplicitALS(Model):
         W, X = self.user_factors_, self.item_factors_
         out[both] = np.einsum("ij,ij->i", W[u[both]], X[i[both]])  # type: ignore[index]
         return out
+
+    def linear_scores(self) -> LinearScores:
+        """The scores ``w(u)·x(i)`` as factors (what a vector index needs to serve them)."""
+        self._check_fitted()
+        return LinearScores(self.user_factors_, self.item_factors_)  # type: ignore[arg-type]
 
     def recommend(
         self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024

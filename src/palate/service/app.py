@@ -66,8 +66,10 @@ class Service:
         store: FeedbackStore,
         admin_token: str | None,
         follow_published: bool = False,
+        index: str | None = None,
     ) -> None:
         self.store = store
+        self.index = index
         self.admin_token = admin_token
         self._reload_lock = threading.Lock()
         self._failed_generation = 0
@@ -77,14 +79,14 @@ class Service:
             # a worker process of `palate serve`: serve what the database says is served
             # (the command's model, or the latest reload if this worker was restarted since)
             try:
-                served = ServedModel.load(published[1], generation=published[0])
+                served = ServedModel.load(published[1], generation=published[0], index=index)
             except PalateError as exc:
                 logger.warning("cannot load the published model %s (%s)", published[1], exc)
         if served is not None:
             self.model_dir, self.served = Path(published[1]), served  # type: ignore[index]
         else:
             self.model_dir = model_dir
-            self.served = ServedModel.load(model_dir)
+            self.served = ServedModel.load(model_dir, index=index)
             publish = getattr(store, "publish_model", None)
             if publish is not None:
                 self.served.generation = publish(str(model_dir.resolve()))
@@ -104,7 +106,9 @@ class Service:
                     with self._reload_lock:
                         if generation > self.served.generation:
                             try:
-                                fresh = ServedModel.load(model_dir, generation=generation)
+                                fresh = ServedModel.load(
+                                    model_dir, generation=generation, index=self.index
+                                )
                             except Exception:
                                 logger.exception("could not follow the reload to %s", model_dir)
                                 self._failed_generation = generation
@@ -122,7 +126,7 @@ class Service:
         with self._reload_lock:
             generation = self.served.generation + 1
             try:
-                fresh = ServedModel.load(target, generation=generation)
+                fresh = ServedModel.load(target, generation=generation, index=self.index)
                 publish = getattr(self.store, "publish_model", None)
                 if publish is not None:  # tell the other worker processes
                     fresh.generation = publish(str(Path(target).resolve()))
@@ -152,6 +156,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     follow_published: bool = False,
     batch_requests: bool = True,
+    index: str | None = None,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -180,6 +185,10 @@ def create_app(
     -------
     FastAPI
         ``app.state.service`` holds the :class:`Service`.
+    index : {"pq", "hnsw"}, optional
+        Answer known users' recommendations from an approximate vector index over the
+        model's item vectors, built when the model loads (CF, implicit ALS and two-tower
+        models; its measured recall is in ``GET /v1/model``). Default: score every item.
     """
     if feedback_db is None:
         feedback_db = Path("feedback.db")
@@ -189,7 +198,8 @@ def create_app(
     else:
         store = feedback_db
     token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV) or None
-    service = Service(Path(model_dir), store, token, follow_published=follow_published)
+    service = Service(Path(model_dir), store, token, follow_published=follow_published,
+                      index=index)
 
     app = FastAPI(
         title="palate",

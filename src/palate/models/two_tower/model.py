@@ -25,6 +25,7 @@ from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
+    LinearScores,
     Model,
     ModelState,
     Recommendations,
@@ -901,6 +902,12 @@ class TwoTower(Model):
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         return self._user_vectors[rows] @ self._item_vectors.T  # type: ignore[index, union-attr]
+
+    def linear_scores(self) -> LinearScores:
+        """The raw scores ``v_u · v_m`` (before the link) as the precomputed user and item
+        vectors (what a vector index needs to serve them)."""
+        self._check_fitted()
+        return LinearScores(self._user_vectors, self._item_vectors)  # type: ignore[arg-type]
 
     def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
         """Score (user, item) pairs.
