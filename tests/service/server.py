@@ -34,7 +34,8 @@ class Server:
 
 @contextmanager
 def running_server(
-    model_dir: Path, feedback_db: Path, log: Path, token: str | None = None, workers: int = 1
+    model_dir: Path, feedback_db: Path, log: Path, token: str | None = None, workers: int = 1,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -54,6 +55,7 @@ def running_server(
         "warning",
         "--workers",
         str(workers),
+        *extra,
     ]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

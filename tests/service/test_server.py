@@ -123,17 +123,27 @@ def test_a_large_catalogue_served_by_one_process(tmp_path: Path) -> None:
     data = synthetic_ratings(n_users=40, n_items=5000, n_ratings=8000, seed=1)
     model = CollaborativeFiltering(embedding_size=4, epochs=2).fit(data.ratings)
     model_dir = save(model, tmp_path / "big", item_table=data.items)
-    with running_server(model_dir, tmp_path / "f.db", tmp_path / "server.log") as server:
-        with httpx.Client(base_url=server.url, timeout=60) as http:
-            rated = http.post(
-                "/v1/users/big/ratings", json={"ratings": [{"item_id": 7, "rating": 5}]}
-            )
-            assert rated.status_code == 200, rated.text
-            answer = http.post("/v1/recommendations", json={"user_ids": ["big", 3], "k": 10})
-            assert answer.status_code == 200, answer.text
-    first, second = answer.json()["results"]
-    assert first["provenance"] == "fold_in" and second["provenance"] == "model"
-    assert first["items"][0]["item_id"] == model.recommend_for_ratings({7: 5.0}, k=1)[0][0]
-    assert [i["item_id"] for i in second["items"]] == model.recommend([3], k=10).item_ids[
-        0
-    ].tolist()
+    # exact scoring, then the same through the quantised index (`palate serve --index pq`)
+    for extra in ((), ("--index", "pq")):
+        with running_server(model_dir, tmp_path / "f.db", tmp_path / "server.log",
+                            extra=extra) as server:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                rated = http.post(
+                    "/v1/users/big/ratings", json={"ratings": [{"item_id": 7, "rating": 5}]}
+                )
+                assert rated.status_code == 200, rated.text
+                answer = http.post("/v1/recommendations",
+                                   json={"user_ids": ["big", 3], "k": 10})
+                assert answer.status_code == 200, answer.text
+                index = http.get("/v1/model").json()["index"]
+        first, second = answer.json()["results"]
+        assert first["provenance"] == "fold_in" and second["provenance"] == "model"
+        assert first["items"][0]["item_id"] == model.recommend_for_ratings({7: 5.0}, k=1)[0][0]
+        expected = model.recommend([3], k=10).item_ids[0].tolist()
+        if not extra:
+            assert index is None
+            assert [i["item_id"] for i in second["items"]] == expected
+        else:
+            assert index["kind"] == "pq" and index["recall_at_10"] >= 0.8  # 0.89 here
+            found = {i["item_id"] for i in second["items"]}
+            assert len(found) == 10 and len(found & set(expected)) >= 7, (found, expected)
