@@ -71,6 +71,21 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def timed_queries(index: Any, queries: np.ndarray, k: int = 10
+                  ) -> tuple[float, float, np.ndarray]:
+    """p50 and p99 (ms) of one query at a time (after one untimed search), and the indices
+    found, shape (n_queries, k)."""
+    index.search(queries[:1], k)
+    times, found = [], []
+    for q in queries:
+        start = time.perf_counter()
+        result = index.search(q[None, :], k)
+        times.append(time.perf_counter() - start)
+        found.append(result.indices[0])
+    p50, p99 = percentiles(times)
+    return p50, p99, np.array(found)
+
+
 def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
     """Read bandwidth in bytes per second: the fastest of ``repeats`` passes over ``gib`` GiB
     of float32, by a reduction (``np.add.reduce``) and by a BLAS dot product of the array
@@ -233,15 +248,7 @@ def part_ann(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     for ef in [int(e) for e in parse_list(args.ef_search) or ["64", "128", "256", "512"]]:
         index.ef_search = ef
         index._attach()
-        index.search(queries[:1], 10)
-        times, found = [], []
-        for q in queries:
-            start = time.perf_counter()
-            result = index.search(q[None, :], 10)
-            times.append(time.perf_counter() - start)
-            found.append(result.indices[0])
-        p50, p99 = percentiles(times)
-        returned = np.array(found)
+        p50, p99, returned = timed_queries(index, queries)
         overlap = np.mean([len(np.intersect1d(a, e)) / 10
                            for a, e in zip(returned, exact.indices, strict=True)])
         rows.append({"ef_search": ef,
@@ -286,15 +293,7 @@ def part_pq(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         faiss.omp_set_num_threads(1)
         for factor in [int(f) for f in parse_list(args.refine_factors) or ["5", "10", "30"]]:
             index.refine_factor = factor
-            index.search(queries[:2], 10)
-            times, found = [], []
-            for q in queries:
-                start = time.perf_counter()
-                result = index.search(q[None, :], 10)
-                times.append(time.perf_counter() - start)
-                found.append(result.indices[0])
-            p50, p99 = percentiles(times)
-            returned = np.array(found)
+            p50, p99, returned = timed_queries(index, queries)
             rows.append({"pq_m": pq_m, "refine_factor": factor, "build_seconds": build,
                          "recall_at_10": recall_against_exact(queries, x, returned, exact,
                                                               "inner_product"),
