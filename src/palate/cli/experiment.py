@@ -28,6 +28,7 @@ class IndexKind(StrEnum):
     exact = "exact"
     hnsw = "hnsw"
     ivf = "ivf"
+    pq = "pq"
 
 
 def _sizes(text: str) -> list[int]:
@@ -46,6 +47,8 @@ def _index(kind: IndexKind) -> dict[str, Any]:
     if kind is IndexKind.hnsw:
         return {"kind": "hnsw", "hnsw_m": 16, "ef_construction": 40, "ef_search": 64,
                 "recall_sample": 300}
+    if kind is IndexKind.pq:
+        return {"kind": "pq", "refine_factor": 10, "recall_sample": 300}
     return {"kind": "ivf", "nprobe": 32, "recall_sample": 300}
 
 
