@@ -50,7 +50,7 @@ import pandas as pd
 from palate.data.interactions import Interactions
 from palate.data.split import random_split, user_holdout
 from palate.errors import ConfigError, DataError
-from palate.evaluation.evaluate import evaluate
+from palate.evaluation.evaluate import _finite, _plain, evaluate
 
 #: metrics where smaller is better; every other metric is maximised
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
@@ -243,20 +243,6 @@ class TuningResults:
             f"TuningResults({len(self.trials)} trials of {self.model}, {self.metric}: best "
             f"{best.value:.4f} with {best.params})"
         )
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ---------------------------------------------------------------------------- validation

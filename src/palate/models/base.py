@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -220,11 +221,12 @@ class LinearScores:
     item_factors: np.ndarray
     user_offset: np.ndarray | None = None
     item_offset: np.ndarray | None = None
-    item_factors_t: np.ndarray = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # Vᵀ kept contiguous: measured 1.5–2x faster products for batches of users
-        object.__setattr__(self, "item_factors_t", np.ascontiguousarray(self.item_factors.T))
+    @functools.cached_property
+    def item_factors_t(self) -> np.ndarray:
+        """Vᵀ kept contiguous (made at the first product): measured 1.5–2x faster products
+        for batches of users."""
+        return np.ascontiguousarray(self.item_factors.T)
 
     def products(self, rows: np.ndarray) -> np.ndarray:
         """``U[rows] Vᵀ``, without the offsets."""

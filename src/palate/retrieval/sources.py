@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from palate.data.features import value_lists
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
-from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index
+from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index, not_in
 
 ItemLabel = Callable[[int], str]
 
@@ -124,13 +124,9 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _unseen_prefix(ranked: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:
-    """The first ``n`` entries of ``ranked`` that are not in the sorted array ``seen``."""
+    """The first ``n`` entries of ``ranked`` that are not in ``seen``."""
     head = ranked[: n + len(seen)]
-    if len(seen):
-        position = np.searchsorted(seen, head)
-        position[position == len(seen)] = 0
-        head = head[seen[position] != head] if len(seen) else head
-    return head[:n]
+    return head[not_in(head, seen)][:n]
 
 
 def _ranked_lists(matrix: sp.csr_matrix, depth: int) -> tuple[np.ndarray, np.ndarray]:

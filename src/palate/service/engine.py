@@ -72,13 +72,13 @@ class ServingIndex:
                 "scores are not a dot product); serve it without --index"
             )
         self.linear = linear()
-        items = [np.asarray(self.linear.item_factors, dtype=np.float32)]
+        columns = [np.asarray(self.linear.item_factors, dtype=np.float32)]
         if self.linear.item_offset is not None:
-            items.append(np.asarray(self.linear.item_offset, dtype=np.float32)[:, None])
-        self.width = sum(part.shape[1] for part in items) + 1  # the query's constant 1
-        if kind == "pq" and (self.width - 1) % 2:  # fast-scan codes come in pairs
-            items.append(np.zeros((len(items[0]), 1), dtype=np.float32))
-        vectors = np.hstack(items)
+            columns.append(np.asarray(self.linear.item_offset, dtype=np.float32)[:, None])
+        if kind == "pq" and sum(c.shape[1] for c in columns) % 2:  # fast-scan codes: pairs
+            columns.append(np.zeros((len(columns[0]), 1), dtype=np.float32))
+        vectors = np.hstack(columns)
+        self.dim = vectors.shape[1]
         self.seen = getattr(model, "_seen", None)
         self.link = getattr(model, "_link", None)
         users = np.arange(len(self.linear.user_factors))
@@ -87,30 +87,23 @@ class ServingIndex:
         params: dict[str, Any] = {"refine_factor": 10} if kind == "pq" else {"ef_search": 128}
         self.index = FaissIndex(
             kind, "inner_product", recall_sample=min(len(sample), 500), **params  # type: ignore[arg-type]
-        ).build(vectors, sample_queries=self.queries(sample, vectors.shape[1]))
-        self.kind = kind
+        ).build(vectors, sample_queries=self.queries(sample))
 
-    def queries(self, rows: np.ndarray, width: int | None = None) -> np.ndarray:
+    def queries(self, rows: np.ndarray) -> np.ndarray:
+        """``[U[u], 1, 0…]`` per user row (the 1 meets the item offset column)."""
         u = np.asarray(self.linear.user_factors[rows], dtype=np.float32)
-        q = np.zeros((len(rows), width or self.index.vectors_.shape[1]), dtype=np.float32)
+        q = np.zeros((len(rows), self.dim), dtype=np.float32)
         q[:, : u.shape[1]] = u
         if self.linear.item_offset is not None:
             q[:, u.shape[1]] = 1.0
         return q
 
-    def top_k(
-        self, rows: np.ndarray, k: int, exclude_seen: bool, also: list[np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, rows: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         """Item indices (-1 padding) and scores (NaN padding) of known users ``rows``."""
-        exclude: list[np.ndarray] = []
-        for j, row in enumerate(rows):
-            parts = []
-            if exclude_seen and self.seen is not None:
-                parts.append(self.seen.indices[self.seen.indptr[row] : self.seen.indptr[row + 1]])
-            if also is not None and len(also[j]):
-                parts.append(also[j])
-            exclude.append(np.concatenate(parts).astype(np.int64) if parts else
-                           np.empty(0, dtype=np.int64))
+        seen = self.seen if exclude_seen else None
+        exclude = None if seen is None else [
+            seen.indices[seen.indptr[row] : seen.indptr[row + 1]] for row in rows
+        ]
         found = self.index.search(self.queries(rows), k, exclude=exclude)
         values = found.values.astype(np.float64)
         if self.linear.user_offset is not None:
@@ -121,8 +114,10 @@ class ServingIndex:
         return found.indices, values.astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{key: value for key, value in self.index.metadata_.items()
-                                      if key.startswith(("recall", "id_overlap"))}}
+        return {"kind": self.index.index_kind,
+                **{key: value for key, value in self.index.metadata_.items()
+                   if key.startswith(("recall", "id_overlap"))}}
+
 
 class CapabilityError(PalateError):
     """The served model cannot do what was asked (e.g. similar items from popularity)."""
@@ -377,11 +372,9 @@ class ServedModel:
         model: Any = self.model
         if self.serving_index is None:
             return model.recommend(users, k=k, exclude_seen=exclude_seen)
-        from palate.models.base import Recommendations, ids_from_indices
+        from palate.models.base import Recommendations, ids_from_indices, user_rows
 
-        ids = np.empty(len(users), dtype=object)
-        ids[:] = users
-        rows = model.users_.index(ids, missing="ignore")
+        ids, rows = user_rows(model.users_, users)
         known = np.flatnonzero(rows >= 0)
         item_idx = np.full((len(users), k), -1, dtype=np.int64)
         scores = np.full((len(users), k), np.nan, dtype=np.float32)
