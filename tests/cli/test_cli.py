@@ -50,16 +50,6 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real data or cache, no network, and wide tables that do not fold titles."""
-    monkeypatch.setenv("PALATE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PALATE_DATA", raising=False)
-    monkeypatch.setenv("PALATE_MOVIELENS_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 # ---------------------------------------------------------------------------- data on disk
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -6,21 +6,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from palate import RetrieveThenRank
 from palate.cli import app
 from palate.data.synthetic import synthetic_ratings
 from palate.persist import load
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PALATE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PALATE_DATA", raising=False)
-    monkeypatch.setenv("PALATE_MOVIELENS_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("COLUMNS", "200")
 
 
 def movielens_dir(root: Path) -> Path:

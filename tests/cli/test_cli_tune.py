@@ -7,32 +7,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner, Result
 
 from palate.cli import app
-from palate.data.synthetic import synthetic_ratings
 
 
 def invoke(args: list[object]) -> Result:
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PALATE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PALATE_DATA", raising=False)
-    monkeypatch.setenv("PALATE_MOVIELENS_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("COLUMNS", "200")
-
-
-@pytest.fixture
-def ratings_csv(tmp_path: Path) -> Path:
-    frame = synthetic_ratings(40, 30, 600, seed=0).ratings.to_pandas()
-    path = tmp_path / "ratings.csv"
-    frame.rename(columns={"value": "rating"}).to_csv(path, index=False)
-    return path
 
 
 def test_grid_writes_json(ratings_csv: Path, tmp_path: Path) -> None:

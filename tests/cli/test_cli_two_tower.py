@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from palate import TwoTower
@@ -15,14 +14,6 @@ from palate.data.synthetic import synthetic_ratings
 from palate.persist import load, read_manifest
 
 FAST = ["--epochs", "2", "--embedding-size", "8", "--batch-size", "256"]
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PALATE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PALATE_DATA", raising=False)
-    monkeypatch.setenv("PALATE_MOVIELENS_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("COLUMNS", "200")
 
 
 def movielens_dir(root: Path) -> Path:
