@@ -33,7 +33,8 @@ def _top_k_rows(
             idx[j] = -1
         threshold = -np.inf
         row = scores[r]
-        shift = row_offset[r]  # same dtype as the scores: float32 sums stay float32
+        # same dtype as the scores (float32 sums stay float32); unshifted: a 1-long dummy
+        shift = row_offset[r] if shifted else row_offset[0]
         for j in range(m):
             # (z + row offset) + column offset: the order NumPy's `z += b; z += c` sums in
             v = (row[j] + shift) + col_offset[j] if shifted else row[j]
@@ -69,8 +70,11 @@ def top_k_sorted(
     n, m = scores.shape
     dtype = scores.dtype
     shifted = row_offset is not None or col_offset is not None
-    rows = np.zeros(n, dtype) if row_offset is None else np.ascontiguousarray(row_offset, dtype)
-    cols = np.zeros(m, dtype) if col_offset is None else np.ascontiguousarray(col_offset, dtype)
+    # without offsets the kernel never reads these: no (m,) array of zeros per call
+    rows = np.zeros(n if shifted else 1, dtype) if row_offset is None else np.ascontiguousarray(
+        row_offset, dtype)
+    cols = np.zeros(m if shifted else 1, dtype) if col_offset is None else np.ascontiguousarray(
+        col_offset, dtype)
     out_idx = np.empty((n, k), dtype=np.int64)
     out_val = np.empty((n, k), dtype=dtype)
     _top_k_rows(np.ascontiguousarray(scores), k, rows, cols, shifted, out_idx, out_val)
