@@ -314,8 +314,8 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     import pandas as pd
 
     from palate import ImplicitALS, RetrieveThenRank
-    from palate.models.base import ModelState
-    from palate.models.popularity import popularity_scores, seen_matrix
+    from palate.models.base import ModelState, seen_matrix
+    from palate.models.popularity import popularity_scores
     from palate.retrieval.sources import (
         NearestToUser,
         Popular,
@@ -327,7 +327,7 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     ratings = data.ratings
     seen = seen_matrix(ratings)
     fallback, _ = popularity_scores(ratings, "count")
-    ranker = ImplicitALS._from_state(ModelState(
+    ranker = ImplicitALS.from_state(ModelState(
         config={"embedding_size": args.dim},
         arrays={
             "user_factors": data.true_user_factors.astype(np.float32),

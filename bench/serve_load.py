@@ -92,7 +92,7 @@ def build_model(path: Path) -> Path:
             "count_floors": [1.0, 1.0],
         },
     )
-    model = CollaborativeFiltering._from_state(state)
+    model = CollaborativeFiltering.from_state(state)
     items = pd.DataFrame(
         {
             "item_id": np.arange(N_ITEMS),

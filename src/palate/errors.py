@@ -26,8 +26,16 @@ class UnknownIdError(PalateError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NotFittedError(PalateError, RuntimeError):
-    """A model method that needs learned state was called before ``fit``."""
+class NotFittedError(PalateError, RuntimeError, AttributeError):
+    """A model method or learned attribute (``item_factors_``) was used before ``fit``.
+
+    Also an AttributeError, so ``hasattr(model, "item_factors_")`` is False before fit.
+    """
+
+
+class CapabilityError(PalateError, TypeError):
+    """The model cannot do what was asked (e.g. similar items from a popularity model); the
+    message names a model that can. What a model can do is in ``model.capabilities()``."""
 
 
 class ArtifactError(PalateError, OSError):
@@ -44,6 +52,7 @@ class MissingDependencyError(PalateError, ImportError):
 
 __all__ = [
     "ArtifactError",
+    "CapabilityError",
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from palate.data.interactions import Interactions
-    from palate.models.base import Recommendations
+    from palate.models.scoring import Recommendations
     from palate.retrieval.index import Neighbors
     from palate.retrieval.sources import Candidates, SourceData, UserContext
 

@@ -1,5 +1,7 @@
-"""The contract every palate model keeps (DESIGN.md, "The model contract"), checked for
-collaborative filtering (both solvers, both kinds of label) and popularity."""
+"""The contract every palate model keeps (the model contract of palate.models.base), checked
+for every model and objective: collaborative filtering (each solver, both kinds of label),
+implicit ALS, EASE, popularity, the two towers (ratings, binary, retrieval) and the
+retrieve-then-rank pipeline. Add a model here and it is tested like the rest."""
 
 from __future__ import annotations
 
@@ -13,17 +15,38 @@ import pytest
 
 import palate
 from palate import (
+    EASE,
     CollaborativeFiltering,
     ConfigError,
     DataError,
+    ImplicitALS,
     Interactions,
     NotFittedError,
     Popularity,
     Recommendations,
+    RetrieveThenRank,
+    TwoTower,
 )
+from palate.errors import CapabilityError
 from palate.models.base import Model
+from palate.retrieval.sources import Popular, SimilarToRecent
 
 K = 3
+
+#: small towers, few epochs: the contract, not the quality
+TOWER: dict[str, Any] = {
+    "hidden_sizes": (8,), "embedding_size": 4, "epochs": 3, "batch_size": 4,
+    "early_stopping": None, "validation_fraction": 0.0,
+}
+
+
+def pipeline(**options: Any) -> RetrieveThenRank:
+    """A retrieve-then-rank pipeline over a collaborative-filtering ranker, with sources
+    that reach every item of the tiny catalogue."""
+    return RetrieveThenRank(
+        CollaborativeFiltering(**options),
+        [SimilarToRecent(n_recent=10, n_similar=10), Popular(top=20)],
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,16 @@ CASES = [
          {"embedding_size": 3, "epochs": 3, "kind": "binary"}),
     Case("popularity-count", Popularity, "tiny_explicit", "count"),
     Case("popularity-mean", Popularity, "tiny_explicit", "mean", {"by": "mean"}),
+    # 0 labels are events too: seen (never recommended) though not engagements
+    Case("ials", ImplicitALS, "tiny_binary", "count", {"embedding_size": 3, "epochs": 3}),
+    Case("ease", EASE, "tiny_binary", "count", {"reg": 1.0}),
+    Case("two-tower-ratings", TwoTower, "tiny_explicit", "mean", TOWER),
+    Case("two-tower-binary", TwoTower, "tiny_binary", "count",
+         {**TOWER, "objective": "binary"}),
+    Case("two-tower-retrieval", TwoTower, "tiny_positive_only", "count",
+         {**TOWER, "objective": "retrieval", "batch_size": 8}),
+    Case("pipeline", lambda **options: pipeline(**options), "tiny_explicit", "mean",
+         {"embedding_size": 3, "epochs": 8}),
 ]
 CF_CASES = [c for c in CASES if c.is_cf]
 
@@ -90,7 +123,7 @@ def renamed(data: Interactions, n: int = 12) -> Interactions:
 
 def learned_state(model: Model) -> dict[str, np.ndarray]:
     """Every learned array of a fitted model (through the model-file state)."""
-    return dict(model._state().arrays)
+    return dict(model.to_state().arrays)
 
 
 def assert_same_recommendations(a: Recommendations, b: Recommendations) -> None:
@@ -124,22 +157,18 @@ def test_refit_starts_over(case: Case, data: Interactions) -> None:
     other = renamed(data)
     assert model.fit(other) is model
     assert model.users_ == other.users and model.items_ == other.items
-    old_user, old_item = data.users.ids[0], data.items.ids[0]
+    old_user = data.users.ids[0]
     rec = model.recommend([old_user, other.users.ids[0]], k=K, exclude_seen=False)
     known_items = set(other.items.ids.tolist()) | {None}
     assert set(rec.item_ids.ravel().tolist()) <= known_items
-    prediction = model.predict([other.users.ids[0]], [old_item])
+    assert rec.fallback.tolist() == [True, False]
+    # a second fit is the same as a first fit of a fresh model
+    fresh = case.model().fit(other)
+    for name, array in learned_state(fresh).items():
+        np.testing.assert_array_equal(learned_state(model)[name], array, err_msg=name)
     if case.is_cf:
-        assert rec.fallback.tolist() == [True, False]
-        # a second fit is the same as a first fit of a fresh model
-        fresh = case.model().fit(other)
-        for name, array in learned_state(fresh).items():
-            np.testing.assert_array_equal(learned_state(model)[name], array, err_msg=name)
         assert model.history_ == fresh.history_
         assert len(model.history_) >= model.config.n_epochs
-        assert np.isfinite(prediction).all()
-    else:
-        assert np.isnan(prediction).all()
 
 
 def test_fit_rejects_what_is_not_interactions(case: Case, data: Interactions) -> None:
@@ -217,12 +246,15 @@ def test_predict_unknown_ids(case: Case, fitted: Model, data: Interactions) -> N
     known_user, known_item = data.users.ids[0], data.items.ids[0]
     out = fitted.predict([known_user, "stranger", "stranger"], ["zardoz", "zardoz", known_item])
     assert out.shape == (3,)
+    # an unknown user is a user with no history: the item's fallback score, never an error
+    assert np.isfinite(out[2])
+    if fitted.score_kind == "probability":
+        finite = out[np.isfinite(out)]
+        assert np.all((finite > 0) & (finite < 1))
     if case.is_cf:
-        assert np.isfinite(out).all()  # a fallback, never an exception or NaN
-        if case.options.get("kind") == "binary":
-            assert np.all((out > 0) & (out < 1))
-    else:
-        assert np.isnan(out[:2]).all() and np.isfinite(out[2])
+        assert np.isfinite(out).all()  # unknown items get the global mean
+    elif case.name.startswith(("popularity", "ials", "ease")):
+        assert np.isnan(out[:2]).all()  # nothing is known of the item
 
 
 def test_k_larger_than_the_catalogue_pads_with_nan(fitted: Model, data: Interactions) -> None:
@@ -257,13 +289,20 @@ def test_methods_before_fit_raise_not_fitted(
         lambda: model.predict(data.users.ids[:1], data.items.ids[:1]),
         lambda: palate.save(model, tmp_path / "model"),
     ]
+    if model.similarity_metric is not None:
+        calls.append(lambda: model.similar_items(data.items.ids[:1]))
+    if model.can_fold_in:
+        calls += [
+            lambda: model.fold_in({data.items.ids[0]: 1.0}),
+            lambda: model.recommend_for_ratings({data.items.ids[0]: 1.0}),
+        ]
+    if model.has_linear_scores:
+        calls.append(model.linear_scores)
+    calls += [lambda: model.users_, lambda: model.seen_, lambda: model.to_state()]
     if case.is_cf:
         cf: CollaborativeFiltering = model  # type: ignore[assignment]
         calls += [
-            lambda: cf.similar_items(data.items.ids[:1]),
-            lambda: cf.fold_in({data.items.ids[0]: 1.0}),
             lambda: cf.fold_in_user(data.items.ids[:1], [1.0]),
-            lambda: cf.recommend_for_ratings({data.items.ids[0]: 1.0}),
             lambda: cf.item_factors_,
             lambda: cf.user_factors_,
             lambda: cf.user_bias_,
@@ -434,13 +473,77 @@ def test_save_load_round_trip(
     pair_items = np.concatenate([pair_items, [data.items.ids[0], "zardoz"]])
     np.testing.assert_array_equal(loaded.predict(pair_users, pair_items),
                                   fitted.predict(pair_users, pair_items))
-    if case.is_cf:
-        for name, array in learned_state(fitted).items():
-            np.testing.assert_array_equal(learned_state(loaded)[name], array, err_msg=name)
+    for name, array in learned_state(fitted).items():
+        np.testing.assert_array_equal(learned_state(loaded)[name], array, err_msg=name)
+    assert loaded.capabilities() == fitted.capabilities()
+    if fitted.similarity_metric is not None:
         np.testing.assert_array_equal(
-            loaded.similar_items(data.items.ids, k=2).similar_ids,  # type: ignore[attr-defined]
-            fitted.similar_items(data.items.ids, k=2).similar_ids,  # type: ignore[attr-defined]
+            loaded.similar_items(data.items.ids, k=2).similar_ids,
+            fitted.similar_items(data.items.ids, k=2).similar_ids,
         )
+    if fitted.can_fold_in:
         ratings = {data.items.ids[0]: 1.0, data.items.ids[1]: 1.0}
-        np.testing.assert_allclose(loaded.fold_in(ratings), fitted.fold_in(ratings))  # type: ignore[attr-defined]
+        np.testing.assert_allclose(loaded.fold_in(ratings), fitted.fold_in(ratings))
+    if case.is_cf:
         assert loaded.history_ == fitted.history_  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------ parameters
+def test_get_params_with_params_round_trip(case: Case, fitted: Model) -> None:
+    copy = fitted.with_params()
+    assert type(copy) is type(fitted)
+    assert not copy.is_fitted
+    assert copy.get_params() == fitted.get_params()
+    assert copy.with_params().get_params() == fitted.get_params()
+
+
+# ------------------------------------------------------------------------------ capabilities
+def test_similar_items_never_returns_the_query(fitted: Model, data: Interactions) -> None:
+    if fitted.similarity_metric is None:
+        with pytest.raises(CapabilityError, match="similar"):
+            fitted.similar_items(data.items.ids[:1])
+        return
+    found = fitted.similar_items(data.items.ids, k=3)
+    assert found.similar_ids.shape == found.distances.shape == (data.n_items, 3)
+    for query, row in zip(data.items.ids, found.similar_ids, strict=True):
+        assert query not in row.tolist()
+    finite = np.where(np.isnan(found.distances), np.inf, found.distances)
+    assert np.all(np.diff(finite, axis=1) >= 0)  # nearest first
+    assert np.all(found.distances[np.isfinite(found.distances)] >= 0)
+
+
+def test_declared_capabilities_match_behaviour(fitted: Model, data: Interactions) -> None:
+    declared = fitted.capabilities()
+    assert declared["model_kind"] == fitted.model_kind
+    assert declared["feedback_kind"] in ("explicit", "binary", "implicit", "any")
+    assert declared["score_kind"] in ("rating", "probability", "preference", "popularity")
+    ratings = {data.items.ids[0]: 1.0, data.items.ids[1]: 1.0}
+    if declared["can_fold_in"]:
+        scores = fitted.fold_in(ratings)
+        assert scores.shape == (data.n_items,) and np.isfinite(scores).all()
+        ids, _ = fitted.recommend_for_ratings(ratings, k=K)
+        assert not set(ratings) & set(ids.tolist())
+    else:
+        with pytest.raises(CapabilityError):
+            fitted.fold_in(ratings)
+    users, items = all_pairs(data)
+    if declared["has_linear_scores"]:
+        linear = fitted.linear_scores()
+        rows = fitted.users_.index(users)
+        cols = fitted.items_.index(items)
+        raw = np.einsum("ij,ij->i", linear.user_factors[rows].astype(np.float64),
+                        linear.item_factors[cols].astype(np.float64))
+        if linear.user_offset is not None:
+            raw += linear.user_offset[rows]
+        if linear.item_offset is not None:
+            raw += linear.item_offset[cols]
+        np.testing.assert_allclose(fitted.link(raw), fitted.predict(users, items), rtol=1e-4,
+                                   atol=1e-5)
+    else:
+        with pytest.raises(CapabilityError):
+            fitted.linear_scores()
+    scale = declared["rating_scale"]
+    if scale is not None:
+        assert declared["score_kind"] == "rating"
+        predicted = fitted.predict(users, items)
+        assert np.all((predicted >= scale[0] - 1e-6) & (predicted <= scale[1] + 1e-6))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from palate.models._topk import top_k_sorted
-from palate.models.base import top_k
+from palate.models.scoring import top_k
 
 
 def test_compiled_top_k_matches_a_stable_sort() -> None:
@@ -51,7 +51,7 @@ def test_offsets_added_during_the_selection_equal_adding_them_first() -> None:
 def test_linear_scores_rank_as_the_full_score_rows() -> None:
     import scipy.sparse as sp
 
-    from palate.models.base import LinearScores
+    from palate.models.scoring import LinearScores
 
     rng = np.random.default_rng(3)
     U, V = rng.normal(size=(5, 4)), rng.normal(size=(5000, 4))

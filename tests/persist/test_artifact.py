@@ -103,7 +103,7 @@ class TinyModel(Model):
         self.note_ = "hello"
         return self
 
-    def _state(self) -> ModelState:
+    def to_state(self) -> ModelState:
         self._check_fitted()
         return ModelState(
             config=self.get_params(),
@@ -113,7 +113,7 @@ class TinyModel(Model):
         )
 
     @classmethod
-    def _from_state(cls, state: ModelState) -> TinyModel:
+    def from_state(cls, state: ModelState) -> TinyModel:
         model = cls(**state.config)
         model.users_ = state.vocabularies["users"]
         model.mask_ = state.arrays["mask"]
@@ -285,10 +285,20 @@ def test_data_fingerprint_defaults_to_the_model_attribute(
     assert load(tmp_path / "model").data_fingerprint_ == "sha256:abc"  # type: ignore[attr-defined]
 
 
-def test_loaded_model_has_fingerprint_none_when_unknown(
+def test_every_fitted_model_records_the_fingerprint_of_its_data(
     int_model: Popularity, tmp_path: Path
 ) -> None:
+    expected = int_model.data_fingerprint_
+    assert expected.startswith("sha256:")
     save(int_model, tmp_path / "model")
+    assert read_manifest(tmp_path / "model")["data_fingerprint"] == expected
+    assert load(tmp_path / "model").data_fingerprint_ == expected
+
+
+def test_loaded_model_has_fingerprint_none_when_unknown(
+    tiny_registered: None, tmp_path: Path
+) -> None:
+    save(TinyModel().build(), tmp_path / "model")
     assert load(tmp_path / "model").data_fingerprint_ is None  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from palate.data import Interactions
 from palate.errors import ConfigError, DataError
-from palate.models.popularity import seen_matrix
+from palate.models.base import seen_matrix
 from palate.retrieval.sources import (
     NearestToUser,
     Popular,

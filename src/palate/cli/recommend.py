@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from palate import ImplicitALS, Popularity, RetrieveThenRank, TwoTower, load_artifact
+from palate import RetrieveThenRank, load_artifact
 from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.errors import ConfigError, DataError
+from palate.models.base import Model
 
 ModelDir = Annotated[
     Path, typer.Argument(metavar="DIR", help="A model directory saved by `palate train`.")
@@ -26,35 +27,31 @@ class Metric(StrEnum):
     cosine = "cosine"
 
 
-def load_model_that_can(model_dir: Path, method: str, otherwise: str) -> tuple[Any, Any]:
-    """The artifact and its model, or a one-line error when the model lacks ``method``."""
+def load_model_that_can(model_dir: Path, capability: str, otherwise: str) -> tuple[Any, Any]:
+    """The artifact and its model, or a one-line error when the model lacks ``capability``
+    (``"can_fold_in"`` or ``"similarity_metric"`` of :meth:`Model.capabilities`)."""
     artifact = load_artifact(model_dir)
-    if not hasattr(artifact.model, method):
+    if not artifact.model.capabilities().get(capability):
         kind = artifact.manifest.get("model_kind")
         raise ConfigError(f"{model_dir} holds a {kind} model, which {otherwise}")
     return artifact, artifact.model
 
 
-def score_meaning(model: Any, fallback: bool = False) -> tuple[str, str]:
+def score_meaning(model: Model, fallback: bool = False) -> tuple[str, str]:
     """Column name and number format of a model's recommendation scores."""
-    if isinstance(model, RetrieveThenRank):
-        return score_meaning(model.ranker, fallback)
-    if isinstance(model, Popularity):
-        if model.config.by == "count":
-            return "events", "{:,.0f}"
-        return "mean rating", "{:.2f}"
-    if isinstance(model, ImplicitALS):
-        return ("events", "{:,.0f}") if fallback else ("preference", "{:.3f}")
-    if isinstance(model, TwoTower) and model.config.objective != "ratings":
-        if fallback:
-            return "events", "{:,.0f}"
-        if model.config.objective == "binary":
-            return "probability", "{:.3f}"
-        return "score", "{:.3f}"
-    kind = getattr(getattr(model, "config", None), "kind", "explicit")
-    if kind == "binary":
-        return ("events", "{:,.0f}") if fallback else ("probability", "{:.3f}")
-    return "predicted rating", "{:.2f}"
+    if model.score_kind == "popularity":
+        if model.get_params().get("by") == "mean":
+            return "mean rating", "{:.2f}"
+        return "events", "{:,.0f}"
+    if fallback:  # the fallback list: shrunk mean ratings, or counts of events
+        if model.rating_scale is not None:
+            return "mean rating", "{:.2f}"
+        return "events", "{:,.0f}"
+    return {
+        "rating": ("predicted rating", "{:.2f}"),
+        "probability": ("probability", "{:.3f}"),
+        "preference": ("preference", "{:.3f}"),
+    }[model.score_kind]
 
 
 def recommend(
@@ -226,7 +223,7 @@ def similar(
     with session(json_output, verbose) as s:
         artifact, model = load_model_that_can(
             model_dir,
-            "similar_items",
+            "similarity_metric",
             "has no item features; similar items need --model cf, ials or two-tower",
         )
         catalog = Catalog(artifact.item_table, model.items_)
@@ -290,7 +287,7 @@ def rate(
     """
     with session(json_output, verbose) as s:
         artifact, model = load_model_that_can(
-            model_dir, "recommend_for_ratings", "cannot take a new user's ratings; use --model cf"
+            model_dir, "can_fold_in", "cannot take a new user's ratings; use --model cf"
         )
         catalog = Catalog(artifact.item_table, model.items_)
         if ratings_file is not None:
@@ -367,17 +364,16 @@ def _ask(s: Session, prompt: str) -> str | None:
     return answer
 
 
-def _rating_bounds(model: Any) -> tuple[float, float] | None:
-    if getattr(model.config, "kind", "explicit") == "binary":
+def _rating_bounds(model: Model) -> tuple[float, float] | None:
+    if model.feedback_kind == "binary":
         return (0.0, 1.0)
-    scale = getattr(model, "rating_scale_", None)
-    return tuple(scale) if scale else None  # type: ignore[return-value]
+    return model.rating_scale
 
 
 def ask_ratings(s: Session, catalog: Catalog, model: Any) -> dict[Any, float]:
     """Search, pick and rate items on the terminal until an empty search line."""
     bounds = _rating_bounds(model)
-    binary = getattr(model.config, "kind", "explicit") == "binary"
+    binary = model.feedback_kind == "binary"
     how = "part of a title or an item id" if catalog.has_titles else "an item id"
     s.err.print(f"Rate a few items: type {how}; an empty line finishes.", markup=False)
     ratings: dict[Any, float] = {}

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError, DataError, NotFittedError
 from palate.evaluation.metrics import ndcg_at_k, precision_at_k, recall_at_k
 from palate.ranking.pipeline import RetrieveThenRank
 
@@ -261,7 +261,8 @@ def retrieval_size_experiment(
     -------
     RetrievalSizeResult
     """
-    pipeline._check_fitted()
+    if not pipeline.is_fitted:
+        raise NotFittedError("fit the pipeline before measuring it: pipeline.fit(train, ...)")
     if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ConfigError(f"sizes must be positive integers, got {sizes!r}")
     by_user = relevant_items(test, relevant_threshold)
@@ -277,7 +278,6 @@ def retrieval_size_experiment(
     except (TypeError, ValueError):
         pass
     relevant = [by_user[u] for u in users]
-    rows_of = dict(zip(users.tolist(), pipeline.users_.index(users).tolist(), strict=True))  # type: ignore[union-attr]
     item_ids = pipeline.items_.ids  # type: ignore[union-attr]
     say = progress or (lambda _: None)
 
@@ -288,7 +288,7 @@ def retrieval_size_experiment(
             return p.recommend([user], k=k).item_ids[0]  # type: ignore[no-any-return]
 
         def candidates_of(user: Any) -> np.ndarray:
-            return item_ids[p._rank(rows_of[user], k, True)[3]]  # type: ignore[no-any-return]
+            return p.candidates(user)
 
         return _measure(name, target, users, relevant, k, request, candidates_of)
 

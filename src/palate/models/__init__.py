@@ -1,15 +1,15 @@
 """Models: popularity baseline, collaborative filtering, implicit-feedback ALS, EASE, two towers."""
 
-from palate.models.base import ModelState, Recommendations
+from palate.models.base import Model, ModelState
 from palate.models.collaborative import (
     CollaborativeFiltering,
     CollaborativeFilteringConfig,
-    SimilarItems,
     textbook_cost,
 )
 from palate.models.ease import EASE
 from palate.models.implicit import ImplicitALS
 from palate.models.popularity import Popularity
+from palate.models.scoring import Recommendations, SimilarItems
 from palate.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "CollaborativeFilteringConfig",
     "EASE",
     "ImplicitALS",
+    "Model",
     "ModelState",
     "Popularity",
     "Recommendations",

@@ -1,13 +1,33 @@
-"""What every palate model shares: the result type, state for model files, top-k helpers."""
+"""The model contract, written once: every palate model is a :class:`Model`.
+
+The base class owns everything that is the same for every model — mapping external ids to rows,
+the checks on pairs and ``k``, the fallback for unknown users and items, the one top-k path
+with seen-item exclusion (:func:`palate.models.scoring.recommend_by_scores`), related items,
+fold-in of a new user, parameters, and the state that model files store. A model supplies its
+configuration, ``fit`` and one scoring hook:
+
+- :meth:`Model.linear_scores` where its raw scores are ``U[u] · V[i] + b[u] + c[i]``
+  (collaborative filtering, implicit ALS, two towers): ranking, serving indexes and the
+  retrieve-then-rank pipeline then use the factors directly; or
+- :meth:`Model.score_rows` (raw scores of whole user rows) otherwise (EASE, popularity),
+
+plus :meth:`Model.link` (what turns a raw score into what the model predicts: clipping to the
+rating scale, the sigmoid), and, where it has them, the item vectors of related items
+(:meth:`Model.similarity_vectors`) and fold-in (:meth:`Model.fold_in_scores`).
+
+What a model can do is declared, never guessed: :meth:`Model.capabilities` (what the service,
+the pipeline and model files read) reports the kind of feedback it learns from, what its scores
+are, its rating scale, whether it folds in new users, the metric of its related items and
+whether its scores are linear.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,48 +35,23 @@ import scipy.sparse as sp
 
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
-from palate.errors import ConfigError, NotFittedError
-from palate.models import _topk
-from palate.types import Id, IdArray, IdLike
+from palate.errors import CapabilityError, DataError, NotFittedError
+from palate.models.scoring import (
+    LinearScores,
+    Recommendations,
+    SimilarItems,
+    nearest_items,
+    recommend_by_scores,
+    top_k_for_new_user,
+    user_rows,
+)
+from palate.types import FloatArray, Id, IdArray, IdLike
 
+FeedbackKind = Literal["explicit", "binary", "implicit", "any"]
+ScoreKind = Literal["rating", "probability", "preference", "popularity"]
+RatingsLike = Mapping[Any, float] | pd.DataFrame | pd.Series
 
-@dataclass(frozen=True)
-class Recommendations:
-    """Top-k recommendations for a batch of users.
-
-    Attributes
-    ----------
-    user_ids : ndarray, shape (n_users,)
-    item_ids : ndarray, shape (n_users, k)
-        External item ids, best first. Where fewer than ``k`` items could be recommended
-        (tiny catalogue, everything seen) the row is padded and ``scores`` is NaN there.
-    scores : ndarray of float32, shape (n_users, k)
-    fallback : ndarray of bool, shape (n_users,)
-        True where the user was unknown to the model and a fallback (popularity / item
-        means) produced the row.
-    """
-
-    user_ids: IdArray
-    item_ids: IdArray
-    scores: np.ndarray
-    fallback: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user_ids)
-
-    def to_pandas(self) -> pd.DataFrame:
-        """Long format: one row per (user, rank), NaN-score padding dropped."""
-        n, k = self.scores.shape
-        frame = pd.DataFrame(
-            {
-                "user_id": np.repeat(self.user_ids, k),
-                "rank": np.tile(np.arange(1, k + 1), n),
-                "item_id": self.item_ids.reshape(-1),
-                "score": self.scores.reshape(-1),
-                "fallback": np.repeat(self.fallback, k),
-            }
-        )
-        return frame[np.isfinite(frame["score"].to_numpy())].reset_index(drop=True)
+M = TypeVar("M", bound="Model")
 
 
 @dataclass
@@ -74,60 +69,346 @@ class ModelState:
 
 
 class Model:
-    """Base class: configuration, fitted checks, and the state protocol used by model files."""
+    """Base class of every palate model: the contract, written once (template method).
+
+    Subclasses set ``model_kind`` and the capability class attributes, keep their
+    hyperparameters in a frozen dataclass ``self.config``, implement ``fit`` (which sets
+    ``users_``, ``items_``, ``seen_`` and ``fallback_scores_`` and starts over every time) and
+    one scoring hook; :meth:`recommend`, :meth:`predict`, :meth:`similar_items`,
+    :meth:`fold_in`, :meth:`recommend_for_ratings`, :meth:`to_state` / :meth:`from_state` and
+    :meth:`with_params` come from here.
+
+    Attributes
+    ----------
+    users_, items_ : Vocabulary
+        External id <-> row of the users and items the model knows.
+    seen_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        1 for every (user, item) pair the model was given an event for — whatever its value
+        (a low rating, an explicit 0): what ``exclude_seen`` leaves out.
+    fallback_scores_ : ndarray of float32, shape (n_items,)
+        The list shown to users the model does not know (popularity or shrunk item means).
+    """
 
     #: name recorded in manifest.json and looked up in the allow-list when loading
     model_kind: ClassVar[str] = "model"
+    #: whether the raw scores are ``U[u] · V[i] + offsets`` (:meth:`linear_scores`)
+    has_linear_scores: ClassVar[bool] = False
+    #: the distance :meth:`similar_items` uses by default; None: no related items
+    similarity_metric: ClassVar[Literal["euclidean", "cosine"] | None] = None
+    #: whether :meth:`fold_in` scores a new user from their ratings without retraining
+    can_fold_in: ClassVar[bool] = False
+
+    config: Any
+    users_: Vocabulary
+    items_: Vocabulary
+    seen_: sp.csr_matrix
+    fallback_scores_: np.ndarray
+    data_fingerprint_: str
+
+    # ------------------------------------------------------------------ fitted state
+    def __getattr__(self, name: str) -> Any:
+        # learned attributes (trailing underscore) exist only once fitted
+        if name.endswith("_") and not name.startswith("__"):
+            raise NotFittedError(
+                f"{type(self).__name__}.{name} is not set: the model is not fitted yet; call "
+                ".fit(interactions) first"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def is_fitted(self) -> bool:
+        return "users_" in vars(self)
 
     def _check_fitted(self) -> None:
-        if not getattr(self, "is_fitted", False):
+        if not self.is_fitted:
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call .fit(interactions) first"
             )
 
-    @property
-    def is_fitted(self) -> bool:
-        return getattr(self, "users_", None) is not None
+    def _forget_fit(self) -> None:
+        """Drop every learned attribute (``fit`` starts over)."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            del self.__dict__[name]
 
+    def _set_events(self, data: Interactions, fallback_scores: np.ndarray) -> None:
+        """The vocabularies, every (user, item) pair of ``data`` as seen, the fallback list and
+        the data's fingerprint."""
+        self.users_, self.items_ = data.users, data.items
+        self.data_fingerprint_ = data.fingerprint()
+        self.seen_ = seen_matrix(data)
+        self.fallback_scores_ = np.asarray(fallback_scores, dtype=np.float32)
+
+    # ------------------------------------------------------------------ capabilities
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        """What the values of the training events mean: ``"explicit"`` ratings, ``"binary"``
+        0/1 labels, ``"implicit"`` engagement strengths (> 0 engaged), or ``"any"``."""
+        return "any"
+
+    @property
+    def score_kind(self) -> ScoreKind:
+        """What ``predict`` returns: a predicted ``"rating"``, a ``"probability"`` that
+        y = 1, a ``"preference"`` score (comparable within one user only) or ``"popularity"``."""
+        return "preference"
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        """The (low, high) scale of explicit ratings, None for other feedback."""
+        return None
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this model can do, as the service, the pipeline and tools read it."""
+        scale = self.rating_scale
+        return {
+            "model_kind": self.model_kind,
+            "feedback_kind": self.feedback_kind,
+            "score_kind": self.score_kind,
+            "rating_scale": None if scale is None else [float(scale[0]), float(scale[1])],
+            "can_fold_in": self.can_fold_in,
+            "similarity_metric": self.similarity_metric,
+            "has_linear_scores": self.has_linear_scores,
+        }
+
+    # ------------------------------------------------------------------ scoring hooks
+    def linear_scores(self) -> LinearScores:
+        """The raw scores as factors ``U[u] · V[i] + user_offset[u] + item_offset[i]``
+        (before :meth:`link`); what vector indexes and rankers need. Only for models with
+        ``has_linear_scores``."""
+        raise CapabilityError(
+            f"{type(self).__name__} scores are not a dot product of user and item vectors; "
+            "use a model with has_linear_scores (CollaborativeFiltering, ImplicitALS, TwoTower)"
+        )
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Raw scores of every item for the users at ``rows``, shape (len(rows), n_items)."""
+        return self.linear_scores()(rows)
+
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        """Maps raw scores to predictions (identity unless the model clips or squashes)."""
+        return raw
+
+    def similarity_vectors(self) -> np.ndarray:
+        """The item vectors of related items, shape (n_items, n)."""
+        raise CapabilityError(
+            f"{type(self).__name__} has no item vectors, so it cannot find similar items"
+        )
+
+    def similarity_candidates(self) -> np.ndarray:
+        """Bool mask (n_items,) of the items :meth:`similar_items` may return: by default
+        those with training events (their vectors were learned)."""
+        return items_with_events(self.seen_)
+
+    def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """Raw scores (n_items,) of a new user who gave ``values`` to ``item_ids``."""
+        raise CapabilityError(
+            f"{type(self).__name__} cannot fold in a new user's ratings; retrain it, or use "
+            "CollaborativeFiltering or EASE"
+        )
+
+    def unknown_item_score(self) -> float:
+        """What :meth:`predict` gives an item the model does not know (NaN: nothing)."""
+        return math.nan
+
+    # ------------------------------------------------------------------ the contract
+    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
+        """Score (user, item) pairs.
+
+        Parameters
+        ----------
+        user_ids, item_ids : array-like, shape (n,)
+
+        Returns
+        -------
+        ndarray of float32, shape (n,)
+            What :attr:`score_kind` says. A user the model does not know is scored as a user
+            with no history (zero vector and offset: for mean-normalised models the item's
+            mean); an unknown item gets :meth:`unknown_item_score`.
+        """
+        self._check_fitted()
+        users, items = as_id_array(user_ids), as_id_array(item_ids)
+        if users.ndim != 1 or items.ndim != 1 or len(users) != len(items):
+            raise DataError(
+                f"predict scores pairs: got {len(users)} users and {len(items)} items; pass "
+                "two sequences of the same length (use recommend for every item of a user)"
+            )
+        u = self.users_.index(users, missing="ignore")
+        i = self.items_.index(items, missing="ignore")
+        return np.asarray(self.predict_rows(u, i), dtype=np.float32)
+
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Predictions of pairs of rows (-1: unknown), shape (n,). The default reads
+        :meth:`linear_scores`; models with other scores override it."""
+        linear = self.linear_scores()
+        out = np.full(len(u), self.unknown_item_score(), dtype=np.float64)
+        known_i = i >= 0
+        both = known_i & (u >= 0)
+        raw = np.zeros(int(known_i.sum()), dtype=np.float64)
+        it = i[known_i]
+        if linear.item_offset is not None:
+            raw += linear.item_offset[it]
+        ub, ib = u[both], i[both]
+        personal = np.einsum(
+            "ij,ij->i",
+            np.asarray(linear.user_factors[ub], dtype=np.float64),
+            np.asarray(linear.item_factors[ib], dtype=np.float64),
+        )
+        if linear.user_offset is not None:
+            personal += linear.user_offset[ub]
+        raw[both[known_i]] += personal
+        out[known_i] = self.link(raw)
+        return out
+
+    def recommend(
+        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
+    ) -> Recommendations:
+        """Top-k items per user.
+
+        Parameters
+        ----------
+        user_ids : id or array-like, shape (n,)
+        k : int
+        exclude_seen : bool
+            Leave out every item the user has an event for in the data the model was given.
+
+        Returns
+        -------
+        Recommendations
+            ``item_ids`` and ``scores`` of shape (n, k), scores as :meth:`predict` gives them.
+            Users the model does not know get the fallback list and ``fallback[r] = True``.
+        """
+        self._check_fitted()
+        scores = self.linear_scores() if self.has_linear_scores else self.score_rows
+        return recommend_by_scores(
+            self.users_,
+            self.items_,
+            user_ids,
+            k,
+            scores,
+            self.seen_ if exclude_seen else None,
+            self.fallback_scores_,
+            link=self.link,
+            batch_size=batch_size,
+        )
+
+    def similar_items(
+        self,
+        item_ids: IdLike,
+        k: int = 10,
+        metric: Literal["euclidean", "cosine"] | None = None,
+    ) -> SimilarItems:
+        """The k items nearest to each query item, never the query itself.
+
+        Distances are ``‖x(k) − x(i)‖²`` over the model's item vectors (``metric=
+        "euclidean"``) or ``1 − cos`` (``"cosine"``); the default is the model's
+        :attr:`similarity_metric`.
+
+        Returns
+        -------
+        SimilarItems
+            ``similar_ids`` and ``distances`` of shape (n, k).
+        """
+        self._check_fitted()
+        if self.similarity_metric is None:
+            self.similarity_vectors()  # raises CapabilityError naming the model
+        chosen = self.similarity_metric if metric is None else metric
+        assert chosen is not None
+        return nearest_items(
+            self.items_, self.similarity_vectors(), item_ids, k, chosen,
+            self.similarity_candidates(),
+        )
+
+    def seen_items(self, user_id: Id) -> IdArray:
+        """External ids of the items ``user_id`` has an event for, shape (n,); empty for a
+        user the model does not know."""
+        self._check_fitted()
+        _, rows = user_rows(self.users_, [user_id])
+        if rows[0] < 0:
+            return self.items_.ids[:0]
+        seen = self.seen_
+        start, end = seen.indptr[rows[0]], seen.indptr[rows[0] + 1]
+        return self.items_.ids[np.sort(seen.indices[start:end])]
+
+    # ------------------------------------------------------------------ new users
+    def fold_in(self, ratings: RatingsLike) -> np.ndarray:
+        """Predictions for every item for a brand-new user given a few ratings, without
+        retraining (``can_fold_in`` models).
+
+        Parameters
+        ----------
+        ratings : mapping item_id -> value, Series indexed by item id, or DataFrame with
+            columns item_id and rating (or value)
+
+        Returns
+        -------
+        ndarray of float32, shape (n_items,)
+            In the order of ``model.items_.ids``.
+        """
+        self._check_fitted()
+        items, values = ratings_arrays(ratings)
+        return np.asarray(self.link(self.fold_in_scores(items, values)), dtype=np.float32)
+
+    def recommend_for_ratings(
+        self, ratings: RatingsLike, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[IdArray, np.ndarray]:
+        """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in);
+        the rated items are left out when ``exclude_seen``."""
+        self._check_fitted()
+        items, values = ratings_arrays(ratings)
+        ids, raw = top_k_for_new_user(
+            self.items_, self.fold_in_scores(items, values), items, k, exclude_seen
+        )
+        return ids, np.asarray(self.link(raw.astype(np.float64)), dtype=np.float32)
+
+    # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
         """The constructor keyword arguments (JSON-serialisable)."""
-        config = getattr(self, "config", None)
+        config = vars(self).get("config")
         if config is None:
             return {}
         return dataclasses.asdict(config)
 
-    def seen_items(self, user_id: Id) -> IdArray:
-        """External ids of the items ``user_id`` has in the training data, shape (n,).
+    def with_params(self: M, **changes: Any) -> M:
+        """An unfitted copy with some hyperparameters changed (``with_params()``: a clone)."""
+        return type(self)(**{**self.get_params(), **changes})
 
-        Empty for a user the model does not know (or a model that keeps no history).
-        """
+    # ------------------------------------------------------------------ model files
+    def to_state(self) -> ModelState:
+        """The fitted model as numeric arrays, vocabularies and JSON (what model files hold)."""
         self._check_fitted()
-        seen = getattr(self, "_seen", None)
-        users, items = getattr(self, "users_", None), getattr(self, "items_", None)
-        if seen is None or users is None or items is None:
-            return as_id_array([])
-        _, rows = user_rows(users, [user_id])
-        if rows[0] < 0:
-            return items.ids[:0]
-        start, end = seen.indptr[rows[0]], seen.indptr[rows[0] + 1]
-        return items.ids[np.sort(seen.indices[start:end])]
-
-    def _state(self) -> ModelState:  # pragma: no cover - implemented by subclasses
-        raise NotImplementedError
+        state = ModelState(
+            config=self.get_params(),
+            arrays={"fallback_scores": self.fallback_scores_, **seen_arrays(self.seen_)},
+            vocabularies={"users": self.users_, "items": self.items_},
+        )
+        self._save_state(state)
+        return state
 
     @classmethod
-    def _from_state(cls, state: ModelState) -> Model:  # pragma: no cover
-        raise NotImplementedError
+    def from_state(cls: type[M], state: ModelState) -> M:
+        """Rebuild a fitted model from :meth:`to_state`'s output (checked, never unpickled)."""
+        model = cls(**state.config)
+        users, items = state.vocabularies["users"], state.vocabularies["items"]
+        arrays = state.arrays
+        model.users_, model.items_ = users, items
+        model.seen_ = seen_from_arrays(arrays, len(users), len(items))
+        if "fallback_scores" in arrays:
+            check_array_shapes(arrays, {"fallback_scores": (len(items),)})
+            model.fallback_scores_ = np.array(arrays["fallback_scores"], dtype=np.float32)
+        model._load_state(state)
+        return model
+
+    def _save_state(self, state: ModelState) -> None:
+        """Add the model's own arrays and metadata to ``state`` (hook of :meth:`to_state`)."""
+
+    def _load_state(self, state: ModelState) -> None:
+        """Restore the model's own arrays and metadata (hook of :meth:`from_state`)."""
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
 
-#: Rows at least this long use the compiled single-pass selection (:mod:`palate.models._topk`).
-_COMPILED_TOP_K_FROM = 4096
-
-
+# ----------------------------------------------------------------------------- helpers
 def is_int(value: Any) -> bool:
     """An integer that is not a bool (hyperparameter validation)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -142,204 +423,89 @@ def is_number(value: Any) -> bool:
     )
 
 
-def check_k(k: int) -> int:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
-    return int(k)
-
-
-def top_k(
-    scores: np.ndarray,
-    k: int,
-    exclude: sp.csr_matrix | None = None,
-    rows: np.ndarray | None = None,
-    row_offset: np.ndarray | None = None,
-    col_offset: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``k`` largest scores per row, best first.
-
-    Parameters
-    ----------
-    scores : ndarray, shape (n, n_items)
-        Modified in place when ``exclude`` is given.
-    k : int
-    exclude : csr_matrix (n_users, n_items), optional
-        Entries present in row ``rows[r]`` of this matrix are removed from row ``r``.
-    rows : ndarray of int, shape (n,), optional
-        Which row of ``exclude`` applies to each score row (-1: none).
-    row_offset : ndarray, shape (n,), optional ; col_offset : ndarray, shape (n_items,), optional
-        Ranked are ``scores + row_offset[:, None] + col_offset[None, :]`` (added on the fly by
-        the compiled selection, so the matrix is read once).
-
-    Returns
-    -------
-    indices : ndarray of int64, shape (n, k) ; -1 where fewer than k remain
-    values : ndarray of float32, shape (n, k) ; NaN where fewer than k remain
-    """
-    n, n_items = scores.shape
-    if exclude is not None and rows is not None:
-        for r, row in enumerate(rows):
-            if row >= 0:
-                start, end = exclude.indptr[row], exclude.indptr[row + 1]
-                scores[r, exclude.indices[start:end]] = -np.inf
-    k_eff = min(k, n_items)
-    if k_eff <= _topk.MAX_K and n_items >= _COMPILED_TOP_K_FROM and scores.dtype.kind == "f":
-        idx, vals = _topk.top_k_sorted(scores, k_eff, row_offset, col_offset)
-    else:
-        if row_offset is not None:
-            scores += row_offset[:, None]
-        if col_offset is not None:
-            scores += col_offset[None, :]
-        if k_eff < n_items:
-            part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        else:
-            part = np.broadcast_to(np.arange(n_items), (n, n_items)).copy()
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
-        idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-        vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
-    out_idx = np.full((n, k), -1, dtype=np.int64)
-    out_val = np.full((n, k), np.nan, dtype=np.float32)
-    out_idx[:, :k_eff] = idx
-    out_val[:, :k_eff] = vals
-    invalid = ~np.isfinite(out_val)
-    out_idx[invalid] = -1
-    out_val[invalid] = np.nan
-    return out_idx, out_val
-
-
-@dataclass(frozen=True, eq=False)
-class LinearScores:
-    """Raw scores of the form ``U[u] · V[i] + user_offset[u] + item_offset[i]`` (CF with its
-    biases, implicit ALS, two-tower).
-
-    :func:`recommend_by_scores` ranks them with the offsets added inside the top-k pass, so
-    the (users × items) matrix is written once and read once. Calling it gives full rows.
-    """
-
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    user_offset: np.ndarray | None = None
-    item_offset: np.ndarray | None = None
-
-    @functools.cached_property
-    def item_factors_t(self) -> np.ndarray:
-        """Vᵀ kept contiguous (made at the first product): measured 1.5–2x faster products
-        for batches of users."""
-        return np.ascontiguousarray(self.item_factors.T)
-
-    def products(self, rows: np.ndarray) -> np.ndarray:
-        """``U[rows] Vᵀ``, without the offsets."""
-        return self.user_factors[rows] @ self.item_factors_t
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        z = self.products(rows)
-        if self.user_offset is not None:
-            z += self.user_offset[rows][:, None]
-        if self.item_offset is not None:
-            z += self.item_offset[None, :]
-        return z
-
-    def top_k(
-        self, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``top_k(self(rows), k, exclude, rows)``, the offsets added during the selection."""
-        user_offset = None if self.user_offset is None else self.user_offset[rows]
-        return top_k(self.products(rows), k, exclude, rows, user_offset, self.item_offset)
-
-
-def recommend_by_scores(
-    users: Vocabulary,
-    items: Vocabulary,
-    user_ids: IdLike,
-    k: int,
-    score_rows: Callable[[np.ndarray], np.ndarray] | LinearScores,
-    seen: sp.csr_matrix | None,
-    fallback_scores: np.ndarray,
-    link: Callable[[np.ndarray], np.ndarray] | None = None,
-    batch_size: int = 1024,
-) -> Recommendations:
-    """Top-k per user from a scoring function, with the popularity fallback for unknown users.
-
-    Parameters
-    ----------
-    score_rows : callable(user_rows) -> ndarray (n, n_items), or LinearScores
-        Raw scores of known users (ranked before ``link``, so clipping cannot create ties).
-    seen : csr_matrix, optional
-        Items to exclude per user (None keeps everything).
-    fallback_scores : ndarray, shape (n_items,)
-        Scores of the list shown to users the model does not know (``fallback=True``).
-    link : callable, optional
-        Applied to the returned scores (clip to the rating scale, sigmoid).
-    """
-    k = check_k(k)
-    ids, rows = user_rows(users, user_ids)
-    out_idx = np.full((len(ids), k), -1, dtype=np.int64)
-    out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
-    known = np.flatnonzero(rows >= 0)
-    for start in range(0, len(known), batch_size):
-        sel = known[start : start + batch_size]
-        if isinstance(score_rows, LinearScores):
-            idx, val = score_rows.top_k(rows[sel], k, seen)
-        else:
-            idx, val = top_k(score_rows(rows[sel]), k, seen, rows[sel])
-        out_idx[sel] = idx
-        out_val[sel] = val if link is None else link(val.astype(np.float64))
-    unknown = np.flatnonzero(rows < 0)
-    if len(unknown):
-        scores = np.broadcast_to(fallback_scores, (len(unknown), len(items))).copy()
-        out_idx[unknown], out_val[unknown] = top_k(scores, k)
-    return Recommendations(ids, ids_from_indices(items, out_idx), out_val, rows < 0)
-
-
-def top_k_for_new_user(
-    items: Vocabulary, scores: np.ndarray, rated: IdArray, k: int, exclude_seen: bool
-) -> tuple[IdArray, np.ndarray]:
-    """Top-k (item ids, raw scores) of one folded-in user's ``scores`` (shape (n_items,)),
-    leaving out the ``rated`` items when ``exclude_seen``."""
-    k = check_k(k)
-    row = np.array(scores, dtype=np.float64)[None, :]
-    if exclude_seen and len(rated):
-        row[0, items.index(rated, kind="item")] = -np.inf
-    idx, val = top_k(row, k)
-    return ids_from_indices(items, idx[0]), val[0]
-
-
-def check_array_shapes(
-    arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
-) -> None:
-    """Raise DataError unless every named array of a model file has its expected shape."""
-    from palate.errors import DataError
-
-    for name, shape in expected.items():
-        if name not in arrays or tuple(arrays[name].shape) != shape:
-            got = None if name not in arrays else tuple(arrays[name].shape)
-            raise DataError(f"array {name!r} has shape {got}, expected {shape}")
-
-
-def ids_from_indices(vocabulary: Vocabulary, indices: np.ndarray) -> IdArray:
-    """External ids for an index array; -1 becomes -1 (integer ids) or None (string ids)."""
-    ids = vocabulary.ids
-    safe = np.where(indices >= 0, indices, 0)
-    out = ids[safe] if len(ids) else np.empty(indices.shape, dtype=ids.dtype)
-    if np.any(indices < 0):
-        out = out.copy()
-        out[indices < 0] = -1 if ids.dtype.kind in "iu" else None
-    return out
-
-
-def user_rows(users: Vocabulary, user_ids: IdLike) -> tuple[IdArray, np.ndarray]:
-    """External ids as an array and their indices (-1 for unknown users)."""
-    ids = as_id_array(user_ids)
-    return ids, users.index(ids, missing="ignore")
-
-
 def fit_input(interactions: Interactions) -> Interactions:
-    from palate.errors import DataError
-
+    """``interactions`` if it is an :class:`Interactions`, else a DataError naming the fix."""
     if not isinstance(interactions, Interactions):
         raise DataError(
             f"fit expects palate.Interactions, got {type(interactions).__name__}; build one with "
             "Interactions.from_pandas(frame)"
         )
     return interactions
+
+
+def check_array_shapes(
+    arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
+) -> None:
+    """Raise DataError unless every named array of a model file has its expected shape."""
+    for name, shape in expected.items():
+        if name not in arrays or tuple(arrays[name].shape) != shape:
+            got = None if name not in arrays else tuple(arrays[name].shape)
+            raise DataError(f"array {name!r} has shape {got}, expected {shape}")
+
+
+def ratings_arrays(ratings: RatingsLike) -> tuple[IdArray, np.ndarray]:
+    """(item ids, values) of a new user's ratings given as a mapping, Series or DataFrame."""
+    if isinstance(ratings, pd.DataFrame):
+        value_col = next((c for c in ("rating", "value") if c in ratings.columns), None)
+        if "item_id" not in ratings.columns or value_col is None:
+            raise DataError("ratings table needs columns item_id and rating (or value)")
+        return as_id_array(ratings["item_id"].to_numpy()), ratings[value_col].to_numpy(float)
+    if isinstance(ratings, pd.Series):
+        return as_id_array(ratings.index.to_numpy()), ratings.to_numpy(float)
+    if isinstance(ratings, Mapping):
+        return as_id_array(list(ratings.keys())), np.asarray(list(ratings.values()), dtype=float)
+    raise DataError("ratings must be a mapping item_id -> value, a Series or a DataFrame")
+
+
+# ----------------------------------------------------------------------------- seen items
+def seen_matrix(data: Interactions) -> sp.csr_matrix:
+    """Users x items 0/1 matrix of every event (a 0 rating or a 0 label counts as seen),
+    indices sorted."""
+    seen = sp.csr_matrix(
+        (np.ones(len(data), dtype=np.float32), (data.user_idx, data.item_idx)), shape=data.shape
+    )
+    seen.sort_indices()
+    return seen
+
+
+def seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """The seen-items matrix as the arrays a model file stores (see :func:`seen_from_arrays`)."""
+    return {
+        "seen_indptr": seen.indptr.astype(np.int64),
+        "seen_indices": seen.indices.astype(np.int32),
+    }
+
+
+def seen_from_arrays(arrays: Mapping[str, np.ndarray], n_users: int, n_items: int) -> sp.csr_matrix:
+    """Rebuild the seen-items matrix saved as ``seen_indptr`` / ``seen_indices``."""
+    check_array_shapes(arrays, {"seen_indptr": (n_users + 1,)})
+    indptr = arrays["seen_indptr"]
+    indices = arrays["seen_indices"]
+    if len(indices) != int(indptr[-1]) or (len(indices) and int(indices.max()) >= n_items):
+        raise DataError("the seen-items arrays do not match the vocabularies")
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
+
+
+def items_with_events(seen: sp.csr_matrix) -> np.ndarray:
+    """Bool mask (n_items,) of the items some user has in the seen-items matrix."""
+    return np.asarray(seen.sum(axis=0)).ravel() > 0
+
+
+__all__ = [
+    "FeedbackKind",
+    "Model",
+    "ModelState",
+    "Recommendations",
+    "ScoreKind",
+    "SimilarItems",
+    "check_array_shapes",
+    "fit_input",
+    "is_int",
+    "is_number",
+    "items_with_events",
+    "ratings_arrays",
+    "seen_arrays",
+    "seen_from_arrays",
+    "seen_matrix",
+]

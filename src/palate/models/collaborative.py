@@ -17,41 +17,31 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 import scipy.special
 
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary, as_id_array
+from palate.data.vocabulary import as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
-    LinearScores,
+    FeedbackKind,
     Model,
     ModelState,
-    Recommendations,
-    check_k,
+    ScoreKind,
+    check_array_shapes,
     fit_input,
-    ids_from_indices,
     is_int,
     is_number,
-    recommend_by_scores,
-    top_k,
-    top_k_for_new_user,
-)
-from palate.models.popularity import (
-    items_with_events,
-    popularity_scores,
-    seen_arrays,
-    seen_from_arrays,
     seen_matrix,
 )
+from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
-from palate.types import FloatArray, IdArray, IdLike
+from palate.models.scoring import LinearScores
+from palate.types import IdArray, IdLike
 
 if TYPE_CHECKING:  # torch is imported only by the Adam path and sparse_cost
     import torch
@@ -364,65 +354,6 @@ class CollaborativeFilteringConfig:
         return self.mean_normalize
 
 
-@dataclass(frozen=True)
-class SimilarItems:
-    """Nearest items for a batch of query items.
-
-    Attributes
-    ----------
-    item_ids : ndarray, shape (n,)
-        The query items.
-    similar_ids : ndarray, shape (n, k)
-        Nearest other items, closest first.
-    distances : ndarray of float32, shape (n, k)
-        ``‖x(k) − x(i)‖²`` (metric "euclidean") or ``1 − cos`` (metric "cosine").
-    """
-
-    item_ids: IdArray
-    similar_ids: IdArray
-    distances: np.ndarray
-
-
-def nearest_items(
-    items: Vocabulary,
-    factors: np.ndarray,
-    item_ids: IdLike,
-    k: int,
-    metric: str,
-    candidates: np.ndarray,
-) -> SimilarItems:
-    """The k items nearest to each query by ``‖x(k) − x(i)‖²`` (or cosine distance).
-
-    Parameters
-    ----------
-    items : Vocabulary
-    factors : ndarray, shape (n_items, n)
-    item_ids : ids of the query items, shape (q,)
-    k : int
-    metric : {"euclidean", "cosine"}
-    candidates : ndarray of bool, shape (n_items,)
-        Items that may be returned (e.g. those with training events); never the query itself.
-    """
-    k = check_k(k)
-    if metric not in ("euclidean", "cosine"):
-        raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
-    ids = as_id_array(item_ids)
-    idx = items.index(ids, kind="item")
-    X = factors.astype(np.float32)
-    if metric == "cosine":
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        X = X / np.maximum(norms, 1e-12)
-    sq = np.einsum("ij,ij->i", X, X)
-    dist = sq[idx][:, None] + sq[None, :] - 2 * X[idx] @ X.T
-    np.maximum(dist, 0, out=dist)
-    if metric == "cosine":
-        dist = dist / 2  # ‖a − b‖² = 2 (1 − cos) for unit vectors
-    dist[:, ~candidates] = np.inf
-    dist[np.arange(len(idx)), idx] = np.inf
-    top, neg = top_k(-dist, k)
-    return SimilarItems(ids, ids_from_indices(items, top), -neg)
-
-
 # ----------------------------------------------------------------------------- the model
 class CollaborativeFiltering(Model):
     """Collaborative filtering for explicit ratings or binary feedback (SPEC §2–§5).
@@ -522,6 +453,9 @@ class CollaborativeFiltering(Model):
     """
 
     model_kind = "collaborative"
+    has_linear_scores = True
+    similarity_metric = "euclidean"
+    can_fold_in = True
 
     def __init__(
         self,
@@ -577,10 +511,8 @@ class CollaborativeFiltering(Model):
         self._reset()
 
     def _reset(self) -> None:
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
+        self._forget_fit()
         self.history_: list[dict[str, float]] = []
-        self.data_fingerprint_: str | None = None
         self.rating_scale_: tuple[float, float] | None = None
         self.global_mean_: float = 0.0
         # learned parameters, NumPy arrays (the Adam path wraps them in torch tensors)
@@ -589,8 +521,6 @@ class CollaborativeFiltering(Model):
         self._b: np.ndarray | None = None
         self._c: np.ndarray | None = None
         self._mu: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
-        self._fallback_scores: np.ndarray | None = None
         self._rng = np.random.default_rng(self.config.seed)
         self._noise_scale = 0.0
         self._last_data_loss = 0.0
@@ -666,10 +596,8 @@ class CollaborativeFiltering(Model):
         """
         data = self._check_data(fit_input(interactions))
         self._reset()
-        self.users_, self.items_ = data.users, data.items
         self.rating_scale_ = data.rating_scale
         self.global_mean_ = data.global_mean()
-        self.data_fingerprint_ = data.fingerprint()
         dtype = self._numpy_dtype
         d = self.config.embedding_size
         scale = self.config.init_scale
@@ -810,18 +738,21 @@ class CollaborativeFiltering(Model):
         seen = seen_matrix(data)
         by = "mean" if self.config.kind == "explicit" else "count"
         fallback, _ = popularity_scores(data, by)
-        if merge and self._seen is not None and self._fallback_scores is not None:
-            old = self._seen.copy()
+        if merge:
+            old = self.seen_.copy()
             old.resize(seen.shape)
             seen = ((old + seen) > 0).astype(np.float32).tocsr()
             # keep the fallback learned from all earlier data; new items rank after it
-            n_old = len(self._fallback_scores)
+            n_old = len(self.fallback_scores_)
             fallback = np.concatenate(
-                [self._fallback_scores, np.full(len(fallback) - n_old, -np.inf, np.float32)]
+                [self.fallback_scores_, np.full(len(fallback) - n_old, -np.inf, np.float32)]
             )
         seen.sort_indices()
-        self._seen = seen
-        self._fallback_scores = fallback
+        self.users_, self.items_ = data.users, data.items
+        self.seen_ = seen
+        self.fallback_scores_ = np.asarray(fallback, dtype=np.float32)
+        if not merge:
+            self.data_fingerprint_ = data.fingerprint()
 
     # ------------------------------------------------------------------ training loops
     def _entries(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1212,102 +1143,36 @@ class CollaborativeFiltering(Model):
             self._score_cache = cache
         return cache[5]
 
-    def _link(self, z: np.ndarray) -> np.ndarray:
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        """Explicit: clip to the training rating scale; binary: the sigmoid g(z)."""
         if self.config.kind == "binary":
-            return scipy.special.expit(z)
+            return scipy.special.expit(raw)
         if self.rating_scale_ is not None:
-            return np.clip(z, *self.rating_scale_)
-        return z
+            return np.clip(raw, *self.rating_scale_)
+        return raw
 
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
-        """Score (user, item) pairs.
+    def unknown_item_score(self) -> float:
+        """An item the model does not know is predicted the global mean of the training
+        values (ratings, or the share of positives, kept inside (0, 1))."""
+        if self.config.kind == "binary":
+            return float(scipy.special.expit(_logit(self.global_mean_)))
+        return float(self.global_mean_)
 
-        Parameters
-        ----------
-        user_ids, item_ids : array-like, shape (n,)
+    def similarity_vectors(self) -> np.ndarray:
+        """x(i): related items are those with the smallest ‖x(k) − x(i)‖²."""
+        return self.item_factors_
 
-        Returns
-        -------
-        ndarray of float32, shape (n,)
-            Explicit: the predicted rating, clipped to the training scale. Binary: the
-            probability that y = 1. An unknown user gets μ(i) + c(i); an unknown item gets
-            the global mean of the training values.
-        """
-        self._check_fitted()
-        users = as_id_array(user_ids)
-        items = as_id_array(item_ids)
-        if len(users) != len(items):
-            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
-        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
-        known_i = i >= 0
-        known_u = (u >= 0) & known_i
-        out = np.empty(len(u), dtype=np.float64)
-        if self.config.kind == "explicit":
-            out[:] = self.global_mean_
-        else:
-            out[:] = _logit(self.global_mean_)
-        it = i[known_i]
-        out[known_i] = self._mu[it] + self._c[it]  # type: ignore[index]
-        ut, it = u[known_u], i[known_u]
-        out[known_u] += np.einsum("ij,ij->i", self._W[ut], self._X[it]) + self._b[ut]  # type: ignore[index]
-        return self._link(out).astype(np.float32)
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return self.config.kind  # type: ignore[no-any-return]
 
-    def recommend(
-        self,
-        user_ids: IdLike,
-        k: int = 10,
-        exclude_seen: bool = True,
-        *,
-        batch_size: int = 1024,
-    ) -> Recommendations:
-        """Top-k items per user.
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "rating" if self.config.kind == "explicit" else "probability"
 
-        Parameters
-        ----------
-        user_ids : id or array-like, shape (n,)
-        k : int
-        exclude_seen : bool
-            Remove items the user has in the training data.
-
-        Returns
-        -------
-        Recommendations
-            ``item_ids`` and ``scores`` of shape (n, k). Unknown users get the popularity
-            fallback (shrunk item means for explicit data, counts for binary) and
-            ``fallback[r] = True``.
-        """
-        self._check_fitted()
-        return recommend_by_scores(
-            self.users_,  # type: ignore[arg-type]
-            self.items_,  # type: ignore[arg-type]
-            user_ids,
-            k,
-            self.linear_scores(),
-            self._seen if exclude_seen else None,
-            self._fallback_scores,  # type: ignore[arg-type]
-            link=self._link,
-            batch_size=batch_size,
-        )
-
-    def similar_items(
-        self,
-        item_ids: IdLike,
-        k: int = 10,
-        metric: Literal["euclidean", "cosine"] = "euclidean",
-    ) -> SimilarItems:
-        """Items k with the smallest ‖x(k) − x(i)‖² (SPEC §4), or cosine distance.
-
-        Items with no training events are never returned as neighbours.
-
-        Returns
-        -------
-        SimilarItems
-            ``similar_ids`` and ``distances`` of shape (n, k).
-        """
-        self._check_fitted()
-        trained = items_with_events(self._seen)  # type: ignore[arg-type]
-        return nearest_items(self.items_, self._X, item_ids, k, metric, trained)  # type: ignore[arg-type]
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        return self.rating_scale_ if self.config.kind == "explicit" else None
 
     # ------------------------------------------------------------------ new users
     def fold_in_user(
@@ -1351,112 +1216,65 @@ class CollaborativeFiltering(Model):
         theta = self._solve_users(rows, vals, np.zeros((1, d), np_dtype), np.zeros(1, np_dtype))
         return theta[0, :d].astype(np.float32), float(theta[0, d])
 
-    def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
-        """Scores of every item for a brand-new user given a few ratings, without retraining.
-
-        Parameters
-        ----------
-        ratings : mapping item_id -> value, Series indexed by item id, or DataFrame with
-            columns item_id and rating (or value)
-
-        Returns
-        -------
-        ndarray of float32, shape (n_items,)
-            In the order of ``model.items_.ids`` (probabilities for binary models).
-        """
-        return self._link(self._fold_in_raw(ratings)).astype(np.float32)
-
-    def _fold_in_raw(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
-        items, values = _ratings_arrays(ratings)
-        w, b = self.fold_in_user(items, values)
+    def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """Raw scores ``x(i)·w + b + c(i) + μ(i)`` of every item for a new user whose
+        (w, b) :meth:`fold_in_user` solves from their ratings."""
+        w, b = self.fold_in_user(item_ids, values)
         z = self._X.astype(np.float64) @ w.astype(np.float64) + b + self._c + self._mu  # type: ignore[operator, union-attr]
         return np.asarray(z, dtype=np.float64)
 
-    def recommend_for_ratings(
-        self,
-        ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
-        k: int = 10,
-        exclude_seen: bool = True,
-    ) -> tuple[IdArray, np.ndarray]:
-        """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in)."""
-        items, _ = _ratings_arrays(ratings)
-        ids, raw = top_k_for_new_user(
-            self.items_, self._fold_in_raw(ratings), items, k, exclude_seen  # type: ignore[arg-type]
-        )
-        return ids, self._link(raw).astype(np.float32)
-
     # ------------------------------------------------------------------ model files
-    def _state(self) -> ModelState:
-        self._check_fitted()
-        seen = self._seen
-        assert seen is not None and self._fallback_scores is not None
-        return ModelState(
-            config=self.get_params(),
-            arrays={
-                "item_factors": self._X,  # type: ignore[dict-item]
-                "user_factors": self._W,  # type: ignore[dict-item]
-                "user_bias": self._b,  # type: ignore[dict-item]
-                "item_bias": self._c,  # type: ignore[dict-item]
-                "item_means": self._mu,  # type: ignore[dict-item]
-                "fallback_scores": self._fallback_scores,
-                **seen_arrays(seen),
-            },
-            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
-            extra={
-                "global_mean": self.global_mean_,
-                "rating_scale": list(self.rating_scale_) if self.rating_scale_ else None,
-                "history": self.history_,
-                "count_floors": list(self._count_floors),
-                "reg": self.reg_,
-            },
+    def _save_state(self, state: ModelState) -> None:
+        state.arrays.update(
+            item_factors=self.item_factors_,
+            user_factors=self.user_factors_,
+            user_bias=self.user_bias_,
+            item_bias=self.item_bias_,
+            item_means=self.item_means_,
+        )
+        state.extra.update(
+            global_mean=self.global_mean_,
+            rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
+            history=self.history_,
+            count_floors=list(self._count_floors),
+            reg=self.reg_,
         )
 
-    @classmethod
-    def _from_state(cls, state: ModelState) -> CollaborativeFiltering:
-        model = cls(**state.config)
-        users, items = state.vocabularies["users"], state.vocabularies["items"]
+    def _load_state(self, state: ModelState) -> None:
         a = state.arrays
+        n_users, n_items = len(self.users_), len(self.items_)
         width = a["item_factors"].shape[1] if "item_factors" in a else -1
-        d = model.config.embedding_size
-        if width % d or (model.config.solver != "gibbs" and width != d):
+        d = self.config.embedding_size
+        if width % d or (self.config.solver != "gibbs" and width != d):
             raise DataError(
                 f"item factors have {width} columns; expected embedding_size {d} "
                 "(or a multiple of it for solver='gibbs')"
             )
-        d = width
-        shapes = {
-            "item_factors": (len(items), d),
-            "user_factors": (len(users), d),
-            "user_bias": (len(users),),
-            "item_bias": (len(items),),
-            "item_means": (len(items),),
-            "fallback_scores": (len(items),),
-        }
-        for name, shape in shapes.items():
-            if name not in a or tuple(a[name].shape) != shape:
-                got = None if name not in a else tuple(a[name].shape)
-                raise DataError(f"array {name!r} has shape {got}, expected {shape}")
-        dtype = model._numpy_dtype
-        model.users_, model.items_ = users, items
-        model._X = np.array(a["item_factors"], dtype=dtype)
-        model._W = np.array(a["user_factors"], dtype=dtype)
-        model._b = np.array(a["user_bias"], dtype=dtype)
-        model._c = np.array(a["item_bias"], dtype=dtype)
-        model._mu = np.array(a["item_means"], dtype=dtype)
-        model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
-        model._seen = seen_from_arrays(a, len(users), len(items))
-        model.global_mean_ = float(state.extra.get("global_mean", 0.0))
-        scale = state.extra.get("rating_scale")
-        model.rating_scale_ = tuple(scale) if scale else None  # type: ignore[assignment]
-        model.history_ = list(state.extra.get("history", []))
-        floors = state.extra.get("count_floors", [1.0, 1.0])
-        model._count_floors = (float(floors[0]), float(floors[1]))
-        model.reg_ = float(state.extra.get("reg", model.config.effective_reg))
-        return model
-
-    def with_params(self, **changes: Any) -> CollaborativeFiltering:
-        """An unfitted copy with some hyperparameters changed."""
-        return type(self)(**{**self.get_params(), **changes})
+        check_array_shapes(
+            a,
+            {
+                "item_factors": (n_items, width),
+                "user_factors": (n_users, width),
+                "user_bias": (n_users,),
+                "item_bias": (n_items,),
+                "item_means": (n_items,),
+                "fallback_scores": (n_items,),
+            },
+        )
+        dtype = self._numpy_dtype
+        self._X = np.array(a["item_factors"], dtype=dtype)
+        self._W = np.array(a["user_factors"], dtype=dtype)
+        self._b = np.array(a["user_bias"], dtype=dtype)
+        self._c = np.array(a["item_bias"], dtype=dtype)
+        self._mu = np.array(a["item_means"], dtype=dtype)
+        extra = state.extra
+        self.global_mean_ = float(extra.get("global_mean", 0.0))
+        scale = extra.get("rating_scale")
+        self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
+        self.history_ = list(extra.get("history", []))
+        floors = extra.get("count_floors", [1.0, 1.0])
+        self._count_floors = (float(floors[0]), float(floors[1]))
+        self.reg_ = float(extra.get("reg", self.config.effective_reg))
 
 
 def _logit(p: float) -> float:
@@ -1464,25 +1282,9 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _ratings_arrays(
-    ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
-) -> tuple[IdArray, np.ndarray]:
-    if isinstance(ratings, pd.DataFrame):
-        value_col = next((c for c in ("rating", "value") if c in ratings.columns), None)
-        if "item_id" not in ratings.columns or value_col is None:
-            raise DataError("ratings table needs columns item_id and rating (or value)")
-        return as_id_array(ratings["item_id"].to_numpy()), ratings[value_col].to_numpy(float)
-    if isinstance(ratings, pd.Series):
-        return as_id_array(ratings.index.to_numpy()), ratings.to_numpy(float)
-    if isinstance(ratings, Mapping):
-        return as_id_array(list(ratings.keys())), np.asarray(list(ratings.values()), dtype=float)
-    raise DataError("ratings must be a mapping item_id -> value, a Series or a DataFrame")
-
-
 __all__ = [
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
-    "SimilarItems",
     "sparse_cost",
     "textbook_cost",
 ]

@@ -22,36 +22,23 @@ larger catalogues and gives item vectors for vector indexes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
+    FeedbackKind,
     Model,
     ModelState,
-    Recommendations,
     check_array_shapes,
     fit_input,
-    recommend_by_scores,
-    top_k_for_new_user,
 )
-from palate.models.collaborative import SimilarItems, nearest_items
-from palate.models.popularity import (
-    items_with_events,
-    popularity_scores,
-    seen_arrays,
-    seen_from_arrays,
-    seen_matrix,
-)
-from palate.types import FloatArray, IdArray, IdLike
+from palate.models.popularity import popularity_scores
+from palate.types import IdArray
 
 logger = logging.getLogger(__name__)
 
@@ -113,23 +100,23 @@ class EASE(Model):
     """
 
     model_kind = "ease"
+    similarity_metric = "cosine"
+    can_fold_in = True
+
+    weights_: np.ndarray
+    reg_: float
+    engaged_: sp.csr_matrix
 
     def __init__(self, reg: float | None = None, max_items: int = 30_000) -> None:
         self.config = EASEConfig(reg=reg, max_items=max_items)
-        self._reset()
-
-    def _reset(self) -> None:
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
-        self.data_fingerprint_: str | None = None
-        self.weights_: np.ndarray | None = None
-        self.reg_: float | None = None
-        self._seen: sp.csr_matrix | None = None
-        self._fallback_scores: np.ndarray | None = None
 
     # ------------------------------------------------------------------ training
     def fit(self, interactions: Interactions) -> EASE:
-        """Solve B from engagement events (value > 0 counts as engaged). Returns self."""
+        """Solve B from engagement events. Returns self.
+
+        An event with value > 0 counts as engaged (a row of X); every event, engaged or not
+        (e.g. a rating below the threshold kept as a 0), counts as seen.
+        """
         data = fit_input(interactions)
         if np.any(data.values < 0):
             raise DataError(
@@ -143,133 +130,81 @@ class EASE(Model):
                 "this large, or pass a larger max_items if the memory "
                 f"({8 * data.n_items**2 / 2**30:.1f} GiB while fitting) is available"
             )
-        self._reset()
-        self.users_, self.items_ = data.users, data.items
-        self.data_fingerprint_ = data.fingerprint()
-        self._seen = seen_matrix(data)
-        self._fallback_scores, _ = popularity_scores(data, "count")
-        self.reg_ = self.config.reg_for(self._seen.nnz)
-        self.weights_ = ease_weights(self._seen, self.reg_)
+        self._forget_fit()
+        fallback, _ = popularity_scores(data, "count")
+        self._set_events(data, fallback)
+        self.engaged_ = engaged_matrix(data)
+        self.reg_ = self.config.reg_for(self.engaged_.nnz)
+        self.weights_ = ease_weights(self.engaged_, self.reg_)
         return self
 
-    # ------------------------------------------------------------------ scoring
-    def _scores(self, rows: np.ndarray) -> np.ndarray:
-        seen = self._seen
-        assert seen is not None and self.weights_ is not None
-        return np.asarray(seen[rows] @ self.weights_, dtype=np.float32)
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return "implicit"
 
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
-        """Scores x(u)·B(:, i) of pairs (not probabilities); 0 for an unknown user, NaN for an
-        unknown item."""
-        self._check_fitted()
-        users = as_id_array(user_ids)
-        items = as_id_array(item_ids)
-        if len(users) != len(items):
-            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
-        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
-        out = np.full(len(u), np.nan, dtype=np.float32)
+    # ------------------------------------------------------------------ scoring
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``x(u) B`` for the users at ``rows`` (x their engaged items)."""
+        return np.asarray(self.engaged_[rows] @ self.weights_, dtype=np.float32)
+
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Scores x(u)·B(:, i) of pairs (not probabilities); 0 for an unknown user, NaN for
+        an unknown item."""
+        out = np.full(len(u), np.nan, dtype=np.float64)
         out[i >= 0] = 0.0
         both = np.flatnonzero((i >= 0) & (u >= 0))
         if len(both):
-            rows = self._seen[u[both]]  # type: ignore[index]
+            rows = self.engaged_[u[both]]
             # Σ over the user's items j of B(j, i), for every pair at once without densifying
             pair = np.repeat(np.arange(len(both)), np.diff(rows.indptr))
-            weights = self.weights_[rows.indices, i[both][pair]]  # type: ignore[index]
+            weights = self.weights_[rows.indices, i[both][pair]]
             out[both] = np.bincount(pair, weights=weights, minlength=len(both))
         return out
 
-    def recommend(
-        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
-    ) -> Recommendations:
-        """Top-k items per user by x(u) B; unknown users get the most popular items
-        (``fallback=True``)."""
-        self._check_fitted()
-        return recommend_by_scores(
-            self.users_,  # type: ignore[arg-type]
-            self.items_,  # type: ignore[arg-type]
-            user_ids,
-            k,
-            self._scores,
-            self._seen if exclude_seen else None,
-            self._fallback_scores,  # type: ignore[arg-type]
-            batch_size=batch_size,
-        )
-
-    def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> np.ndarray:
-        """Scores of every item for a new user from their events, without refitting.
-
-        Parameters
-        ----------
-        ratings : mapping item_id -> value, Series indexed by item id, or DataFrame with
-            columns item_id and rating (or value); a value > 0 counts as engaged
-
-        Returns
-        -------
-        ndarray of float32, shape (n_items,)
-            ``x B`` in the order of ``model.items_.ids``.
-        """
-        from palate.models.collaborative import _ratings_arrays
-
-        self._check_fitted()
-        items, values = _ratings_arrays(ratings)
-        idx = self.items_.index(as_id_array(items), kind="item")  # type: ignore[union-attr]
+    def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """``x B`` for a new user whose engaged items (value > 0) are ``item_ids``."""
+        idx = self.items_.index(item_ids, kind="item")
         engaged = idx[np.asarray(values, dtype=np.float64) > 0]
-        return self.weights_[np.unique(engaged)].sum(axis=0).astype(np.float32)  # type: ignore[index]
+        return self.weights_[np.unique(engaged)].sum(axis=0).astype(np.float64)
 
-    def recommend_for_ratings(
-        self,
-        ratings: Mapping[Any, float] | pd.DataFrame | pd.Series,
-        k: int = 10,
-        exclude_seen: bool = True,
-    ) -> tuple[IdArray, np.ndarray]:
-        """Top-k (item ids, scores) for a new user described only by their events (fold-in)."""
-        from palate.models.collaborative import _ratings_arrays
-
-        items, _ = _ratings_arrays(ratings)
-        ids, scores = top_k_for_new_user(
-            self.items_, self.fold_in(ratings), as_id_array(items), k, exclude_seen  # type: ignore[arg-type]
-        )
-        return ids, scores.astype(np.float32)
-
-    def similar_items(
-        self, item_ids: IdLike, k: int = 10, metric: Literal["euclidean", "cosine"] = "cosine"
-    ) -> SimilarItems:
-        """Nearest items by the cosine distance (default) or squared distance of the rows of B
-        (each item's weights on every other item)."""
-        self._check_fitted()
-        trained = items_with_events(self._seen)  # type: ignore[arg-type]
-        return nearest_items(self.items_, self.weights_, item_ids, k, metric, trained)  # type: ignore[arg-type]
+    def similarity_vectors(self) -> np.ndarray:
+        """The rows of B (each item's weights on every other item)."""
+        return self.weights_
 
     # ------------------------------------------------------------------ model files
-    def _state(self) -> ModelState:
-        self._check_fitted()
-        seen = self._seen
-        assert seen is not None and self._fallback_scores is not None
-        return ModelState(
-            config=self.get_params(),
-            arrays={
-                "weights": self.weights_,  # type: ignore[dict-item]
-                "fallback_scores": self._fallback_scores,
-                **seen_arrays(seen),
-            },
-            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
-            extra={"reg": self.reg_},
-        )
+    def _save_state(self, state: ModelState) -> None:
+        state.arrays["weights"] = self.weights_
+        if self.engaged_.nnz != self.seen_.nnz:  # some seen events are not engagements
+            state.arrays["engaged_indptr"] = self.engaged_.indptr.astype(np.int64)
+            state.arrays["engaged_indices"] = self.engaged_.indices.astype(np.int32)
+        state.extra["reg"] = self.reg_
 
-    @classmethod
-    def _from_state(cls, state: ModelState) -> EASE:
-        model = cls(**state.config)
-        users, items = state.vocabularies["users"], state.vocabularies["items"]
+    def _load_state(self, state: ModelState) -> None:
         a = state.arrays
-        expected = {"weights": (len(items), len(items)), "fallback_scores": (len(items),)}
-        check_array_shapes(a, expected)
-        model.users_, model.items_ = users, items
-        model.weights_ = np.array(a["weights"], dtype=np.float32)
-        model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
-        model._seen = seen_from_arrays(a, len(users), len(items))
-        model.reg_ = state.extra.get("reg", model.config.reg_for(model._seen.nnz))
-        return model
+        n_users, n_items = len(self.users_), len(self.items_)
+        check_array_shapes(a, {"weights": (n_items, n_items)})
+        self.weights_ = np.array(a["weights"], dtype=np.float32)
+        if "engaged_indptr" in a:
+            check_array_shapes(a, {"engaged_indptr": (n_users + 1,)})
+            indices = a["engaged_indices"]
+            self.engaged_ = sp.csr_matrix(
+                (np.ones(len(indices), dtype=np.float32), indices, a["engaged_indptr"]),
+                shape=(n_users, n_items),
+            )
+        else:
+            self.engaged_ = self.seen_
+        self.reg_ = float(state.extra.get("reg", self.config.reg_for(self.engaged_.nnz)))
+
+
+def engaged_matrix(data: Interactions) -> sp.csr_matrix:
+    """Users × items 0/1 matrix of the engaged events (value > 0), indices sorted."""
+    keep = data.values > 0
+    engaged = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (data.user_idx[keep], data.item_idx[keep])),
+        shape=data.shape,
+    )
+    engaged.sort_indices()
+    return engaged
 
 
 def ease_weights(X: sp.spmatrix | np.ndarray, reg: float) -> np.ndarray:

@@ -21,30 +21,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
-    LinearScores,
+    FeedbackKind,
     Model,
     ModelState,
-    Recommendations,
     check_array_shapes,
     fit_input,
-    recommend_by_scores,
 )
-from palate.models.collaborative import SimilarItems, nearest_items
-from palate.models.popularity import (
-    items_with_events,
-    popularity_scores,
-    seen_arrays,
-    seen_from_arrays,
-    seen_matrix,
-)
+from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
-from palate.types import FloatArray, IdLike
+from palate.models.scoring import LinearScores
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +109,12 @@ class ImplicitALS(Model):
     """
 
     model_kind = "implicit_als"
+    has_linear_scores = True
+    similarity_metric = "cosine"
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    history_: list[dict[str, float]]
 
     def __init__(
         self,
@@ -142,17 +137,10 @@ class ImplicitALS(Model):
             init_scale=init_scale,
             seed=seed,
         )
-        self._reset()
 
-    def _reset(self) -> None:
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
-        self.history_: list[dict[str, float]] = []
-        self.data_fingerprint_: str | None = None
-        self.user_factors_: np.ndarray | None = None
-        self.item_factors_: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
-        self._fallback_scores: np.ndarray | None = None
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return "implicit"
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -168,12 +156,11 @@ class ImplicitALS(Model):
                 "implicit feedback values must be >= 0 (a count, a rating or 1 per event); "
                 "shift or drop negative values"
             )
-        self._reset()
+        self._forget_fit()
         rng = np.random.default_rng(self.config.seed)
-        self.users_, self.items_ = data.users, data.items
-        self.data_fingerprint_ = data.fingerprint()
-        self._seen = seen_matrix(data)
-        self._fallback_scores, _ = popularity_scores(data, "count")
+        fallback, _ = popularity_scores(data, "count")
+        self._set_events(data, fallback)
+        self.history_ = []
         d = self.config.embedding_size
         X = (rng.standard_normal((data.n_items, d)) * self.config.init_scale).astype(np.float32)
         W = np.zeros((data.n_users, d), dtype=np.float32)
@@ -244,91 +231,30 @@ class ImplicitALS(Model):
         return 0 if method == "cholesky" else self.config.cg_steps
 
     # ------------------------------------------------------------------ scoring
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
-        """Preference scores w(u)·x(i) of pairs (not probabilities); 0 for an unknown user,
-        NaN for an unknown item."""
-        self._check_fitted()
-        users = as_id_array(user_ids)
-        items = as_id_array(item_ids)
-        if len(users) != len(items):
-            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
-        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
-        out = np.full(len(u), np.nan, dtype=np.float32)
-        known_i = i >= 0
-        out[known_i] = 0.0
-        both = known_i & (u >= 0)
-        W, X = self.user_factors_, self.item_factors_
-        out[both] = np.einsum("ij,ij->i", W[u[both]], X[i[both]])  # type: ignore[index]
-        return out
-
     def linear_scores(self) -> LinearScores:
-        """The scores ``w(u)·x(i)`` as factors (what a vector index needs to serve them)."""
+        """Preference scores ``w(u)·x(i)`` (not probabilities) as factors; an unknown user
+        scores 0."""
         self._check_fitted()
-        return LinearScores(self.user_factors_, self.item_factors_)  # type: ignore[arg-type]
+        return LinearScores(self.user_factors_, self.item_factors_)
 
-    def recommend(
-        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
-    ) -> Recommendations:
-        """Top-k items per user by w(u)·x(i); unknown users get the most popular items
-        (``fallback=True``)."""
-        self._check_fitted()
-        W, X = self.user_factors_, self.item_factors_
-        return recommend_by_scores(
-            self.users_,  # type: ignore[arg-type]
-            self.items_,  # type: ignore[arg-type]
-            user_ids,
-            k,
-            lambda rows: W[rows] @ X.T,  # type: ignore[index, union-attr]
-            self._seen if exclude_seen else None,
-            self._fallback_scores,  # type: ignore[arg-type]
-            batch_size=batch_size,
-        )
-
-    def similar_items(
-        self, item_ids: IdLike, k: int = 10, metric: Literal["euclidean", "cosine"] = "cosine"
-    ) -> SimilarItems:
-        """Nearest items by cosine distance of x (default) or ‖x(k) − x(i)‖²."""
-        self._check_fitted()
-        trained = items_with_events(self._seen)  # type: ignore[arg-type]
-        return nearest_items(self.items_, self.item_factors_, item_ids, k, metric, trained)  # type: ignore[arg-type]
+    def similarity_vectors(self) -> np.ndarray:
+        """x(i): related items by cosine distance of the item vectors."""
+        return self.item_factors_
 
     # ------------------------------------------------------------------ model files
-    def _state(self) -> ModelState:
-        self._check_fitted()
-        seen = self._seen
-        assert seen is not None and self._fallback_scores is not None
-        return ModelState(
-            config=self.get_params(),
-            arrays={
-                "user_factors": self.user_factors_,  # type: ignore[dict-item]
-                "item_factors": self.item_factors_,  # type: ignore[dict-item]
-                "fallback_scores": self._fallback_scores,
-                **seen_arrays(seen),
-            },
-            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
-            extra={"history": self.history_},
-        )
+    def _save_state(self, state: ModelState) -> None:
+        state.arrays["user_factors"] = self.user_factors_
+        state.arrays["item_factors"] = self.item_factors_
+        state.extra["history"] = self.history_
 
-    @classmethod
-    def _from_state(cls, state: ModelState) -> ImplicitALS:
-        model = cls(**state.config)
-        users, items = state.vocabularies["users"], state.vocabularies["items"]
+    def _load_state(self, state: ModelState) -> None:
         a = state.arrays
-        d = model.config.embedding_size
-        expected = {
-            "user_factors": (len(users), d),
-            "item_factors": (len(items), d),
-            "fallback_scores": (len(items),),
-        }
+        d = self.config.embedding_size
+        expected = {"user_factors": (len(self.users_), d), "item_factors": (len(self.items_), d)}
         check_array_shapes(a, expected)
-        model.users_, model.items_ = users, items
-        model.user_factors_ = np.array(a["user_factors"], dtype=np.float32)
-        model.item_factors_ = np.array(a["item_factors"], dtype=np.float32)
-        model._fallback_scores = np.array(a["fallback_scores"], dtype=np.float32)
-        model._seen = seen_from_arrays(a, len(users), len(items))
-        model.history_ = list(state.extra.get("history", []))
-        return model
+        self.user_factors_ = np.array(a["user_factors"], dtype=np.float32)
+        self.item_factors_ = np.array(a["item_factors"], dtype=np.float32)
+        self.history_ = list(state.extra.get("history", []))
 
 
 def _gram(factors: np.ndarray) -> np.ndarray:

@@ -6,20 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary
 from palate.errors import ConfigError
-from palate.models.base import (
-    Model,
-    ModelState,
-    Recommendations,
-    fit_input,
-    recommend_by_scores,
-    user_rows,
-)
-from palate.types import FloatArray, IdLike
+from palate.models.base import Model, ModelState, ScoreKind, check_array_shapes, fit_input
 
 
 @dataclass(frozen=True)
@@ -36,7 +26,8 @@ class PopularityConfig:
 
 
 class Popularity(Model):
-    """Recommend the same popular items to everyone.
+    """Recommend the same popular items to everyone (unknown users get the same list,
+    flagged ``fallback``).
 
     ``by="count"`` ranks items by number of events. ``by="mean"`` ranks by the mean value
     shrunk towards the global mean ``C`` with ``prior`` pseudo-events:
@@ -53,80 +44,54 @@ class Popularity(Model):
 
     model_kind = "popularity"
 
+    item_means_: np.ndarray
+    data_kind_: str
+
     def __init__(self, by: Literal["count", "mean"] = "count", prior: float = 10.0) -> None:
         self.config = PopularityConfig(by=by, prior=prior)
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
-        self.item_scores_: np.ndarray | None = None
-        self.item_means_: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
 
     def fit(self, interactions: Interactions) -> Popularity:
         """Count events (and shrunk means) per item. Returns self."""
         data = fit_input(interactions)
-        self.item_scores_, self.item_means_ = popularity_scores(
-            data, self.config.by, self.config.prior
-        )
-        self.users_ = data.users
-        self.items_ = data.items
-        self._seen = seen_matrix(data)
+        self._forget_fit()
+        scores, self.item_means_ = popularity_scores(data, self.config.by, self.config.prior)
+        self.data_kind_ = data.kind
+        self._set_events(data, scores)
         return self
 
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
-        """Score pairs: the item's (shrunk) mean value; NaN for unknown items."""
-        self._check_fitted()
-        assert self.items_ is not None and self.item_means_ is not None
-        users, _ = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
-        items = self.items_.index(item_ids, missing="ignore")
-        if len(users) != len(items):
-            from palate.errors import DataError
+    @property
+    def item_scores_(self) -> np.ndarray:
+        """What the list is ranked by, shape (n_items,): counts (ties broken by the shrunk
+        mean) or shrunk means."""
+        return self.fallback_scores_
 
-            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
-        out = np.full(len(items), np.nan, dtype=np.float32)
-        known = items >= 0
-        out[known] = self.item_means_[items[known]]
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "popularity"
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The same list for everyone."""
+        scores = self.fallback_scores_
+        return np.broadcast_to(scores, (len(rows), len(scores))).copy()
+
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's (shrunk) mean value; NaN for unknown items."""
+        out = np.full(len(i), np.nan, dtype=np.float64)
+        known = i >= 0
+        out[known] = self.item_means_[i[known]]
         return out
 
-    def recommend(
-        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True
-    ) -> Recommendations:
-        """The k most popular items per user (seen items removed when asked)."""
-        self._check_fitted()
-        scores = self.item_scores_
-        assert scores is not None
-        # the same list for everyone; rows of users the model does not know are flagged
-        return recommend_by_scores(
-            self.users_,  # type: ignore[arg-type]
-            self.items_,  # type: ignore[arg-type]
-            user_ids,
-            k,
-            lambda rows: np.broadcast_to(scores, (len(rows), len(scores))).copy(),
-            self._seen if exclude_seen else None,
-            scores,
-        )
+    def _save_state(self, state: ModelState) -> None:
+        state.arrays["item_scores"] = self.fallback_scores_
+        state.arrays["item_means"] = self.item_means_
+        state.extra["data_kind"] = self.data_kind_
 
-    def _state(self) -> ModelState:
-        self._check_fitted()
-        assert self._seen is not None
-        return ModelState(
-            config=self.get_params(),
-            arrays={
-                "item_scores": self.item_scores_,  # type: ignore[dict-item]
-                "item_means": self.item_means_,  # type: ignore[dict-item]
-                **seen_arrays(self._seen),
-            },
-            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
-        )
-
-    @classmethod
-    def _from_state(cls, state: ModelState) -> Popularity:
-        model = cls(**state.config)
-        model.users_ = state.vocabularies["users"]
-        model.items_ = state.vocabularies["items"]
-        model.item_scores_ = state.arrays["item_scores"]
-        model.item_means_ = state.arrays["item_means"]
-        model._seen = seen_from_arrays(state.arrays, len(model.users_), len(model.items_))
-        return model
+    def _load_state(self, state: ModelState) -> None:
+        n_items = len(self.items_)
+        check_array_shapes(state.arrays, {"item_scores": (n_items,), "item_means": (n_items,)})
+        self.fallback_scores_ = np.array(state.arrays["item_scores"], dtype=np.float32)
+        self.item_means_ = np.array(state.arrays["item_means"], dtype=np.float32)
+        self.data_kind_ = str(state.extra.get("data_kind", "explicit"))
 
 
 def popularity_scores(
@@ -176,29 +141,4 @@ def popularity_from_counts(
     return (counts + tie_break).astype(np.float32), means
 
 
-def seen_matrix(data: Interactions) -> sp.csr_matrix:
-    """Users x items 0/1 matrix of every event (a 0 rating or a 0 label counts as seen)."""
-    return sp.csr_matrix(
-        (np.ones(len(data), dtype=np.float32), (data.user_idx, data.item_idx)), shape=data.shape
-    )
-
-
-def seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
-    """The seen-items matrix as the arrays a model file stores (see :func:`seen_from_arrays`)."""
-    return {
-        "seen_indptr": seen.indptr.astype(np.int64),
-        "seen_indices": seen.indices.astype(np.int32),
-    }
-
-
-def items_with_events(seen: sp.csr_matrix) -> np.ndarray:
-    """Bool mask (n_items,) of the items some user has in the seen-items matrix."""
-    return np.asarray(seen.sum(axis=0)).ravel() > 0
-
-
-def seen_from_arrays(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> sp.csr_matrix:
-    """Rebuild the seen-items matrix saved as ``seen_indptr`` / ``seen_indices``."""
-    indptr = arrays["seen_indptr"]
-    indices = arrays["seen_indices"]
-    data = np.ones(len(indices), dtype=np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
+__all__ = ["Popularity", "PopularityConfig", "popularity_from_counts", "popularity_scores"]

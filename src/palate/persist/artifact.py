@@ -167,7 +167,7 @@ def save(
         files = _encode_model(model, metrics, item_table, data_fingerprint)
     except PalateError:
         raise
-    except Exception as exc:  # a model's _state, safetensors or pyarrow failed
+    except Exception as exc:  # a model's to_state, safetensors or pyarrow failed
         raise ArtifactError(
             f"could not save the model to {target} ({type(exc).__name__}: {exc}); "
             "nothing at that path was changed"
@@ -216,7 +216,7 @@ def _encode_model(
 
     The manifest is written last so that a directory without one is recognisably incomplete.
     """
-    state = model._state()
+    state = model.to_state()
     _check_state(state, type(model).__name__)
     files, arrays_section, vocabulary_section = _encode_state(state)
     item_section: dict[str, Any] | None = None
@@ -304,7 +304,7 @@ def _is_model_or_empty(path: Path) -> bool:
 def _check_state(state: object, model_name: str) -> None:
     """Refuse a ModelState that model files cannot hold (a bug in the model's ``_state``)."""
     fix = (
-        f"{model_name}._state() must return a ModelState of JSON config, numeric arrays "
+        f"{model_name}.to_state() must return a ModelState of JSON config, numeric arrays "
         "and Vocabularies"
     )
     if not isinstance(state, ModelState):
@@ -594,9 +594,9 @@ def _load(path: PathLike, *, with_item_table: bool) -> Artifact:
         extra=manifest["extra"],
     )
     try:
-        model = model_class._from_state(state)
+        model = model_class.from_state(state)
         if not isinstance(model, model_class):
-            raise TypeError(f"_from_state returned {type(model).__name__}")
+            raise TypeError(f"from_state returned {type(model).__name__}")
         model.data_fingerprint_ = manifest["data_fingerprint"]  # type: ignore[attr-defined]
     except Exception as exc:
         raise ArtifactError(

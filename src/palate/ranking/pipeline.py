@@ -16,18 +16,17 @@ import scipy.sparse as sp
 
 from palate.data.features import FeatureTable
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary
 from palate.errors import ConfigError, DataError, NotFittedError
 from palate.models.base import (
+    FeedbackKind,
     Model,
     ModelState,
-    Recommendations,
-    check_k,
+    ScoreKind,
     fit_input,
-    ids_from_indices,
-    user_rows,
+    seen_from_arrays,
+    seen_matrix,
 )
-from palate.models.popularity import seen_from_arrays, seen_matrix
+from palate.models.scoring import Recommendations, check_k, ids_from_indices, user_rows
 from palate.ranking.filters import ItemPolicy, allowed_items
 from palate.ranking.scorer import VectorScorer
 from palate.retrieval.index import not_in
@@ -41,7 +40,7 @@ from palate.retrieval.sources import (
     default_sources,
     make_source,
 )
-from palate.types import Id, IdLike
+from palate.types import Id, IdArray, IdLike
 
 logger = logging.getLogger(__name__)
 
@@ -140,15 +139,14 @@ class RetrieveThenRank(Model):
         ):
             raise ConfigError(f"mmr_lambda must be in [0, 1] (1: no diversity), got {mmr_lambda!r}")
         self.mmr_lambda = float(mmr_lambda)
+        self._fitted_ranker = False
         self._reset()
 
     def _reset(self) -> None:
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
+        self._forget_fit()
         self.sources_: list[CandidateSource] = []
         self.scorer_: VectorScorer | None = None
         self.allowed_: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
         self._recent: sp.csr_matrix | None = None
         self._popularity: np.ndarray | None = None
         self._unit_features: np.ndarray | None = None
@@ -161,6 +159,11 @@ class RetrieveThenRank(Model):
             "policies": [p.to_config() for p in self.policies],
             "mmr_lambda": self.mmr_lambda,
         }
+
+    def with_params(self, **changes: Any) -> RetrieveThenRank:
+        """An unfitted copy (with an unfitted copy of the ranker) with some parameters
+        changed."""
+        return type(self)(self.ranker.with_params(), **{**self.get_params(), **changes})
 
     def __repr__(self) -> str:
         return (
@@ -233,6 +236,9 @@ class RetrieveThenRank(Model):
     ) -> RetrieveThenRank:
         """Fit the sources (and the ranker, when it is not fitted yet) on training events.
 
+        A ranker that was fitted before it was given to the pipeline is kept as it is; one
+        the pipeline fitted itself is fitted again, so that ``fit`` starts over.
+
         Parameters
         ----------
         interactions : Interactions
@@ -248,15 +254,18 @@ class RetrieveThenRank(Model):
         self
         """
         data = fit_input(interactions)
-        if not getattr(self.ranker, "is_fitted", False):
+        # the pipeline refits a ranker it fitted itself (fit starts over); a ranker that came
+        # fitted is the caller's and is kept
+        if not self.ranker.is_fitted or self._fitted_ranker:
             self.ranker.fit(data)  # type: ignore[attr-defined]
+            self._fitted_ranker = True
         self._reset()
         scorer = VectorScorer.from_model(self.ranker)
         data = data.with_vocabularies(scorer.users, scorer.items)
         items_frame, users_frame = _as_table(item_table), _as_table(user_table)
         self.scorer_ = scorer
         self.users_, self.items_ = scorer.users, scorer.items
-        self._seen = seen_matrix(data)
+        self.seen_ = seen_matrix(data)
         self._recent = _recent_matrix(data)
         self._popularity = _popularity(data)
         self.allowed_ = allowed_items(self.items_, items_frame, self.block_items, self.policies)
@@ -286,10 +295,10 @@ class RetrieveThenRank(Model):
         users_frame: pd.DataFrame | None,
     ) -> SourceData:
         scorer = self.scorer_
-        assert scorer is not None and self._seen is not None
+        assert scorer is not None
         return SourceData(
             interactions=data,  # type: ignore[arg-type]
-            seen=self._seen,
+            seen=self.seen_,
             item_table=items_frame,
             user_table=users_frame,
             item_vectors=scorer.item_matrix,
@@ -311,8 +320,8 @@ class RetrieveThenRank(Model):
         empty = np.empty(0, np.int64)
         if row < 0:
             return UserContext(row, empty, empty, np.empty(0, np.float32), None)
-        seen, recent = self._seen, self._recent
-        assert seen is not None and recent is not None
+        seen, recent = self.seen_, self._recent
+        assert recent is not None
         start, end = recent.indptr[row], recent.indptr[row + 1]
         seen_items = (
             np.sort(seen.indices[seen.indptr[row] : seen.indptr[row + 1]]).astype(np.int64)
@@ -438,18 +447,41 @@ class RetrieveThenRank(Model):
             )
         return out
 
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> np.ndarray:
-        """The ranker's predictions for (user, item) pairs."""
+    def candidates(self, user_id: Id, exclude_seen: bool = True) -> IdArray:
+        """The merged candidates the sources found for one user after the filters (what the
+        ranker scores), as item ids."""
         self._check_fitted()
-        return self.ranker.predict(user_ids, item_ids)  # type: ignore[attr-defined, no-any-return]
+        _, rows = user_rows(self.users_, [user_id])  # type: ignore[arg-type]
+        found = self._rank(int(rows[0]), 1, exclude_seen)[3]
+        return self.items_.ids[found]  # type: ignore[union-attr, no-any-return]
+
+    # ------------------------------------------------------------------ the ranker's contract
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The ranker's predictions for pairs of rows (the pipeline shares its vocabularies)."""
+        return self.ranker.predict_rows(u, i)
+
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        return self.ranker.link(raw)
+
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return self.ranker.feedback_kind
+
+    @property
+    def score_kind(self) -> ScoreKind:
+        return self.ranker.score_kind
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        return self.ranker.rating_scale
 
     # ------------------------------------------------------------------ model files
-    def _state(self) -> ModelState:
+    def to_state(self) -> ModelState:
         self._check_fitted()
-        ranker_state = self.ranker._state()
+        ranker_state = self.ranker.to_state()
         arrays = {RANKER_PREFIX + name: a for name, a in ranker_state.arrays.items()}
-        seen, recent = self._seen, self._recent
-        assert seen is not None and recent is not None and self.allowed_ is not None
+        seen, recent = self.seen_, self._recent
+        assert recent is not None and self.allowed_ is not None
         arrays.update(
             allowed=self.allowed_,
             popularity=self._popularity,  # type: ignore[arg-type]
@@ -479,7 +511,7 @@ class RetrieveThenRank(Model):
         )
 
     @classmethod
-    def _from_state(cls, state: ModelState) -> RetrieveThenRank:
+    def from_state(cls, state: ModelState) -> RetrieveThenRank:
         from palate.persist.registry import resolve_model_class
 
         config = dict(state.config)
@@ -498,7 +530,7 @@ class RetrieveThenRank(Model):
             },
             extra=state.extra["ranker"],
         )
-        ranker = ranker_class._from_state(ranker_state)
+        ranker = ranker_class.from_state(ranker_state)
         fitted = config.pop("fitted_sources")
         model = cls(ranker, **config)
         a = state.arrays
@@ -507,7 +539,7 @@ class RetrieveThenRank(Model):
         n_users, n_items = len(model.users_), len(model.items_)
         model.allowed_ = np.asarray(a["allowed"], dtype=bool)
         model._popularity = np.asarray(a["popularity"], dtype=np.float32)
-        model._seen = seen_from_arrays(a, n_users, n_items)
+        model.seen_ = seen_from_arrays(a, n_users, n_items)
         model._recent = sp.csr_matrix(
             (a["recent_values"], a["recent_indices"], a["recent_indptr"]),
             shape=(n_users, n_items),

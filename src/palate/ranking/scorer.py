@@ -12,12 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from palate.data.vocabulary import Vocabulary
-from palate.errors import ConfigError
+from palate.errors import ConfigError, NotFittedError
 from palate.models.base import Model
-
-
-def _identity(z: np.ndarray) -> np.ndarray:
-    return z
 
 
 @dataclass
@@ -57,50 +53,37 @@ class VectorScorer:
 
     @classmethod
     def from_model(cls, model: Model) -> VectorScorer:
-        """The vectors of a fitted CollaborativeFiltering, ImplicitALS or TwoTower model."""
-        from palate.models.collaborative import CollaborativeFiltering
-        from palate.models.implicit import ImplicitALS
-        from palate.models.two_tower.model import TwoTower
+        """The vectors of a fitted model whose scores are linear (``has_linear_scores``).
 
-        model._check_fitted()
-        f32 = np.float32
-        link: Callable[[np.ndarray], np.ndarray]
-        if isinstance(model, CollaborativeFiltering):
-            W, X = model.user_factors_, model.item_factors_
-            b = model.user_bias_[:, None]
-            item_offset = (model.item_bias_ + model.item_means_)[:, None]
-            user_matrix = np.hstack([W, b, np.ones_like(b)])
-            item_matrix = np.hstack([X, np.ones_like(item_offset), item_offset])
-            link = model._link
-            similarity = X
-        elif isinstance(model, ImplicitALS):
-            user_matrix = np.asarray(model.user_factors_)
-            item_matrix = np.asarray(model.item_factors_)
-            link = _identity
-            similarity = item_matrix
-        elif isinstance(model, TwoTower):
-            user_matrix = model.user_vectors(model.users_.ids)  # type: ignore[union-attr]
-            item_matrix = model.item_vectors(model.items_.ids)  # type: ignore[union-attr]
-            link = model._link
-            similarity = item_matrix
-        else:
+        ``U[u] · V[i] + b[u] + c[i]`` is one dot product of ``p = [U[u], b[u], 1]`` and
+        ``q = [V[i], 1, c[i]]`` (the offset columns are left out when the model has none).
+        """
+        if not model.has_linear_scores or model.similarity_metric is None:
             raise ConfigError(
                 f"{type(model).__name__} has no user and item vectors to rank with; use "
                 "CollaborativeFiltering, ImplicitALS or TwoTower as the ranker"
             )
-        users: Vocabulary = model.users_  # type: ignore[attr-defined, assignment]
-        items: Vocabulary = model.items_  # type: ignore[attr-defined, assignment]
-        fallback = getattr(model, "_fallback_scores", None)
-        if fallback is None:
-            fallback = np.zeros(len(items), dtype=f32)
+        if not model.is_fitted:
+            raise NotFittedError(f"fit the {type(model).__name__} ranker first")
+        linear = model.linear_scores()
+        f32 = np.float32
+        user_columns = [np.asarray(linear.user_factors, dtype=f32)]
+        item_columns = [np.asarray(linear.item_factors, dtype=f32)]
+        n_users, n_items = len(user_columns[0]), len(item_columns[0])
+        if linear.user_offset is not None:
+            user_columns.append(np.asarray(linear.user_offset, dtype=f32)[:, None])
+            item_columns.append(np.ones((n_items, 1), dtype=f32))
+        if linear.item_offset is not None:
+            user_columns.append(np.ones((n_users, 1), dtype=f32))
+            item_columns.append(np.asarray(linear.item_offset, dtype=f32)[:, None])
         return cls(
-            users=users,
-            items=items,
-            user_matrix=np.ascontiguousarray(user_matrix, dtype=f32),
-            item_matrix=np.ascontiguousarray(item_matrix, dtype=f32),
-            similarity_vectors=np.ascontiguousarray(similarity, dtype=f32),
-            fallback_scores=np.asarray(fallback, dtype=f32),
-            link=link,
+            users=model.users_,
+            items=model.items_,
+            user_matrix=np.ascontiguousarray(np.hstack(user_columns), dtype=f32),
+            item_matrix=np.ascontiguousarray(np.hstack(item_columns), dtype=f32),
+            similarity_vectors=np.ascontiguousarray(model.similarity_vectors(), dtype=f32),
+            fallback_scores=np.asarray(model.fallback_scores_, dtype=f32),
+            link=model.link,
         )
 
     def score(self, user_row: int, item_rows: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import numpy as np
 
 from palate.cli._items import Catalog, _genre_list, plain
 from palate.errors import ConfigError, PalateError, UnknownIdError
+from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
 from palate.service.feedback import FeedbackStore, Id, StoredRating
 
@@ -43,9 +44,6 @@ _INTEGER = re.compile(r"^-?\d{1,18}$")
 #: (every other item on catalogues up to this size).
 EXPLAIN_NEIGHBOURS = 20_000
 
-
-# model kinds trained on engagement events only; their seen items count as one event each
-_POSITIVE_ONLY = frozenset({"implicit_als", "ease"})
 
 #: Approximate indexes that ``palate serve --index`` answers recommendations from.
 SERVING_INDEXES = ("pq", "hnsw")
@@ -65,13 +63,12 @@ class ServingIndex:
 
         if kind not in SERVING_INDEXES:
             raise ConfigError(f"index must be one of {SERVING_INDEXES}, got {kind!r}")
-        linear = getattr(model, "linear_scores", None)
-        if linear is None:
+        if not model.has_linear_scores:
             raise ConfigError(
                 f"a {type(model).__name__} model cannot be served from a vector index (its "
                 "scores are not a dot product); serve it without --index"
             )
-        self.linear = linear()
+        self.linear = model.linear_scores()
         columns = [np.asarray(self.linear.item_factors, dtype=np.float32)]
         if self.linear.item_offset is not None:
             columns.append(np.asarray(self.linear.item_offset, dtype=np.float32)[:, None])
@@ -79,8 +76,8 @@ class ServingIndex:
             columns.append(np.zeros((len(columns[0]), 1), dtype=np.float32))
         vectors = np.hstack(columns)
         self.dim = vectors.shape[1]
-        self.seen = getattr(model, "_seen", None)
-        self.link = getattr(model, "_link", None)
+        self.seen = model.seen_
+        self.link = model.link
         users = np.arange(len(self.linear.user_factors))
         sample = users if len(users) <= 1000 else np.random.default_rng(0).choice(
             users, 1000, replace=False)
@@ -108,8 +105,7 @@ class ServingIndex:
         values = found.values.astype(np.float64)
         if self.linear.user_offset is not None:
             values = values + np.asarray(self.linear.user_offset, dtype=np.float64)[rows][:, None]
-        if self.link is not None:
-            values = self.link(values)
+        values = self.link(values)
         values = np.where(found.indices >= 0, values, np.nan)
         return found.indices, values.astype(np.float32)
 
@@ -172,18 +168,13 @@ class ServedModel:
         every item.
         """
         artifact = load_artifact(path)
-        model: Any = artifact.model
-        for method in ("recommend", "predict"):
-            if not hasattr(model, method):
-                raise ConfigError(
-                    f"{path} holds a {artifact.manifest.get('model_kind')} model, which has no "
-                    f"{method}(); the service needs a recommender"
-                )
+        model = artifact.model
+        capabilities = model.capabilities()
         served = cls(
             artifact=artifact,
             catalog=Catalog(artifact.item_table, model.items_),
-            can_fold_in=hasattr(model, "recommend_for_ratings") and hasattr(model, "fold_in"),
-            can_find_similar=hasattr(model, "similar_items"),
+            can_fold_in=bool(capabilities["can_fold_in"]),
+            can_find_similar=capabilities["similarity_metric"] is not None,
             generation=generation,
         )
         served._descriptions = _descriptions(served.catalog)
@@ -213,7 +204,7 @@ class ServedModel:
 
     # ------------------------------------------------------------------ facts
     @property
-    def model(self) -> Any:
+    def model(self) -> Model:
         return self.artifact.model
 
     @property
@@ -222,19 +213,19 @@ class ServedModel:
 
     @property
     def is_binary(self) -> bool:
-        return getattr(getattr(self.model, "config", None), "kind", None) == "binary"
+        return self.model.feedback_kind == "binary"
 
     @property
     def is_positive_only(self) -> bool:
         """Models of engagement events (clicks, plays): a value is a positive strength."""
-        return self.model_kind in _POSITIVE_ONLY
+        return self.model.feedback_kind == "implicit"
 
     @property
     def rating_bounds(self) -> tuple[float, float]:
         """The values a rating may take: the training scale, 0/1 for binary models."""
         if self.is_binary:
             return (0.0, 1.0)
-        scale = getattr(self.model, "rating_scale_", None)
+        scale = self.model.rating_scale
         if scale:
             return (float(scale[0]), float(scale[1]))
         if self.is_positive_only:
@@ -257,7 +248,8 @@ class ServedModel:
         low, high = self.rating_bounds
         return {
             "model_kind": self.model_kind,
-            "kind": getattr(getattr(self.model, "config", None), "kind", None),
+            "kind": self.model.feedback_kind,
+            "capabilities": self.model.capabilities(),
             "format_version": manifest.get("format_version"),
             "palate_version": manifest.get("palate_version"),
             "created_at": manifest.get("created_at"),
@@ -343,7 +335,7 @@ class ServedModel:
                         "unknown user: the fallback list for users with no history (most "
                         "popular items, or the best shrunk mean ratings)"
                     )
-                elif self.model_kind == "popularity":
+                elif self.model.score_kind == "popularity":
                     note = "this model recommends the same popular items to everyone"
                 if rated:
                     note = (note + "; " if note else "") + (
@@ -351,7 +343,7 @@ class ServedModel:
                         "cannot fold them in; they count after the next training run"
                     )
                 if explain:
-                    if fallback or self.model_kind == "popularity":
+                    if fallback or self.model.score_kind == "popularity":
                         for item in items:
                             item["explanation"] = "popular with everyone"
                     elif self.can_find_similar:
@@ -372,7 +364,7 @@ class ServedModel:
         model: Any = self.model
         if self.serving_index is None:
             return model.recommend(users, k=k, exclude_seen=exclude_seen)
-        from palate.models.base import Recommendations, ids_from_indices, user_rows
+        from palate.models.scoring import Recommendations, ids_from_indices, user_rows
 
         ids, rows = user_rows(model.users_, users)
         known = np.flatnonzero(rows >= 0)

@@ -46,10 +46,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from palate.errors import ConfigError, DataError, NotFittedError
-from palate.models.base import ModelState
+from palate.models.base import ModelState, seen_arrays
 from palate.models.collaborative import CollaborativeFiltering
 from palate.models.implicit import ImplicitALS
-from palate.models.popularity import popularity_from_counts, seen_arrays
+from palate.models.popularity import popularity_from_counts
 from palate.spark.data import SparkInteractions, to_pandas
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class _SparkALSBase:
                 "spark.sparkContext.setCheckpointDir(<shared path>) first", self.epochs
             )
 
-    def _check_fitted(self) -> SparkInteractions:
+    def fitted_data(self) -> SparkInteractions:
         if self.data_ is None or self.user_factors_ is None or self.item_factors_ is None:
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call .fit(spark_interactions) "
@@ -147,7 +147,7 @@ class _SparkALSBase:
 
     def _factor_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(W, X) as float32 arrays in vocabulary order; rows MLlib did not learn are 0."""
-        data = self._check_fitted()
+        data = self.fitted_data()
         d = self.embedding_size
         out = []
         for table, n in ((self.user_factors_, data.n_users), (self.item_factors_, data.n_items)):
@@ -160,7 +160,7 @@ class _SparkALSBase:
 
     def _seen_arrays(self) -> dict[str, np.ndarray]:
         """The users x items matrix of training events as CSR arrays (for exclude_seen)."""
-        data = self._check_fitted()
+        data = self.fitted_data()
         pairs = to_pandas(data.events.select("user_idx", "item_idx"))
         seen = sp.csr_matrix(
             (
@@ -175,7 +175,7 @@ class _SparkALSBase:
 
     def _item_aggregates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Per item: events, sum of values, positive events; and the global mean."""
-        data = self._check_fitted()
+        data = self.fitted_data()
         stats = to_pandas(
             data.events.groupBy("item_idx")
             .agg(
@@ -354,7 +354,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         rating scale; an unknown user gets μ(i) + c(i), an unknown item the global mean
         (as :meth:`palate.CollaborativeFiltering.predict`).
         """
-        data = self._check_fitted()
+        data = self.fitted_data()
         users = self.user_factors_.select(  # type: ignore[union-attr]
             F.col("id").alias("user_idx"), F.col("features").alias("_w")
         ).join(self.user_bias_, "user_idx", "full")  # type: ignore[arg-type]
@@ -387,7 +387,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         the seen-items matrix and the fallback (shrunk item means) come from the training
         events. The result saves with :func:`palate.save` and serves like any local model.
         """
-        data = self._check_fitted()
+        data = self.fitted_data()
         W, X = self._factor_arrays()
         mu = np.full(data.n_items, self.global_mean_)
         c = np.zeros(data.n_items)
@@ -435,7 +435,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
                 "count_floors": [1.0, 1.0],
             },
         )
-        return CollaborativeFiltering._from_state(state)
+        return CollaborativeFiltering.from_state(state)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -511,7 +511,7 @@ class SparkImplicitALS(_SparkALSBase):
 
     def to_local(self) -> ImplicitALS:
         """Collect into a :class:`palate.ImplicitALS` with the same vocabularies and scores."""
-        data = self._check_fitted()
+        data = self.fitted_data()
         W, X = self._factor_arrays()
         n, total, positives, global_mean = self._item_aggregates()
         fallback, _ = popularity_from_counts(
@@ -536,11 +536,11 @@ class SparkImplicitALS(_SparkALSBase):
             vocabularies={"users": data.users, "items": data.items},
             extra={"history": []},
         )
-        return ImplicitALS._from_state(state)
+        return ImplicitALS.from_state(state)
 
     def predict(self, pairs: DataFrame) -> DataFrame:
         """Preference scores ``w·x`` of ``(user_idx, item_idx)`` rows (0 for unknown users)."""
-        self._check_fitted()
+        self.fitted_data()
         users = self.user_factors_.select(  # type: ignore[union-attr]
             F.col("id").alias("user_idx"), F.col("features").alias("_w")
         )

@@ -40,9 +40,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from palate.errors import ConfigError
-from palate.models.base import check_k
 from palate.models.collaborative import CollaborativeFiltering
 from palate.models.implicit import ImplicitALS
+from palate.models.scoring import check_k
 from palate.spark.als import SparkCollaborativeFiltering, SparkImplicitALS, dot
 from palate.spark.data import index_from_vocabulary
 
@@ -116,7 +116,7 @@ def _zeros(dim: int) -> Column:
 def _tables_from_spark_model(
     model: SparkCollaborativeFiltering | SparkImplicitALS,
 ) -> FactorTables:
-    data = model._check_fitted()
+    data = model.fitted_data()
     d = model.embedding_size
     users = data.user_index.select("idx").join(
         model.user_factors_.select(F.col("id").alias("idx"), "features"),  # type: ignore[union-attr]
@@ -186,9 +186,7 @@ def _rows_frame(
 def _tables_from_local_model(
     spark: SparkSession, model: CollaborativeFiltering | ImplicitALS
 ) -> FactorTables:
-    model._check_fitted()
-    seen = model._seen
-    assert seen is not None
+    seen = model.seen_
     coo = seen.tocoo()
     trained = np.asarray(seen.sum(axis=0)).ravel() > 0
     if isinstance(model, CollaborativeFiltering):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import scipy.special
 
 from palate.data.features import (
@@ -22,24 +21,21 @@ from palate.data.features import (
     value_lists,
 )
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary, as_id_array
+from palate.data.vocabulary import as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
-    LinearScores,
+    FeedbackKind,
     Model,
     ModelState,
-    Recommendations,
-    check_k,
+    ScoreKind,
     fit_input,
-    ids_from_indices,
     is_int,
     is_number,
-    recommend_by_scores,
-    top_k,
+    seen_matrix,
 )
-from palate.models.collaborative import SimilarItems, nearest_items
-from palate.models.popularity import popularity_scores, seen_from_arrays, seen_matrix
-from palate.types import FloatArray, IdArray, IdLike
+from palate.models.popularity import popularity_scores
+from palate.models.scoring import LinearScores, check_k, ids_from_indices, top_k
+from palate.types import IdArray, IdLike
 
 if TYPE_CHECKING:
 
@@ -305,6 +301,8 @@ class TwoTower(Model):
     """
 
     model_kind = "two_tower"
+    has_linear_scores = True
+    similarity_metric = "euclidean"
 
     def __init__(
         self,
@@ -357,10 +355,8 @@ class TwoTower(Model):
         return params
 
     def _reset(self) -> None:
-        self.users_: Vocabulary | None = None
-        self.items_: Vocabulary | None = None
+        self._forget_fit()
         self.history_: list[dict[str, float]] = []
-        self.data_fingerprint_: str | None = None
         self.rating_scale_: tuple[float, float] | None = None
         self.global_mean_: float = 0.0
         self.user_tower_: Tower | None = None
@@ -373,8 +369,6 @@ class TwoTower(Model):
         self._item_vectors: np.ndarray | None = None
         self._genres: list[str] = []
         self._item_genres: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
-        self._fallback_scores: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -731,11 +725,10 @@ class TwoTower(Model):
         return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
 
     def _set_serving_data(self, data: Interactions) -> None:
-        seen = seen_matrix(data)
-        seen.sort_indices()
-        self._seen = seen
+        self.seen_ = seen_matrix(data)
         by = "mean" if data.kind == "explicit" else "count"
-        self._fallback_scores, _ = popularity_scores(data, by)
+        fallback, _ = popularity_scores(data, by)
+        self.fallback_scores_ = fallback.astype(np.float32)
 
     def _tower_vectors(
         self, tower: Tower, inputs: np.ndarray, ids: np.ndarray | None, batch: int = 65536
@@ -884,7 +877,9 @@ class TwoTower(Model):
         )
 
     # ------------------------------------------------------------------ scoring
-    def _link(self, s: np.ndarray) -> np.ndarray:
+    def link(self, s: np.ndarray) -> np.ndarray:
+        """ratings: v_u · v_m in [−1, 1] mapped onto the rating scale; binary: the sigmoid of
+        v_u · v_m / temperature; retrieval: v_u · v_m."""
         objective = self.config.objective
         if objective == "ratings":
             low, high = self.rating_scale_  # type: ignore[misc]
@@ -898,10 +893,7 @@ class TwoTower(Model):
         ``v_u · v_m``, shape (n_users, n_items) — predicted ratings, probabilities, or raw
         scores for retrieval."""
         self._check_fitted()
-        return self._link(np.asarray(user_vectors, np.float64) @ np.asarray(item_vectors).T)
-
-    def _scores(self, rows: np.ndarray) -> np.ndarray:
-        return self._user_vectors[rows] @ self._item_vectors.T  # type: ignore[index, union-attr]
+        return self.link(np.asarray(user_vectors, np.float64) @ np.asarray(item_vectors).T)
 
     def linear_scores(self) -> LinearScores:
         """The raw scores ``v_u · v_m`` (before the link) as the precomputed user and item
@@ -909,48 +901,30 @@ class TwoTower(Model):
         self._check_fitted()
         return LinearScores(self._user_vectors, self._item_vectors)  # type: ignore[arg-type]
 
-    def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
-        """Score (user, item) pairs.
-
-        Returns
-        -------
-        ndarray of float32, shape (n,)
-            Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
-            (retrieval). Unknown users and items are scored with the vectors of a user /
-            item without features or history.
-        """
-        self._check_fitted()
-        users, items = as_id_array(user_ids), as_id_array(item_ids)
-        if len(users) != len(items):
-            raise DataError(f"predict scores pairs: got {len(users)} users and {len(items)} items")
-        u = self.users_.index(users, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(items, missing="ignore")  # type: ignore[union-attr]
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
+        (retrieval). Unknown users and items are scored with the vectors of a user / item
+        without features or history."""
         v_u = np.where((u >= 0)[:, None], self._user_vectors[np.maximum(u, 0)], self._cold_user)  # type: ignore[index]
         v_m = np.where((i >= 0)[:, None], self._item_vectors[np.maximum(i, 0)], self._cold_item)  # type: ignore[index]
         s = np.einsum("ij,ij->i", v_u.astype(np.float64), v_m.astype(np.float64))
-        return self._link(s).astype(np.float32)
+        return self.link(s)
 
-    def recommend(
-        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
-    ) -> Recommendations:
-        """Top-k items per user by ``v_u · v_m`` over precomputed item vectors.
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return {"ratings": "explicit", "binary": "binary", "retrieval": "implicit"}[  # type: ignore[return-value]
+            self.config.objective
+        ]
 
-        Unknown users get the popularity fallback (shrunk mean rating for explicit data,
-        counts for binary) with ``fallback[r] = True``; for a new user with attributes use
-        :meth:`user_vectors` with ``features=`` and :meth:`score_vectors`.
-        """
-        self._check_fitted()
-        return recommend_by_scores(
-            self.users_,  # type: ignore[arg-type]
-            self.items_,  # type: ignore[arg-type]
-            user_ids,
-            k,
-            self._scores,
-            self._seen if exclude_seen else None,
-            self._fallback_scores,  # type: ignore[arg-type]
-            link=self._link,
-            batch_size=batch_size,
-        )
+    @property
+    def score_kind(self) -> ScoreKind:
+        return {"ratings": "rating", "binary": "probability", "retrieval": "preference"}[  # type: ignore[return-value]
+            self.config.objective
+        ]
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        return self.rating_scale_ if self.config.objective == "ratings" else None
 
     def top_users(self, item_vectors: np.ndarray, k: int = 10) -> tuple[IdArray, np.ndarray]:
         """The k known users who score each item vector highest (who a new item would be
@@ -971,83 +945,64 @@ class TwoTower(Model):
         k = check_k(k)
         raw = np.asarray(item_vectors, dtype=np.float32) @ self._user_vectors.T  # type: ignore[union-attr]
         idx, val = top_k(raw, k)
-        return ids_from_indices(self.users_, idx), self._link(val.astype(np.float64)).astype(  # type: ignore[arg-type]
+        return ids_from_indices(self.users_, idx), self.link(val.astype(np.float64)).astype(  # type: ignore[arg-type]
             np.float32
         )
 
-    def similar_items(
-        self,
-        item_ids: IdLike,
-        k: int = 10,
-        metric: Literal["euclidean", "cosine"] = "euclidean",
-    ) -> SimilarItems:
-        """Items with the smallest ``‖v_m(k) − v_m(i)‖²`` over the precomputed item vectors
-        (for unit vectors the cosine ranking is the same)."""
-        self._check_fitted()
-        candidates = np.ones(len(self._item_vectors), dtype=np.bool_)  # type: ignore[arg-type]
-        return nearest_items(self.items_, self._item_vectors, item_ids, k, metric, candidates)  # type: ignore[arg-type]
+    def similarity_vectors(self) -> np.ndarray:
+        """v_m: related items have the smallest ``‖v_m(k) − v_m(i)‖²`` (for unit vectors the
+        cosine ranking is the same)."""
+        return self._item_vectors  # type: ignore[return-value]
+
+    def similarity_candidates(self) -> np.ndarray:
+        """Every item: the towers give a vector to items with no events too."""
+        return np.ones(len(self.items_), dtype=np.bool_)
 
     # ------------------------------------------------------------------ model files
-    def _state(self) -> ModelState:
-        self._check_fitted()
+    def _save_state(self, state: ModelState) -> None:
         assert self.user_tower_ is not None and self.item_tower_ is not None
-        assert self._seen is not None and self._fallback_scores is not None
-        arrays = self._tower_arrays()
         assert self._user_inputs is not None and self._item_inputs is not None
-        arrays.update(
+        state.arrays.update(self._tower_arrays())
+        state.arrays.update(
             user_inputs=self._user_inputs,
             item_inputs=self._item_inputs,
             item_genres=self._item_genres.astype(np.uint8),  # type: ignore[union-attr]
-            fallback_scores=self._fallback_scores,
-            seen_indptr=self._seen.indptr.astype(np.int64),
-            seen_indices=self._seen.indices.astype(np.int32),
         )
-        return ModelState(
-            config=self.get_params(),
-            arrays=arrays,
-            vocabularies={"users": self.users_, "items": self.items_},  # type: ignore[dict-item]
-            extra={
-                "user_side": self._user_side.to_state(),  # type: ignore[union-attr]
-                "item_side": self._item_side.to_state(),  # type: ignore[union-attr]
-                "genres": self._genres,
-                "global_mean": self.global_mean_,
-                "rating_scale": list(self.rating_scale_) if self.rating_scale_ else None,
-                "history": self.history_,
-            },
+        state.extra.update(
+            user_side=self._user_side.to_state(),  # type: ignore[union-attr]
+            item_side=self._item_side.to_state(),  # type: ignore[union-attr]
+            genres=self._genres,
+            global_mean=self.global_mean_,
+            rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
+            history=self.history_,
         )
 
-    @classmethod
-    def _from_state(cls, state: ModelState) -> TwoTower:
-        model = cls(**state.config)
-        users, items = state.vocabularies["users"], state.vocabularies["items"]
+    def _load_state(self, state: ModelState) -> None:
+        users, items = self.users_, self.items_
         a = state.arrays
         extra = state.extra
         try:
-            model.users_, model.items_ = users, items
-            model._user_side = _Side.from_state(extra["user_side"])
-            model._item_side = _Side.from_state(extra["item_side"])
-            model._genres = [str(g) for g in extra.get("genres", [])]
-            model.global_mean_ = float(extra.get("global_mean", 0.0))
+            self._user_side = _Side.from_state(extra["user_side"])
+            self._item_side = _Side.from_state(extra["item_side"])
+            self._genres = [str(g) for g in extra.get("genres", [])]
+            self.global_mean_ = float(extra.get("global_mean", 0.0))
             scale = extra.get("rating_scale")
-            model.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
-            model.history_ = list(extra.get("history", []))
-            model._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
-            model._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
-            model._item_genres = np.asarray(a["item_genres"]).astype(bool)
-            model._fallback_scores = np.asarray(a["fallback_scores"], dtype=np.float32)
-            model._seen = seen_from_arrays(a, len(users), len(items))
+            self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
+            self.history_ = list(extra.get("history", []))
+            self._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
+            self._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
+            self._item_genres = np.asarray(a["item_genres"]).astype(bool)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
-        if model._user_inputs.shape[0] != len(users) or model._item_inputs.shape[0] != len(items):
+        if self._user_inputs.shape[0] != len(users) or self._item_inputs.shape[0] != len(items):
             raise DataError("feature matrices do not match the vocabularies")
-        if model._user_inputs.shape[1] != model._user_side.encoder.width or (
-            model._item_inputs.shape[1] != model._item_side.encoder.width
+        if self._user_inputs.shape[1] != self._user_side.encoder.width or (
+            self._item_inputs.shape[1] != self._item_side.encoder.width
         ):
             raise DataError("feature matrices do not match their encoders")
-        model._build_towers(0)
-        model._load_towers(a)
-        model._refresh_vectors()
-        return model
+        self._build_towers(0)
+        self._load_towers(a)
+        self._refresh_vectors()
 
     def _tower_arrays(self) -> dict[str, np.ndarray]:
         """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
@@ -1079,10 +1034,6 @@ class TwoTower(Model):
     @property
     def is_fitted(self) -> bool:
         return self._user_vectors is not None if hasattr(self, "_user_vectors") else False
-
-    def with_params(self, **changes: Any) -> TwoTower:
-        """An unfitted copy with some hyperparameters changed."""
-        return type(self)(**{**self.get_params(), **changes})
 
 
 def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:
