@@ -150,8 +150,10 @@ def train(
 ) -> None:
     """Train a model, compare it with a baseline on held-out data, and save it to --out.
 
-    The saved model is the one trained on the training part; its manifest records the
-    validation numbers, and the data's item table (titles, genres) is saved with it.
+    The validation numbers come from a model fitted on the training part; the model saved is
+    then fitted on every event (so it knows each user's whole history), and its manifest
+    records those numbers with the split they came from, and the data's item table (titles,
+    genres).
     """
     with session(json_output, verbose) as s:
         _check_out(out, overwrite)
@@ -159,9 +161,12 @@ def train(
         if feedback is not None:
             dataset = with_feedback(s, dataset, feedback)
         wanted = None if kind is None else kind.value
-        if model_name in (ModelName.ials, ModelName.ease):
+        engagement = model_name in (ModelName.ials, ModelName.ease)
+        if engagement:
             wanted = "binary"  # engagement events; ratings become positives at --threshold
-        ratings = _as_kind(dataset.ratings, wanted, threshold)
+        # ials / ease learn from the positives and keep the other rated items as 0 events:
+        # seen, so never recommended back
+        ratings = _as_kind(dataset.ratings, wanted, threshold, keep_negatives=engagement)
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
             f"{ratings.n_users:,} users, {ratings.n_items:,} items"
@@ -199,6 +204,17 @@ def train(
                 else:
                     report = ranking_report(model, train_part, validation, k=RANKING_K)
         metrics = manifest_metrics(report, split)
+        history = list(getattr(model, "history_", []))  # with the per-epoch validation metric
+        if validation is not None:
+            metrics["validation"]["saved_model"] = "refitted on all events after validation"
+            # the metric comes from the fit on the training part; the model saved and served
+            # is fitted on every event, so it knows each user's whole history
+            s.say(f"Refit  on all {len(ratings):,} events for the saved model")
+            model = model.with_params()
+            fit(
+                s, model, ratings, None,
+                user_features=dataset.user_features, item_features=dataset.item_features,
+            )
         path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items)
 
         s.emit(
@@ -215,7 +231,7 @@ def train(
                 },
                 "split": split,
                 "metrics": report,
-                "history": getattr(model, "history_", []),
+                "history": history,
             }
         )
         if report is not None:
@@ -262,9 +278,12 @@ def _check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-def _as_kind(ratings: Interactions, kind: str | None, threshold: float) -> Interactions:
-    """The events as ``kind``: explicit ratings become positives at ``threshold`` or above;
-    0/1 values read as ratings become binary labels."""
+def _as_kind(
+    ratings: Interactions, kind: str | None, threshold: float, keep_negatives: bool = False
+) -> Interactions:
+    """The events as ``kind``: explicit ratings become positives at ``threshold`` or above
+    (the others dropped, or kept as 0 labels with ``keep_negatives``); 0/1 values read as
+    ratings become binary labels."""
     if kind is None or kind == ratings.kind:
         return ratings
     if kind == "explicit":
@@ -283,7 +302,7 @@ def _as_kind(ratings: Interactions, kind: str | None, threshold: float) -> Inter
             users=ratings.users,
             items=ratings.items,
         )
-    return ratings.binarize(threshold)
+    return ratings.binarize(threshold, keep_negatives=keep_negatives)
 
 
 def _split(

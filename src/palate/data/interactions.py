@@ -393,18 +393,29 @@ class Interactions:
             rating_scale=self.rating_scale,
         )
 
-    def binarize(self, threshold: float) -> Interactions:
-        """Positives only: keep events with value >= threshold, as binary 1s."""
+    def binarize(self, threshold: float, *, keep_negatives: bool = False) -> Interactions:
+        """Binary labels from values: 1 where value >= threshold.
+
+        Parameters
+        ----------
+        threshold : float
+        keep_negatives : bool
+            False (default): positives only — events below the threshold are dropped.
+            True: every event is kept, those below the threshold as 0 labels, so a model
+            fitted on the result still knows the user saw those items (they are never
+            recommended back) while learning from the positives.
+        """
         keep = self.values >= threshold
         if not np.any(keep):
             raise DataError(f"no event has a value >= {threshold}")
-        subset = self.subset(keep)
+        subset = self if keep_negatives else self.subset(keep)
+        labels = keep if keep_negatives else np.ones(len(subset), dtype=bool)
         return Interactions(
             subset.users,
             subset.items,
             subset.user_idx,
             subset.item_idx,
-            np.ones(len(subset), dtype=np.float32),
+            labels.astype(np.float32),
             subset.timestamps,
             kind="binary",
         )
