@@ -7,13 +7,17 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import ADMIN_TOKEN
 from .server import running_server
 
+pytestmark = pytest.mark.server
+
 BATCH = 3  # ratings per request: each request must land whole or not at all
 
 
+@pytest.mark.slow
 def test_acknowledged_ratings_survive_kill_9(tmp_path: Path, model_dirs: dict[str, Path]) -> None:
     db = tmp_path / "feedback.db"
     acknowledged: list[tuple[str, int]] = []  # (user, request number)
@@ -114,6 +118,7 @@ def test_reload_under_concurrent_requests(tmp_path: Path, model_dirs: dict[str, 
     assert final["generation"] == 5 and final["model_kind"] == "collaborative"
 
 
+@pytest.mark.slow
 def test_a_large_catalogue_served_by_one_process(tmp_path: Path) -> None:
     # 5000 items: top-k takes the compiled path inside the server process (whose thread
     # limits are set at start), for both the trained users and a folded-in one
