@@ -11,7 +11,7 @@ ifneq ($(wildcard $(DATA_DIR)/ml-latest-small),)
 export PALATE_DATA ?= $(DATA_DIR)
 endif
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the suite without the tests marked slow (real data), spark, server (a real palate serve
+# process) or browser (headless Chromium)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not spark and not server and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

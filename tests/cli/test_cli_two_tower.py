@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from palate import TwoTower
@@ -70,6 +71,7 @@ def test_two_tower_on_positive_only_events_uses_the_retrieval_objective(tmp_path
     assert json.loads(result.stdout)["config"]["objective"] == "retrieval"
 
 
+@pytest.mark.slow
 def test_compile_is_a_two_tower_option(tmp_path: Path) -> None:
     data = movielens_dir(tmp_path / "ml")
     runner = CliRunner()

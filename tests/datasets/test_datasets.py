@@ -306,11 +306,11 @@ def test_http_error(server, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_offline_message(isolated: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on once the probe closes
+    with socket.socket() as probe:  # bound, never listening: connections are refused
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(DatasetNotFoundError) as caught:
-        movielens("ml-1m", base_url=f"http://127.0.0.1:{port}", timeout=5)
+        with pytest.raises(DatasetNotFoundError) as caught:
+            movielens("ml-1m", base_url=f"http://127.0.0.1:{port}", timeout=5)
     message = str(caught.value)
     assert "\n" not in message
     assert f"cannot download ml-1m from http://127.0.0.1:{port}/ml-1m.zip" in message

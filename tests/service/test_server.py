@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import ADMIN_TOKEN
 from .server import running_server
 
+pytestmark = pytest.mark.server
+
 BATCH = 3  # ratings per request: each request must land whole or not at all
+#: Seconds after which a loop below gives up: a guard against hanging, not a speed test.
+DEADLINE = 300.0
 
 
+def join(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.join(timeout=DEADLINE)
+        assert not t.is_alive(), f"{t.name} still runs after {DEADLINE:.0f} s"
+
+
+@pytest.mark.slow
 def test_acknowledged_ratings_survive_kill_9(tmp_path: Path, model_dirs: dict[str, Path]) -> None:
     db = tmp_path / "feedback.db"
     acknowledged: list[tuple[str, int]] = []  # (user, request number)
     stop = threading.Event()
     lock = threading.Lock()
+    deadline = time.monotonic() + DEADLINE
 
     def post(worker: int) -> None:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             for n in range(100_000):
-                if stop.is_set():
+                if stop.is_set() or time.monotonic() > deadline:
                     return
                 user = f"u{worker}-{n}"
                 body = {"ratings": [{"item_id": i, "rating": 1 + i % 5} for i in range(BATCH)]}
@@ -39,15 +53,23 @@ def test_acknowledged_ratings_survive_kill_9(tmp_path: Path, model_dirs: dict[st
         threads = [threading.Thread(target=post, args=(w,)) for w in range(4)]
         for t in threads:
             t.start()
-        while True:  # kill it while writes are in full flow
-            with lock:
-                if len(acknowledged) >= 200:
-                    break
-            threads[0].join(0.01)
-        server.kill()
-        stop.set()
-        for t in threads:
-            t.join()
+        try:
+            while True:  # kill it while writes are in full flow
+                with lock:
+                    if len(acknowledged) >= 200:
+                        break
+                    count = len(acknowledged)
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"only {count} of 200 requests were acknowledged in {DEADLINE:.0f} s"
+                    )
+                if not any(t.is_alive() for t in threads):
+                    pytest.fail(f"the writers stopped after {count} of 200 acknowledged requests")
+                threads[0].join(0.01)
+            server.kill()
+        finally:
+            stop.set()
+            join(threads)
 
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -73,10 +95,14 @@ def test_reload_under_concurrent_requests(tmp_path: Path, model_dirs: dict[str, 
     failures: list[str] = []
     answered = [0]
     stop = threading.Event()
+    deadline = time.monotonic() + DEADLINE
 
     def ask() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             while not stop.is_set():
+                if time.monotonic() > deadline:
+                    failures.append(f"the reloads had not finished after {DEADLINE:.0f} s")
+                    return
                 response = http.post("/v1/recommendations", json={"user_ids": [3, "new"], "k": 5})
                 if response.status_code != 200 or len(response.json()["results"]) != 2:
                     failures.append(f"{response.status_code} {response.text[:200]}")
@@ -89,31 +115,33 @@ def test_reload_under_concurrent_requests(tmp_path: Path, model_dirs: dict[str, 
         for t in threads:
             t.start()
         generations = []
-        with httpx.Client(base_url=server.url, timeout=60) as admin:
-            for name in ["binary", "cf", "popularity", "cf"]:
-                response = admin.post(
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as admin:
+                for name in ["binary", "cf", "popularity", "cf"]:
+                    response = admin.post(
+                        "/v1/admin/reload",
+                        json={"model_dir": str(model_dirs[name])},
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                    )
+                    assert response.status_code == 200, response.text
+                    generations.append(response.json()["model"]["generation"])
+                refused = admin.post(
                     "/v1/admin/reload",
-                    json={"model_dir": str(model_dirs[name])},
+                    json={"model_dir": str(tmp_path / "missing")},
                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                 )
-                assert response.status_code == 200, response.text
-                generations.append(response.json()["model"]["generation"])
-            refused = admin.post(
-                "/v1/admin/reload",
-                json={"model_dir": str(tmp_path / "missing")},
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            )
-            assert refused.status_code == 422
-            final = admin.get("/v1/model").json()
-        stop.set()
-        for t in threads:
-            t.join()
+                assert refused.status_code == 422
+                final = admin.get("/v1/model").json()
+        finally:
+            stop.set()
+            join(threads)
     assert failures == []
     assert answered[0] > 0
     assert generations == [2, 3, 4, 5]  # 1 is the model the server started with
     assert final["generation"] == 5 and final["model_kind"] == "collaborative"
 
 
+@pytest.mark.slow
 def test_a_large_catalogue_served_by_one_process(tmp_path: Path) -> None:
     # 5000 items: top-k takes the compiled path inside the server process (whose thread
     # limits are set at start), for both the trained users and a folded-in one

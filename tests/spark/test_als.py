@@ -120,6 +120,7 @@ def _assert_same_top_k(batch: Any, recs: Any, user_ids: np.ndarray) -> None:
         assert (mine["item_id"].to_numpy()[untied] == recs.item_ids[row][:n][untied]).all()
 
 
+@pytest.mark.slow
 def test_batch_recommendations_equal_local_recommend(
     ps: Any, spark: Any, explicit: tuple[Any, Any], ratings: Interactions
 ) -> None:
@@ -138,6 +139,7 @@ def test_batch_recommendations_equal_local_recommend(
     _assert_same_top_k(kept, local.recommend(sample, k=5, exclude_seen=False), sample)
 
 
+@pytest.mark.slow
 def test_batch_similar_items_equal_local(ps: Any, spark: Any, implicit: tuple[Any, Any]) -> None:
     _, model = implicit
     local = model.to_local()

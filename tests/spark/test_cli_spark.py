@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from palate.cli.main import app
 from palate.data.synthetic import synthetic_ratings
+
+pytestmark = pytest.mark.slow  # each test starts a Spark job from the command line
 
 runner = CliRunner()
 

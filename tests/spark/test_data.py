@@ -45,6 +45,7 @@ def test_vocabularies_are_sorted_ids_and_events_keep_their_ids(events: Any) -> N
     assert local.rating_scale == (1.0, 5.0) and len(local) == 7
 
 
+@pytest.mark.slow
 def test_bad_input_raises_data_errors_naming_the_fix(ps: Any, spark: Any) -> None:
     frame = spark.createDataFrame(EVENTS)
     with pytest.raises(DataError, match="user_col="):
@@ -67,6 +68,7 @@ def test_bad_input_raises_data_errors_naming_the_fix(ps: Any, spark: Any) -> Non
                       duplicates="last")
 
 
+@pytest.mark.slow
 def test_splits_partition_the_events_deterministically(ps: Any, spark: Any) -> None:
     rng = np.random.default_rng(0)
     pairs = pd.DataFrame({"user_id": rng.integers(0, 30, 600), "item_id": rng.integers(0, 40, 600)})
@@ -89,6 +91,7 @@ def test_splits_partition_the_events_deterministically(ps: Any, spark: Any) -> N
     assert train.users == data.users
 
 
+@pytest.mark.slow
 def test_features_known_answers(ps: Any, spark: Any, events: Any) -> None:
     items = spark.createDataFrame(
         pd.DataFrame({"item_id": [10, 20, 30], "genres": ["Drama|Comedy", "Drama", ""]})
@@ -107,6 +110,7 @@ def test_features_known_answers(ps: Any, spark: Any, events: Any) -> None:
     assert item.loc[2, "genre_Drama"] == 0.0
 
 
+@pytest.mark.slow
 def test_prepared_parquet_loads_locally_with_identical_vocabularies(
     ps: Any, spark: Any, events: Any, tmp_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ def test_one_process_trains_exactly_as_fit(prepared: Path) -> None:
     np.testing.assert_array_equal(model.predict(users, items), local.predict(users, items))
 
 
+@pytest.mark.slow
 def test_two_processes_under_torch_distributor(
     ps: Any, spark: Any, prepared: Path, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -36,7 +37,14 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind; 0.0.0.0 exposes the service to the network.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="TCP port; 0 takes a free one, named in the URL that is printed.",
+        ),
+    ] = 8000,
     feedback_db: Annotated[
         Path,
         typer.Option(
@@ -92,6 +100,13 @@ def serve(
             os.environ[_INDEX_ENV] = index.value
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
+        # --port 0: bind here, so that the URL printed below names the port actually held,
+        # and hand the socket to uvicorn
+        listener = _free_port_socket(host) if port == 0 else None
+        bind: dict[str, Any] = {"host": host, "port": port}
+        if listener is not None:
+            port = int(listener.getsockname()[1])
+            bind = {"fd": listener.fileno()}
         url = f"http://{host}:{port}/"
         s.emit(
             {
@@ -107,12 +122,24 @@ def serve(
         uvicorn.run(
             "palate.cli.serve:app_from_environment",
             factory=True,
-            host=host,
-            port=port,
+            **bind,
             workers=workers,
             log_level=log_level,
             access_log=verbose,
         )
+
+
+def _free_port_socket(host: str) -> socket.socket:
+    """A TCP socket bound to a port the system picks on ``host`` (not yet listening)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.bind((host, 0))
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(f"cannot bind a port on {host}: {exc}") from exc
+    listener.set_inheritable(True)
+    return listener
 
 
 def app_from_environment() -> Any:
