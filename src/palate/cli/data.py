@@ -12,8 +12,9 @@ import typer
 from rich.table import Table
 
 from palate import datasets
-from palate.cli._items import Catalog, items_table, plain
+from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
+from palate.data.catalog import Catalog, plain
 from palate.datasets import Dataset
 
 app = typer.Typer(

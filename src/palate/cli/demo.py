@@ -12,9 +12,10 @@ from rich.table import Table
 
 from palate import CollaborativeFiltering, DatasetNotFoundError, TwoTower, datasets, save
 from palate.cli._evaluate import rating_report, report_table
-from palate.cli._items import Catalog, items_table, plain
+from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.cli.train import describe_model, fit, manifest_metrics
+from palate.data.catalog import Catalog, plain
 from palate.data.split import random_split
 from palate.data.synthetic import synthetic_ratings
 from palate.datasets import Dataset

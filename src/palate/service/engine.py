@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from palate.cli._items import Catalog, _genre_list, plain
+from palate.data.catalog import Catalog, plain
+from palate.data.catalog import genres_or_none as _genre_list
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.persist import Artifact, load_artifact
 from palate.service.feedback import FeedbackStore, Id, StoredRating
