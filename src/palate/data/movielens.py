@@ -55,6 +55,7 @@ from typing import IO, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from palate.data.catalog import genre_lists
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary
 from palate.errors import ConfigError, DataError, DatasetNotFoundError
@@ -280,10 +281,10 @@ def parse_title_year(titles: pd.Series) -> pd.Series:
 
 
 def split_genres(genres: pd.Series) -> pd.Series:
-    """``"Action|Comedy"`` -> ``["Action", "Comedy"]``; ``"(no genres listed)"`` -> ``[]``."""
-    values = genres.fillna("").astype(str).tolist()
+    """``"Action|Comedy"`` -> ``["Action", "Comedy"]``; ``"(no genres listed)"`` -> ``[]``
+    (:func:`palate.data.catalog.genre_list` on each value, MovieLens' marker read as none)."""
     return pd.Series(
-        [[] if g in ("", NO_GENRES) else g.split("|") for g in values],
+        genre_lists(None if g == NO_GENRES else g for g in genres.tolist()),
         index=genres.index,
         dtype=object,
     )

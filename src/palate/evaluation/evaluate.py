@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from palate.data.catalog import genre_list
 from palate.data.interactions import Interactions
 from palate.data.split import kfold
 from palate.errors import ConfigError, DataError
@@ -517,13 +518,7 @@ def _genre_sets(items: pd.DataFrame) -> dict[Any, frozenset[Any]]:
         raise DataError("items must have columns item_id and genres to measure diversity")
     out: dict[Any, frozenset[Any]] = {}
     for item, genres in zip(items["item_id"].tolist(), items["genres"].tolist(), strict=True):
-        if isinstance(genres, str):
-            values: Iterable[Any] = [g for g in genres.split("|") if g]
-        elif genres is None or (isinstance(genres, float) and math.isnan(genres)):
-            values = ()
-        else:
-            values = list(genres)
-        out[item] = frozenset(values)
+        out[item] = frozenset(genre_list(genres))
     return out
 
 
