@@ -14,10 +14,14 @@ from palate.evaluation import (
     average_precision_at_k,
     catalog_coverage,
     hit_rate_at_k,
+    intra_list_diversity,
     mae,
     map_at_k,
     mean_over_users,
+    most_popular_items,
     ndcg_at_k,
+    novelty,
+    popularity_bias,
     precision_at_k,
     recall_at_k,
     rmse,
@@ -303,3 +307,58 @@ def test_string_ids_give_the_same_answers_as_integers(batch: tuple) -> None:
         np.testing.assert_array_equal(
             metric(recommended, relevant, k), metric(as_text, text_relevant, k)
         )
+
+
+# ---------------------------------------------------------------------------- beyond accuracy
+def test_novelty_known_answers() -> None:
+    # 4 training users; p(1) = 4/4, p(2) = 2/4, p(3) = 1/4, item 9 unseen counts as once
+    counts = {1: 4.0, 2: 2.0, 3: 1.0}
+    recommended = np.array([[1, 2, -1], [3, 9, 1], [-1, -1, -1]])
+    values = novelty(recommended, counts, n_users=4)
+    assert values[0] == pytest.approx((0.0 + 1.0) / 2)
+    assert values[1] == pytest.approx((2.0 + 2.0 + 0.0) / 3)
+    assert math.isnan(values[2])
+    # k cuts the lists; a repeated item counts once
+    np.testing.assert_allclose(novelty(recommended, counts, 4, k=1)[:2], [0.0, 2.0])
+    assert novelty([[3, 3, 1]], counts, n_users=4)[0] == pytest.approx(1.0)
+    # string ids, ragged rows
+    text = novelty([["a", "b"], ["b"]], {"a": 8, "b": 1}, n_users=8)
+    np.testing.assert_allclose(text, [(0.0 + 3.0) / 2, 3.0])
+    with pytest.raises(ConfigError, match="n_users"):
+        novelty([[1]], counts, n_users=0)
+
+
+def test_most_popular_items_known_answers() -> None:
+    ids = np.array([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+    counts = np.array([1, 9, 3, 9, 0, 0, 7, 0, 0, 0, 0])
+    # ceil(0.1 * 11) = 2 items; the tie 11 / 13 keeps vocabulary order
+    assert most_popular_items(ids, counts, share=0.1).tolist() == [11, 13]
+    assert most_popular_items(ids, counts, share=0.3).tolist() == [11, 13, 16, 12]
+    assert most_popular_items(ids[:3], counts[:3], share=0.01).tolist() == [11]  # at least one
+    with pytest.raises(DataError, match="one count per item"):
+        most_popular_items(ids, counts[:3], share=0.1)
+    with pytest.raises(ConfigError, match="share"):
+        most_popular_items(ids, counts, share=0.0)
+
+
+def test_popularity_bias_known_answers() -> None:
+    recommended = [[1, 2, 3, 4], [5, 6, -1, -1], [-1, -1, -1, -1]]
+    values = popularity_bias(recommended, {1, 3, 6})
+    np.testing.assert_allclose(values[:2], [2 / 4, 1 / 2])
+    assert math.isnan(values[2])
+    np.testing.assert_allclose(popularity_bias(recommended, np.array([1, 3, 6]), k=1)[:2],
+                               [1.0, 0.0])
+
+
+def test_intra_list_diversity_known_answers() -> None:
+    genres = {1: {"Comedy"}, 2: {"Comedy", "Drama"}, 3: {"Horror"}, 4: set()}
+    # pairs of [1, 2, 3]: 1 - 1/2, 1 - 0/2, 1 - 0/3 -> (0.5 + 1 + 1) / 3
+    values = intra_list_diversity([[1, 2, 3], [1, -1, -1], [4, 5, -1], [1, 1, 1]], genres)
+    assert values[0] == pytest.approx(2.5 / 3)
+    assert math.isnan(values[1])  # fewer than two items
+    assert values[2] == 0.0  # two empty sets (5 is unknown: empty too)
+    assert math.isnan(values[3])  # one distinct item
+    # identical sets are at distance 0, disjoint ones at 1
+    np.testing.assert_allclose(
+        intra_list_diversity([[1, 2], [1, 3]], genres, k=2), [0.5, 1.0]
+    )

@@ -65,7 +65,14 @@ def ranking_report(
     model: Any, train: Interactions, validation: Interactions, k: int = 10
 ) -> dict[str, Any]:
     """``{"model": {...}, "popularity": {...}, "n_users": n}`` of precision, recall and NDCG
-    at ``k`` over the validation users, relevant = their positive validation items."""
+    at ``k`` over the validation users, relevant = their positive validation items.
+
+    Each model is asked for exactly ``k`` items with ``exclude_seen=True`` (it leaves out its
+    own training items). :func:`palate.evaluation.evaluate` asks for ``k`` + the most training
+    items of any user instead, so as not to rely on that: its numbers differ from these where
+    scores tie around rank ``k`` (the most-popular baseline), and it costs several times more
+    on large data, which is why ``palate train`` does not call it.
+    """
     frame = validation.to_pandas()
     frame = frame[frame["value"] > 0]
     relevant = frame.groupby("user_id", sort=False)["item_id"].apply(list)

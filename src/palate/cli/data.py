@@ -12,8 +12,9 @@ import typer
 from rich.table import Table
 
 from palate import datasets
-from palate.cli._items import Catalog, items_table, plain
+from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
+from palate.data.catalog import Catalog, genre_lists, plain
 from palate.datasets import Dataset
 
 app = typer.Typer(
@@ -189,9 +190,7 @@ def _top_genres(dataset: Dataset, item_counts: Any) -> list[dict[str, Any]] | No
     if items is None or "genres" not in items.columns or "item_id" not in items.columns:
         return None
     table = items[["item_id", "genres"]].drop_duplicates("item_id").copy()
-    table["genres"] = table["genres"].map(
-        lambda g: g.split("|") if isinstance(g, str) else (list(g) if g is not None else [])
-    )
+    table["genres"] = pd.Series(genre_lists(table["genres"]), index=table.index, dtype=object)
     exploded = table.explode("genres").dropna(subset=["genres"])
     exploded = exploded[exploded["item_id"].isin(item_counts.index)]
     if not len(exploded):

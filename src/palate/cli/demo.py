@@ -12,9 +12,10 @@ from rich.table import Table
 
 from palate import CollaborativeFiltering, DatasetNotFoundError, TwoTower, datasets, save
 from palate.cli._evaluate import rating_report, report_table
-from palate.cli._items import Catalog, items_table, plain
+from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.cli.train import describe_model, fit, manifest_metrics
+from palate.data.catalog import Catalog, genre_list, plain
 from palate.data.split import random_split
 from palate.data.synthetic import synthetic_ratings
 from palate.datasets import Dataset
@@ -141,7 +142,7 @@ def _cold_start(
     if items is None or "genres" not in items.columns:
         return None
     row = items.rows([anchor]).iloc[0]
-    genres = [str(g) for g in row["genres"]] if row["genres"] is not None else []
+    genres = genre_list(row["genres"])
     years = pd.to_numeric(items.frame["year"], errors="coerce") if "year" in items.columns else None
     year = int(years.max()) + 1 if years is not None and years.notna().any() else None
     new_movie = {"genres": genres, "year": year}

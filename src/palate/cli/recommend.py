@@ -11,8 +11,9 @@ import pandas as pd
 import typer
 
 from palate import RetrieveThenRank, load_artifact
-from palate.cli._items import AmbiguousTitleError, Catalog, items_table, typed_id
+from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
+from palate.data.catalog import AmbiguousTitleError, Catalog, typed_id
 from palate.errors import ConfigError, DataError
 from palate.models.base import Model
 

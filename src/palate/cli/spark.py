@@ -57,8 +57,8 @@ def _read_events(
 ) -> tuple[SparkInteractions, SparkInteractions | None, pd.DataFrame | None, str, Any]:
     """(train or all events, prepared test split or None, item table or None, name, the
     local dataset or None)."""
+    from palate.data.loaders import RATING_FILE_COLUMNS, is_parquet_dir
     from palate.data.prepared import is_prepared
-    from palate.datasets.loaders import RATING_FILE_COLUMNS, _is_parquet_dir
     from palate.spark import data as spark_data
 
     path = Path(source).expanduser()
@@ -68,7 +68,7 @@ def _read_events(
         test = spark_data.read_prepared(spark, str(path), "test") if test_dir.exists() else None
         return train, test, None, path.name, None
     is_parquet = (path.is_file() and path.suffix.lower() in (".parquet", ".pq")) or (
-        path.is_dir() and _is_parquet_dir(path)
+        path.is_dir() and is_parquet_dir(path)
     )
     if is_parquet:
         frame = spark.read.parquet(str(path))

@@ -46,7 +46,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from collections import Counter
@@ -56,6 +55,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from palate.data.catalog import genre_lists
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
@@ -166,18 +166,9 @@ def _guess_type(column: pd.Series) -> str:
 
 
 # ------------------------------------------------------------------------------ encoder
-def value_lists(values: Iterable[Any]) -> list[list[str]]:
-    """Each value of a multi-valued column as a list of str (lists as they are, strings split
-    at "|", missing values as [])."""
-    out: list[list[str]] = []
-    for value in values:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            out.append([])
-        elif isinstance(value, str):
-            out.append([v for v in value.split("|") if v])
-        else:
-            out.append([str(v) for v in value])
-    return out
+#: Each value of a multi-valued column as a list of str: the one parser,
+#: :func:`palate.data.catalog.genre_lists`, under its former name.
+value_lists = genre_lists
 
 
 def _as_strings(values: Iterable[Any]) -> list[str | None]:
@@ -245,7 +236,7 @@ class FeatureEncoder:
                 counts = Counter(v for v in _as_strings(column) if v is not None)
                 stats[name] = {"values": _most_common(counts, self.max_categories)}
             elif kind == "multi":
-                counts = Counter(v for row in value_lists(column) for v in row)
+                counts = Counter(v for row in genre_lists(column) for v in row)
                 stats[name] = {"values": _most_common(counts, self.max_categories)}
             elif kind == "year":
                 years = _numbers(column)
@@ -338,7 +329,7 @@ class FeatureEncoder:
             elif kind == "multi":
                 lookup = {v: j for j, v in enumerate(s["values"])}
                 block = np.zeros((n, len(lookup)), dtype=np.float32)
-                for r, row in enumerate(value_lists(column)):
+                for r, row in enumerate(genre_lists(column)):
                     for value in row:
                         j = lookup.get(value)
                         if j is not None:
@@ -496,7 +487,7 @@ def derived_user_features(
     columns: dict[str, np.ndarray] = {"log_count": np.log1p(counts), "mean_rating": means}
     if item_genres is not None:
         lookup = item_genres if isinstance(item_genres, pd.Series) else pd.Series(item_genres)
-        lists = value_lists(lookup.reindex(data.items.ids).tolist())
+        lists = genre_lists(lookup.reindex(data.items.ids).tolist())
         if genres is None:
             genres = sorted({g for row in lists for g in row})
         for genre in genres:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from palate.data.catalog import genre_list
 from palate.data.interactions import Interactions
 from palate.data.split import kfold
 from palate.errors import ConfigError, DataError
@@ -53,8 +54,12 @@ from palate.evaluation.metrics import (
     average_precision_at_k,
     catalog_coverage,
     hit_rate_at_k,
+    intra_list_diversity,
     mae,
+    most_popular_items,
     ndcg_at_k,
+    novelty,
+    popularity_bias,
     precision_at_k,
     recall_at_k,
     rmse,
@@ -454,28 +459,16 @@ def _ranking_metrics(
         if name in wanted:
             per_user[name] = function(recommended, relevant, k)
     counts = train.item_counts().astype(np.float64)
-    count_of = dict(zip(train.items.ids.tolist(), counts.tolist(), strict=True))
     if "novelty" in wanted:
+        count_of = dict(zip(train.items.ids.tolist(), counts.tolist(), strict=True))
         n_train_users = max(int(np.count_nonzero(train.user_counts())), 1)
-        per_user["novelty"] = np.array(
-            [
-                np.mean([-math.log2(max(count_of.get(i, 0.0), 1.0) / n_train_users) for i in kept])
-                if kept
-                else math.nan
-                for kept in lists
-            ]
-        )
+        per_user["novelty"] = novelty(recommended, count_of, n_train_users, k)
     if "popularity_bias" in wanted:
-        n_top = max(1, math.ceil(POPULAR_SHARE * train.n_items))
-        order = np.argsort(-counts, kind="stable")[:n_top]
-        popular = set(train.items.ids[order].tolist())
-        per_user["popularity_bias"] = np.array(
-            [np.mean([i in popular for i in kept]) if kept else math.nan for kept in lists]
-        )
+        popular = most_popular_items(train.items.ids, counts, POPULAR_SHARE)
+        per_user["popularity_bias"] = popularity_bias(recommended, popular, k)
     notes = []
     if "diversity" in wanted and items is not None:
-        genres = _genre_sets(items)
-        per_user["diversity"] = np.array([_intra_list_distance(kept, genres) for kept in lists])
+        per_user["diversity"] = intra_list_diversity(recommended, _genre_sets(items), k)
 
     metrics: dict[str, MetricSummary] = {}
     for name, array in per_user.items():
@@ -517,27 +510,8 @@ def _genre_sets(items: pd.DataFrame) -> dict[Any, frozenset[Any]]:
         raise DataError("items must have columns item_id and genres to measure diversity")
     out: dict[Any, frozenset[Any]] = {}
     for item, genres in zip(items["item_id"].tolist(), items["genres"].tolist(), strict=True):
-        if isinstance(genres, str):
-            values: Iterable[Any] = [g for g in genres.split("|") if g]
-        elif genres is None or (isinstance(genres, float) and math.isnan(genres)):
-            values = ()
-        else:
-            values = list(genres)
-        out[item] = frozenset(values)
+        out[item] = frozenset(genre_list(genres))
     return out
-
-
-def _intra_list_distance(kept: list[Any], genres: Mapping[Any, frozenset[Any]]) -> float:
-    if len(kept) < 2:
-        return math.nan
-    sets = [genres.get(i, frozenset()) for i in kept]
-    total, pairs = 0.0, 0
-    for a in range(len(sets)):
-        for b in range(a + 1, len(sets)):
-            union = len(sets[a] | sets[b])
-            total += 1.0 - len(sets[a] & sets[b]) / union if union else 0.0
-            pairs += 1
-    return total / pairs
 
 
 # ---------------------------------------------------------------------------- cross-validate

@@ -24,6 +24,13 @@ Notation used in the formulas: ``rel(u, r) = 1`` when the item at rank ``r`` (1-
 user ``u`` is relevant, else 0; ``R(u)`` is the set of relevant items of user ``u``;
 ``hits@k(u) = Σ_{r=1..k} rel(u, r)``.
 
+Beyond-accuracy metrics look at the lists alone, with facts about the items instead of
+``relevant``: :func:`catalog_coverage` (one float), and per user :func:`novelty` (from the
+training counts of the items), :func:`popularity_bias` (the share of :func:`most_popular_items`)
+and :func:`intra_list_diversity` (from each item's genres or other feature set).
+
+Besides the standard library and :mod:`palate.errors`, this module imports only NumPy.
+
 Examples
 --------
 >>> import numpy as np
@@ -37,7 +44,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -590,14 +598,181 @@ def catalog_coverage(
     return n_distinct / int(n_items)
 
 
+# ---------------------------------------------------------------------------- beyond accuracy
+def _lists(recommended: ArrayLike | Sequence[Sequence[Any]], k: int | None) -> list[list[Any]]:
+    """Each user's top ``k`` without padding, an item repeated kept at its first position."""
+    matrix = _as_matrix(recommended)
+    k = _check_k(k, matrix.shape[1])
+    return [
+        list(dict.fromkeys(item for item in row if not _is_padding(item)))
+        for row in matrix[:, :k].tolist()
+    ]
+
+
+def novelty(
+    recommended: ArrayLike | Sequence[Sequence[Any]],
+    item_counts: Mapping[Any, float],
+    n_users: int,
+    k: int | None = None,
+) -> np.ndarray:
+    """Mean self-information of each user's list: how rarely its items were interacted with.
+
+    ``novelty(u) = mean_{i ∈ L(u)} −log2 p(i)``, ``p(i) = max(count(i), 1) / n_users``
+
+    where ``L(u)`` is the top ``k`` of user ``u`` (padding dropped) and ``count(i)`` the
+    training events of item ``i``; an item absent from ``item_counts`` counts as seen once,
+    so the value stays finite.
+
+    Parameters
+    ----------
+    recommended : array-like, shape (n_users, k_max)
+    item_counts : mapping item -> float
+        Training events per item (the share of users is ``count / n_users``).
+    n_users : int
+        Users with at least one training event.
+    k : int, optional
+
+    Returns
+    -------
+    ndarray of float64, shape (n_users,)
+        In bits; NaN for an empty list.
+
+    Examples
+    --------
+    >>> novelty([[1, 2], [3, -1]], {1: 4, 2: 2, 3: 1}, n_users=4).tolist()
+    [0.5, 2.0]
+    """
+    if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
+        raise ConfigError(f"n_users must be a positive integer, got {n_users!r}")
+    return np.array(
+        [
+            np.mean([-math.log2(max(item_counts.get(i, 0.0), 1.0) / n_users) for i in kept])
+            if kept
+            else math.nan
+            for kept in _lists(recommended, k)
+        ],
+        dtype=np.float64,
+    )
+
+
+def most_popular_items(item_ids: ArrayLike, counts: ArrayLike, share: float) -> np.ndarray:
+    """The ``ceil(share · n_items)`` items (at least one) with the most events, most first;
+    ties keep the order of ``item_ids``.
+
+    Parameters
+    ----------
+    item_ids : array-like, shape (n_items,)
+    counts : array-like of float, shape (n_items,)
+    share : float
+        In (0, 1].
+
+    Returns
+    -------
+    ndarray, shape (n_top,)
+
+    Examples
+    --------
+    >>> most_popular_items(["a", "b", "c", "d"], [1, 5, 5, 2], share=0.5).tolist()
+    ['b', 'c']
+    """
+    ids = np.asarray(item_ids)
+    values = np.asarray(counts, dtype=np.float64)
+    if ids.shape != values.shape or ids.ndim != 1:
+        raise DataError(
+            f"item_ids has shape {ids.shape} but counts {values.shape}; pass one count per item"
+        )
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(f"share must be in (0, 1], got {share!r}")
+    n_top = max(1, math.ceil(share * len(ids)))
+    return ids[np.argsort(-values, kind="stable")[:n_top]]
+
+
+def popularity_bias(
+    recommended: ArrayLike | Sequence[Sequence[Any]],
+    popular: Collection[Any],
+    k: int | None = None,
+) -> np.ndarray:
+    """Share of each user's list that is among the ``popular`` items.
+
+    ``popularity_bias(u) = |L(u) ∩ T| / |L(u)|`` with ``T`` = ``popular`` (e.g.
+    :func:`most_popular_items`) and ``L(u)`` the top ``k`` of user ``u``, padding dropped.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_users,)
+        In [0, 1]; NaN for an empty list.
+
+    Examples
+    --------
+    >>> popularity_bias([[1, 2], [3, -1], [-1, -1]], {1, 3}).tolist()
+    [0.5, 1.0, nan]
+    """
+    top = popular if isinstance(popular, (set, frozenset)) else set(np.asarray(popular).tolist())
+    return np.array(
+        [np.mean([i in top for i in kept]) if kept else math.nan
+         for kept in _lists(recommended, k)],
+        dtype=np.float64,
+    )
+
+
+def intra_list_diversity(
+    recommended: ArrayLike | Sequence[Sequence[Any]],
+    item_features: Mapping[Any, Collection[Any]],
+    k: int | None = None,
+) -> np.ndarray:
+    """Mean pairwise Jaccard distance between the feature sets (e.g. genres) of each list.
+
+    ``diversity(u) = mean over pairs {a, b} ⊂ L(u) of 1 − |G(a) ∩ G(b)| / |G(a) ∪ G(b)|``
+
+    with ``G(i)`` the set ``item_features[i]`` (empty for an item absent from it); two empty
+    sets are at distance 0.
+
+    Parameters
+    ----------
+    recommended : array-like, shape (n_users, k_max)
+    item_features : mapping item -> collection
+    k : int, optional
+
+    Returns
+    -------
+    ndarray of float64, shape (n_users,)
+        In [0, 1]; NaN for a list of fewer than two items.
+
+    Examples
+    --------
+    >>> genres = {1: {"Comedy"}, 2: {"Comedy", "Drama"}, 3: {"Horror"}}
+    >>> intra_list_diversity([[1, 2, 3], [1, -1, -1]], genres).round(4).tolist()
+    [0.8333, nan]
+    """
+    empty: frozenset[Any] = frozenset()
+    values = []
+    for kept in _lists(recommended, k):
+        if len(kept) < 2:
+            values.append(math.nan)
+            continue
+        sets = [frozenset(item_features.get(i, empty)) for i in kept]
+        total, pairs = 0.0, 0
+        for a in range(len(sets)):
+            for b in range(a + 1, len(sets)):
+                union = len(sets[a] | sets[b])
+                total += 1.0 - len(sets[a] & sets[b]) / union if union else 0.0
+                pairs += 1
+        values.append(total / pairs)
+    return np.array(values, dtype=np.float64)
+
+
 __all__ = [
     "average_precision_at_k",
     "catalog_coverage",
     "hit_rate_at_k",
+    "intra_list_diversity",
     "mae",
     "map_at_k",
     "mean_over_users",
+    "most_popular_items",
     "ndcg_at_k",
+    "novelty",
+    "popularity_bias",
     "precision_at_k",
     "recall_at_k",
     "rmse",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from palate.data.features import value_lists
+from palate.data.catalog import genre_lists
 from palate.data.vocabulary import Vocabulary
 from palate.errors import ConfigError, DataError
 from palate.types import Id
@@ -78,7 +78,7 @@ class ItemPolicy:
             [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values]
         )
         if self.op in ("contains", "not contains"):
-            lists = value_lists(values.to_numpy())
+            lists = genre_lists(values.to_numpy())
             hit = np.array([self.value in row for row in lists], dtype=bool)
             passed = hit if self.op == "contains" else ~hit
         elif self.op in ("in", "not in"):

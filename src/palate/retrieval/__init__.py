@@ -1,7 +1,7 @@
 """Retrieval for large catalogues: vector indexes and candidate sources (SPEC §7).
 
 - :class:`ExactIndex` and :class:`FaissIndex` answer nearest-neighbour queries behind one
-  protocol (:class:`palate.types.VectorIndex`), with per-query exclusions.
+  interface (:class:`palate.retrieval.index.VectorIndexBase`), with per-query exclusions.
 - :mod:`palate.retrieval.sources` gathers candidates for a user from several sources, each
   with its provenance.
 """

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from palate.data.features import value_lists
+from palate.data.catalog import genre_lists
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
 from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index, not_in
@@ -558,7 +558,7 @@ class TopInFavoriteGenres(_RankedListSource):
         items = data.interactions.items
         rows = items.index(table["item_id"].to_numpy(), missing="ignore")
         known = rows >= 0
-        lists = value_lists(table[self.column].to_numpy()[known])
+        lists = genre_lists(table[self.column].to_numpy()[known])
         genres = sorted({g for row in lists for g in row})
         column_of = {g: j for j, g in enumerate(genres)}
         r_idx = np.repeat(rows[known], [len(row) for row in lists])

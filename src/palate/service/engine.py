@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from palate.cli._items import Catalog, _genre_list, plain
+from palate.data.catalog import Catalog, plain
+from palate.data.catalog import genres_or_none
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
@@ -561,7 +562,7 @@ def _descriptions(catalog: Catalog) -> dict[Any, tuple[str | None, list[str] | N
     titles = table["title"].tolist() if "title" in table.columns else [None] * n
     genres = table["genres"].tolist() if "genres" in table.columns else [None] * n
     return {
-        plain(i): (t if isinstance(t, str) else None, _genre_list(g))
+        plain(i): (t if isinstance(t, str) else None, genres_or_none(g))
         for i, t, g in zip(ids, titles, genres, strict=True)
     }
 

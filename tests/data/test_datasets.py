@@ -1,4 +1,5 @@
-"""palate.datasets: finding, downloading (against a loopback server) and loading datasets."""
+"""palate.datasets (palate.data.loaders, download, movielens): finding, downloading (against a
+loopback server) and loading datasets."""
 
 from __future__ import annotations
 
@@ -356,7 +357,7 @@ def test_unverified_release_logs_a_warning(
     base_url, served, _ = server
     (served / "movielens").mkdir()
     make_zip(write_small(tmp_path / "src"), served / "movielens" / "ml-latest.zip", "ml-latest")
-    with caplog.at_level(logging.WARNING, logger="palate.datasets.download"):
+    with caplog.at_level(logging.WARNING, logger="palate.data.download"):
         data = movielens("ml-latest", base_url=base_url)
     assert len(data.ratings) == 3
     assert "no pinned digest" in caplog.text

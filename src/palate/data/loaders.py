@@ -9,19 +9,24 @@ from typing import Literal
 
 import pandas as pd
 
-from palate.data.interactions import DuplicatePolicy, Interactions
-from palate.data.movielens import RATINGS_FILE, MovieLensFiles, read_movielens
-from palate.data.prepared import is_prepared, read_prepared
-from palate.datasets.base import Dataset, MovieLensDataset
-from palate.datasets.catalog import RELEASES, MovieLensRelease
-from palate.datasets.download import (
+from palate.data.dataset import Dataset, MovieLensDataset
+from palate.data.download import (
     DATA_ENV,
     ProgressCallback,
     default_cache_dir,
     download_movielens,
     placement_hint,
+)
+from palate.data.interactions import DuplicatePolicy, Interactions
+from palate.data.movielens import (
+    RATINGS_FILE,
+    RELEASES,
+    MovieLensFiles,
+    MovieLensRelease,
+    read_movielens,
     release,
 )
+from palate.data.prepared import is_prepared, read_prepared
 from palate.errors import ConfigError, DataError, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -124,8 +129,9 @@ def movielens(
     Parameters
     ----------
     name : str, optional
-        A release from :func:`available`. Default ``"ml-latest-small"``, or, when ``path``
-        is given, whatever the path holds (told by its name or its files).
+        A release from :func:`palate.data.movielens.available`. Default
+        ``"ml-latest-small"``, or, when ``path`` is given, whatever the path holds (told by
+        its name or its files).
     path : path-like, optional
         A directory holding the files directly, a directory holding ``<name>/`` or
         ``<name>.zip``, or the zip itself (read without unpacking).
@@ -226,7 +232,8 @@ def load_interactions(
         - a MovieLens directory or zip (see :func:`movielens`);
         - a directory written by ``palate.spark.write_prepared`` (its train split, with the
           vocabularies Spark built);
-        - a release name from :func:`available`, found locally or downloaded.
+        - a release name from :func:`palate.data.movielens.available`, found locally or
+          downloaded.
     download : bool
         For a release name: download it when no local copy exists.
     kind : {"explicit", "binary"}, optional
@@ -275,7 +282,7 @@ def load_interactions(
         prepared = read_prepared(path)
         logger.info("read the train split of prepared data %s", path)
         return Dataset(path.name, prepared.train, None, None, path)
-    if path.is_dir() and _is_parquet_dir(path):
+    if path.is_dir() and is_parquet_dir(path):
         frame = _read_frame(path, "parquet")
     elif path.is_dir() or suffix == ".zip":
         return movielens(path=path)
@@ -293,7 +300,8 @@ def load_interactions(
     return Dataset(path.stem if path.is_file() else path.name, ratings, None, None, path)
 
 
-def _is_parquet_dir(path: Path) -> bool:
+def is_parquet_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory of Parquet files (and not a MovieLens copy)."""
     has_movielens = any((path / f).is_file() for f in RATINGS_FILE.values())
     return not has_movielens and any(path.glob("*.parquet"))
 
@@ -348,6 +356,7 @@ __all__ = [
     "RATING_FILE_COLUMNS",
     "data_dirs",
     "find_movielens",
+    "is_parquet_dir",
     "load_interactions",
     "movielens",
 ]

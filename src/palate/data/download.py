@@ -1,7 +1,7 @@
 """Download a MovieLens zip from GroupLens, verify it and unpack it into the cache.
 
 The zip is streamed into a hidden temporary file beside the cache, hashed on the way,
-checked against the digests pinned in :mod:`palate.datasets.catalog`, unpacked into a hidden
+checked against the digests pinned in :mod:`palate.data.movielens`, unpacked into a hidden
 temporary directory and only then renamed to ``<cache>/<name>/``; the zip is deleted. A
 failed, interrupted or tampered download therefore leaves nothing behind that a later call
 could mistake for data.
@@ -21,8 +21,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from palate.datasets.catalog import RELEASES, MovieLensRelease
-from palate.errors import ConfigError, DatasetNotFoundError
+from palate.data.movielens import MovieLensRelease, release
+from palate.errors import DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +59,6 @@ def movielens_base_url(override: str | None = None) -> str:
     return url.rstrip("/")
 
 
-def release(name: str) -> MovieLensRelease:
-    """The catalogue entry of ``name``; an unknown name raises :class:`ConfigError`."""
-    try:
-        return RELEASES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown MovieLens release {name!r}; choose one of {', '.join(RELEASES)}"
-        ) from None
-
-
 def placement_hint(name: str, cache_dir: Path | None = None) -> str:
     """One sentence saying where to put the files of ``name`` by hand."""
     entry = release(name)
@@ -92,7 +82,7 @@ def download_movielens(
     Parameters
     ----------
     name : str
-        A release from :func:`palate.datasets.available`.
+        A release from :func:`palate.data.movielens.available`.
     cache_dir : path-like, optional
         Default :func:`default_cache_dir`.
     base_url : str, optional
@@ -283,5 +273,4 @@ __all__ = [
     "download_movielens",
     "movielens_base_url",
     "placement_hint",
-    "release",
 ]
