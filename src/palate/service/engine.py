@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from palate.data.catalog import Catalog, plain
-from palate.data.catalog import genres_or_none
+from palate.data.catalog import Catalog, genres_or_none, plain
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
