@@ -1,9 +1,13 @@
-"""The architecture, checked: nothing outside ``palate.models`` reads a private attribute of a
-model — the service, the ranking pipeline, model files, evaluation and the command line use the
-public contract of :class:`palate.models.base.Model` and its declared capabilities."""
+"""The architecture, checked: the import-linter contracts of pyproject.toml hold (layers point
+one way, no circles, private modules stay home), no module imports another package's private
+name, and nothing outside ``palate.models`` reads a private attribute of a model — the service,
+the ranking pipeline, model files, evaluation and the command line use the public contract of
+:class:`palate.models.base.Model` and its declared capabilities."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +27,47 @@ from palate import (
 )
 from palate.models.base import Model
 from palate.retrieval.sources import Popular, SimilarToRecent
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "palate"
+
+
+def test_import_contracts_hold() -> None:
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    if not lint_imports.exists():
+        pytest.fail("import-linter is not installed: pip install -e '.[dev]'")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=SRC.parents[1], capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 broken" in result.stdout.split("Contracts:")[-1], result.stdout
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_module_imports_a_private_name_of_another_package() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        module = "palate." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if not node.module.startswith("palate") or (
+                    _package(node.module) == _package(module)
+                ):
+                    continue
+                for alias in node.names:
+                    private_module = any(
+                        part.startswith("_") and not part.startswith("__")
+                        for part in node.module.split(".")
+                    )
+                    if private_module or (
+                        alias.name.startswith("_") and not alias.name.startswith("__")
+                    ):
+                        found.append(f"{module}: from {node.module} import {alias.name}")
+    assert found == []
 
 
 def _owner_modules(model: Model) -> set[str]:

@@ -26,8 +26,7 @@ from palate.models import (
 )
 from palate.persist import load, load_artifact, save
 from palate.ranking import ItemPolicy, RetrieveThenRank
-
-__version__ = "0.1.0"
+from palate.version import __version__
 
 __all__ = [
     "ArtifactError",

@@ -124,8 +124,8 @@ def retrieval_size(
     from palate import ImplicitALS, RetrieveThenRank
     from palate.data.split import user_holdout
     from palate.evaluation.retrieval_size import (
-        _finite,
         best_operating_point,
+        finite_row,
         retrieval_size_experiment,
     )
     from palate.models.collaborative import CollaborativeFiltering
@@ -189,7 +189,7 @@ def retrieval_size(
         best = best_operating_point(result)
         document = {
             **result.to_dict(),
-            "operating_point": None if best is None else _finite(vars(best)),
+            "operating_point": None if best is None else finite_row(vars(best)),
         }
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

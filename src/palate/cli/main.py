@@ -36,7 +36,7 @@ app.command("serve")(serve.serve)
 
 def _version(value: bool) -> None:
     if value:
-        from palate import __version__
+        from palate.version import __version__
 
         typer.echo(f"palate {__version__}")
         raise typer.Exit()

@@ -153,7 +153,7 @@ def _fetch(
 
     Any network failure becomes a :class:`DatasetNotFoundError` ending in ``hint``.
     """
-    from palate import __version__
+    from palate.version import __version__
 
     name = url.rsplit("/", 1)[-1].removesuffix(".zip")
     sha256 = hashlib.sha256()

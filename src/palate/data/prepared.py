@@ -107,7 +107,7 @@ def read_prepared(path: str | PathLike[str]) -> PreparedData:
             table["value"].to_numpy(np.float32),
             timestamps,
             kind=manifest.get("kind", "explicit"),
-            rating_scale=tuple(scale) if scale else None,  # type: ignore[arg-type]
+            rating_scale=tuple(scale) if scale else None,
         )
     features = {}
     for name, key in (("user_features", "user_idx"), ("item_features", "item_idx")):
@@ -121,7 +121,7 @@ def read_prepared(path: str | PathLike[str]) -> PreparedData:
 
 def _read(path: Path) -> pd.DataFrame:
     try:
-        return ds.dataset(str(path), format="parquet").to_table().to_pandas()  # type: ignore[no-any-return]
+        return ds.dataset(str(path), format="parquet").to_table().to_pandas()
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} as Parquet: {exc}") from exc
 

@@ -152,7 +152,7 @@ class Vocabulary:
             position = self._index.get_loc(x)
         except (KeyError, TypeError):
             return -1
-        return position if isinstance(position, (int, np.integer)) else -1
+        return int(position) if isinstance(position, (int, np.integer)) else -1
 
     def _index_mixed(self, array: np.ndarray, missing: str, kind: str) -> np.ndarray:
         """``index`` of an object array mixing integers and other ids (integer vocabulary)."""

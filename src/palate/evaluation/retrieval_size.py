@@ -76,7 +76,7 @@ class RetrievalSizeResult:
             "relevant_threshold": self.relevant_threshold,
             "sources": self.sources,
             "notes": self.notes,
-            "rows": [_finite(asdict(row)) for row in self.rows],
+            "rows": [finite_row(asdict(row)) for row in self.rows],
         }
 
     @classmethod
@@ -152,7 +152,7 @@ class RetrievalSizeResult:
         return target
 
 
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
+def finite_row(row: dict[str, Any]) -> dict[str, Any]:
     """NaN (not measured) as None, for JSON."""
     return {
         k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()
@@ -266,7 +266,7 @@ def retrieval_size_experiment(
     if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ConfigError(f"sizes must be positive integers, got {sizes!r}")
     by_user = relevant_items(test, relevant_threshold)
-    known = [u for u in by_user if u in pipeline.users_]  # type: ignore[operator]
+    known = [u for u in by_user if u in pipeline.users_]
     users: np.ndarray = np.empty(len(known), dtype=object)
     users[:] = known
     if not len(users):
@@ -278,14 +278,14 @@ def retrieval_size_experiment(
     except (TypeError, ValueError):
         pass
     relevant = [by_user[u] for u in users]
-    item_ids = pipeline.items_.ids  # type: ignore[union-attr]
+    item_ids = pipeline.items_.ids
     say = progress or (lambda _: None)
 
     def run(p: RetrieveThenRank, name: str, target: int | None) -> RetrievalSizeRow:
         say(name if target is None else f"{name}, {target} candidates")
 
         def request(user: Any) -> np.ndarray:
-            return p.recommend([user], k=k).item_ids[0]  # type: ignore[no-any-return]
+            return p.recommend([user], k=k).item_ids[0]
 
         def candidates_of(user: Any) -> np.ndarray:
             return p.candidates(user)
@@ -299,7 +299,7 @@ def retrieval_size_experiment(
             ranker = pipeline.ranker
 
             def everything(user: Any) -> np.ndarray:
-                return ranker.recommend([user], k=k).item_ids[0]  # type: ignore[attr-defined, no-any-return]
+                return ranker.recommend([user], k=k).item_ids[0]
 
             say("whole catalogue")
             rows.append(_measure("whole catalogue", None, users, relevant, k, everything, None))
@@ -338,6 +338,7 @@ __all__ = [
     "RetrievalSizeResult",
     "RetrievalSizeRow",
     "best_operating_point",
+    "finite_row",
     "relevant_items",
     "retrieval_size_experiment",
 ]

@@ -27,7 +27,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ from palate.types import FloatArray, Id, IdArray, IdLike
 
 FeedbackKind = Literal["explicit", "binary", "implicit", "any"]
 ScoreKind = Literal["rating", "probability", "preference", "popularity"]
-RatingsLike = Mapping[Any, float] | pd.DataFrame | pd.Series
+RatingsLike: TypeAlias = Mapping[Any, float] | pd.DataFrame | pd.Series
 
 M = TypeVar("M", bound="Model")
 

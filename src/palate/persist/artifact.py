@@ -246,7 +246,7 @@ def _encode_model(
 
 
 def _palate_version() -> str:
-    from palate import __version__  # late: palate/__init__ may import this module
+    from palate.version import __version__
 
     return __version__
 
@@ -405,7 +405,7 @@ def _json_default(value: Any) -> Any:
 def _json_checked(value: dict[str, Any], what: str) -> dict[str, Any]:
     """``value`` as plain JSON types; refuses what JSON cannot hold instead of guessing."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False, default=_json_default))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(value, allow_nan=False, default=_json_default))
     except (TypeError, ValueError) as exc:
         raise ArtifactError(
             f"{what} must be JSON-serialisable: numbers, strings, booleans, None, lists and "
@@ -597,7 +597,7 @@ def _load(path: PathLike, *, with_item_table: bool) -> Artifact:
         model = model_class.from_state(state)
         if not isinstance(model, model_class):
             raise TypeError(f"from_state returned {type(model).__name__}")
-        model.data_fingerprint_ = manifest["data_fingerprint"]  # type: ignore[attr-defined]
+        model.data_fingerprint_ = manifest["data_fingerprint"]
     except Exception as exc:
         raise ArtifactError(
             f"could not rebuild the {kind} model from {directory} "

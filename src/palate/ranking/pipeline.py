@@ -257,7 +257,7 @@ class RetrieveThenRank(Model):
         # the pipeline refits a ranker it fitted itself (fit starts over); a ranker that came
         # fitted is the caller's and is kept
         if not self.ranker.is_fitted or self._fitted_ranker:
-            self.ranker.fit(data)  # type: ignore[attr-defined]
+            self.ranker.fit(data)
             self._fitted_ranker = True
         self._reset()
         scorer = VectorScorer.from_model(self.ranker)
@@ -378,7 +378,7 @@ class RetrieveThenRank(Model):
         return _mmr(raw, self._unit_features[candidates], k, self.mmr_lambda)  # type: ignore[index]
 
     def recommend(
-        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True
+        self, user_ids: IdLike, k: int = 10, exclude_seen: bool = True, *, batch_size: int = 1024
     ) -> Recommendations:
         """Top-k items per user from the retrieved candidates.
 
@@ -392,14 +392,14 @@ class RetrieveThenRank(Model):
         """
         self._check_fitted()
         k = check_k(k)
-        ids, rows = user_rows(self.users_, user_ids)  # type: ignore[arg-type]
+        ids, rows = user_rows(self.users_, user_ids)
         out_idx = np.full((len(ids), k), -1, dtype=np.int64)
         out_val = np.full((len(ids), k), np.nan, dtype=np.float32)
         for r, row in enumerate(rows):
             shown, scores, _, _ = self._rank(int(row), k, exclude_seen)
             out_idx[r, : len(shown)] = shown
             out_val[r, : len(shown)] = scores
-        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)  # type: ignore[arg-type]
+        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)
 
     def explain(
         self,
@@ -425,7 +425,7 @@ class RetrieveThenRank(Model):
         k = check_k(k)
         items = self.items_
         assert items is not None
-        _, rows = user_rows(self.users_, [user_id])  # type: ignore[arg-type]
+        _, rows = user_rows(self.users_, [user_id])
         shown, scores, found, _ = self._rank(int(rows[0]), k, exclude_seen)
         label = item_label or str
 
@@ -451,9 +451,9 @@ class RetrieveThenRank(Model):
         """The merged candidates the sources found for one user after the filters (what the
         ranker scores), as item ids."""
         self._check_fitted()
-        _, rows = user_rows(self.users_, [user_id])  # type: ignore[arg-type]
+        _, rows = user_rows(self.users_, [user_id])
         found = self._rank(int(rows[0]), 1, exclude_seen)[3]
-        return self.items_.ids[found]  # type: ignore[union-attr, no-any-return]
+        return self.items_.ids[found]
 
     # ------------------------------------------------------------------ the ranker's contract
     def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -497,7 +497,7 @@ class RetrieveThenRank(Model):
             arrays.update({SOURCE_PREFIX.format(j) + n: a for n, a in source_arrays.items()})
             source_extra.append(extra)
         vocabularies = {"ranker_" + n: v for n, v in ranker_state.vocabularies.items()}
-        vocabularies.update(users=self.users_, items=self.items_)  # type: ignore[arg-type]
+        vocabularies.update(users=self.users_, items=self.items_)
         return ModelState(
             config={
                 **self.get_params(),

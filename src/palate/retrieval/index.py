@@ -212,30 +212,6 @@ class VectorIndexBase:
         (target / INDEX_FILE).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         return target
 
-    def _refined(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``fetch`` of ``refine_factor × fetch`` quantised-scan candidates, by exact
-        score (FAISS's conventions: inner product descending, squared distance ascending)."""
-        x = self.vectors_
-        assert x is not None
-        n = len(x)
-        wide = min(n, fetch * self.refine_factor)
-        _, found = self._index.search(q, wide)
-        found = np.asarray(found, dtype=np.int64)
-        out_val = np.full((len(q), fetch), np.nan, dtype=np.float32)
-        out_idx = np.full((len(q), fetch), -1, dtype=np.int64)
-        for r in range(len(q)):
-            rows = found[r][found[r] >= 0]
-            if self.metric == "l2":
-                diff = x[rows] - q[r]
-                exact = np.einsum("ij,ij->i", diff, diff)
-                order = np.argsort(exact, kind="stable")[:fetch]
-            else:
-                exact = x[rows] @ q[r]
-                order = np.argsort(-exact, kind="stable")[:fetch]
-            out_idx[r, : len(order)] = rows[order]
-            out_val[r, : len(order)] = exact[order]
-        return out_val, out_idx
-
     def _save_extra(self, target: Path) -> None:
         pass
 
@@ -690,7 +666,7 @@ class FaissIndex(VectorIndexBase):
         fetch = min(n, k + min(int(counts[pending].max(initial=0)), k))
         while len(pending):
             raw_val, raw_idx = self._faiss_search(q[pending], fetch)
-            retry = []
+            retry: list[int] = []
             for j, r in enumerate(pending):
                 idx, val = raw_idx[j], raw_val[j]
                 keep = idx >= 0
@@ -698,7 +674,7 @@ class FaissIndex(VectorIndexBase):
                     keep &= not_in(idx, lists[r])
                 idx, val = idx[keep][:k], val[keep][:k]
                 if len(idx) < min(k, n - int(counts[r])):
-                    (retry if fetch < min(n, k + int(counts[r])) else short).append(r)
+                    (retry if fetch < min(n, k + int(counts[r])) else short).append(int(r))
                     continue
                 out_idx[r, : len(idx)] = idx
                 out_val[r, : len(idx)] = val
@@ -712,6 +688,30 @@ class FaissIndex(VectorIndexBase):
             result = self._exact._search(q[exact_rows], k, sub)  # type: ignore[union-attr]
             out_idx[exact_rows], out_val[exact_rows] = result.indices, result.values
         return Neighbors(out_idx, out_val)
+
+    def _refined(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``fetch`` of ``refine_factor × fetch`` quantised-scan candidates, by exact
+        score (FAISS's conventions: inner product descending, squared distance ascending)."""
+        x = self.vectors_
+        assert x is not None
+        n = len(x)
+        wide = min(n, fetch * self.refine_factor)
+        _, found = self._index.search(q, wide)
+        found = np.asarray(found, dtype=np.int64)
+        out_val = np.full((len(q), fetch), np.nan, dtype=np.float32)
+        out_idx = np.full((len(q), fetch), -1, dtype=np.int64)
+        for r in range(len(q)):
+            rows = found[r][found[r] >= 0]
+            if self.metric == "l2":
+                diff = x[rows] - q[r]
+                exact = np.einsum("ij,ij->i", diff, diff)
+                order = np.argsort(exact, kind="stable")[:fetch]
+            else:
+                exact = x[rows] @ q[r]
+                order = np.argsort(-exact, kind="stable")[:fetch]
+            out_idx[r, : len(order)] = rows[order]
+            out_val[r, : len(order)] = exact[order]
+        return out_val, out_idx
 
     def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()

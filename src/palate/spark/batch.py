@@ -198,7 +198,7 @@ def _tables_from_local_model(
         else:
             link, scale = "clip", model.rating_scale_
     else:
-        W, X = model.user_factors_, model.item_factors_  # type: ignore[assignment]
+        W, X = model.user_factors_, model.item_factors_
         user_offsets = np.zeros(len(W))
         item_offsets = np.zeros(len(X))
         link, scale = None, None
@@ -210,9 +210,9 @@ def _tables_from_local_model(
         users=_rows_frame(spark, W, user_offsets, None),
         items=_rows_frame(spark, X, item_offsets, trained),
         seen=seen_frame,
-        user_index=index_from_vocabulary(spark, model.users_),  # type: ignore[arg-type]
-        item_index=index_from_vocabulary(spark, model.items_),  # type: ignore[arg-type]
-        dim=int(W.shape[1]),  # type: ignore[union-attr]
+        user_index=index_from_vocabulary(spark, model.users_),
+        item_index=index_from_vocabulary(spark, model.items_),
+        dim=int(W.shape[1]),
         link=link,
         scale=scale,
     )

@@ -75,14 +75,14 @@ class SparkInteractions:
         """The user vocabulary, collected to the driver once (index order)."""
         if "users" not in self._cache:
             self._cache["users"] = collect_vocabulary(self.user_index)
-        return self._cache["users"]  # type: ignore[no-any-return]
+        return self._cache["users"]
 
     @property
     def items(self) -> Vocabulary:
         """The item vocabulary, collected to the driver once (index order)."""
         if "items" not in self._cache:
             self._cache["items"] = collect_vocabulary(self.item_index)
-        return self._cache["items"]  # type: ignore[no-any-return]
+        return self._cache["items"]
 
     @property
     def n_users(self) -> int:
@@ -636,7 +636,7 @@ def write_prepared(
 def _write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write one small text file through Hadoop's file system (local, HDFS, S3, ...)."""
     jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
     target = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
     stream = target.getFileSystem(conf).create(target, True)
     try:
@@ -659,7 +659,7 @@ def read_prepared(spark: SparkSession, path: str, split_name: str = "train") -> 
         spark.read.parquet(f"{path}/users"),
         spark.read.parquet(f"{path}/items"),
         manifest["kind"],
-        tuple(scale) if scale else None,  # type: ignore[arg-type]
+        tuple(scale) if scale else None,
     )
 
 
