@@ -18,7 +18,7 @@ text          hashed bag of words: ``buckets`` columns, token counts (CRC-32 of 
               token modulo ``buckets``), L2-normalised per row
 ============  ==============================================================================
 
-Features derived from ratings (SPEC §6) come from :func:`derived_user_features` and
+Features derived from ratings come from :func:`derived_user_features` and
 :func:`derived_item_features`: per user the number of ratings, the mean rating and the mean
 rating per genre; per item the number of ratings and the mean rating. They are computed from
 the interactions they are given — pass the *training* split only, or offline numbers leak the

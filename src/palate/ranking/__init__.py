@@ -1,4 +1,5 @@
-"""Ranking: the retrieve-then-rank pipeline, business filters and explanations (SPEC §7)."""
+"""Ranking: the retrieve-then-rank pipeline (a few hundred candidates gathered cheaply, then
+ranked by the model), business filters and explanations."""
 
 from palate.ranking.filters import ItemPolicy, allowed_items
 from palate.ranking.pipeline import RankedItem, RetrieveThenRank, read_pipeline_config

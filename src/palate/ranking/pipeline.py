@@ -1,4 +1,5 @@
-"""Retrieve, then rank: recommendations from a large catalogue (SPEC §7)."""
+"""Retrieve, then rank: recommendations from a large catalogue — cheap candidate sources
+gather a few hundred items, then the model ranks only those."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class VectorScorer:
     item_matrix : ndarray of float32, shape (n_items, d)
         ``q(i)``, such that ``link(p(u) · q(i))`` is the model's prediction.
     similarity_vectors : ndarray of float32, shape (n_items, n)
-        The item features of SPEC §4 (``x(i)`` for CF, ``v_m(i)`` for two towers): related
+        The learned item features (``x(i)`` for CF, ``v_m(i)`` for two towers): related
         items are those with the smallest ``‖x(k) − x(i)‖²``.
     fallback_scores : ndarray of float32, shape (n_items,)
         What the model shows users it does not know (popularity or shrunk means).

@@ -1,4 +1,4 @@
-"""Retrieval for large catalogues: vector indexes and candidate sources (SPEC §7).
+"""Retrieval for large catalogues: vector indexes and candidate sources.
 
 - :class:`ExactIndex` and :class:`FaissIndex` answer nearest-neighbour queries behind one
   interface (:class:`palate.retrieval.index.VectorIndexBase`), with per-query exclusions.

@@ -1,4 +1,4 @@
-"""Candidate sources: cheap ways to gather a few hundred plausible items for a user (SPEC §7).
+"""Candidate sources: cheap ways to gather a few hundred plausible items for a user.
 
 Each source is a small object, fitted once on the training events (and item / user
 attributes), that returns for one user a handful of item indices, a score per item (higher is
@@ -103,7 +103,7 @@ class SourceData:
     item_vectors : ndarray (n_items, d), optional
         The ranking model's item vectors (inner product with the user vector = its score).
     similarity_vectors : ndarray (n_items, n), optional
-        Item features for "most similar" (SPEC §4).
+        Item features for "most similar": related items have the smallest ‖x(k) − x(i)‖².
     popularity : ndarray (n_items,)
         Events per item.
     """

@@ -6,8 +6,8 @@ items and scores by calling the model's own ``recommend``, ``similar_items``, ``
 mirrors the feedback store in memory (``{user: {item: value}}``) and catches up with writes
 made by other processes through the store's change counter.
 
-A user with live ratings is folded in (SPEC §5, "per-item features known"): with every item
-vector fixed, the user's (w, b) is the ridge solution on their ratings,
+A user with live ratings is folded in (the curriculum's "per-item features known"
+regression): with every item vector fixed, the user's (w, b) is the ridge solution on their ratings,
 
     [w, b] = argmin 1/2 Σ_i (w·x(i) + b + c(i) + μ(i) − y(i))² + λ/2 ‖w‖²,
 

@@ -9,7 +9,7 @@ computed in four steps on Spark:
 
 1. μ(i), the item mean shrunk towards the global mean C by m pseudo-ratings
    (``mean_shrinkage``): ``μ(i) = (Σ_j y(i,j) + m C) / (n(i) + m)`` — palate's mean
-   normalisation (m = 0 is SPEC §2's plain item mean).
+   normalisation (m = 0 is the plain item mean μ(i) of mean normalisation).
 2. The biases b(j), c(i) (``biases=True``) by ``bias_epochs`` alternating closed-form sweeps
    on the residuals y − μ, each row's λ_b multiplied by its count as in the factor step:
    ``b(j) = Σ_i (y − μ(i) − c(i)) / (n(j) (1 + λ_b))`` and the same for c(i).
@@ -28,7 +28,7 @@ the minimiser of ::
 
     1/2 Σ_{r(i,j)=1} (w(j)·x(i) − r(i,j))² + regParam/2 (Σ_j n(j) ‖w(j)‖² + Σ_i n(i) ‖x(i)‖²)
 
-SPEC §2's λ multiplies ‖w‖² and ‖x‖² once (palate's ``reg_scaling="none"``). MLlib's cost is
+The cost J's λ multiplies ‖w‖² and ‖x‖² once (palate's ``reg_scaling="none"``). MLlib's cost is
 palate's ``reg_scaling="count"`` with ``reg_count_floor=0``, so ``reg`` here is the same
 number as palate's ``reg`` under those settings, and :meth:`to_local` records them. A
 textbook λ corresponds to ``regParam ≈ λ / mean count`` only on average.
@@ -208,7 +208,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
     epochs : int
         ALS sweeps (MLlib ``maxIter``).
     mean_normalize : bool
-        Subtract μ(i) before ALS (SPEC §2) and add it back in predictions.
+        Subtract μ(i) before ALS (mean normalisation) and add it back in predictions.
     mean_shrinkage : float
         m pseudo-ratings that shrink μ(i) towards the global mean.
     biases : bool

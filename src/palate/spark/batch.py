@@ -409,7 +409,7 @@ def similar_items_all(
     spark: SparkSession | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> DataFrame:
-    """The k nearest items of every trained item (SPEC §4), computed on Spark.
+    """The k nearest items of every trained item (smallest ‖x(k) − x(i)‖²), computed on Spark.
 
     Returns
     -------

@@ -484,7 +484,7 @@ def user_features(
     item_col: str = "item_id",
     genres_col: str = "genres",
 ) -> DataFrame:
-    """Features of each user derived from ratings (SPEC §6), computed on Spark.
+    """Features of each user derived from ratings (counts, mean, mean per genre), computed on Spark.
 
     Compute them from the **training** split only, or offline numbers leak the test set.
 
