@@ -8,7 +8,7 @@ from enum import StrEnum
 import pytest
 
 from palate import EASE, CollaborativeFiltering, ImplicitALS, Interactions, Popularity, TwoTower
-from palate.errors import ArtifactError, ConfigError
+from palate.errors import ArtifactError, ConfigError, MissingDependencyError
 from palate.models import registry
 from palate.models.base import Model
 from palate.models.registry import (
@@ -205,6 +205,17 @@ def test_a_registered_kind_is_known_to_model_files(monkeypatch: pytest.MonkeyPat
         registry.kind_class("my-popularity")
     with pytest.raises(ArtifactError, match="register_model_kind"):
         persist_registry.resolve_model_class("nobody")
+
+
+def test_a_kind_whose_module_is_missing_is_a_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_MODEL_KINDS", dict(registry._MODEL_KINDS))
+    registry.register_model_kind("elsewhere", "palate_no_such_package.models:Elsewhere")
+    with pytest.raises(MissingDependencyError, match="cannot be imported"):
+        registry.kind_class("elsewhere")
+    with pytest.raises(ArtifactError, match="cannot be imported"):
+        persist_registry.resolve_model_class("elsewhere")
 
 
 class MyPopularity(Popularity):

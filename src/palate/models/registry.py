@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from palate.errors import ConfigError
+from palate.errors import ConfigError, MissingDependencyError
 from palate.models.base import Model
 
 # ---------------------------------------------------------------------------- model kinds
@@ -108,8 +108,10 @@ def kind_class(kind: str) -> type[Model]:
 
     Raises
     ------
+    MissingDependencyError
+        If the module it names cannot be imported.
     ConfigError
-        If ``kind`` is not in the allow-list, cannot be imported, or does not name a
+        If ``kind`` is not in the allow-list, or does not name a
         :class:`~palate.models.base.Model` subclass whose ``model_kind`` is ``kind``.
     """
     target = _MODEL_KINDS.get(kind) if isinstance(kind, str) else None
@@ -125,7 +127,8 @@ def kind_class(kind: str) -> type[Model]:
         for attribute in attribute_path.split("."):
             obj = getattr(obj, attribute)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(
+        error = MissingDependencyError if isinstance(exc, ImportError) else ConfigError
+        raise error(
             f"model kind {kind!r} maps to {target!r}, which cannot be imported ({exc}); "
             "install the package that provides it or fix the registration"
         ) from exc

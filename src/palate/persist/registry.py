@@ -11,7 +11,7 @@ tuning and the benchmarks read as well: a kind registered here is known to all o
 
 from __future__ import annotations
 
-from palate.errors import ArtifactError, ConfigError
+from palate.errors import ArtifactError, PalateError
 from palate.models.base import Model
 from palate.models.registry import (
     is_registered,
@@ -38,7 +38,7 @@ def resolve_model_class(kind: str) -> type[Model]:
         )
     try:
         return kind_class(kind)
-    except ConfigError as exc:
+    except PalateError as exc:
         raise ArtifactError(str(exc)) from exc
 
 
