@@ -17,7 +17,6 @@ MODEL_HELP = "; ".join(
 ) + "."
 
 
-
 def _model_name(value: str) -> str:
     """``--model``'s value as the model's name (aliases and model kinds are accepted)."""
     try:
