@@ -189,16 +189,12 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def collaborative_filtering_class() -> Any:
-    """``palate.CollaborativeFiltering`` (from its module when the top level lacks it)."""
-    import palate
+def palate_model(name: str, **params: Any) -> Any:
+    """A new palate model by its name in palate's model registry (``"cf"``, ``"ials"``,
+    ``"ease"``, ``"two-tower"``, ``"popularity"``) with these constructor arguments."""
+    from palate.models.registry import model_class
 
-    try:
-        return palate.CollaborativeFiltering
-    except AttributeError:
-        from palate.models.collaborative import CollaborativeFiltering
-
-        return CollaborativeFiltering
+    return model_class(name)(**params)
 
 
 def try_import(loader: Callable[[], Any], what: str) -> tuple[Any, str | None]:

@@ -34,7 +34,6 @@ from common import (
     DEFAULT_ML100K,
     RESULTS_DIR,
     available_runners,
-    collaborative_filtering_class,
     command_line,
     finish,
     git_commit,
@@ -45,6 +44,7 @@ from common import (
     mae,
     mean_std,
     now_iso,
+    palate_model,
     parse_list,
     print_table,
     rmse,
@@ -92,17 +92,13 @@ def _palate_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
     return np.asarray(pred, dtype=np.float64)
 
 
-def _collaborative_filtering(**kwargs: Any) -> Callable[[], Any]:
+def _palate(name: str, **kwargs: Any) -> Callable[[], Any]:
+    """Makes the palate model called ``name`` in its registry, with these arguments."""
+
     def make() -> Any:
-        return collaborative_filtering_class()(**kwargs)
+        return palate_model(name, **kwargs)
 
     return make
-
-
-def _popularity() -> Any:
-    from palate.models import Popularity
-
-    return Popularity(by="mean")
 
 
 # ----------------------------------------------------------------------------- Surprise
@@ -184,7 +180,7 @@ RUNNERS: dict[str, Runner] = {
         Runner(
             "palate-als",
             "palate CollaborativeFiltering() (defaults, solver='als')",
-            _collaborative_filtering(),
+            _palate("cf"),
             _palate_prepare,
             _palate_fit,
             _palate_predict,
@@ -192,7 +188,7 @@ RUNNERS: dict[str, Runner] = {
         Runner(
             "palate-adam",
             "palate CollaborativeFiltering(solver='adam') (defaults)",
-            _collaborative_filtering(solver="adam"),
+            _palate("cf", solver="adam"),
             _palate_prepare,
             _palate_fit,
             _palate_predict,
@@ -201,8 +197,8 @@ RUNNERS: dict[str, Runner] = {
             "palate-gibbs",
             "palate CollaborativeFiltering(solver='gibbs', embedding_size=16, "
             "reg_scaling='none', reg=5.0, samples=100)",
-            _collaborative_filtering(
-                solver="gibbs", embedding_size=16, reg_scaling="none", reg=5.0, samples=100
+            _palate(
+                "cf", solver="gibbs", embedding_size=16, reg_scaling="none", reg=5.0, samples=100
             ),
             _palate_prepare,
             _palate_fit,
@@ -237,7 +233,7 @@ RUNNERS: dict[str, Runner] = {
         Runner(
             "palate-popularity",
             "palate Popularity(by='mean'): item mean shrunk to the global mean (baseline)",
-            _popularity,
+            _palate("popularity", by="mean"),
             _palate_prepare,
             _palate_fit,
             _palate_predict,

@@ -49,7 +49,6 @@ from common import (
     DEFAULT_ML100K,
     RESULTS_DIR,
     available_runners,
-    collaborative_filtering_class,
     command_line,
     finish,
     git_commit,
@@ -58,6 +57,7 @@ from common import (
     load_ratings,
     machine_note,
     now_iso,
+    palate_model,
     parse_list,
     print_table,
     stopwatch,
@@ -118,29 +118,13 @@ def _palate_recommend(model: Any, split: Split) -> np.ndarray:
     return np.asarray(recs.item_ids, dtype=np.int64)
 
 
-def _collaborative_filtering(**kwargs: Any) -> Callable[[], Any]:
+def _palate(name: str, **kwargs: Any) -> Callable[[], Any]:
+    """Makes the palate model called ``name`` in its registry, with these arguments."""
+
     def make() -> Any:
-        return collaborative_filtering_class()(**kwargs)
+        return palate_model(name, **kwargs)
 
     return make
-
-
-def _implicit_als_palate() -> Any:
-    from palate.models import ImplicitALS
-
-    return ImplicitALS()
-
-
-def _ease_palate() -> Any:
-    from palate.models import EASE
-
-    return EASE()
-
-
-def _popularity() -> Any:
-    from palate.models import Popularity
-
-    return Popularity()
 
 
 # ----------------------------------------------------------------------------- EASE
@@ -272,19 +256,19 @@ RUNNERS: dict[str, Runner] = {
     for runner in (
         Runner("palate-als",
                "palate CollaborativeFiltering(kind='binary') (defaults: ALS, sampled negatives)",
-               _collaborative_filtering(kind="binary"), _palate_prepare, _palate_fit,
+               _palate("cf", kind="binary"), _palate_prepare, _palate_fit,
                _palate_recommend, warm_up=True),
         Runner("palate-adam",
                "palate CollaborativeFiltering(kind='binary', solver='adam') (defaults otherwise)",
-               _collaborative_filtering(kind="binary", solver="adam"), _palate_prepare,
+               _palate("cf", kind="binary", solver="adam"), _palate_prepare,
                _palate_fit, _palate_recommend, warm_up=True),
         Runner("palate-ials", "palate ImplicitALS() (defaults: 64 factors, reg 50, alpha 10)",
-               _implicit_als_palate, _palate_prepare, _palate_fit, _palate_recommend,
+               _palate("ials"), _palate_prepare, _palate_fit, _palate_recommend,
                warm_up=True),
-        Runner("palate-ease", "palate EASE() (defaults: λ by data size)", _ease_palate,
+        Runner("palate-ease", "palate EASE() (defaults: λ by data size)", _palate("ease"),
                _palate_prepare, _palate_fit, _palate_recommend),
         Runner("palate-popularity", "palate Popularity() (defaults: by='count')",
-               _popularity, _palate_prepare, _palate_fit, _palate_recommend),
+               _palate("popularity"), _palate_prepare, _palate_fit, _palate_recommend),
         Runner("ease", f"EASE closed form (Steck 2019), lambda={EASE_LAMBDA:g}, numpy in this "
                "script", Ease, _identity_prepare, _plain_fit, _ease_recommend),
         Runner("implicit-als",

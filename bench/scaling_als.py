@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 from common import (
     RESULTS_DIR,
-    collaborative_filtering_class,
     command_line,
     git_commit,
     library_versions,
     machine_note,
     now_iso,
+    palate_model,
     parse_list,
     print_table,
     write_json,
@@ -80,8 +80,8 @@ def worker(n_ratings: int) -> dict[str, Any]:
     rss_data = _rss_kib("VmRSS")
     hwm_data = _rss_kib("VmHWM")
 
-    model = collaborative_filtering_class()(
-        solver="als", embedding_size=EMBEDDING_SIZE, epochs=EPOCHS, seed=SEED
+    model = palate_model(
+        "cf", solver="als", embedding_size=EMBEDDING_SIZE, epochs=EPOCHS, seed=SEED
     )
     stamps: list[float] = []
     costs: list[float] = []
@@ -155,8 +155,9 @@ def available() -> str | None:
     """Why the benchmark cannot run yet, or None when every piece imports."""
     try:
         from palate.data.synthetic import synthetic_ratings  # noqa: F401
+        from palate.models.registry import model_class
 
-        collaborative_filtering_class()
+        model_class("cf")
     except (ImportError, AttributeError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -204,6 +204,21 @@ def test_cross_validate_folds_disjoint_and_cover() -> None:
     assert len(json.loads(report.to_json())["metrics"]["mae"]["per_fold"]) == 4
 
 
+def test_cross_validate_passes_fit_params_to_every_fold() -> None:
+    data = synthetic_ratings(20, 15, 120, seed=3).ratings
+    seen: list[Any] = []
+
+    class WithFeatures(Recorder):
+        def fit(self, data: Interactions, *, item_features: Any = None) -> Recorder:
+            seen.append(item_features)
+            return super().fit(data)
+
+    Recorder.log = []
+    cross_validate(WithFeatures, data, n_splits=3, metrics=["rmse"],
+                   fit_params={"item_features": "table"})
+    assert seen == ["table"] * 3
+
+
 def test_cross_validate_real_model() -> None:
     synthetic = synthetic_ratings(40, 30, 600, seed=0)
     report = cross_validate(

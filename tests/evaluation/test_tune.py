@@ -72,6 +72,22 @@ def test_grid_covers_every_combination(ratings: Interactions) -> None:
     assert [t.number for t in results.trials] == list(range(1, 13))
 
 
+class FeatureSpy(Spy):
+    """A Spy whose fit takes features, as TwoTower's does."""
+
+    def fit(self, data: Interactions, *, item_features: Any = None) -> FeatureSpy:
+        Spy.log[-1]["item_features"] = item_features
+        return super().fit(data)  # type: ignore[return-value]
+
+
+def test_fit_params_reach_every_trial(ratings: Interactions) -> None:
+    table = {"genres": "in every fit"}
+    grid_search(FeatureSpy, ratings, {"offset": [0.0, 0.5]}, fit_params={"item_features": table})
+    random_search(FeatureSpy, ratings, {"offset": [0.0, 0.5]}, 2,
+                  fit_params={"item_features": table})
+    assert [entry["item_features"] for entry in Spy.log] == [table] * 4
+
+
 def test_validation_split_never_touches_test_rows(ratings: Interactions) -> None:
     train, test = random_split(ratings, test_fraction=0.2, seed=1)
     results = grid_search(Spy, train, {"offset": [0.0, 0.25]}, validation_fraction=0.2, seed=3)

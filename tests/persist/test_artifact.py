@@ -18,6 +18,7 @@ import pytest
 import palate
 from palate.data import Interactions, Vocabulary
 from palate.errors import ArtifactError, ConfigError, NotFittedError
+from palate.models import registry as model_registry
 from palate.models.base import Model, ModelState
 from palate.models.popularity import Popularity
 from palate.persist import (
@@ -78,7 +79,8 @@ def item_table() -> pd.DataFrame:
 
 @pytest.fixture
 def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_MODEL_KINDS", dict(registry._MODEL_KINDS))
+    # the allow-list is the one table of palate.models.registry
+    monkeypatch.setattr(model_registry, "_MODEL_KINDS", dict(model_registry._MODEL_KINDS))
 
 
 class TinyModel(Model):

@@ -9,10 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from palate.cli._models import ModelOption, data_kind, training_events
 from palate.cli._session import JsonOption, VerboseOption, session
 from palate.cli.data import load_dataset
-from palate.cli.train import Kind, ModelName, _as_kind, _build_model, describe_model
+from palate.cli.train import Kind, describe_model
 from palate.evaluation.evaluate import EvaluationReport, cross_validate
+from palate.models.base import Model
+from palate.models.registry import model_spec
 
 
 def evaluate(
@@ -25,9 +28,7 @@ def evaluate(
             "MovieLens directory or zip, or a release name such as ml-latest-small.",
         ),
     ],
-    model_name: Annotated[
-        ModelName, typer.Option("--model", help="cf: collaborative filtering; popularity.")
-    ] = ModelName.cf,
+    model_name: ModelOption = "cf",
     kind: Annotated[
         Kind | None,
         typer.Option(
@@ -64,14 +65,17 @@ def evaluate(
     """
     with session(json_output, verbose) as s:
         dataset = load_dataset(s, data)
-        ratings = _as_kind(dataset.ratings, None if kind is None else kind.value, threshold)
+        spec = model_spec(model_name)
+        ratings = training_events(
+            spec, dataset.ratings, None if kind is None else kind.value, threshold
+        )
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
             f"{ratings.n_users:,} users, {ratings.n_items:,} items"
         )
 
-        def make_model() -> Any:
-            return _build_model(model_name, ratings.kind, seed=seed)
+        def make_model() -> Model:
+            return spec.build(data_kind(spec, ratings), seed=seed)
 
         s.say(f"Model  {describe_model(make_model())}, {folds}-fold cross-validation")
         items = dataset.items
@@ -88,10 +92,13 @@ def evaluate(
                 relevance_threshold=threshold if ratings.kind == "explicit" else None,
                 # the per-epoch held-out RMSE is recorded for the learning curve only
                 validate_epochs=plot is not None and ratings.kind == "explicit",
+                fit_params=spec.fit_params(
+                    user_features=dataset.user_features, item_features=dataset.item_features
+                ),
             )
         document: dict[str, Any] = {
             "data": dataset.name,
-            "model": model_name.value,
+            "model": spec.name,
             "kind": ratings.kind,
             **report.to_dict(),
         }

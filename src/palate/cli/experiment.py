@@ -121,14 +121,14 @@ def retrieval_size(
     runs each source alone and ranks the whole catalogue for reference. Latency is one
     request per user on one thread.
     """
-    from palate import ImplicitALS, RetrieveThenRank
+    from palate import RetrieveThenRank
     from palate.data.split import user_holdout
     from palate.evaluation.retrieval_size import (
         best_operating_point,
         finite_row,
         retrieval_size_experiment,
     )
-    from palate.models.collaborative import CollaborativeFiltering
+    from palate.models.registry import build_model
     from palate.retrieval.sources import (
         NearestToUser,
         Popular,
@@ -148,10 +148,7 @@ def retrieval_size(
             f"Data   {name}: {len(train):,} training and {len(test):,} test events, "
             f"{ratings.n_users:,} users, {ratings.n_items:,} items"
         )
-        if ranker is Ranker.ials:
-            model: Any = ImplicitALS(embedding_size=embedding_size, epochs=epochs, seed=seed)
-        else:
-            model = CollaborativeFiltering(embedding_size=embedding_size, epochs=epochs, seed=seed)
+        model = build_model(ranker.value, embedding_size=embedding_size, epochs=epochs, seed=seed)
         started = time.perf_counter()
         with s.working(f"training the {ranker.value} ranker"):
             model.fit(train)

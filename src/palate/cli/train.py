@@ -8,34 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from palate import (
-    EASE,
-    CollaborativeFiltering,
-    ImplicitALS,
-    Interactions,
-    Popularity,
-    TwoTower,
-    save,
-)
+from palate import Interactions, save
 from palate.cli._evaluate import ranking_report, rating_report, report_table
+from palate.cli._models import ModelOption, data_kind, training_events
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
-from palate.errors import ArtifactError, ConfigError
+from palate.errors import ArtifactError
 from palate.evaluation.tune import validation_split
+from palate.models.base import Model
 from palate.models.collaborative import CollaborativeFilteringConfig
+from palate.models.registry import model_spec
 
 RANKING_K = 10
 _DEFAULT = CollaborativeFilteringConfig()
 _ALS_EPOCHS = CollaborativeFilteringConfig(solver="als").n_epochs
 _ADAM_EPOCHS = CollaborativeFilteringConfig(solver="adam").n_epochs
-
-
-class ModelName(StrEnum):
-    cf = "cf"
-    ials = "ials"
-    ease = "ease"
-    two_tower = "two-tower"
-    popularity = "popularity"
 
 
 class Kind(StrEnum):
@@ -59,17 +46,7 @@ def train(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to save the model in.")],
-    model_name: Annotated[
-        ModelName,
-        typer.Option(
-            "--model",
-            help="cf: collaborative filtering; ials: implicit-feedback ALS (positive-only "
-            "data; ratings become positives at --threshold); ease: closed-form item-to-item "
-            "model for positive-only data on catalogues up to ~30k items; two-tower: "
-            "content-based deep model on user and item features (serves new items and "
-            "users); popularity.",
-        ),
-    ] = ModelName.cf,
+    model_name: ModelOption = "cf",
     kind: Annotated[
         Kind | None,
         typer.Option(
@@ -160,13 +137,13 @@ def train(
         dataset = load_dataset(s, data)
         if feedback is not None:
             dataset = with_feedback(s, dataset, feedback)
-        wanted = None if kind is None else kind.value
-        engagement = model_name in (ModelName.ials, ModelName.ease)
-        if engagement:
-            wanted = "binary"  # engagement events; ratings become positives at --threshold
-        # ials / ease learn from the positives and keep the other rated items as 0 events:
-        # seen, so never recommended back
-        ratings = _as_kind(dataset.ratings, wanted, threshold, keep_negatives=engagement)
+        spec = model_spec(model_name)
+        # models of engagement events (ials, ease) learn from the positives at --threshold
+        # and keep the other rated items as 0 events: seen, so never recommended back
+        ratings = training_events(
+            spec, dataset.ratings, None if kind is None else kind.value, threshold,
+            keep_negatives=True,
+        )
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
             f"{ratings.n_users:,} users, {ratings.n_items:,} items"
@@ -177,10 +154,8 @@ def train(
                 f"Split  {len(train_part):,} train / {len(validation):,} validation events "
                 f"({split['method']}, seed {seed})"
             )
-        model = _build_model(
-            model_name,
-            "positive" if model_name is ModelName.two_tower and ratings.is_positive_only
-            else ratings.kind,
+        model = spec.build(
+            data_kind(spec, ratings),
             solver=solver,
             embedding_size=embedding_size,
             reg=reg,
@@ -220,7 +195,7 @@ def train(
         s.emit(
             {
                 "model_dir": str(path),
-                "model": model_name.value,
+                "model": spec.name,
                 "kind": ratings.kind,
                 "config": model.get_params(),
                 "data": {
@@ -278,33 +253,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-def _as_kind(
-    ratings: Interactions, kind: str | None, threshold: float, keep_negatives: bool = False
-) -> Interactions:
-    """The events as ``kind``: explicit ratings become positives at ``threshold`` or above
-    (the others dropped, or kept as 0 labels with ``keep_negatives``); 0/1 values read as
-    ratings become binary labels."""
-    if kind is None or kind == ratings.kind:
-        return ratings
-    if kind == "explicit":
-        raise ConfigError(
-            "the data holds binary events (no rating column), so --kind explicit cannot be "
-            "trained on it; use --kind binary"
-        )
-    values = ratings.values
-    if len(values) and bool(((values == 0) | (values == 1)).all()):
-        return Interactions.from_arrays(
-            ratings.user_ids,
-            ratings.item_ids,
-            values,
-            ratings.timestamps,
-            kind="binary",
-            users=ratings.users,
-            items=ratings.items,
-        )
-    return ratings.binarize(threshold, keep_negatives=keep_negatives)
-
-
 def _split(
     ratings: Interactions, fraction: float, seed: int
 ) -> tuple[Interactions, Interactions | None, dict[str, Any]]:
@@ -321,32 +269,7 @@ def _split(
     return train_part, validation, split
 
 
-def _build_model(name: ModelName, kind: str, **options: Any) -> Any:
-    if name is ModelName.popularity:
-        return Popularity(by="mean" if kind == "explicit" else "count")
-    chosen = {key: value for key, value in options.items() if value is not None}
-    if chosen.get("compile") and name is not ModelName.two_tower:
-        raise ConfigError("--compile applies to --model two-tower only")
-    if name is not ModelName.two_tower:
-        chosen.pop("compile", None)
-    if name is ModelName.ials:
-        allowed = ("embedding_size", "reg", "epochs", "seed")
-        return ImplicitALS(**{key: chosen[key] for key in allowed if key in chosen})
-    if name is ModelName.ease:
-        return EASE(**({"reg": chosen["reg"]} if "reg" in chosen else {}))
-    if name is ModelName.two_tower:
-        tower_options = (
-            "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed", "compile"
-        )
-        objective = {"explicit": "ratings", "binary": "binary", "positive": "retrieval"}[kind]
-        settings = {key: chosen[key] for key in tower_options if key in chosen}
-        return TwoTower(objective=objective, **settings)  # type: ignore[arg-type]
-    if "solver" in chosen:
-        chosen["solver"] = chosen["solver"].value
-    return CollaborativeFiltering(kind=kind, **chosen)  # type: ignore[arg-type]
-
-
-def _describe_reg(model: CollaborativeFiltering) -> str:
+def _describe_reg(model: Any) -> str:
     """The λ a fitted model used; before fitting, the explicit default depends on data size."""
     config = model.config
     if model.is_fitted:
@@ -356,33 +279,40 @@ def _describe_reg(model: CollaborativeFiltering) -> str:
     return f"λ {config.effective_reg:g}"
 
 
-def describe_model(model: Any, short: bool = False) -> str:
-    """``collaborative filtering (als, 32 factors, λ 0.12, 15 epochs)`` and the like."""
-    if isinstance(model, Popularity):
-        by = "shrunk mean rating" if model.config.by == "mean" else "count"
-        return f"popularity (by {by})"
-    if isinstance(model, TwoTower):
-        t = model.config
-        if short:
-            return "two towers"
-        towers = " → ".join(str(n) for n in (*t.hidden_sizes, t.embedding_size))
-        return (
-            f"two towers ({t.objective}, {towers}, batch {t.batch_size}, learning rate "
-            f"{t.learning_rate:g}, up to {t.epochs} epochs)"
-        )
-    if isinstance(model, EASE):
-        if short:
-            return "EASE"
-        reg = model.config.reg
-        return f"EASE (item-to-item, λ {'by data size' if reg is None else format(reg, 'g')})"
-    if isinstance(model, ImplicitALS):
-        c = model.config
-        if short:
-            return "implicit ALS"
-        return (
-            f"implicit ALS ({c.embedding_size} factors, λ {c.reg:g}, α {c.alpha:g}, "
-            f"{c.epochs} epochs)"
-        )
+def _describe_popularity(model: Any, short: bool) -> str:
+    by = "shrunk mean rating" if model.config.by == "mean" else "count"
+    return f"popularity (by {by})"
+
+
+def _describe_two_tower(model: Any, short: bool) -> str:
+    t = model.config
+    if short:
+        return "two towers"
+    towers = " → ".join(str(n) for n in (*t.hidden_sizes, t.embedding_size))
+    return (
+        f"two towers ({t.objective}, {towers}, batch {t.batch_size}, learning rate "
+        f"{t.learning_rate:g}, up to {t.epochs} epochs)"
+    )
+
+
+def _describe_ease(model: Any, short: bool) -> str:
+    if short:
+        return "EASE"
+    reg = model.config.reg
+    return f"EASE (item-to-item, λ {'by data size' if reg is None else format(reg, 'g')})"
+
+
+def _describe_implicit_als(model: Any, short: bool) -> str:
+    c = model.config
+    if short:
+        return "implicit ALS"
+    return (
+        f"implicit ALS ({c.embedding_size} factors, λ {c.reg:g}, α {c.alpha:g}, "
+        f"{c.epochs} epochs)"
+    )
+
+
+def _describe_collaborative(model: Any, short: bool) -> str:
     config = model.config
     if short:
         return f"collaborative filtering ({config.solver})"
@@ -399,40 +329,53 @@ def describe_model(model: Any, short: bool = False) -> str:
     return f"collaborative filtering ({', '.join(details)})"
 
 
+#: How each model kind is described in the command's output.
+_DESCRIPTIONS = {
+    "popularity": _describe_popularity,
+    "two_tower": _describe_two_tower,
+    "ease": _describe_ease,
+    "implicit_als": _describe_implicit_als,
+    "collaborative": _describe_collaborative,
+}
+
+
+def describe_model(model: Model, short: bool = False) -> str:
+    """``collaborative filtering (als, 32 factors, λ 0.12, 15 epochs)`` and the like."""
+    describe = _DESCRIPTIONS.get(model.model_kind)
+    if describe is None:
+        return type(model).__name__
+    return describe(model, short)
+
+
 def fit(
     s: Session,
-    model: Any,
+    model: Model,
     train_part: Interactions,
     validation: Interactions | None,
     *,
     user_features: Any = None,
     item_features: Any = None,
 ) -> None:
-    """Fit with a progress bar of the cost (and validation metric) per epoch."""
-    if isinstance(model, (Popularity, EASE)):
-        model.fit(train_part)
-        return
-    if isinstance(model, ImplicitALS):
-        with s.epochs(model.config.epochs, "training") as callback:
-            model.fit(train_part, callback=callback)
-        return
-    # per-epoch validation is meaningful only with both labels present (or ratings)
+    """Fit with a progress bar of the cost (and validation metric) per epoch, passing ``fit``
+    what the model's registry entry says it takes (validation events, features, a callback)."""
+    spec = model_spec(model.model_kind)
+    # per-epoch validation of 0/1 labels is meaningful only with both labels present
     per_epoch = validation
-    if isinstance(model, TwoTower):
-        if validation is not None and model.config.objective == "binary":
-            if len(set(validation.values.tolist())) < 2:
-                per_epoch = None
-        with s.epochs(model.config.epochs, "training") as callback:
-            model.fit(
-                train_part, user_features=user_features, item_features=item_features,
-                validation=per_epoch, callback=callback,
-            )
+    if (
+        validation is not None
+        and model.score_kind == "probability"
+        and len(set(validation.values.tolist())) < 2
+    ):
+        per_epoch = None
+    params = spec.fit_params(
+        validation=per_epoch, user_features=user_features, item_features=item_features
+    )
+    epochs = spec.epochs(model)
+    if epochs is None or "callback" not in spec.fit_inputs:
+        model.fit(train_part, **params)
         return
-    if validation is not None and model.config.kind == "binary":
-        if len(set(validation.values.tolist())) < 2:
-            per_epoch = None
-    with s.epochs(model.config.n_epochs, "training") as callback:
-        model.fit(train_part, validation=per_epoch, callback=callback)
+    with s.epochs(epochs, "training") as callback:
+        model.fit(train_part, callback=callback, **params)
 
 
 def manifest_metrics(report: dict[str, Any] | None, split: dict[str, Any]) -> dict[str, Any]:

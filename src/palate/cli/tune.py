@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity
+from palate.cli._models import ModelOption, data_kind, training_events
 from palate.cli._session import JsonOption, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
-from palate.cli.train import Kind, ModelName, _as_kind, _split
+from palate.cli.train import Kind, _split
 from palate.errors import ConfigError
 from palate.evaluation.evaluate import evaluate
 from palate.evaluation.tune import (
@@ -25,6 +25,7 @@ from palate.evaluation.tune import (
     parse_value,
     random_search,
 )
+from palate.models.registry import model_spec
 
 
 def tune(
@@ -37,14 +38,7 @@ def tune(
             "name. The validation split is carved from them (see --test-fraction).",
         ),
     ],
-    model_name: Annotated[
-        ModelName,
-        typer.Option(
-            "--model",
-            help="cf: collaborative filtering; ials: implicit-feedback ALS (ratings become "
-            "positives at --threshold); popularity.",
-        ),
-    ] = ModelName.cf,
+    model_name: ModelOption = "cf",
     grid: Annotated[
         str | None,
         typer.Option(
@@ -127,13 +121,18 @@ def tune(
         if grid is not None and params:
             raise ConfigError("--param is for --random; put grid values in --grid")
         dataset = load_dataset(s, data)
-        positive_only = model_name in (ModelName.ials, ModelName.ease)
-        wanted = "binary" if positive_only else (kind.value if kind else None)
-        ratings = _as_kind(dataset.ratings, wanted, threshold)
+        spec = model_spec(model_name)
+        ratings = training_events(spec, dataset.ratings, kind.value if kind else None, threshold)
         chosen_metric = metric or ("rmse" if ratings.kind == "explicit" else f"ndcg@{k}")
         if chosen_metric.split("@")[0].lower() in LOWER_IS_BETTER and ratings.kind != "explicit":
             raise ConfigError(f"{chosen_metric} needs explicit ratings; use --metric ndcg@{k}")
-        model, fixed_params = _model(model_name, ratings.kind)
+        # every trial builds the --model class, fitted to the kind of data, and fits it on the
+        # data's features where the model reads them
+        model = spec.model_class()
+        fixed_params = spec.kind_arguments(data_kind(spec, ratings))
+        fit_params = spec.fit_params(
+            user_features=dataset.user_features, item_features=dataset.item_features
+        )
         for item in fixed or []:
             name, _, value = item.partition("=")
             if not _ or not name.strip():
@@ -155,6 +154,7 @@ def tune(
             "seed": seed,
             "k": k,
             "relevance_threshold": relevance,
+            "fit_params": fit_params,
         }
         if grid is not None:
             space = parse_grid(grid)
@@ -177,7 +177,7 @@ def tune(
         document: dict[str, Any] = {"data": dataset.name, "kind": ratings.kind}
         document.update(results.to_dict())
         if test_part is not None:
-            best = model(**fixed_params, **results.best_params).fit(train_part)
+            best = model(**fixed_params, **results.best_params).fit(train_part, **fit_params)
             report = evaluate(
                 best,
                 train_part,
@@ -213,17 +213,6 @@ def tune(
             s.say(f"Saved the trials to {out}")
         for chart in charts:
             s.say(f"Wrote {chart}")
-
-
-def _model(name: ModelName, kind: str) -> tuple[Any, dict[str, Any]]:
-    """The model class and its fixed arguments for ``--model``."""
-    if name is ModelName.popularity:
-        return Popularity, {"by": "mean" if kind == "explicit" else "count"}
-    if name is ModelName.ials:
-        return ImplicitALS, {}
-    if name is ModelName.ease:
-        return EASE, {}
-    return CollaborativeFiltering, {"kind": kind}
 
 
 def trials_table(results: TuningResults) -> Table:

@@ -548,6 +548,7 @@ def cross_validate(
     relevance_threshold: float | None = None,
     callback: Callable[[int, EvaluationReport], None] | None = None,
     validate_epochs: bool = False,
+    fit_params: Mapping[str, Any] | None = None,
 ) -> EvaluationReport:
     """K-fold cross-validation: fit a fresh model on each training part, evaluate on its fold.
 
@@ -572,6 +573,9 @@ def cross_validate(
         so that their ``history_`` records the held-out metric after every epoch (a learning
         curve). It is only recorded: a model with ``early_stopping`` set is refused, as it
         would pick its epoch on the test fold.
+    fit_params : mapping, optional
+        Keyword arguments of every ``fit`` (e.g. ``user_features`` and ``item_features`` of
+        :class:`~palate.TwoTower`).
 
     A fitted model's ``history_`` (cost per epoch, and the held-out metric with
     ``validate_epochs``) is kept in ``report.folds[f].info["history"]``.
@@ -589,9 +593,9 @@ def cross_validate(
     for fold, (train, test) in enumerate(kfold(data, n_splits=n_splits, seed=seed), start=1):
         model = make_model()
         if validate_epochs and _takes_validation(model):
-            model.fit(train, validation=test)
+            model.fit(train, validation=test, **(fit_params or {}))
         else:
-            model.fit(train)
+            model.fit(train, **(fit_params or {}))
         report = evaluate(
             model,
             train,

@@ -286,6 +286,7 @@ def grid_search(
     k: int = 10,
     relevance_threshold: float | None = None,
     callback: TrialCallback | None = None,
+    fit_params: Mapping[str, Any] | None = None,
 ) -> TuningResults:
     """Fit and score every combination of ``grid`` (the Cartesian product, in the order the
     keys and values are given).
@@ -312,6 +313,9 @@ def grid_search(
         Passed to :func:`~palate.evaluation.evaluate` (default 4.0 for explicit data).
     callback : callable(trial_number, {"value", "best"}), optional
         Called after each trial (progress bars).
+    fit_params : mapping, optional
+        Keyword arguments of every trial's ``fit`` (e.g. ``user_features`` and
+        ``item_features`` of :class:`~palate.TwoTower`).
 
     Returns
     -------
@@ -339,6 +343,7 @@ def grid_search(
         k=k,
         relevance_threshold=relevance_threshold,
         callback=callback,
+        fit_params=fit_params,
     )
 
 
@@ -355,6 +360,7 @@ def random_search(
     k: int = 10,
     relevance_threshold: float | None = None,
     callback: TrialCallback | None = None,
+    fit_params: Mapping[str, Any] | None = None,
 ) -> TuningResults:
     """Fit and score ``n_trials`` settings drawn from ``space`` with
     ``numpy.random.default_rng(seed)`` (same seed, same trials).
@@ -386,6 +392,7 @@ def random_search(
         k=k,
         relevance_threshold=relevance_threshold,
         callback=callback,
+        fit_params=fit_params,
     )
 
 
@@ -442,6 +449,7 @@ def _search(
     k: int,
     relevance_threshold: float | None,
     callback: TrialCallback | None,
+    fit_params: Mapping[str, Any] | None = None,
 ) -> TuningResults:
     if not callable(model):
         raise ConfigError("model must be a model class or a callable returning a new model")
@@ -463,7 +471,7 @@ def _search(
     for number, params in enumerate(settings, start=1):
         candidate = model(**fixed, **params)
         start = time.perf_counter()
-        candidate.fit(fit_part)
+        candidate.fit(fit_part, **(fit_params or {}))
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         report = evaluate(
