@@ -513,10 +513,10 @@ class RetrieveThenRank(Model):
 
     @classmethod
     def from_state(cls, state: ModelState) -> RetrieveThenRank:
-        from palate.persist.registry import resolve_model_class
+        from palate.models.registry import kind_class
 
         config = dict(state.config)
-        ranker_class = resolve_model_class(config.pop("ranker_kind"))
+        ranker_class = kind_class(config.pop("ranker_kind"))
         ranker_state = ModelState(
             config=config.pop("ranker_config"),
             arrays={
