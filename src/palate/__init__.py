@@ -18,6 +18,7 @@ from palate.errors import (
 from palate.models import (
     EASE,
     CollaborativeFiltering,
+    HybridRecommender,
     ImplicitALS,
     Popularity,
     Recommendations,
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "EASE",
+    "HybridRecommender",
     "ImplicitALS",
     "ItemPolicy",
     "Interactions",

@@ -13,6 +13,7 @@ EXPECTED = {
     "DataError",
     "DatasetNotFoundError",
     "EASE",
+    "HybridRecommender",
     "ImplicitALS",
     "ItemPolicy",
     "Interactions",

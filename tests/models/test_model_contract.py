@@ -17,6 +17,7 @@ import palate
 from palate import (
     EASE,
     CollaborativeFiltering,
+    HybridRecommender,
     ConfigError,
     DataError,
     ImplicitALS,
@@ -92,6 +93,9 @@ CASES = [
          {**TOWER, "objective": "retrieval", "batch_size": 8}),
     Case("pipeline", lambda **options: pipeline(**options), "tiny_explicit", "mean",
          {"embedding_size": 3, "epochs": 8}),
+    Case("hybrid", HybridRecommender, "tiny_explicit", "mean",
+         {"engagement": EASE(reg=1.0), "rating": CollaborativeFiltering(embedding_size=3,
+                                                                         epochs=8)}),
 ]
 CF_CASES = [c for c in CASES if c.is_cf]
 

@@ -7,6 +7,7 @@ from palate.models.collaborative import (
     textbook_cost,
 )
 from palate.models.ease import EASE
+from palate.models.hybrid import HybridRecommender
 from palate.models.implicit import ImplicitALS
 from palate.models.popularity import Popularity
 from palate.models.scoring import Recommendations, SimilarItems
@@ -16,6 +17,7 @@ __all__ = [
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
     "EASE",
+    "HybridRecommender",
     "ImplicitALS",
     "Model",
     "ModelState",

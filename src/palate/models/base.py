@@ -49,6 +49,7 @@ from palate.types import FloatArray, Id, IdArray, IdLike
 
 FeedbackKind = Literal["explicit", "binary", "implicit", "any"]
 ScoreKind = Literal["rating", "probability", "preference", "popularity"]
+RankKind = Literal["prediction", "confidence", "blend"]
 RatingsLike: TypeAlias = Mapping[Any, float] | pd.DataFrame | pd.Series
 
 M = TypeVar("M", bound="Model")
@@ -156,6 +157,14 @@ class Model:
         """The (low, high) scale of explicit ratings, None for other feedback."""
         return None
 
+    @property
+    def ranks_by(self) -> RankKind:
+        """What ``recommend`` orders by and returns as ``scores``: the ``"prediction"``
+        itself (most models), a ``"confidence"``-aware version of it, or a ``"blend"`` of
+        several models; in the last two cases ``predict`` gives the prediction of a listed
+        item."""
+        return "prediction"
+
     def capabilities(self) -> dict[str, Any]:
         """What this model can do, as the service, the pipeline and tools read it."""
         scale = self.rating_scale
@@ -163,6 +172,7 @@ class Model:
             "model_kind": self.model_kind,
             "feedback_kind": self.feedback_kind,
             "score_kind": self.score_kind,
+            "ranks_by": self.ranks_by,
             "rating_scale": None if scale is None else [float(scale[0]), float(scale[1])],
             "can_fold_in": self.can_fold_in,
             "similarity_metric": self.similarity_metric,
@@ -497,6 +507,7 @@ __all__ = [
     "Model",
     "ModelState",
     "Recommendations",
+    "RankKind",
     "ScoreKind",
     "SimilarItems",
     "check_array_shapes",

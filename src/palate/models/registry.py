@@ -46,6 +46,7 @@ _MODEL_KINDS: dict[str, str] = {
     "ease": "palate.models.ease:EASE",
     "two_tower": "palate.models.two_tower.model:TwoTower",
     "retrieve_then_rank": "palate.ranking.pipeline:RetrieveThenRank",
+    "hybrid": "palate.models.hybrid:HybridRecommender",
 }
 
 
@@ -381,6 +382,14 @@ _SPECS: dict[str, ModelSpec] = {
             ),
             fit_inputs=frozenset({"callback", "validation", "features"}),
             epochs_attribute="epochs",
+        ),
+        ModelSpec(
+            name="hybrid",
+            model_kind="hybrid",
+            summary="ranks like a top-N model (EASE on every rated item) blended with "
+            "collaborative filtering's predicted rating; predicts ratings",
+            data_kinds={"explicit": None},
+            options=dict(_NO_SEED),
         ),
         ModelSpec(
             name="popularity",

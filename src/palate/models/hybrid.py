@@ -1,0 +1,261 @@
+"""What to recommend from a table of ratings: rank like a top-N model, predict like a rating
+model.
+
+A rating model (collaborative filtering) answers "how much would this user like item i, if
+they watched it?"; ranked by that alone, a top-10 fills with films two people rated 5 — on
+MovieLens it loses to "most popular" (NDCG@10 0.003 against 0.159 on ml-latest-small). A
+top-N model of engagement (EASE on every rated item) answers "which items will this user
+rate?" and ranks well (0.297) but predicts no rating. :class:`HybridRecommender` combines the
+two. For user u and an item i the user has not rated::
+
+    score(u, i) = e(u, i) / max_j e(u, j)  +  α · (r̂(u, i) − C)
+
+with e the engagement model's score (``x(u) B`` for EASE; the max over the items u has not
+rated), r̂ the rating model's prediction, C the global mean rating and α ``rating_weight``.
+The first term says how strongly u's history points at i, relative to the best candidate; the
+second moves items u would rate above average up the list. ``predict`` returns r̂, so the
+model still predicts ratings where ratings are asked for.
+
+Measured (``bench/tune_defaults.py``-style validation splits carved from the training ratings,
+then the held-out 20%): on ml-latest-small NDCG@10 0.3087 against EASE alone 0.2974, on
+MovieLens 100K 0.3861 against 0.3632; α = 0.2 was best on validation for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from palate.data.interactions import Interactions
+from palate.errors import ConfigError, DataError
+from palate.models.base import (
+    FeedbackKind,
+    Model,
+    ModelState,
+    RankKind,
+    ScoreKind,
+    fit_input,
+    is_number,
+)
+from palate.types import IdArray
+
+#: the parts of a model file that belong to each component
+ENGAGEMENT_PREFIX = "engagement."
+RATING_PREFIX = "rating."
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Hyperparameters of :class:`HybridRecommender` (validated on construction)."""
+
+    engagement: Mapping[str, Any]
+    rating: Mapping[str, Any]
+    rating_weight: float = 0.2
+    positive_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if not is_number(self.rating_weight) or self.rating_weight < 0:
+            raise ConfigError(
+                f"rating_weight must be a number >= 0 (0: rank by engagement alone), got "
+                f"{self.rating_weight!r}"
+            )
+        if self.positive_threshold is not None and not is_number(self.positive_threshold):
+            raise ConfigError(
+                f"positive_threshold must be a number or None, got {self.positive_threshold!r}"
+            )
+
+
+def _component(value: Model | Mapping[str, Any] | None, default: str, role: str) -> Model:
+    from palate.models.registry import kind_class
+
+    if value is None:
+        return kind_class(default)()
+    if isinstance(value, Model):
+        return value.with_params()
+    if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+        return kind_class(value["kind"])(**dict(value.get("params", {})))
+    raise ConfigError(
+        f"{role} must be a palate model (e.g. EASE(), CollaborativeFiltering()) or "
+        f"{{'kind': ..., 'params': {{...}}}}, got {value!r}"
+    )
+
+
+class HybridRecommender(Model):
+    """Ranks with an engagement model blended with a rating model; predicts ratings.
+
+    Parameters
+    ----------
+    engagement : Model or {"kind", "params"}, optional
+        The top-N model of which items each user rates; default :class:`~palate.EASE` (use
+        ``ImplicitALS()`` on catalogues beyond a few tens of thousands of items). It is fitted
+        on every rated item as an engagement (or only ratings >= ``positive_threshold``, the
+        others kept as seen).
+    rating : Model or {"kind", "params"}, optional
+        The rating model; default :class:`~palate.CollaborativeFiltering` (explicit ratings).
+    rating_weight : float
+        α, how much the predicted rating moves an item up or down the list.
+    positive_threshold : float, optional
+        Ratings at or above it count as engagements for the engagement model; None: every
+        rating does.
+
+    Examples
+    --------
+    >>> model = HybridRecommender().fit(ratings)        # doctest: +SKIP
+    >>> model.recommend([1], k=10).item_ids.shape        # doctest: +SKIP
+    (1, 10)
+    >>> model.predict([1], [260])                        # the predicted rating  # doctest: +SKIP
+    """
+
+    model_kind = "hybrid"
+
+    def __init__(
+        self,
+        engagement: Model | Mapping[str, Any] | None = None,
+        rating: Model | Mapping[str, Any] | None = None,
+        rating_weight: float = 0.2,
+        positive_threshold: float | None = None,
+    ) -> None:
+        self.engagement = _component(engagement, "ease", "engagement")
+        self.rating = _component(rating, "collaborative", "rating")
+        if self.rating.feedback_kind != "explicit" and self.rating.feedback_kind != "any":
+            raise ConfigError(
+                "the rating model must learn explicit ratings (e.g. CollaborativeFiltering()), "
+                f"got a {type(self.rating).__name__} of {self.rating.feedback_kind} feedback"
+            )
+        self.config = HybridConfig(
+            engagement={"kind": self.engagement.model_kind,
+                        "params": self.engagement.get_params()},
+            rating={"kind": self.rating.model_kind, "params": self.rating.get_params()},
+            rating_weight=rating_weight,
+            positive_threshold=positive_threshold,
+        )
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "engagement": dict(self.config.engagement),
+            "rating": dict(self.config.rating),
+            "rating_weight": self.config.rating_weight,
+            "positive_threshold": self.config.positive_threshold,
+        }
+
+    # ------------------------------------------------------------------ training
+    def fit(self, interactions: Interactions) -> HybridRecommender:
+        """Fit the rating model on the ratings and the engagement model on the same events
+        as engagements. Returns self."""
+        data = fit_input(interactions)
+        if data.kind != "explicit":
+            raise DataError(
+                "HybridRecommender learns from explicit ratings; for clicks or other "
+                "positive-only events use EASE or ImplicitALS directly"
+            )
+        self._forget_fit()
+        self.rating.fit(data)
+        threshold = self.config.positive_threshold
+        if threshold is None:
+            threshold = float(np.min(data.values)) if len(data) else 0.0
+        self.engagement.fit(data.binarize(threshold, keep_negatives=True))
+        self._set_events(data, self.rating.fallback_scores_)
+        self.global_mean_ = float(data.global_mean())
+        return self
+
+    # ------------------------------------------------------------------ capabilities
+    @property
+    def feedback_kind(self) -> FeedbackKind:
+        return "explicit"
+
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "rating"
+
+    @property
+    def can_fold_in(self) -> bool:  # type: ignore[override]
+        return self.engagement.can_fold_in and self.rating.can_fold_in
+
+    @property
+    def ranks_by(self) -> RankKind:
+        return "blend"
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        return self.rating.rating_scale
+
+    # ------------------------------------------------------------------ scoring
+    def _blend(self, engaged: np.ndarray, rated: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
+        """``e / max_unseen(e) + α (r̂ − C)`` per row; ``seen`` holds each row's rated items."""
+        engaged = np.asarray(engaged, dtype=np.float64)
+        masked = engaged.copy()
+        row_of = np.repeat(np.arange(len(engaged)), np.diff(seen.indptr))
+        masked[row_of, seen.indices] = -np.inf
+        top = masked.max(axis=1) if engaged.shape[1] else np.zeros(len(engaged))
+        usable = np.isfinite(top) & (top > 1e-12)
+        relative = np.zeros_like(engaged)
+        relative[usable] = engaged[usable] / top[usable, None]
+        alpha = self.config.rating_weight
+        return relative + alpha * (np.asarray(rated, dtype=np.float64) - self.global_mean_)
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The blended ranking score of every item for the users at ``rows``."""
+        rated = self.rating.link(self.rating.score_rows(rows))
+        return self._blend(self.engagement.score_rows(rows), rated, self.seen_[rows])
+
+    def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The rating model's predicted rating."""
+        return self.rating.predict_rows(u, i)
+
+    def unknown_item_score(self) -> float:
+        return self.rating.unknown_item_score()
+
+    def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """The blended ranking score of every item for a new user with these ratings."""
+        threshold = self.config.positive_threshold
+        engaged_values = np.ones(len(values)) if threshold is None else (
+            np.asarray(values, dtype=np.float64) >= threshold
+        ).astype(np.float64)
+        engaged = self.engagement.fold_in_scores(item_ids, engaged_values)
+        rated = self.rating.link(self.rating.fold_in_scores(item_ids, values))
+        rows = self.items_.index(item_ids, missing="ignore")
+        rows = np.unique(rows[rows >= 0])
+        seen = sp.csr_matrix(
+            (np.ones(len(rows)), rows, [0, len(rows)]), shape=(1, len(self.items_))
+        )
+        return self._blend(engaged[None, :], rated[None, :], seen)[0]
+
+    def fold_in(self, ratings: Any) -> np.ndarray:
+        """The predicted rating of every item for a new user with these ratings."""
+        return self.rating.fold_in(ratings)
+
+    # ------------------------------------------------------------------ model files
+    def _save_state(self, state: ModelState) -> None:
+        for prefix, part in ((ENGAGEMENT_PREFIX, self.engagement), (RATING_PREFIX, self.rating)):
+            sub = part.to_state()
+            state.arrays.update({prefix + name: a for name, a in sub.arrays.items()})
+            state.extra[prefix + "extra"] = sub.extra
+            for name, vocabulary in sub.vocabularies.items():
+                if name not in ("users", "items"):
+                    state.vocabularies[prefix + name] = vocabulary
+        state.extra["global_mean"] = self.global_mean_
+
+    def _load_state(self, state: ModelState) -> None:
+        for prefix, part in ((ENGAGEMENT_PREFIX, self.engagement), (RATING_PREFIX, self.rating)):
+            sub = ModelState(
+                config=part.get_params(),
+                arrays={n[len(prefix):]: a for n, a in state.arrays.items()
+                        if n.startswith(prefix)},
+                vocabularies={"users": self.users_, "items": self.items_, **{
+                    n[len(prefix):]: v for n, v in state.vocabularies.items()
+                    if n.startswith(prefix)}},
+                extra=dict(state.extra.get(prefix + "extra", {})),
+            )
+            loaded = type(part).from_state(sub)
+            if prefix == ENGAGEMENT_PREFIX:
+                self.engagement = loaded
+            else:
+                self.rating = loaded
+        self.global_mean_ = float(state.extra.get("global_mean", 0.0))
+
+
+__all__ = ["HybridConfig", "HybridRecommender"]
