@@ -6,12 +6,8 @@ checks), :mod:`~palate.models.collaborative.cost` (J and its penalty),
 :mod:`~palate.models.collaborative.model` (the :class:`CollaborativeFiltering` model).
 """
 
-from palate.models.collaborative.model import (
-    CollaborativeFiltering,
-    CollaborativeFilteringConfig,
-    sparse_cost,
-    textbook_cost,
-)
+from palate.models.collaborative.config import CollaborativeFilteringConfig
+from palate.models.collaborative.model import CollaborativeFiltering, sparse_cost, textbook_cost
 
 __all__ = [
     "CollaborativeFiltering",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -34,10 +33,9 @@ from palate.models.base import (
     ScoreKind,
     check_array_shapes,
     fit_input,
-    is_int,
-    is_number,
     seen_matrix,
 )
+from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
@@ -178,180 +176,6 @@ def sparse_cost(
             c_sq = item_bias**2 if item_reg_scale is None else item_bias**2 * item_reg_scale
             penalty = penalty + bias_reg / 2 * c_sq.sum()
     return data_scale * data_term + penalty
-
-
-# ----------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class CollaborativeFilteringConfig:
-    """Hyperparameters of :class:`CollaborativeFiltering` (validated on construction)."""
-
-    kind: Literal["explicit", "binary"] = "explicit"
-    embedding_size: int = 32
-    reg: float | None = None
-    solver: Literal["als", "adam", "gibbs"] = "als"
-    epochs: int | None = None
-    samples: int = 20
-    learning_rate: float = 0.1
-    batch_size: int | None = None
-    mean_normalize: bool | None = None
-    mean_shrinkage: float = 5.0
-    item_bias: bool = True
-    bias_reg: float | None = None
-    bias_fit: Literal["joint", "first"] = "joint"
-    bias_epochs: int = 3
-    reg_scaling: Literal["none", "count"] = "count"
-    reg_count_floor: float = 0.5
-    negative_ratio: float = 4.0
-    init_scale: float = 0.1
-    als_method: Literal["auto", "cholesky", "cg"] = "auto"
-    cg_steps: int = 2
-    early_stopping: int | None = None
-    dtype: Literal["float32", "float64"] = "float32"
-    seed: int | None = 0
-
-    def __post_init__(self) -> None:
-        def need(condition: bool, message: str) -> None:
-            if not condition:
-                raise ConfigError(message)
-
-        need(
-            self.kind in ("explicit", "binary"),
-            f"kind must be 'explicit' or 'binary', not {self.kind!r}",
-        )
-        need(
-            self.solver in ("als", "adam", "gibbs"),
-            f"solver must be 'als', 'adam' or 'gibbs', not {self.solver!r}",
-        )
-        need(
-            is_int(self.embedding_size) and self.embedding_size >= 1,
-            f"embedding_size must be a positive integer, got {self.embedding_size!r}",
-        )
-        need(
-            isinstance(self.item_bias, bool),
-            f"item_bias must be True or False, got {self.item_bias!r}",
-        )
-        need(
-            self.bias_fit in ("joint", "first"),
-            f"bias_fit must be 'joint' or 'first', not {self.bias_fit!r}",
-        )
-        need(
-            self.bias_fit == "joint" or self.kind == "explicit",
-            "bias_fit='first' fits the biases of explicit ratings in closed form; use "
-            "bias_fit='joint' for binary data",
-        )
-        need(
-            is_int(self.bias_epochs) and self.bias_epochs >= 1,
-            f"bias_epochs must be a positive integer, got {self.bias_epochs!r}",
-        )
-        need(
-            is_number(self.reg_count_floor) and self.reg_count_floor >= 0,
-            f"reg_count_floor must be >= 0, got {self.reg_count_floor!r}",
-        )
-        need(
-            is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
-            f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
-        )
-        need(
-            self.reg is None or (is_number(self.reg) and self.reg >= 0),
-            f"reg must be >= 0 or None (default for the kind), got {self.reg!r}",
-        )
-        need(
-            self.bias_reg is None or (is_number(self.bias_reg) and self.bias_reg >= 0),
-            f"bias_reg must be >= 0 or None (default for the kind), got {self.bias_reg!r}",
-        )
-        need(
-            self.epochs is None or (is_int(self.epochs) and self.epochs >= 1),
-            f"epochs must be a positive integer or None (solver default), got {self.epochs!r}",
-        )
-        need(
-            is_number(self.learning_rate) and self.learning_rate > 0,
-            f"learning_rate must be > 0, got {self.learning_rate!r}",
-        )
-        need(
-            self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1),
-            f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}",
-        )
-        need(
-            self.reg_scaling in ("none", "count"),
-            f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}",
-        )
-        need(
-            is_number(self.negative_ratio) and self.negative_ratio > 0,
-            f"negative_ratio must be > 0, got {self.negative_ratio!r}",
-        )
-        need(
-            is_number(self.init_scale) and self.init_scale > 0,
-            f"init_scale must be > 0, got {self.init_scale!r}",
-        )
-        need(
-            self.als_method in ("auto", "cholesky", "cg"),
-            f"als_method must be 'auto', 'cholesky' or 'cg', got {self.als_method!r}",
-        )
-        need(is_int(self.cg_steps) and self.cg_steps >= 1, "cg_steps must be a positive integer")
-        need(
-            self.early_stopping is None
-            or (is_int(self.early_stopping) and self.early_stopping >= 1),
-            "early_stopping must be a positive integer (patience in epochs) or None",
-        )
-        need(self.dtype in ("float32", "float64"), "dtype must be 'float32' or 'float64'")
-        need(
-            is_int(self.samples) and self.samples >= 1,
-            f"samples must be a positive integer, got {self.samples!r}",
-        )
-        need(
-            self.solver != "gibbs" or self.kind == "explicit",
-            "solver='gibbs' samples a Gaussian posterior: use it with kind='explicit' "
-            "(solver='als' for binary data)",
-        )
-        need(
-            self.seed is None or is_int(self.seed),
-            f"seed must be an int or None, got {self.seed!r}",
-        )
-        need(
-            self.mean_normalize is None or isinstance(self.mean_normalize, bool),
-            "mean_normalize must be True, False or None (True for explicit ratings)",
-        )
-
-    @property
-    def effective_reg(self) -> float:
-        """λ: ``reg``, or the default for the kind on up to 100,000 events (0.12 explicit,
-        0.05 binary); :meth:`reg_for` gives the default for a data size."""
-        if self.reg is not None:
-            return float(self.reg)
-        return 0.12 if self.kind == "explicit" else 0.05
-
-    def reg_for(self, n_events: int) -> float:
-        """λ for training on ``n_events`` events: ``reg`` when given; otherwise, for explicit
-        ratings, ``clip(0.12 · (n / 100,000)^(−1/4), 0.05, 0.12)`` and 0.05 for binary data.
-
-        The explicit default shrinks with the data because the λ that scores best on a
-        validation split (carved from training data) does: 0.12 on MovieLens 100K and
-        ml-latest-small (~90K ratings), 0.06–0.08 on MovieLens 1M (900K). The floor 0.05
-        keeps λ near the 0.065 reported for weighted-λ ALS on Netflix-sized data.
-        """
-        if self.reg is not None or self.kind != "explicit":
-            return self.effective_reg
-        scaled = 0.12 * (max(int(n_events), 1) / 100_000) ** -0.25
-        return float(min(0.12, max(0.05, scaled)))
-
-    @property
-    def effective_bias_reg(self) -> float:
-        """λ_b: ``bias_reg``, or the default measured for the kind (0.1 explicit, 0.5 binary)."""
-        if self.bias_reg is not None:
-            return float(self.bias_reg)
-        return 0.1 if self.kind == "explicit" else 0.5
-
-    @property
-    def n_epochs(self) -> int:
-        if self.epochs is not None:
-            return self.epochs
-        return 80 if self.solver == "adam" else 15
-
-    @property
-    def normalizes(self) -> bool:
-        if self.mean_normalize is None:
-            return self.kind == "explicit"
-        return self.mean_normalize
 
 
 # ----------------------------------------------------------------------------- the model
@@ -598,7 +422,7 @@ class CollaborativeFiltering(Model):
         self._reset()
         self.rating_scale_ = data.rating_scale
         self.global_mean_ = data.global_mean()
-        dtype = self._numpy_dtype
+        dtype = self.config.numpy_dtype
         d = self.config.embedding_size
         scale = self.config.init_scale
         self._X = (self._rng.standard_normal((data.n_items, d)) * scale).astype(dtype)
@@ -642,7 +466,7 @@ class CollaborativeFiltering(Model):
                 if self.config.item_bias:
                     sums = np.bincount(i, weights=r - b[u], minlength=data.n_items)
                     c = np.where(item_n > 0, sums / (item_n + reg * item_s), 0.0)
-        dtype = self._numpy_dtype
+        dtype = self.config.numpy_dtype
         self._b, self._c = b.astype(dtype), c.astype(dtype)
 
     def _compute_count_floors(self, data: Interactions) -> tuple[float, float]:
@@ -683,7 +507,7 @@ class CollaborativeFiltering(Model):
         users = self.users_.union(data.users.ids)  # type: ignore[union-attr]
         items = self.items_.union(data.items.ids)  # type: ignore[union-attr]
         data = data.with_vocabularies(users, items)
-        dtype = self._numpy_dtype
+        dtype = self.config.numpy_dtype
         n_new_users = len(users) - len(self.users_)  # type: ignore[arg-type]
         n_new_items = len(items) - len(self.items_)  # type: ignore[arg-type]
         d = self._dim
@@ -881,11 +705,7 @@ class CollaborativeFiltering(Model):
         reg = [self.reg_] * d + (
             [self.config.effective_bias_reg] if with_bias else []
         )
-        return np.asarray(reg, dtype=self._numpy_dtype)
-
-    @property
-    def _numpy_dtype(self) -> type:
-        return np.float64 if self.config.dtype == "float64" else np.float32
+        return np.asarray(reg, dtype=self.config.numpy_dtype)
 
     def _cg_steps(self, nnz: int, d: int) -> int:
         """0 (exact Cholesky) or the number of CG steps, per ``als_method``."""
@@ -897,7 +717,7 @@ class CollaborativeFiltering(Model):
         return self.config.cg_steps
 
     def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
-        np_dtype = self._numpy_dtype
+        np_dtype = self.config.numpy_dtype
         logistic = self.config.kind == "binary"
         count_scaled = self.config.reg_scaling == "count"
         user_floor, item_floor = self._count_floors
@@ -1106,7 +926,7 @@ class CollaborativeFiltering(Model):
         self, by_user: SparseRows, values: np.ndarray, W: np.ndarray, b: np.ndarray
     ) -> np.ndarray:
         """[w, b] per user with item features fixed: one exact solve, or Newton to convergence."""
-        np_dtype = self._numpy_dtype
+        np_dtype = self.config.numpy_dtype
         n_items = len(self.items_)  # type: ignore[arg-type]
         design = np.hstack([self._X, np.ones((n_items, 1), np_dtype)])  # type: ignore[list-item]
         offsets = (self._mu + self._c)[by_user.indices]  # type: ignore[operator]
@@ -1212,7 +1032,7 @@ class CollaborativeFiltering(Model):
             len(self.items_),  # type: ignore[arg-type]
         )
         d = self._dim
-        np_dtype = self._numpy_dtype
+        np_dtype = self.config.numpy_dtype
         theta = self._solve_users(rows, vals, np.zeros((1, d), np_dtype), np.zeros(1, np_dtype))
         return theta[0, :d].astype(np.float32), float(theta[0, d])
 
@@ -1261,7 +1081,7 @@ class CollaborativeFiltering(Model):
                 "fallback_scores": (n_items,),
             },
         )
-        dtype = self._numpy_dtype
+        dtype = self.config.numpy_dtype
         self._X = np.array(a["item_factors"], dtype=dtype)
         self._W = np.array(a["user_factors"], dtype=dtype)
         self._b = np.array(a["user_bias"], dtype=dtype)
