@@ -7,7 +7,8 @@ checks), :mod:`~palate.models.collaborative.cost` (J and its penalty),
 """
 
 from palate.models.collaborative.config import CollaborativeFilteringConfig
-from palate.models.collaborative.model import CollaborativeFiltering, sparse_cost, textbook_cost
+from palate.models.collaborative.cost import sparse_cost, textbook_cost
+from palate.models.collaborative.model import CollaborativeFiltering
 
 __all__ = [
     "CollaborativeFiltering",

@@ -36,6 +36,7 @@ from palate.models.base import (
     seen_matrix,
 )
 from palate.models.collaborative.config import CollaborativeFilteringConfig
+from palate.models.collaborative.cost import sparse_cost
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
@@ -52,130 +53,6 @@ Callback = Callable[[int, dict[str, float]], None]
 # Gram work (entries × d²) per half-sweep. Measured on MovieLens 100K (8.7e7): CG reaches the
 # same held-out RMSE (to 1e-4) in about 70% of the time; below the threshold exact is as fast.
 _CG_THRESHOLD = 5e7
-
-
-# ----------------------------------------------------------------------------- textbook cost
-def textbook_cost(
-    X: np.ndarray,
-    W: np.ndarray,
-    b: np.ndarray,
-    Y: np.ndarray,
-    R: np.ndarray,
-    reg: float,
-    kind: Literal["explicit", "binary"] = "explicit",
-) -> float:
-    """The collaborative-filtering cost J on dense arrays, exactly as the curriculum writes it.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n_m, n)
-        Item features, one row per item (movie).
-    W : ndarray, shape (n_u, n)
-        User parameters, one row per user.
-    b : ndarray, shape (n_u,) or (1, n_u)
-        User biases.
-    Y : ndarray, shape (n_m, n_u)
-        Ratings (explicit) or 0/1 labels (binary); entries where R is 0 are ignored.
-    R : ndarray, shape (n_m, n_u)
-        1 where user j rated item i.
-    reg : float
-        λ, the L2 regularisation strength (on W and X, not on b).
-    kind : {"explicit", "binary"}
-
-    Returns
-    -------
-    float
-        Explicit: ``1/2 Σ_R (X Wᵀ + b − Y)² + λ/2 (ΣW² + ΣX²)``.
-        Binary: ``Σ_R [−Y log f − (1 − Y) log(1 − f)] + λ/2 (ΣW² + ΣX²)`` with
-        ``f = sigmoid(X Wᵀ + b)``.
-
-    Examples
-    --------
-    >>> X = np.array([[1.0], [2.0]]); W = np.array([[1.0]]); b = np.array([0.0])
-    >>> Y = np.array([[1.0], [1.0]]); R = np.ones((2, 1))
-    >>> textbook_cost(X, W, b, Y, R, reg=0.0)   # 1/2 (0² + 1²)
-    0.5
-    """
-    X = np.asarray(X, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    R = np.asarray(R)
-    Y = np.asarray(Y, dtype=np.float64)
-    if X.ndim != 2 or W.ndim != 2 or b.size != (W.shape[0] if W.ndim == 2 else -1):
-        raise DataError(
-            f"expected X (n_m, n), W (n_u, n) and b (n_u,) or (1, n_u); got X {X.shape}, "
-            f"W {W.shape}, b {b.shape}"
-        )
-    if X.shape[1] != W.shape[1] or Y.shape != (X.shape[0], W.shape[0]) or R.shape != Y.shape:
-        raise DataError(
-            f"shapes do not match: X {X.shape}, W {W.shape}, b {b.shape}, Y {Y.shape}, R "
-            f"{R.shape}; expected X (n_m, n), W (n_u, n), b (n_u,), Y and R (n_m, n_u)"
-        )
-    b = b.reshape(1, -1)
-    R = R.astype(bool)
-    Y = np.where(R, Y, 0.0)
-    z = X @ W.T + b
-    regularisation = reg / 2 * (np.sum(W**2) + np.sum(X**2))
-    if kind == "explicit":
-        return float(0.5 * np.sum(np.where(R, z - Y, 0.0) ** 2) + regularisation)
-    if kind == "binary":
-        # −y log g(z) − (1−y) log(1−g(z)) = softplus(z) − y z, computed stably
-        loss = np.logaddexp(0.0, z) - Y * z
-        return float(np.sum(np.where(R, loss, 0.0)) + regularisation)
-    raise ConfigError(f"kind must be 'explicit' or 'binary', got {kind!r}")
-
-
-def sparse_cost(
-    X: torch.Tensor,
-    W: torch.Tensor,
-    b: torch.Tensor,
-    user_idx: torch.Tensor,
-    item_idx: torch.Tensor,
-    y: torch.Tensor,
-    reg: float,
-    kind: str = "explicit",
-    item_bias: torch.Tensor | None = None,
-    user_reg_scale: torch.Tensor | None = None,
-    item_reg_scale: torch.Tensor | None = None,
-    bias_reg: float = 0.0,
-    data_scale: float = 1.0,
-    item_offset: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """J over observed entries only (the fast path used for training), as a torch scalar.
-
-    Equal to :func:`textbook_cost` on the same data (tested). Extensions, all off by default:
-    ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ and λ_b
-    (the per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
-    ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate);
-    ``item_offset`` is a fixed, unpenalised per-item term (μ(i) inside the sigmoid).
-    """
-    import torch
-
-    # index_select: its backward (index_add) is much faster than advanced indexing's
-    z = (X.index_select(0, item_idx) * W.index_select(0, user_idx)).sum(1)
-    z = z + b.index_select(0, user_idx)
-    if item_bias is not None:
-        z = z + item_bias.index_select(0, item_idx)
-    if item_offset is not None:
-        z = z + item_offset.index_select(0, item_idx)
-    if kind == "explicit":
-        data_term = 0.5 * ((z - y) ** 2).sum()
-    else:
-        data_term = (torch.nn.functional.softplus(z) - y * z).sum()
-    w_sq = (W**2).sum(1)
-    x_sq = (X**2).sum(1)
-    if user_reg_scale is not None:
-        w_sq = w_sq * user_reg_scale
-    if item_reg_scale is not None:
-        x_sq = x_sq * item_reg_scale
-    penalty = reg / 2 * (w_sq.sum() + x_sq.sum())
-    if bias_reg:
-        b_sq = b**2 if user_reg_scale is None else b**2 * user_reg_scale
-        penalty = penalty + bias_reg / 2 * b_sq.sum()
-        if item_bias is not None:
-            c_sq = item_bias**2 if item_reg_scale is None else item_bias**2 * item_reg_scale
-            penalty = penalty + bias_reg / 2 * c_sq.sum()
-    return data_scale * data_term + penalty
 
 
 # ----------------------------------------------------------------------------- the model
@@ -1102,9 +979,4 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-__all__ = [
-    "CollaborativeFiltering",
-    "CollaborativeFilteringConfig",
-    "sparse_cost",
-    "textbook_cost",
-]
+__all__ = ["CollaborativeFiltering"]
