@@ -815,7 +815,7 @@ def test_adam_fit_with_a_validation_set(overfitting) -> None:  # type: ignore[no
 # ------------------------------------------------------------------------------ similar items
 def with_item_factors(model: CollaborativeFiltering, X: np.ndarray) -> CollaborativeFiltering:
     """The fitted model with its item features replaced by hand-made ones."""
-    model._X = np.asarray(X, dtype=model._X.dtype)  # type: ignore[union-attr]
+    model._params.X = np.asarray(X, dtype=model.item_factors_.dtype)
     return model
 
 
@@ -1005,7 +1005,7 @@ def test_bias_fit_first_holds_the_closed_form_biases_fixed() -> None:
         reg_scaling="count", reg_count_floor=0.0, mean_shrinkage=0.0,
     ).fit(data)
     u, i = data.user_idx, data.item_idx
-    r = data.values - model._mu[i]
+    r = data.values - model.item_means_[i]
     n_u = np.bincount(u, minlength=data.n_users)
     n_i = np.bincount(i, minlength=data.n_items)
     b, c = np.zeros(data.n_users), np.zeros(data.n_items)

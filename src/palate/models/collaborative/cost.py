@@ -11,11 +11,13 @@ and for binary labels, with f = g(w(j)·x(i) + b(j)) and g the logistic sigmoid:
 
 :func:`textbook_cost` is J exactly as written, on dense (n_m, n_u) arrays Y and R;
 :func:`sparse_cost` is the same J over the observed entries only, in torch (what the Adam
-solver differentiates), with the model's extensions (item biases, per-row λ).
+solver differentiates), with the model's extensions (item biases, per-row λ);
+:class:`Regularisation` is the penalty part of J as the model scales it per row.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -149,4 +151,73 @@ def sparse_cost(
     return data_scale * data_term + penalty
 
 
-__all__ = ["sparse_cost", "textbook_cost"]
+@dataclass(frozen=True)
+class Regularisation:
+    """The penalty part of J, with each row's λ scaled by its number of events.
+
+    ::
+
+        P = λ/2 (Σ_j s(j) ‖w(j)‖² + Σ_i s(i) ‖x(i)‖²) + λ_b/2 (Σ_j s(j) b(j)² + Σ_i s(i) c(i)²)
+
+    with ``s(j) = max(n(j), floor_user)`` and ``s(i) = max(n(i), floor_item)`` when
+    ``count_scaled`` (the "weighted-λ" of ``reg_scaling="count"``, n the row's number of
+    events) and s = 1 otherwise (the textbook J).
+
+    Attributes
+    ----------
+    reg : float
+        λ, on w(j) and x(i).
+    bias_reg : float
+        λ_b, on b(j) and c(i).
+    count_scaled : bool
+    count_floors : (float, float)
+        The floors of s for users and for items.
+    """
+
+    reg: float
+    bias_reg: float
+    count_scaled: bool
+    count_floors: tuple[float, float]
+
+    def diagonal(self, d: int, with_bias: bool, dtype: type) -> np.ndarray:
+        """The diagonal of Λ for a row solve over ``d`` factors (and a bias): λ repeated
+        ``d`` times, then λ_b when ``with_bias``."""
+        reg = [self.reg] * d + ([self.bias_reg] if with_bias else [])
+        return np.asarray(reg, dtype=dtype)
+
+    def penalty(
+        self,
+        X: np.ndarray,
+        W: np.ndarray,
+        b: np.ndarray,
+        c: np.ndarray | None,
+        user_scale: np.ndarray | float,
+        item_scale: np.ndarray | float,
+    ) -> float:
+        """P in float64, with s given as ``user_scale`` (n_users,) and ``item_scale``
+        (n_items,) (or 1.0); ``c`` None leaves the item biases out."""
+        w = W.astype(np.float64)
+        x = X.astype(np.float64)
+        total = self.reg / 2 * (
+            np.sum(user_scale * (w**2).sum(1)) + np.sum(item_scale * (x**2).sum(1))
+        )
+        if self.bias_reg:
+            total += self.bias_reg / 2 * np.sum(user_scale * b.astype(np.float64) ** 2)
+            if c is not None:
+                total += self.bias_reg / 2 * np.sum(item_scale * c.astype(np.float64) ** 2)
+        return float(total)
+
+
+def count_floors(
+    user_counts: np.ndarray, item_counts: np.ndarray, fraction: float
+) -> tuple[float, float]:
+    """The floors of the per-row λ multiplier s: ``fraction`` × the mean number of events per
+    user (per item) that has any, and at least 1."""
+    floors = []
+    for counts in (user_counts, item_counts):
+        active = counts[counts > 0]
+        floors.append(max(1.0, fraction * float(active.mean())) if len(active) else 1.0)
+    return floors[0], floors[1]
+
+
+__all__ = ["Regularisation", "count_floors", "sparse_cost", "textbook_cost"]

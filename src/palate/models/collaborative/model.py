@@ -36,7 +36,8 @@ from palate.models.base import (
     seen_matrix,
 )
 from palate.models.collaborative.config import CollaborativeFilteringConfig
-from palate.models.collaborative.cost import sparse_cost
+from palate.models.collaborative.cost import Regularisation, count_floors, sparse_cost
+from palate.models.collaborative.parameters import Parameters, Snapshot
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
@@ -158,6 +159,14 @@ class CollaborativeFiltering(Model):
     similarity_metric = "euclidean"
     can_fold_in = True
 
+    config: CollaborativeFilteringConfig
+    #: the learned arrays (X, W, b, c, μ), set by fit, partial_fit and from_state
+    _params: Parameters
+    reg_: float
+    history_: list[dict[str, float]]
+    rating_scale_: tuple[float, float] | None
+    global_mean_: float
+
     def __init__(
         self,
         kind: Literal["explicit", "binary"] = "explicit",
@@ -213,52 +222,46 @@ class CollaborativeFiltering(Model):
 
     def _reset(self) -> None:
         self._forget_fit()
-        self.history_: list[dict[str, float]] = []
-        self.rating_scale_: tuple[float, float] | None = None
-        self.global_mean_: float = 0.0
-        # learned parameters, NumPy arrays (the Adam path wraps them in torch tensors)
-        self._X: np.ndarray | None = None
-        self._W: np.ndarray | None = None
-        self._b: np.ndarray | None = None
-        self._c: np.ndarray | None = None
-        self._mu: np.ndarray | None = None
+        self.__dict__.pop("_params", None)
+        self.history_ = []
+        self.rating_scale_ = None
+        self.global_mean_ = 0.0
         self._rng = np.random.default_rng(self.config.seed)
         self._noise_scale = 0.0
         self._last_data_loss = 0.0
         self._count_floors = (1.0, 1.0)
-        self.reg_: float = self.config.effective_reg
-        self._score_cache: tuple[Any, ...] | None = None
+        self.reg_ = self.config.effective_reg
+        self._score_cache: tuple[tuple[np.ndarray, ...], LinearScores] | None = None
 
     # ------------------------------------------------------------------ learned state
-    def _array(self, array: np.ndarray | None) -> np.ndarray:
+    def _learned(self) -> Parameters:
         self._check_fitted()
-        assert array is not None
-        return array
+        return self._params
 
     @property
     def item_factors_(self) -> np.ndarray:
         """x(i) for every item, shape (n_items, n) (n = samples · embedding_size for gibbs)."""
-        return self._array(self._X)
+        return self._learned().X
 
     @property
     def user_factors_(self) -> np.ndarray:
         """w(j) for every user, shape (n_users, n) (n = samples · embedding_size for gibbs)."""
-        return self._array(self._W)
+        return self._learned().W
 
     @property
     def user_bias_(self) -> np.ndarray:
         """b(j), shape (n_users,)."""
-        return self._array(self._b)
+        return self._learned().b
 
     @property
     def item_bias_(self) -> np.ndarray:
         """c(i), shape (n_items,) (zeros when ``item_bias=False``)."""
-        return self._array(self._c)
+        return self._learned().c
 
     @property
     def item_means_(self) -> np.ndarray:
         """μ(i), shape (n_items,) (zeros without mean normalisation)."""
-        return self._array(self._mu)
+        return self._learned().mu
 
     @property
     def _torch_dtype(self) -> torch.dtype:
@@ -269,7 +272,7 @@ class CollaborativeFiltering(Model):
     @property
     def _dim(self) -> int:
         """Width of the learned factor matrices."""
-        return int(self._X.shape[1])  # type: ignore[union-attr]
+        return self._params.width
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -299,21 +302,18 @@ class CollaborativeFiltering(Model):
         self._reset()
         self.rating_scale_ = data.rating_scale
         self.global_mean_ = data.global_mean()
-        dtype = self.config.numpy_dtype
-        d = self.config.embedding_size
-        scale = self.config.init_scale
-        self._X = (self._rng.standard_normal((data.n_items, d)) * scale).astype(dtype)
-        self._W = (self._rng.standard_normal((data.n_users, d)) * scale).astype(dtype)
-        # rows with no training events stay 0: an unseen user is predicted μ(i) + c(i)
-        self._X[data.item_counts() == 0] = 0
-        self._W[data.user_counts() == 0] = 0
-        self._b = np.zeros(data.n_users, dtype=dtype)
-        self._c = np.zeros(data.n_items, dtype=dtype)
-        if self.config.normalizes:
-            self._mu = self._item_means(data).astype(dtype)
-        else:
-            self._mu = np.zeros(data.n_items, dtype=dtype)
-        self._count_floors = self._compute_count_floors(data)
+        config = self.config
+        self._params = Parameters.initial(
+            data,
+            config.embedding_size,
+            config.init_scale,
+            self._item_means(data) if config.normalizes else np.zeros(data.n_items),
+            config.numpy_dtype,
+            self._rng,
+        )
+        self._count_floors = count_floors(
+            data.user_counts(), data.item_counts(), config.reg_count_floor
+        )
         self.reg_ = self.config.reg_for(len(data))
         self._set_serving_data(data)
         if self.config.bias_fit == "first":
@@ -324,9 +324,8 @@ class CollaborativeFiltering(Model):
     def _fit_biases_first(self, data: Interactions) -> None:
         """``bias_fit="first"``: alternating closed-form bias sweeps on y − μ(i) (see the
         class doc); the result stays fixed while the factors are fitted."""
-        assert self._mu is not None
         u, i = data.user_idx, data.item_idx
-        r = data.values.astype(np.float64) - self._mu[i].astype(np.float64)
+        r = data.values.astype(np.float64) - self._params.mu[i].astype(np.float64)
         user_n = np.bincount(u, minlength=data.n_users).astype(np.float64)
         item_n = np.bincount(i, minlength=data.n_items).astype(np.float64)
         user_s, item_s = np.ones_like(user_n), np.ones_like(item_n)
@@ -344,17 +343,7 @@ class CollaborativeFiltering(Model):
                     sums = np.bincount(i, weights=r - b[u], minlength=data.n_items)
                     c = np.where(item_n > 0, sums / (item_n + reg * item_s), 0.0)
         dtype = self.config.numpy_dtype
-        self._b, self._c = b.astype(dtype), c.astype(dtype)
-
-    def _compute_count_floors(self, data: Interactions) -> tuple[float, float]:
-        """Floors of the per-row λ multiplier: ``reg_count_floor`` × the mean number of events
-        per user (per item) that has any, and at least 1."""
-        fraction = self.config.reg_count_floor
-        floors = []
-        for counts in (data.user_counts(), data.item_counts()):
-            active = counts[counts > 0]
-            floors.append(max(1.0, fraction * float(active.mean())) if len(active) else 1.0)
-        return floors[0], floors[1]
+        self._params.b, self._params.c = b.astype(dtype), c.astype(dtype)
 
     def partial_fit(
         self,
@@ -381,24 +370,21 @@ class CollaborativeFiltering(Model):
                 "update_items=False to solve users with the items fixed"
             )
         data = self._check_data(fit_input(interactions))
-        users = self.users_.union(data.users.ids)  # type: ignore[union-attr]
-        items = self.items_.union(data.items.ids)  # type: ignore[union-attr]
+        users = self.users_.union(data.users.ids)
+        items = self.items_.union(data.items.ids)
         data = data.with_vocabularies(users, items)
         dtype = self.config.numpy_dtype
-        n_new_users = len(users) - len(self.users_)  # type: ignore[arg-type]
-        n_new_items = len(items) - len(self.items_)  # type: ignore[arg-type]
+        n_new_users = len(users) - len(self.users_)
+        n_new_items = len(items) - len(self.items_)
         d = self._dim
-        if n_new_users:
-            self._W = np.concatenate([self._W, np.zeros((n_new_users, d), dtype)])  # type: ignore[list-item]
-            self._b = np.concatenate([self._b, np.zeros(n_new_users, dtype)])  # type: ignore[list-item]
+        new_x = np.zeros((0, d))
+        new_mu = np.zeros(0)
         if n_new_items:
             new_x = self._rng.standard_normal((n_new_items, d)) * self.config.init_scale
-            self._X = np.concatenate([self._X, new_x.astype(dtype)])  # type: ignore[list-item]
-            self._c = np.concatenate([self._c, np.zeros(n_new_items, dtype)])  # type: ignore[list-item]
-            new_mu: np.ndarray = self._item_means(data)[-n_new_items:].astype(dtype)
+            new_mu = self._item_means(data)[-n_new_items:].astype(dtype)
             if not self.config.normalizes:
                 new_mu = np.zeros_like(new_mu)
-            self._mu = np.concatenate([self._mu, new_mu])  # type: ignore[list-item]
+        self._params.add_rows(n_new_users, new_x, new_mu, dtype)
         self.users_, self.items_ = users, items
         self._set_serving_data(data, merge=True)
         n = epochs if epochs is not None else self.config.n_epochs
@@ -509,7 +495,7 @@ class CollaborativeFiltering(Model):
         else:
             step = self._als_epoch_factory(data)
         patience = self.config.early_stopping
-        best: tuple[float, int, tuple[np.ndarray, ...]] | None = None
+        best: tuple[float, int, Snapshot] | None = None
         start_epoch = len(self.history_)
         for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
             cost = step()
@@ -523,12 +509,12 @@ class CollaborativeFiltering(Model):
             if validation is not None and patience is not None:
                 score = metrics.get("val_rmse", metrics.get("val_logloss", cost))
                 if best is None or score < best[0]:
-                    best = (score, epoch, self._snapshot())
+                    best = (score, epoch, self._params.snapshot())
                 elif epoch - best[1] >= patience:
                     logger.info("early stopping at epoch %d (best %d)", epoch, best[1])
                     break
         if best is not None:
-            self._restore(best[2])
+            self._params.restore(best[2])
         if self.config.solver == "gibbs":
             self._sample_posterior(data, step, validation, callback)
 
@@ -545,30 +531,25 @@ class CollaborativeFiltering(Model):
         product of the concatenated factors ``[w_1 … w_S] / S`` and ``[x_1 … x_S]``, so the
         averaged model is served exactly like a single one.
         """
-        draws: list[tuple[np.ndarray, ...]] = []
+        draws: list[Snapshot] = []
         for s in range(self.config.samples):
             # σ² of the Gaussian likelihood: the current mean squared training residual
             self._noise_scale = math.sqrt(2 * self._last_data_loss / max(len(data), 1))
             cost = step()
-            draws.append(self._snapshot())
+            draws.append(self._params.snapshot())
             metrics = {"epoch": float(len(self.history_) + 1), "cost": cost, "sample": s + 1.0}
             self.history_.append(metrics)
             if callback is not None:
                 callback(len(self.history_), metrics)
         self._noise_scale = 0.0
         n = len(draws)
-        self._X = np.hstack([x for x, _, _, _ in draws])
-        self._W = np.hstack([w for _, w, _, _ in draws]) / n
-        self._b = np.mean([b for _, _, b, _ in draws], axis=0).astype(self._X.dtype)
-        self._c = np.mean([c for _, _, _, c in draws], axis=0).astype(self._X.dtype)
+        p = self._params
+        p.X = np.hstack([x for x, _, _, _ in draws])
+        p.W = np.hstack([w for _, w, _, _ in draws]) / n
+        p.b = np.mean([b for _, _, b, _ in draws], axis=0).astype(p.X.dtype)
+        p.c = np.mean([c for _, _, _, c in draws], axis=0).astype(p.X.dtype)
         if validation is not None:
             self.history_[-1].update(self._validation_metrics(validation))
-
-    def _snapshot(self) -> tuple[np.ndarray, ...]:
-        return tuple(a.copy() for a in (self._X, self._W, self._b, self._c))  # type: ignore[union-attr]
-
-    def _restore(self, snapshot: tuple[np.ndarray, ...]) -> None:
-        self._X, self._W, self._b, self._c = snapshot
 
     def _validation_metrics(self, validation: Interactions) -> dict[str, float]:
         pred = self.predict(validation.user_ids, validation.item_ids).astype(np.float64)
@@ -578,11 +559,14 @@ class CollaborativeFiltering(Model):
         p = np.clip(pred, 1e-7, 1 - 1e-7)
         return {"val_logloss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
-    def _reg_vector(self, d: int, with_bias: bool) -> np.ndarray:
-        reg = [self.reg_] * d + (
-            [self.config.effective_bias_reg] if with_bias else []
+    def _regularisation(self) -> Regularisation:
+        """λ = ``reg_``, λ_b and the per-row scaling the model trains with."""
+        return Regularisation(
+            self.reg_,
+            self.config.effective_bias_reg,
+            self.config.reg_scaling == "count",
+            self._count_floors,
         )
-        return np.asarray(reg, dtype=self.config.numpy_dtype)
 
     def _cg_steps(self, nnz: int, d: int) -> int:
         """0 (exact Cholesky) or the number of CG steps, per ``als_method``."""
@@ -599,6 +583,7 @@ class CollaborativeFiltering(Model):
         count_scaled = self.config.reg_scaling == "count"
         user_floor, item_floor = self._count_floors
         d = self.config.embedding_size
+        regularisation = self._regularisation()
         cache: dict[str, Any] = {}
 
         def layout() -> dict[str, Any]:
@@ -621,27 +606,26 @@ class CollaborativeFiltering(Model):
         def epoch() -> float:
             lay = layout()
             by_user, by_item = lay["by_user"], lay["by_item"]
-            assert self._mu is not None and self._c is not None and self._X is not None
-            assert self._W is not None and self._b is not None
-            mu, c = self._mu, self._c
+            p = self._params
+            mu, c = p.mu, p.c
             joint = self.config.bias_fit == "joint"
             # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
             # (biases fitted first: θ_j = w(j) on x(i); fixed part μ(i) + c(i) + b(j))
-            x_now = self._X
+            x_now = p.X
             user_offsets = (mu + c)[by_user.indices]
             if joint:
                 design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
-                theta = np.hstack([self._W, self._b[:, None]])
+                theta = np.hstack([p.W, p.b[:, None]])
             else:
                 design = x_now
-                theta = self._W.copy()
-                user_offsets = user_offsets + self._b[lay["user_of_user_entry"]]
+                theta = p.W.copy()
+                user_offsets = user_offsets + p.b[lay["user_of_user_entry"]]
             solve_rows(
                 by_user,
                 design,
                 lay["y_user"],
                 user_offsets,
-                self._reg_vector(d, joint),
+                regularisation.diagonal(d, joint, np_dtype),
                 theta,
                 count_scaled=count_scaled,
                 count_floor=self._count_floors[0],
@@ -650,13 +634,13 @@ class CollaborativeFiltering(Model):
                 with_loss=False,
                 **self._noise(theta.shape),
             )
-            self._W = np.ascontiguousarray(theta[:, :d])
+            p.W = np.ascontiguousarray(theta[:, :d])
             if joint:
-                self._b = np.ascontiguousarray(theta[:, d])
+                p.b = np.ascontiguousarray(theta[:, d])
             # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
             with_bias = self.config.item_bias and joint
-            b: np.ndarray = self._b
-            W: np.ndarray = self._W
+            b: np.ndarray = p.b
+            W: np.ndarray = p.W
             offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
             if with_bias:
                 design = np.hstack([W, np.ones((data.n_users, 1), np_dtype)])
@@ -670,7 +654,7 @@ class CollaborativeFiltering(Model):
                 design,
                 lay["y_item"],
                 offsets,
-                self._reg_vector(d, with_bias),
+                regularisation.diagonal(d, with_bias, np_dtype),
                 theta,
                 count_scaled=count_scaled,
                 count_floor=self._count_floors[1],
@@ -678,12 +662,15 @@ class CollaborativeFiltering(Model):
                 cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
                 **self._noise(theta.shape),
             )
-            self._X = np.ascontiguousarray(theta[:, :d])
+            p.X = np.ascontiguousarray(theta[:, :d])
             if with_bias:
-                self._c = np.ascontiguousarray(theta[:, d])
+                p.c = np.ascontiguousarray(theta[:, d])
             scales = (lay["user_counts"], lay["item_counts"]) if count_scaled else (1.0, 1.0)
             self._last_data_loss = float(loss.sum())
-            return self._last_data_loss + self._penalty(*scales)
+            penalty = regularisation.penalty(
+                p.X, p.W, p.b, p.c if self.config.item_bias else None, *scales
+            )
+            return self._last_data_loss + penalty
 
         return epoch
 
@@ -693,20 +680,6 @@ class CollaborativeFiltering(Model):
             return {}
         return {"noise": self._rng.standard_normal(shape), "noise_scale": self._noise_scale}
 
-    def _penalty(self, user_scale: np.ndarray | float, item_scale: np.ndarray | float) -> float:
-        """The regularisation part of J (each row's λ multiplied by its ``*_scale``)."""
-        reg, bias_reg = self.reg_, self.config.effective_bias_reg
-        w = self._W.astype(np.float64)  # type: ignore[union-attr]
-        x = self._X.astype(np.float64)  # type: ignore[union-attr]
-        total = reg / 2 * (np.sum(user_scale * (w**2).sum(1)) + np.sum(item_scale * (x**2).sum(1)))
-        if bias_reg:
-            b = self._b.astype(np.float64)  # type: ignore[union-attr]
-            total += bias_reg / 2 * np.sum(user_scale * b**2)
-            if self.config.item_bias:
-                c = self._c.astype(np.float64)  # type: ignore[union-attr]
-                total += bias_reg / 2 * np.sum(item_scale * c**2)
-        return float(total)
-
     def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
         """One Adam epoch per call: autograd of J (sparse form) through torch tensors that
         wrap copies of the parameters; the NumPy parameters are updated after every epoch."""
@@ -714,12 +687,12 @@ class CollaborativeFiltering(Model):
 
         dtype = self._torch_dtype
         leaves = {
-            name: torch.tensor(getattr(self, name), dtype=dtype, requires_grad=True)
-            for name in ("_X", "_W", "_b", "_c")
+            name: torch.tensor(getattr(self._params, name), dtype=dtype, requires_grad=True)
+            for name in ("X", "W", "b", "c")
         }
-        trained = ["_X", "_W"]
+        trained = ["X", "W"]
         if self.config.bias_fit == "joint":
-            trained += ["_b"] + (["_c"] if self.config.item_bias else [])
+            trained += ["b"] + (["c"] if self.config.item_bias else [])
         optimizer = torch.optim.Adam(
             [leaves[name] for name in trained], lr=self.config.learning_rate
         )
@@ -730,7 +703,7 @@ class CollaborativeFiltering(Model):
                 torch.as_tensor(np.maximum(data.user_counts(), user_floor), dtype=dtype),
                 torch.as_tensor(np.maximum(data.item_counts(), item_floor), dtype=dtype),
             )
-        mu = torch.as_tensor(self._mu, dtype=dtype)
+        mu = torch.as_tensor(self._params.mu, dtype=dtype)
         explicit = self.config.kind == "explicit"
         sampled = not explicit and data.is_positive_only
         gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
@@ -750,15 +723,15 @@ class CollaborativeFiltering(Model):
             u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float
         ) -> torch.Tensor:
             return sparse_cost(
-                leaves["_X"],
-                leaves["_W"],
-                leaves["_b"],
+                leaves["X"],
+                leaves["W"],
+                leaves["b"],
                 u,
                 i,
                 t,
                 self.reg_,
                 self.config.kind,
-                item_bias=leaves["_c"] if self.config.item_bias else None,
+                item_bias=leaves["c"] if self.config.item_bias else None,
                 user_reg_scale=scales[0],
                 item_reg_scale=scales[1],
                 bias_reg=self.config.effective_bias_reg,
@@ -783,7 +756,7 @@ class CollaborativeFiltering(Model):
                     optimizer.step()
             with torch.no_grad():
                 for name in trained:
-                    setattr(self, name, leaves[name].detach().numpy().copy())
+                    setattr(self._params, name, leaves[name].detach().numpy().copy())
                 return float(loss_on(u, i, t, 1.0))
 
         return epoch
@@ -792,24 +765,25 @@ class CollaborativeFiltering(Model):
         """Solve every user's (w, b) in closed form with items fixed (Newton steps if binary)."""
         u, i, y = self._entries(data)
         by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
-        W, b = self._W.copy(), self._b.copy()  # type: ignore[union-attr]
+        W, b = self._params.W.copy(), self._params.b.copy()
         theta = self._solve_users(by_user, y[by_user.perm], W, b)
         active = by_user.counts > 0
         d = self._dim
         W[active], b[active] = theta[active, :d], theta[active, d]
-        self._W, self._b = W, b
+        self._params.W, self._params.b = W, b
 
     def _solve_users(
         self, by_user: SparseRows, values: np.ndarray, W: np.ndarray, b: np.ndarray
     ) -> np.ndarray:
         """[w, b] per user with item features fixed: one exact solve, or Newton to convergence."""
         np_dtype = self.config.numpy_dtype
-        n_items = len(self.items_)  # type: ignore[arg-type]
-        design = np.hstack([self._X, np.ones((n_items, 1), np_dtype)])  # type: ignore[list-item]
-        offsets = (self._mu + self._c)[by_user.indices]  # type: ignore[operator]
+        p = self._params
+        n_items = len(self.items_)
+        design = np.hstack([p.X, np.ones((n_items, 1), np_dtype)])
+        offsets = (p.mu + p.c)[by_user.indices]
         theta: np.ndarray = np.hstack([W, b[:, None]]).astype(np_dtype)
         logistic = self.config.kind == "binary"
-        reg = self._reg_vector(self._dim, True)
+        reg = self._regularisation().diagonal(self._dim, True, np_dtype)
         for _ in range(25 if logistic else 1):
             solve_rows(
                 by_user,
@@ -832,13 +806,13 @@ class CollaborativeFiltering(Model):
         self._check_fitted()
         # the cache holds the arrays it was built from, so `is` cannot match a new array that
         # happens to reuse a freed one's address
-        arrays = (self._W, self._X, self._b, self._c, self._mu)
+        p = self._params
+        arrays = (p.W, p.X, p.b, p.c, p.mu)
         cache = self._score_cache
-        if cache is None or not all(x is y for x, y in zip(cache[:5], arrays, strict=True)):
-            W, X, b, c, mu = arrays
-            cache = (*arrays, LinearScores(W, X, b, c + mu))  # type: ignore[arg-type, operator]
+        if cache is None or not all(x is y for x, y in zip(cache[0], arrays, strict=True)):
+            cache = (arrays, LinearScores(p.W, p.X, p.b, p.c + p.mu))
             self._score_cache = cache
-        return cache[5]
+        return cache[1]
 
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Explicit: clip to the training rating scale; binary: the sigmoid g(z)."""
@@ -861,7 +835,7 @@ class CollaborativeFiltering(Model):
 
     @property
     def feedback_kind(self) -> FeedbackKind:
-        return self.config.kind  # type: ignore[no-any-return]
+        return self.config.kind
 
     @property
     def score_kind(self) -> ScoreKind:
@@ -893,7 +867,7 @@ class CollaborativeFiltering(Model):
             raise DataError(f"got {len(items)} items but {len(vals)} values")
         if len(items) == 0:
             return np.zeros(self._dim, dtype=np.float32), 0.0
-        idx = self.items_.index(items, kind="item")  # type: ignore[union-attr]
+        idx = self.items_.index(items, kind="item")
         if len(np.unique(idx)) != len(idx):
             raise DataError("an item is rated twice; keep one rating per item")
         if self.config.kind == "binary" and not np.all(np.isin(vals, (0, 1))):
@@ -906,7 +880,7 @@ class CollaborativeFiltering(Model):
             np.array([0, len(idx)], dtype=np.int64),
             idx.astype(np.int64),
             np.arange(len(idx), dtype=np.int64),
-            len(self.items_),  # type: ignore[arg-type]
+            len(self.items_),
         )
         d = self._dim
         np_dtype = self.config.numpy_dtype
@@ -917,7 +891,8 @@ class CollaborativeFiltering(Model):
         """Raw scores ``x(i)·w + b + c(i) + μ(i)`` of every item for a new user whose
         (w, b) :meth:`fold_in_user` solves from their ratings."""
         w, b = self.fold_in_user(item_ids, values)
-        z = self._X.astype(np.float64) @ w.astype(np.float64) + b + self._c + self._mu  # type: ignore[operator, union-attr]
+        p = self._params
+        z = p.X.astype(np.float64) @ w.astype(np.float64) + b + p.c + p.mu
         return np.asarray(z, dtype=np.float64)
 
     # ------------------------------------------------------------------ model files
@@ -959,11 +934,13 @@ class CollaborativeFiltering(Model):
             },
         )
         dtype = self.config.numpy_dtype
-        self._X = np.array(a["item_factors"], dtype=dtype)
-        self._W = np.array(a["user_factors"], dtype=dtype)
-        self._b = np.array(a["user_bias"], dtype=dtype)
-        self._c = np.array(a["item_bias"], dtype=dtype)
-        self._mu = np.array(a["item_means"], dtype=dtype)
+        self._params = Parameters(
+            X=np.array(a["item_factors"], dtype=dtype),
+            W=np.array(a["user_factors"], dtype=dtype),
+            b=np.array(a["user_bias"], dtype=dtype),
+            c=np.array(a["item_bias"], dtype=dtype),
+            mu=np.array(a["item_means"], dtype=dtype),
+        )
         extra = state.extra
         self.global_mean_ = float(extra.get("global_mean", 0.0))
         scale = extra.get("rating_scale")
