@@ -37,6 +37,7 @@ from palate.models.base import (
 )
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors, sparse_cost
+from palate.models.collaborative.entries import Entries, item_means, training_entries
 from palate.models.collaborative.parameters import Parameters, Snapshot
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
@@ -307,7 +308,9 @@ class CollaborativeFiltering(Model):
             data,
             config.embedding_size,
             config.init_scale,
-            self._item_means(data) if config.normalizes else np.zeros(data.n_items),
+            item_means(data, config.mean_shrinkage)
+            if config.normalizes
+            else np.zeros(data.n_items),
             config.numpy_dtype,
             self._rng,
         )
@@ -381,7 +384,7 @@ class CollaborativeFiltering(Model):
         new_mu = np.zeros(0)
         if n_new_items:
             new_x = self._rng.standard_normal((n_new_items, d)) * self.config.init_scale
-            new_mu = self._item_means(data)[-n_new_items:].astype(dtype)
+            new_mu = item_means(data, self.config.mean_shrinkage)[-n_new_items:].astype(dtype)
             if not self.config.normalizes:
                 new_mu = np.zeros_like(new_mu)
         self._params.add_rows(n_new_users, new_x, new_mu, dtype)
@@ -395,17 +398,6 @@ class CollaborativeFiltering(Model):
         else:
             self._train(data, n, None, callback)
         return self
-
-    def _item_means(self, data: Interactions) -> np.ndarray:
-        """μ(i), shrunk towards the global mean C by ``mean_shrinkage`` pseudo-ratings m:
-        (Σ_j y(i,j) + m C) / (n(i) + m); m = 0 is the plain mean of SPEC §2."""
-        m = self.config.mean_shrinkage
-        counts = data.item_counts()
-        sums = np.bincount(data.item_idx, weights=data.values, minlength=data.n_items)
-        global_mean = data.global_mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (sums + m * global_mean) / (counts + m)
-        return np.where(counts > 0, means, global_mean)
 
     def _check_data(self, data: Interactions) -> Interactions:
         if data.kind != self.config.kind:
@@ -442,33 +434,9 @@ class CollaborativeFiltering(Model):
             self.data_fingerprint_ = data.fingerprint()
 
     # ------------------------------------------------------------------ training loops
-    def _entries(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _entries(self, data: Interactions) -> Entries:
         """(user_idx, item_idx, target) for one epoch, with sampled negatives when needed."""
-        u = data.user_idx.astype(np.int64)
-        i = data.item_idx.astype(np.int64)
-        y = data.values.astype(np.float64)
-        if self.config.kind == "binary" and data.is_positive_only:
-            u, i, y = self._with_negatives(u, i, y, data.n_items)
-        return u, i, y
-
-    def _with_negatives(
-        self, u: np.ndarray, i: np.ndarray, y: np.ndarray, n_items: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n_neg = int(round(len(u) * self.config.negative_ratio))
-        neg_u = u[self._rng.integers(0, len(u), n_neg)]
-        neg_i = self._rng.integers(0, n_items, n_neg)
-        positive_keys = np.sort(u * n_items + i)
-        keys = neg_u * n_items + neg_i
-        # drop samples that hit a positive, and repeated samples
-        pos = np.searchsorted(positive_keys, keys).clip(max=len(positive_keys) - 1)
-        keep = positive_keys[pos] != keys
-        keys = np.unique(keys[keep])
-        neg_u, neg_i = keys // n_items, keys % n_items
-        return (
-            np.concatenate([u, neg_u]),
-            np.concatenate([i, neg_i]),
-            np.concatenate([y, np.zeros(len(neg_u))]),
-        )
+        return training_entries(data, self.config.kind, self.config.negative_ratio, self._rng)
 
     def _train(
         self,
