@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.special
@@ -35,6 +35,7 @@ from palate.models.base import (
     fit_input,
     seen_matrix,
 )
+from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors, sparse_cost
 from palate.models.collaborative.entries import Entries, item_means, training_entries
@@ -50,11 +51,6 @@ if TYPE_CHECKING:  # torch is imported only by the Adam path and sparse_cost
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], None]
-
-# ALS switches from exact Cholesky solves to warm-started conjugate gradient above this much
-# Gram work (entries × d²) per half-sweep. Measured on MovieLens 100K (8.7e7): CG reaches the
-# same held-out RMSE (to 1e-4) in about 70% of the time; below the threshold exact is as fast.
-_CG_THRESHOLD = 5e7
 
 
 # ----------------------------------------------------------------------------- the model
@@ -228,8 +224,6 @@ class CollaborativeFiltering(Model):
         self.rating_scale_ = None
         self.global_mean_ = 0.0
         self._rng = np.random.default_rng(self.config.seed)
-        self._noise_scale = 0.0
-        self._last_data_loss = 0.0
         self._count_floors = (1.0, 1.0)
         self.reg_ = self.config.effective_reg
         self._score_cache: tuple[tuple[np.ndarray, ...], LinearScores] | None = None
@@ -319,34 +313,18 @@ class CollaborativeFiltering(Model):
         )
         self.reg_ = self.config.reg_for(len(data))
         self._set_serving_data(data)
-        if self.config.bias_fit == "first":
-            self._fit_biases_first(data)
+        if config.bias_fit == "first":
+            b, c = fit_biases_first(
+                data,
+                self._params.mu,
+                self._regularisation(),
+                config.item_bias,
+                config.bias_epochs,
+            )
+            dtype = config.numpy_dtype
+            self._params.b, self._params.c = b.astype(dtype), c.astype(dtype)
         self._train(data, self.config.n_epochs, validation, callback)
         return self
-
-    def _fit_biases_first(self, data: Interactions) -> None:
-        """``bias_fit="first"``: alternating closed-form bias sweeps on y − μ(i) (see the
-        class doc); the result stays fixed while the factors are fitted."""
-        u, i = data.user_idx, data.item_idx
-        r = data.values.astype(np.float64) - self._params.mu[i].astype(np.float64)
-        user_n = np.bincount(u, minlength=data.n_users).astype(np.float64)
-        item_n = np.bincount(i, minlength=data.n_items).astype(np.float64)
-        user_s, item_s = np.ones_like(user_n), np.ones_like(item_n)
-        if self.config.reg_scaling == "count":
-            user_s = np.maximum(user_n, self._count_floors[0])
-            item_s = np.maximum(item_n, self._count_floors[1])
-        reg = self.config.effective_bias_reg
-        b: np.ndarray = np.zeros(data.n_users)
-        c: np.ndarray = np.zeros(data.n_items)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for _ in range(self.config.bias_epochs):
-                sums = np.bincount(u, weights=r - c[i], minlength=data.n_users)
-                b = np.where(user_n > 0, sums / (user_n + reg * user_s), 0.0)
-                if self.config.item_bias:
-                    sums = np.bincount(i, weights=r - b[u], minlength=data.n_items)
-                    c = np.where(item_n > 0, sums / (item_n + reg * item_s), 0.0)
-        dtype = self.config.numpy_dtype
-        self._params.b, self._params.c = b.astype(dtype), c.astype(dtype)
 
     def partial_fit(
         self,
@@ -458,10 +436,12 @@ class CollaborativeFiltering(Model):
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
+        sweeps: AlsSweeps | None = None
         if self.config.solver == "adam":
             step = self._adam_epoch_factory(data)
         else:
-            step = self._als_epoch_factory(data)
+            sweeps = AlsSweeps(self._params, data, self.config, self._regularisation(), self._rng)
+            step = sweeps
         patience = self.config.early_stopping
         best: tuple[float, int, Snapshot] | None = None
         start_epoch = len(self.history_)
@@ -483,13 +463,13 @@ class CollaborativeFiltering(Model):
                     break
         if best is not None:
             self._params.restore(best[2])
-        if self.config.solver == "gibbs":
-            self._sample_posterior(data, step, validation, callback)
+        if sweeps is not None and self.config.solver == "gibbs":
+            self._sample_posterior(data, sweeps, validation, callback)
 
     def _sample_posterior(
         self,
         data: Interactions,
-        step: Callable[[], float],
+        sweeps: AlsSweeps,
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
@@ -502,14 +482,13 @@ class CollaborativeFiltering(Model):
         draws: list[Snapshot] = []
         for s in range(self.config.samples):
             # σ² of the Gaussian likelihood: the current mean squared training residual
-            self._noise_scale = math.sqrt(2 * self._last_data_loss / max(len(data), 1))
-            cost = step()
+            noise_scale = math.sqrt(2 * sweeps.data_loss / max(len(data), 1))
+            cost = sweeps(noise_scale)
             draws.append(self._params.snapshot())
             metrics = {"epoch": float(len(self.history_) + 1), "cost": cost, "sample": s + 1.0}
             self.history_.append(metrics)
             if callback is not None:
                 callback(len(self.history_), metrics)
-        self._noise_scale = 0.0
         n = len(draws)
         p = self._params
         p.X = np.hstack([x for x, _, _, _ in draws])
@@ -535,118 +514,6 @@ class CollaborativeFiltering(Model):
             self.config.reg_scaling == "count",
             self._count_floors,
         )
-
-    def _cg_steps(self, nnz: int, d: int) -> int:
-        """0 (exact Cholesky) or the number of CG steps, per ``als_method``."""
-        method = self.config.als_method
-        if method == "auto":
-            method = "cg" if nnz * d * d > _CG_THRESHOLD else "cholesky"
-        if method == "cholesky" or self._noise_scale:
-            return 0  # exact solves (and the only path that can sample the posterior)
-        return self.config.cg_steps
-
-    def _als_epoch_factory(self, data: Interactions) -> Callable[[], float]:
-        np_dtype = self.config.numpy_dtype
-        logistic = self.config.kind == "binary"
-        count_scaled = self.config.reg_scaling == "count"
-        user_floor, item_floor = self._count_floors
-        d = self.config.embedding_size
-        regularisation = self._regularisation()
-        cache: dict[str, Any] = {}
-
-        def layout() -> dict[str, Any]:
-            if not cache:  # negatives for positive-only data are drawn once per fit
-                u, i, y = self._entries(data)
-                by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
-                by_item = SparseRows.from_pairs(i, u, data.n_items, data.n_users)
-                cache.update(
-                    by_user=by_user,
-                    by_item=by_item,
-                    y_user=y[by_user.perm].astype(np_dtype),
-                    y_item=y[by_item.perm].astype(np_dtype),
-                    item_of_item_entry=np.repeat(np.arange(data.n_items), by_item.counts),
-                    user_of_user_entry=np.repeat(np.arange(data.n_users), by_user.counts),
-                    user_counts=np.maximum(by_user.counts, user_floor).astype(np_dtype),
-                    item_counts=np.maximum(by_item.counts, item_floor).astype(np_dtype),
-                )
-            return cache
-
-        def epoch() -> float:
-            lay = layout()
-            by_user, by_item = lay["by_user"], lay["by_item"]
-            p = self._params
-            mu, c = p.mu, p.c
-            joint = self.config.bias_fit == "joint"
-            # users: θ_j = [w(j), b(j)] on design [x(i), 1]; fixed part μ(i) + c(i)
-            # (biases fitted first: θ_j = w(j) on x(i); fixed part μ(i) + c(i) + b(j))
-            x_now = p.X
-            user_offsets = (mu + c)[by_user.indices]
-            if joint:
-                design = np.hstack([x_now, np.ones((data.n_items, 1), np_dtype)])
-                theta = np.hstack([p.W, p.b[:, None]])
-            else:
-                design = x_now
-                theta = p.W.copy()
-                user_offsets = user_offsets + p.b[lay["user_of_user_entry"]]
-            solve_rows(
-                by_user,
-                design,
-                lay["y_user"],
-                user_offsets,
-                regularisation.diagonal(d, joint, np_dtype),
-                theta,
-                count_scaled=count_scaled,
-                count_floor=self._count_floors[0],
-                logistic=logistic,
-                cg_steps=self._cg_steps(len(by_user.indices), design.shape[1]),
-                with_loss=False,
-                **self._noise(theta.shape),
-            )
-            p.W = np.ascontiguousarray(theta[:, :d])
-            if joint:
-                p.b = np.ascontiguousarray(theta[:, d])
-            # items: θ_i = [x(i), c(i)] on design [w(j), 1] (or x(i) on w(j)); fixed μ(i) + b(j)
-            with_bias = self.config.item_bias and joint
-            b: np.ndarray = p.b
-            W: np.ndarray = p.W
-            offsets = mu[lay["item_of_item_entry"]] + b[by_item.indices]
-            if with_bias:
-                design = np.hstack([W, np.ones((data.n_users, 1), np_dtype)])
-                theta = np.hstack([x_now, c[:, None]])
-            else:
-                design = W
-                theta = x_now.copy()
-                offsets = offsets + c[lay["item_of_item_entry"]]
-            loss = solve_rows(
-                by_item,
-                design,
-                lay["y_item"],
-                offsets,
-                regularisation.diagonal(d, with_bias, np_dtype),
-                theta,
-                count_scaled=count_scaled,
-                count_floor=self._count_floors[1],
-                logistic=logistic,
-                cg_steps=self._cg_steps(len(by_item.indices), design.shape[1]),
-                **self._noise(theta.shape),
-            )
-            p.X = np.ascontiguousarray(theta[:, :d])
-            if with_bias:
-                p.c = np.ascontiguousarray(theta[:, d])
-            scales = (lay["user_counts"], lay["item_counts"]) if count_scaled else (1.0, 1.0)
-            self._last_data_loss = float(loss.sum())
-            penalty = regularisation.penalty(
-                p.X, p.W, p.b, p.c if self.config.item_bias else None, *scales
-            )
-            return self._last_data_loss + penalty
-
-        return epoch
-
-    def _noise(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """Keyword arguments that make a half-step draw from the posterior (Gibbs sweeps)."""
-        if not self._noise_scale:
-            return {}
-        return {"noise": self._rng.standard_normal(shape), "noise_scale": self._noise_scale}
 
     def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
         """One Adam epoch per call: autograd of J (sparse form) through torch tensors that
