@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.special
@@ -35,18 +35,16 @@ from palate.models.base import (
     fit_input,
     seen_matrix,
 )
+from palate.models.collaborative.adam import adam_epochs
 from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
-from palate.models.collaborative.cost import Regularisation, count_floors, sparse_cost
+from palate.models.collaborative.cost import Regularisation, count_floors
 from palate.models.collaborative.entries import Entries, item_means, training_entries
 from palate.models.collaborative.parameters import Parameters, Snapshot
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
 from palate.types import IdArray, IdLike
-
-if TYPE_CHECKING:  # torch is imported only by the Adam path and sparse_cost
-    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -259,12 +257,6 @@ class CollaborativeFiltering(Model):
         return self._learned().mu
 
     @property
-    def _torch_dtype(self) -> torch.dtype:
-        import torch
-
-        return torch.float64 if self.config.dtype == "float64" else torch.float32
-
-    @property
     def _dim(self) -> int:
         """Width of the learned factor matrices."""
         return self._params.width
@@ -438,7 +430,7 @@ class CollaborativeFiltering(Model):
     ) -> None:
         sweeps: AlsSweeps | None = None
         if self.config.solver == "adam":
-            step = self._adam_epoch_factory(data)
+            step = adam_epochs(self._params, data, self.config, self._regularisation(), self._rng)
         else:
             sweeps = AlsSweeps(self._params, data, self.config, self._regularisation(), self._rng)
             step = sweeps
@@ -514,87 +506,6 @@ class CollaborativeFiltering(Model):
             self.config.reg_scaling == "count",
             self._count_floors,
         )
-
-    def _adam_epoch_factory(self, data: Interactions) -> Callable[[], float]:
-        """One Adam epoch per call: autograd of J (sparse form) through torch tensors that
-        wrap copies of the parameters; the NumPy parameters are updated after every epoch."""
-        import torch
-
-        dtype = self._torch_dtype
-        leaves = {
-            name: torch.tensor(getattr(self._params, name), dtype=dtype, requires_grad=True)
-            for name in ("X", "W", "b", "c")
-        }
-        trained = ["X", "W"]
-        if self.config.bias_fit == "joint":
-            trained += ["b"] + (["c"] if self.config.item_bias else [])
-        optimizer = torch.optim.Adam(
-            [leaves[name] for name in trained], lr=self.config.learning_rate
-        )
-        scales: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
-        if self.config.reg_scaling == "count":
-            user_floor, item_floor = self._count_floors
-            scales = (
-                torch.as_tensor(np.maximum(data.user_counts(), user_floor), dtype=dtype),
-                torch.as_tensor(np.maximum(data.item_counts(), item_floor), dtype=dtype),
-            )
-        mu = torch.as_tensor(self._params.mu, dtype=dtype)
-        explicit = self.config.kind == "explicit"
-        sampled = not explicit and data.is_positive_only
-        gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
-        fixed: dict[str, torch.Tensor] = {}
-
-        def epoch_entries() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            if sampled or not fixed:
-                u, i, y = self._entries(data)
-                it = torch.as_tensor(i)
-                target = torch.as_tensor(y, dtype=dtype)
-                # squared error trains on y − μ(i); the logistic loss keeps y and puts μ(i)
-                # inside the sigmoid, as predict() does
-                fixed.update(u=torch.as_tensor(u), i=it, t=target - mu[it] if explicit else target)
-            return fixed["u"], fixed["i"], fixed["t"]
-
-        def loss_on(
-            u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float
-        ) -> torch.Tensor:
-            return sparse_cost(
-                leaves["X"],
-                leaves["W"],
-                leaves["b"],
-                u,
-                i,
-                t,
-                self.reg_,
-                self.config.kind,
-                item_bias=leaves["c"] if self.config.item_bias else None,
-                user_reg_scale=scales[0],
-                item_reg_scale=scales[1],
-                bias_reg=self.config.effective_bias_reg,
-                data_scale=scale,
-                item_offset=None if explicit else mu,
-            )
-
-        def epoch() -> float:
-            u, i, t = epoch_entries()
-            n = len(t)
-            batch = self.config.batch_size
-            if batch is None or batch >= n:
-                optimizer.zero_grad()
-                loss_on(u, i, t, 1.0).backward()
-                optimizer.step()
-            else:
-                order = torch.randperm(n, generator=gen)
-                for start in range(0, n, batch):
-                    sel = order[start : start + batch]
-                    optimizer.zero_grad()
-                    loss_on(u[sel], i[sel], t[sel], n / len(sel)).backward()
-                    optimizer.step()
-            with torch.no_grad():
-                for name in trained:
-                    setattr(self._params, name, leaves[name].detach().numpy().copy())
-                return float(loss_on(u, i, t, 1.0))
-
-        return epoch
 
     def _train_users_only(self, data: Interactions) -> None:
         """Solve every user's (w, b) in closed form with items fixed (Newton steps if binary)."""
