@@ -40,6 +40,7 @@ from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors
 from palate.models.collaborative.entries import Entries, item_means, training_entries
+from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
@@ -465,28 +466,17 @@ class CollaborativeFiltering(Model):
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
-        """Gibbs sweeps from the ALS solution; keep the average of the draws' predictions.
+        """Gibbs sweeps from the ALS solution; the model keeps the average of the draws'
+        predictions (:func:`~palate.models.collaborative.gibbs.sample_posterior`)."""
 
-        The average of ``w_s(j)·x_s(i) + b_s(j) + c_s(i)`` over draws s is itself one dot
-        product of the concatenated factors ``[w_1 … w_S] / S`` and ``[x_1 … x_S]``, so the
-        averaged model is served exactly like a single one.
-        """
-        draws: list[Snapshot] = []
-        for s in range(self.config.samples):
-            # σ² of the Gaussian likelihood: the current mean squared training residual
-            noise_scale = math.sqrt(2 * sweeps.data_loss / max(len(data), 1))
-            cost = sweeps(noise_scale)
-            draws.append(self._params.snapshot())
-            metrics = {"epoch": float(len(self.history_) + 1), "cost": cost, "sample": s + 1.0}
+        def record(sample: int, cost: float) -> None:
+            epoch = float(len(self.history_) + 1)
+            metrics = {"epoch": epoch, "cost": cost, "sample": float(sample)}
             self.history_.append(metrics)
             if callback is not None:
                 callback(len(self.history_), metrics)
-        n = len(draws)
-        p = self._params
-        p.X = np.hstack([x for x, _, _, _ in draws])
-        p.W = np.hstack([w for _, w, _, _ in draws]) / n
-        p.b = np.mean([b for _, _, b, _ in draws], axis=0).astype(p.X.dtype)
-        p.c = np.mean([c for _, _, _, c in draws], axis=0).astype(p.X.dtype)
+
+        sample_posterior(sweeps, self.config.samples, len(data), record)
         if validation is not None:
             self.history_[-1].update(self._validation_metrics(validation))
 
