@@ -40,10 +40,10 @@ from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors
 from palate.models.collaborative.entries import Entries, item_means, training_entries
+from palate.models.collaborative.fold_in import check_new_ratings, fold_in_user, refit_users
 from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
 from palate.models.popularity import popularity_scores
-from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
 from palate.types import IdArray, IdLike
 
@@ -365,7 +365,13 @@ class CollaborativeFiltering(Model):
         if not update_items:
             if self.config.solver != "als":
                 logger.info("update_items=False solves users in closed form (ALS half-step)")
-            self._train_users_only(data)
+            refit_users(
+                self._params,
+                self._entries(data),
+                self._regularisation(),
+                self.config.kind == "binary",
+                self.config.numpy_dtype,
+            )
         else:
             self._train(data, n, None, callback)
         return self
@@ -497,43 +503,6 @@ class CollaborativeFiltering(Model):
             self._count_floors,
         )
 
-    def _train_users_only(self, data: Interactions) -> None:
-        """Solve every user's (w, b) in closed form with items fixed (Newton steps if binary)."""
-        u, i, y = self._entries(data)
-        by_user = SparseRows.from_pairs(u, i, data.n_users, data.n_items)
-        W, b = self._params.W.copy(), self._params.b.copy()
-        theta = self._solve_users(by_user, y[by_user.perm], W, b)
-        active = by_user.counts > 0
-        d = self._dim
-        W[active], b[active] = theta[active, :d], theta[active, d]
-        self._params.W, self._params.b = W, b
-
-    def _solve_users(
-        self, by_user: SparseRows, values: np.ndarray, W: np.ndarray, b: np.ndarray
-    ) -> np.ndarray:
-        """[w, b] per user with item features fixed: one exact solve, or Newton to convergence."""
-        np_dtype = self.config.numpy_dtype
-        p = self._params
-        n_items = len(self.items_)
-        design = np.hstack([p.X, np.ones((n_items, 1), np_dtype)])
-        offsets = (p.mu + p.c)[by_user.indices]
-        theta: np.ndarray = np.hstack([W, b[:, None]]).astype(np_dtype)
-        logistic = self.config.kind == "binary"
-        reg = self._regularisation().diagonal(self._dim, True, np_dtype)
-        for _ in range(25 if logistic else 1):
-            solve_rows(
-                by_user,
-                design,
-                values,
-                offsets,
-                reg,
-                theta,
-                count_scaled=self.config.reg_scaling == "count",
-                count_floor=self._count_floors[0],
-                logistic=logistic,
-            )
-        return theta
-
     # ------------------------------------------------------------------ scoring
     def linear_scores(self) -> LinearScores:
         """Raw scores ``z = W[u]·X[i] + b[u] + (c[i] + μ[i])`` (before the link), with Xᵀ and
@@ -604,24 +573,15 @@ class CollaborativeFiltering(Model):
         if len(items) == 0:
             return np.zeros(self._dim, dtype=np.float32), 0.0
         idx = self.items_.index(items, kind="item")
-        if len(np.unique(idx)) != len(idx):
-            raise DataError("an item is rated twice; keep one rating per item")
-        if self.config.kind == "binary" and not np.all(np.isin(vals, (0, 1))):
-            raise DataError("binary models take values 0 or 1")
-        if self.config.kind == "explicit" and self.rating_scale_ is not None:
-            low, high = self.rating_scale_
-            if np.any((vals < low) | (vals > high)):
-                raise DataError(f"ratings must lie in the model's scale {self.rating_scale_}")
-        rows = SparseRows(
-            np.array([0, len(idx)], dtype=np.int64),
-            idx.astype(np.int64),
-            np.arange(len(idx), dtype=np.int64),
-            len(self.items_),
+        check_new_ratings(idx, vals, self.config.kind, self.rating_scale_)
+        return fold_in_user(
+            self._params,
+            idx,
+            vals,
+            self._regularisation(),
+            self.config.kind == "binary",
+            self.config.numpy_dtype,
         )
-        d = self._dim
-        np_dtype = self.config.numpy_dtype
-        theta = self._solve_users(rows, vals, np.zeros((1, d), np_dtype), np.zeros(1, np_dtype))
-        return theta[0, :d].astype(np.float32), float(theta[0, d])
 
     def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
         """Raw scores ``x(i)·w + b + c(i) + μ(i)`` of every item for a new user whose
