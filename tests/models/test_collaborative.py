@@ -1,5 +1,5 @@
 """Known-answer tests for collaborative filtering: the cost J, its gradient, the solvers, mean
-normalisation, fold-in, binary labels, early stopping and related items (SPEC §2–§5)."""
+normalisation, fold-in, binary labels, early stopping and related items."""
 
 from __future__ import annotations
 
@@ -495,7 +495,7 @@ def test_user_without_ratings_gets_the_item_means(
     solver: str, tiny_explicit: Interactions
 ) -> None:
     data = with_silent_user(tiny_explicit)
-    # mean_shrinkage=0: μ(i) is the plain mean of the item's ratings, as in SPEC §2
+    # mean_shrinkage=0: μ(i) is the plain mean of the item's ratings, Σ_j y(i,j) / n(i)
     model = CollaborativeFiltering(solver=solver, embedding_size=3, item_bias=False,
                                    mean_shrinkage=0.0).fit(data)
     items = data.items.ids

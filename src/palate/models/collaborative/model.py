@@ -1,16 +1,19 @@
-"""Collaborative filtering: learn item features x(i), user parameters w(j), b(j) from ratings.
+"""The :class:`CollaborativeFiltering` model: item features x(i), user parameters w(j) and
+biases b(j) learned from explicit ratings or binary labels by minimising the cost J::
 
-The cost (SPEC §2), summed over observed entries r(i,j) = 1::
+    J(x, w, b) = 1/2 Σ_{r(i,j)=1} (w(j)·x(i) + b(j) − y(i,j))²  +  λ/2 Σ_j ‖w(j)‖²
+                                                                 +  λ/2 Σ_i ‖x(i)‖²
 
-    J(x, w, b) = 1/2 Σ (w(j)·x(i) + b(j) − y(i,j))²  +  λ/2 Σ_j ‖w(j)‖²  +  λ/2 Σ_i ‖x(i)‖²
-
-and for binary labels (SPEC §3) with f = g(w(j)·x(i) + b(j)), g the logistic sigmoid::
-
-    J = Σ [−y log f − (1 − y) log(1 − f)]  +  λ/2 Σ_j ‖w(j)‖²  +  λ/2 Σ_i ‖x(i)‖²
-
-Two solvers minimise it: ``als`` (alternating closed-form ridge solves; logistic loss by one
-Newton/IRLS step per half-sweep) and ``adam`` (PyTorch autograd of J and the Adam optimiser:
-the curriculum's custom training loop).
+(the logistic loss of f = g(w(j)·x(i) + b(j)) in place of the squared error for binary labels;
+see :mod:`~palate.models.collaborative.cost`). This module holds the configuration, the
+orchestration of ``fit`` and ``partial_fit`` (initialisation, epochs, validation, early
+stopping), the scoring hooks of :class:`~palate.models.base.Model` and the model-file hooks.
+The solvers are functions of the learned arrays in their own modules:
+:mod:`~palate.models.collaborative.als` (alternating closed-form ridge solves; one Newton step
+per half-sweep for the logistic loss), :mod:`~palate.models.collaborative.adam` (autograd of J
+and the Adam optimiser: the curriculum's custom training loop),
+:mod:`~palate.models.collaborative.gibbs` (posterior draws averaged) and
+:mod:`~palate.models.collaborative.fold_in` (users solved with the items fixed).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from palate.models.collaborative.adam import adam_epochs
 from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors
-from palate.models.collaborative.entries import Entries, item_means, training_entries
+from palate.models.collaborative.entries import item_means, training_entries
 from palate.models.collaborative.fold_in import check_new_ratings, fold_in_user, refit_users
 from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
@@ -54,17 +57,17 @@ Callback = Callable[[int, dict[str, float]], None]
 
 # ----------------------------------------------------------------------------- the model
 class CollaborativeFiltering(Model):
-    """Collaborative filtering for explicit ratings or binary feedback (SPEC §2–§5).
+    """Collaborative filtering for explicit ratings or binary feedback.
 
     Prediction for user j on item i::
 
         explicit:  w(j)·x(i) + b(j) + c(i) + μ(i)
-        binary:    g(w(j)·x(i) + b(j) + c(i))
+        binary:    g(w(j)·x(i) + b(j) + c(i) + μ(i))
 
-    with μ(i) the item's mean training rating (mean normalisation, on by default for explicit
-    ratings) and c(i) a learned item bias (``item_bias=True``; set False for the exact
-    textbook model). Unknown users get μ(i) + c(i) — what mean normalisation promises a user
-    with no ratings.
+    with g the logistic sigmoid, μ(i) the item's mean training value (mean normalisation, on
+    by default for explicit ratings; 0 otherwise) and c(i) a learned item bias
+    (``item_bias=True``; set False for the exact textbook model). Unknown users get
+    μ(i) + c(i) — what mean normalisation promises a user with no ratings.
 
     Parameters
     ----------
@@ -98,7 +101,7 @@ class CollaborativeFiltering(Model):
         Train on y − μ(i). Default: True for explicit, False for binary.
     mean_shrinkage : float
         Pseudo-ratings m that shrink μ(i) towards the global mean:
-        ``(Σ y + m C) / (n(i) + m)``. 0 is the plain item mean of SPEC §2; the default 5 was
+        ``(Σ y + m C) / (n(i) + m)``. 0 is the plain item mean; the default 5 was
         measured to help (an item rated once is not assumed to be a 5-star film).
     item_bias : bool
         Learn c(i) too (regularised by ``bias_reg``).
@@ -109,10 +112,10 @@ class CollaborativeFiltering(Model):
     bias_fit : {"joint", "first"}
         ``joint``: b(j) and c(i) are extra columns of every ALS solve (or Adam parameters),
         learned with the factors. ``first`` (explicit ratings): ``bias_epochs`` alternating
-        closed-form sweeps on ``r = y − μ(i)`` before the factors,
-        ``b(j) = Σ_i (r − c(i)) / (n(j) + λ_b s(j))`` and
-        ``c(i) = Σ_j (r − b(j)) / (n(i) + λ_b s(i))`` (s the row's λ multiplier of
-        ``reg_scaling``), then held fixed while the factors fit ``r − b(j) − c(i)`` — the
+        closed-form sweeps on ``e = y − μ(i)`` before the factors,
+        ``b(j) = Σ_i (e − c(i)) / (n(j) + λ_b s(j))`` and
+        ``c(i) = Σ_j (e − b(j)) / (n(i) + λ_b s(i))`` (s the row's λ multiplier of
+        ``reg_scaling``), then held fixed while the factors fit ``e − b(j) − c(i)`` — the
         baseline-then-factors fit of ``palate.spark.SparkCollaborativeFiltering`` (MLlib's
         ALS has no bias terms). ``partial_fit`` keeps them fixed too (new rows start at 0);
         fold-in and ``partial_fit(update_items=False)`` solve a user's w and b together.
@@ -257,11 +260,6 @@ class CollaborativeFiltering(Model):
         """μ(i), shape (n_items,) (zeros without mean normalisation)."""
         return self._learned().mu
 
-    @property
-    def _dim(self) -> int:
-        """Width of the learned factor matrices."""
-        return self._params.width
-
     # ------------------------------------------------------------------ training
     def fit(
         self,
@@ -332,8 +330,8 @@ class CollaborativeFiltering(Model):
         New users and items in ``interactions`` are added to the vocabularies (new rows start
         from zero user vectors / small random item vectors). μ(i) is kept for known items and
         computed from ``interactions`` for new ones. With ``update_items=False`` only the user
-        parameters are solved — the SPEC's "per-item features known" regression, which is what
-        :meth:`fold_in` computes for a single new user.
+        parameters are solved — the curriculum's "per-item features known" regression, which
+        is what :meth:`fold_in` computes for a single new user.
         """
         if not self.is_fitted:
             return self.fit(interactions, callback=callback)
@@ -350,7 +348,7 @@ class CollaborativeFiltering(Model):
         dtype = self.config.numpy_dtype
         n_new_users = len(users) - len(self.users_)
         n_new_items = len(items) - len(self.items_)
-        d = self._dim
+        d = self._params.width
         new_x = np.zeros((0, d))
         new_mu = np.zeros(0)
         if n_new_items:
@@ -365,9 +363,12 @@ class CollaborativeFiltering(Model):
         if not update_items:
             if self.config.solver != "als":
                 logger.info("update_items=False solves users in closed form (ALS half-step)")
+            entries = training_entries(
+                data, self.config.kind, self.config.negative_ratio, self._rng
+            )
             refit_users(
                 self._params,
-                self._entries(data),
+                entries,
                 self._regularisation(),
                 self.config.kind == "binary",
                 self.config.numpy_dtype,
@@ -411,10 +412,6 @@ class CollaborativeFiltering(Model):
             self.data_fingerprint_ = data.fingerprint()
 
     # ------------------------------------------------------------------ training loops
-    def _entries(self, data: Interactions) -> Entries:
-        """(user_idx, item_idx, target) for one epoch, with sampled negatives when needed."""
-        return training_entries(data, self.config.kind, self.config.negative_ratio, self._rng)
-
     def _train(
         self,
         data: Interactions,
@@ -557,12 +554,14 @@ class CollaborativeFiltering(Model):
         """Solve (w, b) for a brand-new user from a few ratings, items fixed (no retraining).
 
         This is the curriculum's "per-item features known" regression: with every x(i) fixed,
-        ``[w, b] = argmin 1/2 Σ (w·x(i) + b + c(i) + μ(i) − y(i))² + λ_u/2 ‖w‖²`` — the same
-        solve as one ALS user step (Newton steps for binary labels).
+        ``[w, b] = argmin 1/2 Σ_i (w·x(i) + b + c(i) + μ(i) − y(i))² + s/2 (λ ‖w‖² + λ_b b²)``
+        over the rated items (s the user's λ scale) — the same solve as one ALS user step
+        (Newton steps for binary labels).
 
         Returns
         -------
-        w : ndarray, shape (embedding_size,)
+        w : ndarray of float32, shape (n,)
+            n = embedding_size (samples · embedding_size for gibbs).
         b : float
         """
         self._check_fitted()
@@ -571,7 +570,7 @@ class CollaborativeFiltering(Model):
         if len(vals) != len(items):
             raise DataError(f"got {len(items)} items but {len(vals)} values")
         if len(items) == 0:
-            return np.zeros(self._dim, dtype=np.float32), 0.0
+            return np.zeros(self._params.width, dtype=np.float32), 0.0
         idx = self.items_.index(items, kind="item")
         check_new_ratings(idx, vals, self.config.kind, self.rating_scale_)
         return fold_in_user(
@@ -593,13 +592,7 @@ class CollaborativeFiltering(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        state.arrays.update(
-            item_factors=self.item_factors_,
-            user_factors=self.user_factors_,
-            user_bias=self.user_bias_,
-            item_bias=self.item_bias_,
-            item_means=self.item_means_,
-        )
+        state.arrays.update(self._learned().to_arrays())
         state.extra.update(
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
@@ -609,34 +602,17 @@ class CollaborativeFiltering(Model):
         )
 
     def _load_state(self, state: ModelState) -> None:
-        a = state.arrays
-        n_users, n_items = len(self.users_), len(self.items_)
-        width = a["item_factors"].shape[1] if "item_factors" in a else -1
-        d = self.config.embedding_size
-        if width % d or (self.config.solver != "gibbs" and width != d):
-            raise DataError(
-                f"item factors have {width} columns; expected embedding_size {d} "
-                "(or a multiple of it for solver='gibbs')"
-            )
-        check_array_shapes(
-            a,
-            {
-                "item_factors": (n_items, width),
-                "user_factors": (n_users, width),
-                "user_bias": (n_users,),
-                "item_bias": (n_items,),
-                "item_means": (n_items,),
-                "fallback_scores": (n_items,),
-            },
+        config, n_items = self.config, len(self.items_)
+        params = Parameters.from_arrays(
+            state.arrays,
+            len(self.users_),
+            n_items,
+            config.embedding_size,
+            config.solver == "gibbs",
+            config.numpy_dtype,
         )
-        dtype = self.config.numpy_dtype
-        self._params = Parameters(
-            X=np.array(a["item_factors"], dtype=dtype),
-            W=np.array(a["user_factors"], dtype=dtype),
-            b=np.array(a["user_bias"], dtype=dtype),
-            c=np.array(a["item_bias"], dtype=dtype),
-            mu=np.array(a["item_means"], dtype=dtype),
-        )
+        check_array_shapes(state.arrays, {"fallback_scores": (n_items,)})
+        self._params = params
         extra = state.extra
         self.global_mean_ = float(extra.get("global_mean", 0.0))
         scale = extra.get("rating_scale")

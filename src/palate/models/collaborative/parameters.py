@@ -12,11 +12,14 @@ the arrays' identity sees every update.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from palate.data.interactions import Interactions
+from palate.errors import DataError
+from palate.models.base import check_array_shapes
 
 #: copies of (X, W, b, c) taken during training (early stopping, posterior draws)
 Snapshot = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -89,6 +92,54 @@ class Parameters:
             self.X = np.concatenate([self.X, item_features.astype(dtype)])
             self.c = np.concatenate([self.c, np.zeros(n_items, dtype)])
             self.mu = np.concatenate([self.mu, item_means.astype(dtype)])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays under the names a model file stores them by."""
+        return {
+            "item_factors": self.X,
+            "user_factors": self.W,
+            "user_bias": self.b,
+            "item_bias": self.c,
+            "item_means": self.mu,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        n_users: int,
+        n_items: int,
+        embedding_size: int,
+        draws: bool,
+        dtype: type,
+    ) -> Parameters:
+        """Rebuild the record from :meth:`to_arrays`'s arrays, checking every shape
+        (DataError). X and W have ``embedding_size`` columns, or a multiple of it when they
+        concatenate posterior ``draws``."""
+        width = arrays["item_factors"].shape[1] if "item_factors" in arrays else -1
+        d = embedding_size
+        if width % d or (not draws and width != d):
+            raise DataError(
+                f"item factors have {width} columns; expected embedding_size {d} "
+                "(or a multiple of it for solver='gibbs')"
+            )
+        check_array_shapes(
+            arrays,
+            {
+                "item_factors": (n_items, width),
+                "user_factors": (n_users, width),
+                "user_bias": (n_users,),
+                "item_bias": (n_items,),
+                "item_means": (n_items,),
+            },
+        )
+        return cls(
+            X=np.array(arrays["item_factors"], dtype=dtype),
+            W=np.array(arrays["user_factors"], dtype=dtype),
+            b=np.array(arrays["user_bias"], dtype=dtype),
+            c=np.array(arrays["item_bias"], dtype=dtype),
+            mu=np.array(arrays["item_means"], dtype=dtype),
+        )
 
     def snapshot(self) -> Snapshot:
         """Copies of the trained arrays (X, W, b, c)."""
