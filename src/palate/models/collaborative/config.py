@@ -20,7 +20,8 @@ from palate.models.base import is_int, is_number
 
 @dataclass(frozen=True)
 class CollaborativeFilteringConfig:
-    """Hyperparameters of :class:`CollaborativeFiltering` (validated on construction)."""
+    """Hyperparameters of :class:`~palate.models.collaborative.model.CollaborativeFiltering`
+    (validated on construction)."""
 
     kind: Literal["explicit", "binary"] = "explicit"
     embedding_size: int = 32
