@@ -1,5 +1,5 @@
 """Known-answer tests for collaborative filtering: the cost J, its gradient, the solvers, mean
-normalisation, fold-in, binary labels, early stopping and related items (SPEC §2–§5)."""
+normalisation, fold-in, binary labels, early stopping and related items."""
 
 from __future__ import annotations
 
@@ -495,7 +495,7 @@ def test_user_without_ratings_gets_the_item_means(
     solver: str, tiny_explicit: Interactions
 ) -> None:
     data = with_silent_user(tiny_explicit)
-    # mean_shrinkage=0: μ(i) is the plain mean of the item's ratings, as in SPEC §2
+    # mean_shrinkage=0: μ(i) is the plain mean of the item's ratings, Σ_j y(i,j) / n(i)
     model = CollaborativeFiltering(solver=solver, embedding_size=3, item_bias=False,
                                    mean_shrinkage=0.0).fit(data)
     items = data.items.ids
@@ -815,7 +815,7 @@ def test_adam_fit_with_a_validation_set(overfitting) -> None:  # type: ignore[no
 # ------------------------------------------------------------------------------ similar items
 def with_item_factors(model: CollaborativeFiltering, X: np.ndarray) -> CollaborativeFiltering:
     """The fitted model with its item features replaced by hand-made ones."""
-    model._X = np.asarray(X, dtype=model._X.dtype)  # type: ignore[union-attr]
+    model._params.X = np.asarray(X, dtype=model.item_factors_.dtype)
     return model
 
 
@@ -1005,7 +1005,7 @@ def test_bias_fit_first_holds_the_closed_form_biases_fixed() -> None:
         reg_scaling="count", reg_count_floor=0.0, mean_shrinkage=0.0,
     ).fit(data)
     u, i = data.user_idx, data.item_idx
-    r = data.values - model._mu[i]
+    r = data.values - model.item_means_[i]
     n_u = np.bincount(u, minlength=data.n_users)
     n_i = np.bincount(i, minlength=data.n_items)
     b, c = np.zeros(data.n_users), np.zeros(data.n_items)

@@ -17,9 +17,9 @@ import palate
 from palate import (
     EASE,
     CollaborativeFiltering,
-    HybridRecommender,
     ConfigError,
     DataError,
+    HybridRecommender,
     ImplicitALS,
     Interactions,
     NotFittedError,

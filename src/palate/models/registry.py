@@ -41,7 +41,7 @@ _TARGET_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: The allow-list: model kind -> "module:Class" (imported only when needed).
 _MODEL_KINDS: dict[str, str] = {
     "popularity": "palate.models.popularity:Popularity",
-    "collaborative": "palate.models.collaborative:CollaborativeFiltering",
+    "collaborative": "palate.models.collaborative.model:CollaborativeFiltering",
     "implicit_als": "palate.models.implicit:ImplicitALS",
     "ease": "palate.models.ease:EASE",
     "two_tower": "palate.models.two_tower.model:TwoTower",
