@@ -114,7 +114,7 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(
     out = ["--out", tmp_path / "m"] if command == "train" else []
     result = invoke([command, "--data", ratings_csv, "--model", "deep", *out])
     assert result.exit_code == 2
-    assert "'deep' is not a model; choose from cf, ials, ease, two-tower, popularity" in (
+    assert "'deep' is not a model; choose from cf, ials, ease, two-tower, hybrid, popularity" in (
         " ".join(result.output.replace("│", " ").split())
     )
 

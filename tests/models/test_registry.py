@@ -7,7 +7,15 @@ from enum import StrEnum
 
 import pytest
 
-from palate import EASE, CollaborativeFiltering, ImplicitALS, Interactions, Popularity, TwoTower
+from palate import (
+    EASE,
+    CollaborativeFiltering,
+    HybridRecommender,
+    ImplicitALS,
+    Interactions,
+    Popularity,
+    TwoTower,
+)
 from palate.errors import ArtifactError, ConfigError, MissingDependencyError
 from palate.models import registry
 from palate.models.base import Model
@@ -30,12 +38,13 @@ CLASSES: dict[str, type[Model]] = {
     "ease": EASE,
     "two-tower": TwoTower,
     "two_tower": TwoTower,
+    "hybrid": HybridRecommender,
     "popularity": Popularity,
 }
 
 
 def test_the_command_line_names_in_help_order() -> None:
-    assert model_names() == ("cf", "ials", "ease", "two-tower", "popularity")
+    assert model_names() == ("cf", "ials", "ease", "two-tower", "hybrid", "popularity")
     assert [spec.name for spec in model_specs()] == list(model_names())
 
 
