@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,9 @@ from palate import (
     Vocabulary,
 )
 from palate.models.collaborative import sparse_cost, textbook_cost
+
+#: the plain distances ‖x(k) − x(i)‖² of similar items (no support-aware scaling)
+PLAIN: dict[str, Any] = {"rank_by": "prediction"}
 
 #: the exact textbook J: no item bias, no per-count λ, no mean normalisation, unregularised b,
 #: float64
@@ -825,7 +829,7 @@ HAND_FACTORS = np.array([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [1.0, 1.0], [-1.0,
 
 
 def test_similar_items_by_squared_euclidean_distance(tiny_explicit: Interactions) -> None:
-    model = CollaborativeFiltering(embedding_size=2, epochs=1).fit(tiny_explicit)
+    model = CollaborativeFiltering(embedding_size=2, epochs=1, **PLAIN).fit(tiny_explicit)
     with_item_factors(model, HAND_FACTORS)
     similar = model.similar_items(["alien"], k=5)
     # from (1, 0): dune 1, fargo 1.01, casablanca 2, eraserhead 4, brazil 82
@@ -836,7 +840,7 @@ def test_similar_items_by_squared_euclidean_distance(tiny_explicit: Interactions
 
 
 def test_similar_items_by_cosine(tiny_explicit: Interactions) -> None:
-    model = CollaborativeFiltering(embedding_size=2, epochs=1).fit(tiny_explicit)
+    model = CollaborativeFiltering(embedding_size=2, epochs=1, **PLAIN).fit(tiny_explicit)
     with_item_factors(model, HAND_FACTORS)
     similar = model.similar_items("alien", k=5, metric="cosine")
     cos = np.array([2 / math.sqrt(4.01), 10 / math.sqrt(101), 1 / math.sqrt(2), 0.0, -1.0])
@@ -846,7 +850,7 @@ def test_similar_items_by_cosine(tiny_explicit: Interactions) -> None:
 
 
 def test_similar_items_never_returns_the_item_itself(tiny_explicit: Interactions) -> None:
-    model = CollaborativeFiltering(embedding_size=2, epochs=1).fit(tiny_explicit)
+    model = CollaborativeFiltering(embedding_size=2, epochs=1, **PLAIN).fit(tiny_explicit)
     with_item_factors(model, np.zeros((6, 2)))  # every item at the same point
     items = tiny_explicit.items.ids
     similar = model.similar_items(items, k=7)
@@ -859,7 +863,9 @@ def test_similar_items_never_returns_the_item_itself(tiny_explicit: Interactions
 
 
 def test_similar_items_matches_brute_force(planted_explicit) -> None:  # type: ignore[no-untyped-def]
-    model = CollaborativeFiltering(embedding_size=3, epochs=5).fit(planted_explicit.ratings)
+    model = CollaborativeFiltering(embedding_size=3, epochs=5, **PLAIN).fit(
+        planted_explicit.ratings
+    )
     X = np.array(model.item_factors_, dtype=np.float64)
     queries = np.arange(0, 80, 7)
     similar = model.similar_items(queries, k=6)
@@ -1018,3 +1024,76 @@ def test_bias_fit_first_holds_the_closed_form_biases_fixed() -> None:
     assert not np.allclose(joint.user_bias_, b, atol=1e-3)
     with pytest.raises(ConfigError, match="bias_fit"):
         CollaborativeFiltering(kind="binary", bias_fit="first")
+
+
+# ------------------------------------------------------------------------------ ranking
+def test_confidence_ranking_is_the_support_shrunk_prediction(tiny_explicit: Interactions) -> None:
+    model = CollaborativeFiltering(embedding_size=2, epochs=3, confidence_prior=2.0)
+    model.fit(tiny_explicit)
+    assert model.ranks_by == "confidence"
+    users, items = tiny_explicit.users.ids, tiny_explicit.items.ids
+    rows = np.arange(len(users))
+    predicted = model.linear_scores()(rows).astype(np.float64)
+    counts = np.bincount(tiny_explicit.item_idx, minlength=len(items)).astype(np.float64)
+    m = 2.0 * counts[counts > 0].mean()
+    C = tiny_explicit.global_mean()
+    expected = C + (predicted - C) * (counts / (counts + m))[None, :]
+    np.testing.assert_allclose(model.ranking_scores()(rows), expected, rtol=1e-5, atol=1e-5)
+    # recommend ranks and scores by it; predict still gives the predicted rating
+    recs = model.recommend(users, k=2, exclude_seen=False)
+    for r in range(len(users)):
+        listed = tiny_explicit.items.index(recs.item_ids[r])
+        np.testing.assert_allclose(recs.scores[r], np.clip(expected[r, listed], 1, 5), rtol=1e-5)
+        assert set(listed) == set(np.argsort(-expected[r])[:2]) or len(set(expected[r])) < len(
+            expected[r])
+    np.testing.assert_allclose(model.predict(users, users.size * [items[0]]),
+                               np.clip(predicted[:, 0], 1, 5), rtol=1e-5)
+
+
+def test_plain_ordering_is_one_option_away(tiny_explicit: Interactions) -> None:
+    plain = CollaborativeFiltering(embedding_size=2, epochs=3, rank_by="prediction")
+    plain.fit(tiny_explicit)
+    assert plain.ranks_by == "prediction"
+    users = tiny_explicit.users.ids
+    recs = plain.recommend(users, k=3, exclude_seen=False)
+    for r, user in enumerate(users):
+        np.testing.assert_allclose(recs.scores[r], plain.predict([user] * 3, recs.item_ids[r]),
+                                   rtol=1e-6)
+    assert CollaborativeFiltering(kind="binary").config.ranking == "prediction"
+
+
+def test_confidence_similar_items_inflate_rarely_rated_distances(
+    tiny_explicit: Interactions,
+) -> None:
+    model = CollaborativeFiltering(embedding_size=2, epochs=3).fit(tiny_explicit)
+    plain = model.with_params(rank_by="prediction").fit(tiny_explicit)
+    counts = np.bincount(tiny_explicit.item_idx).astype(np.float64)
+    scale = 1.0 + counts.mean() / counts
+    query = tiny_explicit.items.ids[:1]
+    found = model.similar_items(query, k=5)
+    base = plain.similar_items(query, k=5)
+    by_id = dict(zip(base.similar_ids[0].tolist(), base.distances[0].tolist(), strict=True))
+    for item, distance in zip(found.similar_ids[0].tolist(), found.distances[0].tolist(),
+                              strict=True):
+        index = int(tiny_explicit.items.index([item])[0])
+        assert distance == pytest.approx(by_id[item] * scale[index], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [({"rank_by": "best"}, "rank_by"), ({"rank_by": "confidence", "kind": "binary"}, "rank_by"),
+     ({"confidence_prior": 0.0}, "confidence_prior")],
+)
+def test_invalid_ranking_options(options: dict, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        CollaborativeFiltering(**options)
+
+
+def test_every_ranking_hyperparameter_changes_the_list(planted_explicit: Any) -> None:
+    data = planted_explicit.ratings
+    users = data.users.ids[:20]
+    base = CollaborativeFiltering(embedding_size=3, epochs=4).fit(data)
+    lists = base.recommend(users, k=5)
+    for change in ({"rank_by": "prediction"}, {"confidence_prior": 1.0}):
+        other = base.with_params(**change).fit(data).recommend(users, k=5)
+        assert not np.array_equal(lists.item_ids, other.item_ids), change

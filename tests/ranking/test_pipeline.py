@@ -48,7 +48,13 @@ def test_scorer_vectors_reproduce_each_model(catalogue: Catalogue, cf) -> None: 
         scorer = VectorScorer.from_model(model)
         raw = scorer.user_matrix @ scorer.item_matrix.T
         linked = np.asarray(scorer.link(raw.astype(np.float64))).reshape(-1)
-        np.testing.assert_allclose(linked, model.predict(users, items), rtol=1e-4, atol=1e-4)
+        # the vectors rank as the model's recommend does ...
+        ranked = model.link(model.ranking_scores()(np.arange(data.n_users)).astype(np.float64))
+        np.testing.assert_allclose(linked, ranked.reshape(-1), rtol=1e-4, atol=1e-4)
+        # ... which is the prediction itself unless the model ranks by something else
+        if model.ranks_by == "prediction":
+            np.testing.assert_allclose(linked, model.predict(users, items), rtol=1e-4,
+                                       atol=1e-4)
     with pytest.raises(ConfigError, match="ranker"):
         VectorScorer.from_model(palate.Popularity().fit(data))
 
@@ -122,9 +128,10 @@ def test_provenance_survives_ranking(catalogue: Catalogue, cf) -> None:  # type:
         assert r.sources == tuple(names)
     scores = [r.score for r in explained]
     assert scores == sorted(scores, reverse=True)
-    np.testing.assert_allclose(
-        scores, cf.predict(["u1"] * len(explained), [r.item_id for r in explained]), rtol=1e-5
-    )
+    # the scores are the ranker's ranking scores (its confidence-aware predicted rating)
+    ranked = cf.link(cf.ranking_scores()(np.array([row])).astype(np.float64))[0]
+    listed = data.items.index([r.item_id for r in explained])
+    np.testing.assert_allclose(scores, ranked[listed], rtol=1e-5)
 
 
 def test_mmr_known_answer() -> None:

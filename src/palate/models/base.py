@@ -189,9 +189,16 @@ class Model:
             "use a model with has_linear_scores (CollaborativeFiltering, ImplicitALS, TwoTower)"
         )
 
+    def ranking_scores(self) -> LinearScores:
+        """What :meth:`recommend` ranks by for models with ``has_linear_scores``: by default
+        the raw scores themselves; a model that ranks by something else (``ranks_by``) returns
+        that, still as factors, so vector indexes serve the same lists."""
+        return self.linear_scores()
+
     def score_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Raw scores of every item for the users at ``rows``, shape (len(rows), n_items)."""
-        return self.linear_scores()(rows)
+        """Raw ranking scores of every item for the users at ``rows``, shape
+        (len(rows), n_items)."""
+        return self.ranking_scores()(rows)
 
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Maps raw scores to predictions (identity unless the model clips or squashes)."""
@@ -202,6 +209,11 @@ class Model:
         raise CapabilityError(
             f"{type(self).__name__} has no item vectors, so it cannot find similar items"
         )
+
+    def similarity_scale(self) -> np.ndarray | None:
+        """Per-item factors (n_items,) that multiply the distances of :meth:`similar_items`
+        (None: plain distances)."""
+        return None
 
     def similarity_candidates(self) -> np.ndarray:
         """Bool mask (n_items,) of the items :meth:`similar_items` may return: by default
@@ -287,7 +299,7 @@ class Model:
             Users the model does not know get the fallback list and ``fallback[r] = True``.
         """
         self._check_fitted()
-        scores = self.linear_scores() if self.has_linear_scores else self.score_rows
+        scores = self.ranking_scores() if self.has_linear_scores else self.score_rows
         return recommend_by_scores(
             self.users_,
             self.items_,
@@ -324,7 +336,7 @@ class Model:
         assert chosen is not None
         return nearest_items(
             self.items_, self.similarity_vectors(), item_ids, k, chosen,
-            self.similarity_candidates(),
+            self.similarity_candidates(), scale=self.similarity_scale(),
         )
 
     def seen_items(self, user_id: Id) -> IdArray:

@@ -87,6 +87,7 @@ def nearest_items(
     k: int,
     metric: str,
     candidates: np.ndarray,
+    scale: np.ndarray | None = None,
 ) -> SimilarItems:
     """The k items nearest to each query by ``‖x(k) − x(i)‖²`` (or cosine distance).
 
@@ -99,6 +100,8 @@ def nearest_items(
     metric : {"euclidean", "cosine"}
     candidates : ndarray of bool, shape (n_items,)
         Items that may be returned (e.g. those with training events); never the query itself.
+    scale : ndarray, shape (n_items,), optional
+        Multiplies each candidate's distance (support-aware similar items).
     """
     k = check_k(k)
     if metric not in ("euclidean", "cosine"):
@@ -114,6 +117,8 @@ def nearest_items(
     np.maximum(dist, 0, out=dist)
     if metric == "cosine":
         dist = dist / 2  # ‖a − b‖² = 2 (1 − cos) for unit vectors
+    if scale is not None:
+        dist = dist * scale[None, :].astype(dist.dtype)
     dist[:, ~candidates] = np.inf
     dist[np.arange(len(idx)), idx] = np.inf
     top, neg = top_k(-dist, k)

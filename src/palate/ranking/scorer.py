@@ -65,7 +65,7 @@ class VectorScorer:
             )
         if not model.is_fitted:
             raise NotFittedError(f"fit the {type(model).__name__} ranker first")
-        linear = model.linear_scores()
+        linear = model.ranking_scores()
         f32 = np.float32
         user_columns = [np.asarray(linear.user_factors, dtype=f32)]
         item_columns = [np.asarray(linear.item_factors, dtype=f32)]

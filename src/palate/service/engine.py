@@ -68,7 +68,7 @@ class ServingIndex:
                 f"a {type(model).__name__} model cannot be served from a vector index (its "
                 "scores are not a dot product); serve it without --index"
             )
-        self.linear = model.linear_scores()
+        self.linear = model.ranking_scores()
         columns = [np.asarray(self.linear.item_factors, dtype=np.float32)]
         if self.linear.item_offset is not None:
             columns.append(np.asarray(self.linear.item_offset, dtype=np.float32)[:, None])

@@ -46,6 +46,8 @@ class CollaborativeFilteringConfig:
     early_stopping: int | None = None
     dtype: Literal["float32", "float64"] = "float32"
     seed: int | None = 0
+    rank_by: Literal["confidence", "prediction"] | None = None
+    confidence_prior: float = 100.0
 
     def __post_init__(self) -> None:
         def need(condition: bool, message: str) -> None:
@@ -149,6 +151,20 @@ class CollaborativeFilteringConfig:
             self.mean_normalize is None or isinstance(self.mean_normalize, bool),
             "mean_normalize must be True, False or None (True for explicit ratings)",
         )
+        need(
+            self.rank_by in (None, "confidence", "prediction"),
+            "rank_by must be 'confidence' (rank by the support-shrunk prediction), "
+            f"'prediction' (the plain predicted rating) or None, got {self.rank_by!r}",
+        )
+        need(
+            self.rank_by != "confidence" or self.kind == "explicit",
+            "rank_by='confidence' shrinks predicted ratings; binary models rank by the "
+            "predicted probability (rank_by='prediction')",
+        )
+        need(
+            is_number(self.confidence_prior) and self.confidence_prior > 0,
+            f"confidence_prior must be > 0, got {self.confidence_prior!r}",
+        )
 
     @property
     def effective_reg(self) -> float:
@@ -193,6 +209,14 @@ class CollaborativeFilteringConfig:
         if self.mean_normalize is None:
             return self.kind == "explicit"
         return self.mean_normalize
+
+    @property
+    def ranking(self) -> Literal["confidence", "prediction"]:
+        """What ``recommend`` ranks by: ``rank_by``, or ``"confidence"`` for explicit ratings
+        and ``"prediction"`` for binary labels."""
+        if self.rank_by is not None:
+            return self.rank_by
+        return "confidence" if self.kind == "explicit" else "prediction"
 
     @property
     def numpy_dtype(self) -> type:
