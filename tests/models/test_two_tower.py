@@ -241,6 +241,135 @@ def test_save_load_round_trip(planted_model: tuple, tmp_path: Path) -> None:
     assert not any(p.suffix == ".pkl" for p in (tmp_path / "tt").iterdir())
 
 
+# ------------------------------------------------------------------------------ catalogue
+#: Items and users of the planted data whose events are dropped: known only from features.
+COLD_ITEMS, COLD_USERS = [36, 37, 38, 39], [76, 77, 78, 79]
+
+
+@pytest.fixture(scope="module")
+def cold_model() -> tuple[TwoTower, Interactions, UserFeatures, ItemFeatures]:
+    """The planted model trained without the events of COLD_ITEMS and COLD_USERS, whose rows
+    stay in the feature tables."""
+    data, users, items, _, _ = planted()
+    keep = ~np.isin(data.item_ids, COLD_ITEMS) & ~np.isin(data.user_ids, COLD_USERS)
+    train = data.subset(keep).compact()
+    model = TwoTower(**SMALL, epochs=40, learning_rate=0.01, derived_features=False,
+                     early_stopping=None)
+    model.fit(train, user_features=users, item_features=items)
+    return model, train, users, items
+
+
+def test_catalogue_is_training_ids_then_feature_only_ids(cold_model: tuple) -> None:
+    model, train, _, _ = cold_model
+    assert model.items_.ids.tolist() == train.items.ids.tolist() + COLD_ITEMS
+    assert model.users_.ids.tolist() == train.users.ids.tolist() + COLD_USERS
+    assert (model.n_trained_users_, model.n_trained_items_) == (train.n_users, train.n_items)
+    assert model.item_vectors().shape == (40, 8)  # every catalogue item, items_ order
+    assert model.user_vectors().shape == (80, 8)
+    np.testing.assert_array_equal(model.item_vectors(), model.item_vectors(model.items_.ids))
+    np.testing.assert_array_equal(model.user_vectors()[-4:], model.user_vectors(COLD_USERS))
+    # cold rows have no events: nothing seen, last in the fallback list
+    assert model.seen_.shape == (80, 40) and model.seen_[-4:].nnz == 0
+    assert model.seen_[:, -4:].nnz == 0
+    fallback = model.fallback_scores_
+    assert len(fallback) == 40 and fallback[-4:].max() < fallback[:-4].min()
+
+
+def test_cold_item_vector_by_id_is_its_vector_from_features(cold_model: tuple) -> None:
+    model, _, _, items = cold_model
+    rows = items.rows(COLD_ITEMS)
+    from_features = model.item_vectors(features=rows.to_dict("records"))
+    np.testing.assert_allclose(model.item_vectors(COLD_ITEMS), from_features, rtol=1e-5,
+                               atol=1e-6)
+    one = rows.iloc[0]
+    np.testing.assert_allclose(
+        model.item_vectors([COLD_ITEMS[0]])[0],
+        model.item_vectors(features={"genres": one["genres"], "year": one["year"]})[0],
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_cold_item_is_recommended_and_predicted(cold_model: tuple) -> None:
+    model, train, _, _ = cold_model
+    for user in (0, 2, 1, 3):  # even users like action (even items), odd users drama
+        seen = set(train.item_ids[train.user_ids == user].tolist())
+        liked = [i for i in range(40) if i % 2 == user % 2 and i not in seen]
+        recs = model.recommend([user], k=len(liked))
+        assert not recs.fallback[0]
+        # every unseen item of the user's genre first: the cold ones among them
+        assert set(recs.item_ids[0].tolist()) == set(liked)
+        cold = [i for i in COLD_ITEMS if i % 2 == user % 2]
+        assert set(cold) <= set(recs.item_ids[0].tolist())
+        predicted = model.predict([user] * len(cold), cold)
+        assert np.all(predicted > 4.0)
+
+
+def test_cold_user_with_features_gets_a_personal_list(cold_model: tuple) -> None:
+    model, _, users, _ = cold_model
+    recs = model.recommend(COLD_USERS, k=10)
+    assert not recs.fallback.any()  # scored from their features, not the popularity list
+    for row, user in enumerate(COLD_USERS):
+        assert np.all(recs.item_ids[row] % 2 == user % 2), user
+    np.testing.assert_allclose(
+        model.user_vectors(COLD_USERS),
+        model.user_vectors(features=users.rows(COLD_USERS)), rtol=1e-5, atol=1e-6,
+    )
+    assert model.seen_items(COLD_USERS[0]).tolist() == []
+    assert model.recommend([10**6], k=3).fallback.tolist() == [True]  # no id, no features
+
+
+def test_similar_items_with_cold_queries_and_results(cold_model: tuple) -> None:
+    model, _, _, _ = cold_model
+    query = model.similar_items([COLD_ITEMS[0]], k=19)  # 36 is action: the other 19 action
+    assert set(query.similar_ids[0].tolist()) == set(range(0, 40, 2)) - {COLD_ITEMS[0]}
+    found = model.similar_items([0], k=19)
+    assert set(found.similar_ids[0].tolist()) == set(range(2, 40, 2))
+    assert {36, 38} <= set(found.similar_ids[0].tolist())
+
+
+def test_cold_rows_survive_save_and_load(cold_model: tuple, tmp_path: Path) -> None:
+    model, _, _, _ = cold_model
+    palate.save(model, tmp_path / "tt")
+    loaded = palate.load(tmp_path / "tt")
+    assert loaded.items_ == model.items_ and loaded.users_ == model.users_
+    assert (loaded.n_trained_users_, loaded.n_trained_items_) == (
+        model.n_trained_users_, model.n_trained_items_)
+    np.testing.assert_allclose(loaded.item_vectors(), model.item_vectors(), rtol=1e-6)
+    np.testing.assert_allclose(loaded.user_vectors(COLD_USERS), model.user_vectors(COLD_USERS),
+                               rtol=1e-6)
+    a, b = model.recommend(COLD_USERS + [0], k=6), loaded.recommend(COLD_USERS + [0], k=6)
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+    np.testing.assert_array_equal(a.fallback, b.fallback)
+    np.testing.assert_array_equal(
+        model.similar_items(COLD_ITEMS, k=3).similar_ids,
+        loaded.similar_items(COLD_ITEMS, k=3).similar_ids,
+    )
+
+
+def test_feature_only_rows_leave_training_unchanged() -> None:
+    """The catalogue's extra rows change nothing the towers learn: the same losses and the
+    same vectors for the users and items of the data, hybrid towers and derived features
+    included (cold rows use the shared "no id" row)."""
+    data, users, items, _, _ = planted(40, 20)
+    keep = ~np.isin(data.item_ids, [18, 19]) & ~np.isin(data.user_ids, [39])
+    train = data.subset(keep).compact()
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    only = (UserFeatures(users.frame.loc[train.users.ids].reset_index(), users.columns),
+            ItemFeatures(items.frame.loc[train.items.ids].reset_index(), items.columns))
+    narrow = TwoTower(**options).fit(train, user_features=only[0], item_features=only[1])
+    wide = TwoTower(**options).fit(train, user_features=users, item_features=items)
+    assert len(wide.items_) == train.n_items + 2 and len(narrow.items_) == train.n_items
+    assert wide.history_ == narrow.history_
+    np.testing.assert_array_equal(wide.user_vectors(train.users.ids),
+                                  narrow.user_vectors(train.users.ids))
+    np.testing.assert_array_equal(wide.item_vectors(train.items.ids),
+                                  narrow.item_vectors(train.items.ids))
+    assert wide.item_tower_.id_embedding.num_embeddings == train.n_items + 1
+    np.testing.assert_allclose(wide.item_vectors([18, 19]),
+                               wide.item_vectors(features=items.rows([18, 19])),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_same_seed_same_model_other_seed_other_model() -> None:
     data, users, items, _, _ = planted(40, 20)
     options = {**SMALL, "epochs": 3, "early_stopping": None}

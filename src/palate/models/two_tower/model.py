@@ -21,7 +21,7 @@ from palate.data.features import (
     value_lists,
 )
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import as_id_array
+from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
     FeedbackKind,
@@ -235,8 +235,15 @@ class TwoTower(Model):
     (see :mod:`palate.models.two_tower.losses` for the others); both towers are trained
     jointly with Adam on mini-batches, with early stopping on a validation split.
 
-    Because the towers read features, the model scores users and items it never saw rated:
-    :meth:`item_vectors` and :meth:`user_vectors` take raw feature rows (cold start).
+    Because the towers read features, the model scores users and items it never saw rated.
+    Its catalogue is the users and items of the training data followed by those that only
+    have a row in ``user_features`` / ``item_features``: these are addressed by id like the
+    others (:meth:`predict`, :meth:`recommend`, :meth:`similar_items`, :meth:`item_vectors`,
+    :meth:`user_vectors`, model files), a new item is recommended as soon as it has
+    features, and a user with features but no events gets a personal list scored from their
+    attributes (``fallback=False``: only users the model knows nothing of get the popularity
+    list). Users and items with no id at all are scored from raw feature rows with
+    ``item_vectors(features=...)`` / ``user_vectors(features=...)``.
 
     Parameters
     ----------
@@ -389,7 +396,11 @@ class TwoTower(Model):
             ``"binary"``, either for ``"retrieval"``). Derived features come from these only.
         user_features : UserFeatures, optional
         item_features : ItemFeatures, optional
-            Attributes keyed by the same ids; ids without a row get missing values.
+            Attributes keyed by the same ids; ids without a row get missing values. Ids
+            with a row but no events join the catalogue (after the ids of
+            ``interactions``): they have no events, no id embedding and no derived
+            features, and the towers score them from their attributes. The encoders are
+            fitted on the rows of the training data's ids only.
         validation : Interactions, optional
             Events scored after every epoch for early stopping (events of unknown users or
             items are ignored). Default: ``validation_fraction`` of ``interactions``.
@@ -445,7 +456,11 @@ class TwoTower(Model):
         data = self._check_data(fit_input(interactions), user_features, item_features)
         self._reset()
         config = self.config
-        self.users_, self.items_ = data.users, data.items
+        # the catalogue: the users and items of the data, then those known only from a
+        # feature table (cold: no events, no id embedding; their towers read the features)
+        self.users_ = _catalogue(data.users, user_features)
+        self.items_ = _catalogue(data.items, item_features)
+        self.n_trained_users_, self.n_trained_items_ = data.n_users, data.n_items
         self.data_fingerprint_ = data.fingerprint()
         self.global_mean_ = data.global_mean()
         if data.kind == "explicit":
@@ -496,9 +511,10 @@ class TwoTower(Model):
                 ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
                 if mask.any() else None
             )
+        assert self._user_inputs is not None and self._item_inputs is not None
         inputs = TowerInputs(
-            torch.as_tensor(self._user_inputs).to(device),
-            torch.as_tensor(self._item_inputs).to(device),
+            torch.as_tensor(self._user_inputs[: data.n_users]).to(device),
+            torch.as_tensor(self._item_inputs[: data.n_items]).to(device),
             None if log_q is None else log_q.to(device),
             cold_columns["user"],
             cold_columns["item"],
@@ -606,20 +622,27 @@ class TwoTower(Model):
             item_derived = derived_item_features(data, config.mean_shrinkage)
         self._item_genres = _multi_hot(
             None if genre_column is None or item_features is None
-            else item_features.rows(data.items.ids)[genre_column].tolist(),
+            else item_features.rows(self.items_.ids)[genre_column].tolist(),
             self._genres,
-            data.n_items,
+            len(self.items_),
         )
         self._user_side, self._user_inputs = self._fit_side(
-            user_features, data.users.ids, user_derived
+            user_features, data.users.ids, user_derived, self.users_.ids[data.n_users :]
         )
         self._item_side, self._item_inputs = self._fit_side(
-            item_features, data.items.ids, item_derived
+            item_features, data.items.ids, item_derived, self.items_.ids[data.n_items :]
         )
 
     def _fit_side(
-        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
+        self,
+        table: FeatureTable | None,
+        ids: IdArray,
+        derived: pd.DataFrame | None,
+        cold_ids: IdArray,
     ) -> tuple[_Side, np.ndarray]:
+        """The side's encoder, fitted on the rows of ``ids`` (those of the training data), and
+        the encoded rows of ``ids`` followed by those of ``cold_ids`` (known from the feature
+        table only: their derived features are those of a row with no history)."""
         columns = dict(table.columns) if table is not None else {}
         cold: dict[str, float] = {}
         if derived is not None:
@@ -629,7 +652,11 @@ class TwoTower(Model):
         side = _Side(FeatureEncoder(columns, max_categories=self.config.max_categories), cold)
         frame = side.frame(table, ids, derived)
         side.encoder.fit(frame)
-        return side, side.encoder.transform(frame)
+        inputs = side.encoder.transform(frame)
+        if len(cold_ids):
+            cold_rows = side.encoder.transform(side.frame(table, cold_ids, None))
+            inputs = np.vstack([inputs, cold_rows])
+        return side, inputs
 
     def _cold_columns(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         """The encoded columns of one side that are derived from ratings (bool mask) and
@@ -652,9 +679,13 @@ class TwoTower(Model):
         config = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            n_users, n_items = len(self.users_), len(self.items_)  # type: ignore[arg-type]
-            self.user_tower_ = make_tower(config, self._user_inputs.shape[1], n_users)
-            self.item_tower_ = make_tower(config, self._item_inputs.shape[1], n_items)
+            # id embeddings for the users and items of the training data only
+            self.user_tower_ = make_tower(
+                config, self._user_inputs.shape[1], self.n_trained_users_
+            )
+            self.item_tower_ = make_tower(
+                config, self._item_inputs.shape[1], self.n_trained_items_
+            )
 
     def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._targets(data.user_idx, data.item_idx, data.values, data.kind)
@@ -687,7 +718,9 @@ class TwoTower(Model):
         u = self.users_.index(validation.user_ids, missing="ignore")  # type: ignore[union-attr]
         i = self.items_.index(validation.item_ids, missing="ignore")  # type: ignore[union-attr]
         y = validation.values.astype(np.float64)
-        keep = (u >= 0) & (i >= 0)
+        # events of the users and items of the training data (as before the catalogue held
+        # users and items known only from their features)
+        keep = (u >= 0) & (i >= 0) & (u < self.n_trained_users_) & (i < self.n_trained_items_)
         if self.config.objective == "retrieval":
             keep &= (y > 0) if validation.kind == "binary" else True
             y = np.ones(len(y))
@@ -725,10 +758,27 @@ class TwoTower(Model):
         return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
 
     def _set_serving_data(self, data: Interactions) -> None:
-        self.seen_ = seen_matrix(data)
+        """Seen items and the popularity fallback over the whole catalogue: users and items
+        known only from their features have no events, and such items rank after every
+        item of the data in the fallback list (popularity 0 by count, below the lowest
+        shrunk mean by mean)."""
+        n_users, n_items = len(self.users_), len(self.items_)
+        seen = seen_matrix(data)
+        if seen.shape != (n_users, n_items):
+            seen.resize((n_users, n_items))
+        self.seen_ = seen
         by = "mean" if data.kind == "explicit" else "count"
         fallback, _ = popularity_scores(data, by)
-        self.fallback_scores_ = fallback.astype(np.float32)
+        fallback = fallback.astype(np.float32)
+        if n_items > len(fallback):
+            if by == "count" or len(fallback) == 0:
+                lowest = np.float32(0.0)
+            else:
+                lowest = np.nextafter(fallback.min(), np.float32(-np.inf))
+            fallback = np.concatenate(
+                [fallback, np.full(n_items - len(fallback), lowest, dtype=np.float32)]
+            )
+        self.fallback_scores_ = fallback
 
     def _tower_vectors(
         self, tower: Tower, inputs: np.ndarray, ids: np.ndarray | None, batch: int = 65536
@@ -749,16 +799,17 @@ class TwoTower(Model):
         return np.vstack(out) if out else np.zeros((0, width), dtype=np.float32)
 
     def _refresh_vectors(self) -> None:
-        """Precompute v_u for every known user and v_m for every known item."""
+        """Precompute v_u for every catalogue user and v_m for every catalogue item (those
+        known only from their features through the shared "no id" row of a hybrid tower)."""
         assert self.user_tower_ is not None and self.item_tower_ is not None
         assert self._user_inputs is not None and self._item_inputs is not None
         self._user_vectors = self._tower_vectors(
             self.user_tower_, self._served("user", self._user_inputs),
-            np.arange(len(self._user_inputs)),
+            _id_rows(len(self._user_inputs), self.n_trained_users_),
         )
         self._item_vectors = self._tower_vectors(
             self.item_tower_, self._served("item", self._item_inputs),
-            np.arange(len(self._item_inputs)),
+            _id_rows(len(self._item_inputs), self.n_trained_items_),
         )
         # the vectors of a user / item with no features, no history and no id
         self._cold_user = self._new_vectors("user", pd.DataFrame(index=[0]))[0]
@@ -796,16 +847,18 @@ class TwoTower(Model):
         features: FeaturesLike | None = None,
         ratings: Mapping[Any, float] | None = None,
     ) -> np.ndarray:
-        """``v_u``: of known users by id, or of new users from raw attributes.
+        """``v_u``: of catalogue users by id, or of new users from raw attributes.
 
         Parameters
         ----------
         user_ids : ids, optional
-            Users the model was trained on.
+            Users of the catalogue: those of the training data and those with a row in the
+            training ``user_features`` (scored from their attributes). With neither ids,
+            features nor ratings: every catalogue user, in the order of ``users_``.
         features : DataFrame, UserFeatures, dict or list of dicts, optional
-            Attribute rows of new users (columns as in the training ``user_features``;
-            missing columns count as missing values). With neither ids nor features: one
-            new user with no attributes.
+            Attribute rows of new users without an id (columns as in the training
+            ``user_features``; missing columns count as missing values; ``{}``: a user with
+            no attributes).
         ratings : mapping item id -> rating, optional
             A new user's first ratings: their derived features (count, mean, mean per
             genre) are computed from these, with the training global mean and shrinkage.
@@ -819,8 +872,10 @@ class TwoTower(Model):
         if user_ids is not None:
             if features is not None or ratings is not None:
                 raise ConfigError("pass user_ids, or features / ratings for new users, not both")
-            rows = self.users_.index(user_ids, kind="user")  # type: ignore[union-attr]
+            rows = self.users_.index(user_ids, kind="user")
             return self._user_vectors[rows]  # type: ignore[index]
+        if features is None and ratings is None:
+            return self._user_vectors.copy()  # type: ignore[union-attr]
         frame = _feature_frame(features)
         derived = None
         if ratings is not None:
@@ -832,13 +887,17 @@ class TwoTower(Model):
     def item_vectors(
         self, item_ids: IdLike | None = None, *, features: FeaturesLike | None = None
     ) -> np.ndarray:
-        """``v_m``: of known items by id, or of new items from raw attributes (cold start).
+        """``v_m``: of catalogue items by id, or of new items from raw attributes (cold start).
 
         Parameters
         ----------
         item_ids : ids, optional
+            Items of the catalogue: those of the training data and those with a row in the
+            training ``item_features`` (never rated: scored from their attributes). With
+            neither ids nor features: every catalogue item, in the order of ``items_``.
         features : DataFrame, ItemFeatures, dict or list of dicts, optional
-            Attribute rows of new items, e.g. ``{"genres": ["Comedy"], "year": 2024}``.
+            Attribute rows of new items without an id, e.g. ``{"genres": ["Comedy"],
+            "year": 2024}`` (``{}``: an item with no attributes).
 
         Returns
         -------
@@ -848,8 +907,10 @@ class TwoTower(Model):
         if item_ids is not None:
             if features is not None:
                 raise ConfigError("pass item_ids or features, not both")
-            rows = self.items_.index(item_ids, kind="item")  # type: ignore[union-attr]
+            rows = self.items_.index(item_ids, kind="item")
             return self._item_vectors[rows]  # type: ignore[index]
+        if features is None:
+            return self._item_vectors.copy()  # type: ignore[union-attr]
         return self._new_vectors("item", _feature_frame(features))
 
     def _derived_for_ratings(self, ratings: Mapping[Any, float]) -> pd.DataFrame:
@@ -927,7 +988,7 @@ class TwoTower(Model):
         return self.rating_scale_ if self.config.objective == "ratings" else None
 
     def top_users(self, item_vectors: np.ndarray, k: int = 10) -> tuple[IdArray, np.ndarray]:
-        """The k known users who score each item vector highest (who a new item would be
+        """The k catalogue users who score each item vector highest (who a new item would be
         recommended to).
 
         Parameters
@@ -975,6 +1036,7 @@ class TwoTower(Model):
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
             history=self.history_,
+            n_trained=[self.n_trained_users_, self.n_trained_items_],
         )
 
     def _load_state(self, state: ModelState) -> None:
@@ -989,6 +1051,9 @@ class TwoTower(Model):
             scale = extra.get("rating_scale")
             self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
             self.history_ = list(extra.get("history", []))
+            # files written before the catalogue held feature-only rows: every row trained
+            n_trained = extra.get("n_trained", [len(users), len(items)])
+            self.n_trained_users_, self.n_trained_items_ = int(n_trained[0]), int(n_trained[1])
             self._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
             self._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
             self._item_genres = np.asarray(a["item_genres"]).astype(bool)
@@ -996,6 +1061,10 @@ class TwoTower(Model):
             raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
         if self._user_inputs.shape[0] != len(users) or self._item_inputs.shape[0] != len(items):
             raise DataError("feature matrices do not match the vocabularies")
+        if not (
+            0 <= self.n_trained_users_ <= len(users) and 0 <= self.n_trained_items_ <= len(items)
+        ):
+            raise DataError("the numbers of trained users and items exceed the vocabularies")
         if self._user_inputs.shape[1] != self._user_side.encoder.width or (
             self._item_inputs.shape[1] != self._item_side.encoder.width
         ):
@@ -1034,6 +1103,27 @@ class TwoTower(Model):
     @property
     def is_fitted(self) -> bool:
         return self._user_vectors is not None if hasattr(self, "_user_vectors") else False
+
+
+def _catalogue(trained: Vocabulary, table: FeatureTable | None) -> Vocabulary:
+    """The ids of the training data followed by those only ``table`` has a row for."""
+    if table is None:
+        return trained
+    try:
+        return trained.union(table.ids.ids)
+    except DataError as exc:
+        raise DataError(
+            f"the {table.entity} features have ids of another type than the interactions "
+            f"({exc}); key both by the same ids"
+        ) from exc
+
+
+def _id_rows(n: int, n_trained: int) -> np.ndarray:
+    """Row of each catalogue id in a tower's id embedding: its own for the ``n_trained``
+    ids of the training data, -1 (the shared "no id" row) for the rest."""
+    rows = np.arange(n)
+    rows[n_trained:] = -1
+    return rows
 
 
 def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:
