@@ -626,7 +626,7 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
     loop_rate, model = _loop_rate(ml, train, seed, epochs, compile_step=False)
     loop_compiled, _ = _loop_rate(ml, train, seed, epochs, compile_step=True)
     config = model.config
-    du, di = model._user_inputs.shape[1], model._item_inputs.shape[1]
+    du, di = model.user_inputs_.shape[1], model.item_inputs_.shape[1]
     flops = (
         flops_per_example(du, config.hidden_sizes, config.embedding_size)[1]
         + flops_per_example(di, config.hidden_sizes, config.embedding_size)[1]

@@ -394,7 +394,7 @@ def test_derived_features_and_new_user_ratings() -> None:
     data, users, items, _, _ = planted(40, 20)
     model = TwoTower(**SMALL, epochs=10, early_stopping=None, learning_rate=0.01)
     model.fit(data, user_features=users, item_features=items)
-    assert model._genres == ["action", "drama"]
+    assert model.genres_ == ["action", "drama"]
     none = model.user_vectors(features={"age": 30})
     rated = model.user_vectors(features={"age": 30}, ratings={0: 5.0, 2: 5.0, 1: 1.0})
     assert none.shape == rated.shape == (1, 8)
@@ -433,6 +433,35 @@ def test_contract_basics(tiny_explicit: Interactions) -> None:
     assert model.fit(tiny_explicit) is model
     assert model.users_ == tiny_explicit.users and model.items_ == tiny_explicit.items
     assert model.recommend("ann", k=3).item_ids.shape == (1, 3)
+
+
+def test_learned_attributes_exist_only_after_fit(
+    tiny_explicit: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = TwoTower(**SMALL, epochs=1)
+    learned = ("history_", "rating_scale_", "user_tower_", "item_tower_", "user_inputs_",
+               "vectors_", "genres_", "n_trained_items_")
+    for name in learned:
+        with pytest.raises(palate.NotFittedError, match="fit"):
+            getattr(model, name)
+    assert not model.is_fitted
+    model.fit(tiny_explicit)
+    assert model.is_fitted and model.rating_scale_ == (1.0, 5.0)
+    assert model.vectors_.items.shape == (tiny_explicit.n_items, 8)
+
+    # a fit that raises leaves no half-fitted model behind
+    import palate.models.two_tower.training as training
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_towers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(tiny_explicit)
+    assert not model.is_fitted
+    for name in ("users_", *learned):
+        with pytest.raises(palate.NotFittedError):
+            getattr(model, name)
 
 
 @pytest.mark.parametrize(
@@ -474,7 +503,7 @@ def _perturbed_derived_predictions(model: TwoTower, data: Interactions) -> tuple
     for side in ("user", "item"):
         mask, _ = model._cold_columns(side)
         assert mask.sum() >= 2  # log_count and mean_rating at least
-        inputs = model._user_inputs if side == "user" else model._item_inputs
+        inputs = model.user_inputs_ if side == "user" else model.item_inputs_
         inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))
     model._refresh_vectors()
     return before, model.predict(data.user_ids, data.item_ids)

@@ -385,7 +385,6 @@ def plan_shards(
                                        ItemFeatures)
     plan = model._prepare_fit(train, user_features, item_features, None)
     log_q = plan.inputs.log_q
-    assert model._user_inputs is not None and model._item_inputs is not None
     return ShardJob(
         params=model.get_params(),
         events_path=str(root / "interactions" / "split=train"),
@@ -394,8 +393,8 @@ def plan_shards(
         rating_scale=model.rating_scale_,
         seed=plan.seed,
         held_fraction=model.config.validation_fraction if plan.held is not None else None,
-        user_inputs=model._user_inputs,
-        item_inputs=model._item_inputs,
+        user_inputs=model.user_inputs_[: model.n_trained_users_],
+        item_inputs=model.item_inputs_[: model.n_trained_items_],
         log_q=None if log_q is None else log_q.cpu().numpy(),
         initial_weights=model._tower_arrays(),
         cold_columns={

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.special
 
+from palate.data.catalog import genre_lists
 from palate.data.features import (
     FeatureEncoder,
     FeatureTable,
@@ -18,7 +19,6 @@ from palate.data.features import (
     UserFeatures,
     derived_item_features,
     derived_user_features,
-    value_lists,
 )
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
@@ -206,6 +206,16 @@ def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
     return np.random.Generator(bits).random(stop - start) < fraction
 
 
+@dataclass(frozen=True)
+class TowerVectors:
+    """The tower outputs a fitted :class:`TwoTower` serves from (unit rows, float32)."""
+
+    users: np.ndarray  # v_u of every catalogue user, in the order of ``users_``
+    items: np.ndarray  # v_m of every catalogue item, in the order of ``items_``
+    no_user: np.ndarray  # v_u of a user with no features, no history and no id
+    no_item: np.ndarray  # v_m of an item with no features, no history and no id
+
+
 @dataclass
 class _FitPlan:
     """What :meth:`TwoTower._prepare_fit` hands to the training loop."""
@@ -311,6 +321,31 @@ class TwoTower(Model):
     has_linear_scores = True
     similarity_metric = "euclidean"
 
+    config: TwoTowerConfig
+    #: per epoch: the training loss and the validation metric
+    history_: list[dict[str, float]]
+    #: (low, high) of the ratings objective's targets, None for the other objectives
+    rating_scale_: tuple[float, float] | None
+    #: C, the mean value of the events the weights were fitted on
+    global_mean_: float
+    user_tower_: Tower
+    item_tower_: Tower
+    #: the first rows of ``users_`` / ``items_`` are the training data's ids (with events and
+    #: an id embedding row); the rest are known only from the feature tables
+    n_trained_users_: int
+    n_trained_items_: int
+    #: how each tower's input rows are built from features (encoder, derived columns)
+    user_side_: _Side
+    item_side_: _Side
+    #: the encoded input rows of every catalogue user / item, float32 (n, width)
+    user_inputs_: np.ndarray
+    item_inputs_: np.ndarray
+    #: the genres of the derived per-genre means, and each catalogue item's genres (bool)
+    genres_: list[str]
+    item_genres_: np.ndarray
+    #: the served tower outputs (computed from the weights by :meth:`_refresh_vectors`)
+    vectors_: TowerVectors
+
     def __init__(
         self,
         objective: Objective = "ratings",
@@ -354,28 +389,11 @@ class TwoTower(Model):
             seed=seed,
             compile=compile,
         )
-        self._reset()
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         params["hidden_sizes"] = list(self.config.hidden_sizes)
         return params
-
-    def _reset(self) -> None:
-        self._forget_fit()
-        self.history_: list[dict[str, float]] = []
-        self.rating_scale_: tuple[float, float] | None = None
-        self.global_mean_: float = 0.0
-        self.user_tower_: Tower | None = None
-        self.item_tower_: Tower | None = None
-        self._user_side: _Side | None = None
-        self._item_side: _Side | None = None
-        self._user_inputs: np.ndarray | None = None
-        self._item_inputs: np.ndarray | None = None
-        self._user_vectors: np.ndarray | None = None
-        self._item_vectors: np.ndarray | None = None
-        self._genres: list[str] = []
-        self._item_genres: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -420,22 +438,25 @@ class TwoTower(Model):
 
         from palate.models.two_tower.training import train_towers
 
-        plan = self._prepare_fit(interactions, user_features, item_features, validation)
-        u, i, t = self._events(plan.fitting)
-        if len(u) == 0:
-            raise DataError("no training events left; pass more data")
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        self.history_ = train_towers(
-            self.user_tower_,
-            self.item_tower_,
-            plan.inputs,
-            plan.to_events((u, i, t)),
-            plan.settings,
-            torch.Generator().manual_seed(plan.seed),
-            evaluate=plan.evaluate,
-            callback=callback,
-        )
-        self._refresh_vectors()
+        try:
+            plan = self._prepare_fit(interactions, user_features, item_features, validation)
+            u, i, t = self._events(plan.fitting)
+            if len(u) == 0:
+                raise DataError("no training events left; pass more data")
+            self.history_ = train_towers(
+                self.user_tower_,
+                self.item_tower_,
+                plan.inputs,
+                plan.to_events((u, i, t)),
+                plan.settings,
+                torch.Generator().manual_seed(plan.seed),
+                evaluate=plan.evaluate,
+                callback=callback,
+            )
+            self._refresh_vectors()
+        except BaseException:
+            self._forget_fit()  # a fit that does not finish leaves no half-fitted model
+            raise
         return self
 
     def _prepare_fit(
@@ -454,7 +475,7 @@ class TwoTower(Model):
         from palate.models.two_tower.training import ColdColumns, Events, TowerInputs
 
         data = self._check_data(fit_input(interactions), user_features, item_features)
-        self._reset()
+        self._forget_fit()
         config = self.config
         # the catalogue: the users and items of the data, then those known only from a
         # feature table (cold: no events, no id embedding; their towers read the features)
@@ -463,6 +484,7 @@ class TwoTower(Model):
         self.n_trained_users_, self.n_trained_items_ = data.n_users, data.n_items
         self.data_fingerprint_ = data.fingerprint()
         self.global_mean_ = data.global_mean()
+        self.rating_scale_ = None
         if data.kind == "explicit":
             scale = data.rating_scale
             if scale is None:
@@ -493,7 +515,6 @@ class TwoTower(Model):
 
         device = torch.device(config.device)
         self._build_towers(seed)
-        assert self.user_tower_ is not None and self.item_tower_ is not None
         self.user_tower_.to(device)
         self.item_tower_.to(device)
 
@@ -511,10 +532,9 @@ class TwoTower(Model):
                 ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
                 if mask.any() else None
             )
-        assert self._user_inputs is not None and self._item_inputs is not None
         inputs = TowerInputs(
-            torch.as_tensor(self._user_inputs[: data.n_users]).to(device),
-            torch.as_tensor(self._item_inputs[: data.n_items]).to(device),
+            torch.as_tensor(self.user_inputs_[: data.n_users]).to(device),
+            torch.as_tensor(self.item_inputs_[: data.n_items]).to(device),
             None if log_q is None else log_q.to(device),
             cold_columns["user"],
             cold_columns["item"],
@@ -603,6 +623,7 @@ class TwoTower(Model):
         item_features: ItemFeatures | None,
     ) -> None:
         config = self.config
+        self.genres_ = []
         genre_column = None
         if item_features is not None:
             multi = [c for c, kind in item_features.columns.items() if kind == "multi"]
@@ -613,23 +634,23 @@ class TwoTower(Model):
             if genre_column is not None and item_features is not None:
                 item_genres = item_features.rows(data.items.ids)[genre_column]
                 item_genres = pd.Series(item_genres.to_numpy(), index=data.items.ids)
-                self._genres = sorted(
-                    {g for row in value_lists(item_genres.tolist()) for g in row}
+                self.genres_ = sorted(
+                    {g for row in genre_lists(item_genres.tolist()) for g in row}
                 )
             user_derived = derived_user_features(
-                data, item_genres, self._genres, config.mean_shrinkage
+                data, item_genres, self.genres_, config.mean_shrinkage
             )
             item_derived = derived_item_features(data, config.mean_shrinkage)
-        self._item_genres = _multi_hot(
+        self.item_genres_ = _multi_hot(
             None if genre_column is None or item_features is None
             else item_features.rows(self.items_.ids)[genre_column].tolist(),
-            self._genres,
+            self.genres_,
             len(self.items_),
         )
-        self._user_side, self._user_inputs = self._fit_side(
+        self.user_side_, self.user_inputs_ = self._fit_side(
             user_features, data.users.ids, user_derived, self.users_.ids[data.n_users :]
         )
-        self._item_side, self._item_inputs = self._fit_side(
+        self.item_side_, self.item_inputs_ = self._fit_side(
             item_features, data.items.ids, item_derived, self.items_.ids[data.n_items :]
         )
 
@@ -662,8 +683,7 @@ class TwoTower(Model):
         """The encoded columns of one side that are derived from ratings (bool mask) and
         the encoded row of a user / item with no history (float32), both of the encoded
         width."""
-        spec = self._user_side if side == "user" else self._item_side
-        assert spec is not None
+        spec = self.user_side_ if side == "user" else self.item_side_
         names = spec.encoder.output_names
         mask = np.isin(np.asarray(names, dtype=object), list(spec.derived_cold))
         frame = pd.DataFrame(index=[0])
@@ -675,16 +695,15 @@ class TwoTower(Model):
     def _build_towers(self, seed: int) -> None:
         import torch
 
-        assert self._user_inputs is not None and self._item_inputs is not None
         config = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             # id embeddings for the users and items of the training data only
             self.user_tower_ = make_tower(
-                config, self._user_inputs.shape[1], self.n_trained_users_
+                config, self.user_inputs_.shape[1], self.n_trained_users_
             )
             self.item_tower_ = make_tower(
-                config, self._item_inputs.shape[1], self.n_trained_items_
+                config, self.item_inputs_.shape[1], self.n_trained_items_
             )
 
     def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -705,9 +724,15 @@ class TwoTower(Model):
         keep = y > 0 if kind == "binary" else np.ones(len(y), dtype=bool)
         return u[keep], i[keep], np.ones(int(keep.sum()))
 
+    def _scale(self) -> tuple[float, float]:
+        """The rating scale of the ratings objective."""
+        scale = self.rating_scale_
+        assert scale is not None, "the ratings objective has a rating scale"
+        return scale
+
     def _scaled(self, y: np.ndarray) -> np.ndarray:
         """Ratings scaled to [−1, 1]: ``t = 2 (y − low) / (high − low) − 1``."""
-        low, high = self.rating_scale_  # type: ignore[misc]
+        low, high = self._scale()
         return 2.0 * (y - low) / (high - low) - 1.0
 
     def _validation_events(
@@ -715,8 +740,8 @@ class TwoTower(Model):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not isinstance(validation, Interactions):
             raise DataError("validation must be palate.Interactions")
-        u = self.users_.index(validation.user_ids, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(validation.item_ids, missing="ignore")  # type: ignore[union-attr]
+        u = self.users_.index(validation.user_ids, missing="ignore")
+        i = self.items_.index(validation.item_ids, missing="ignore")
         y = validation.values.astype(np.float64)
         # events of the users and items of the training data (as before the catalogue held
         # users and items known only from their features)
@@ -733,7 +758,6 @@ class TwoTower(Model):
 
         from palate.models.two_tower.training import batch_loss
 
-        assert self.user_tower_ is not None and self.item_tower_ is not None
         with torch.no_grad():
             if settings.objective == "retrieval":
                 total, n = 0.0, 0
@@ -751,7 +775,7 @@ class TwoTower(Model):
             s = (v_u * v_m).sum(1).double().cpu().numpy()
         t = val.targets.double().cpu().numpy()
         if settings.objective == "ratings":
-            low, high = self.rating_scale_  # type: ignore[misc]
+            low, high = self._scale()
             half = (high - low) / 2
             return {"val_rmse": float(np.sqrt(np.mean(((np.clip(s, -1, 1) - t) * half) ** 2)))}
         p = np.clip(scipy.special.expit(s / settings.temperature), 1e-7, 1 - 1e-7)
@@ -800,28 +824,27 @@ class TwoTower(Model):
 
     def _refresh_vectors(self) -> None:
         """Precompute v_u for every catalogue user and v_m for every catalogue item (those
-        known only from their features through the shared "no id" row of a hybrid tower)."""
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        assert self._user_inputs is not None and self._item_inputs is not None
-        self._user_vectors = self._tower_vectors(
-            self.user_tower_, self._served("user", self._user_inputs),
-            _id_rows(len(self._user_inputs), self.n_trained_users_),
+        known only from their features through the shared "no id" row of a hybrid tower), and
+        those of a user / item with no features, no history and no id."""
+        self.vectors_ = TowerVectors(
+            users=self._tower_vectors(
+                self.user_tower_, self._served("user", self.user_inputs_),
+                _id_rows(len(self.user_inputs_), self.n_trained_users_),
+            ),
+            items=self._tower_vectors(
+                self.item_tower_, self._served("item", self.item_inputs_),
+                _id_rows(len(self.item_inputs_), self.n_trained_items_),
+            ),
+            no_user=self._new_vectors("user", pd.DataFrame(index=[0]))[0],
+            no_item=self._new_vectors("item", pd.DataFrame(index=[0]))[0],
         )
-        self._item_vectors = self._tower_vectors(
-            self.item_tower_, self._served("item", self._item_inputs),
-            _id_rows(len(self._item_inputs), self.n_trained_items_),
-        )
-        # the vectors of a user / item with no features, no history and no id
-        self._cold_user = self._new_vectors("user", pd.DataFrame(index=[0]))[0]
-        self._cold_item = self._new_vectors("item", pd.DataFrame(index=[0]))[0]
 
     # ------------------------------------------------------------------ vectors
     def _new_vectors(
         self, side: str, frame: pd.DataFrame, derived: pd.DataFrame | None = None
     ) -> np.ndarray:
-        spec = self._user_side if side == "user" else self._item_side
+        spec = self.user_side_ if side == "user" else self.item_side_
         tower = self.user_tower_ if side == "user" else self.item_tower_
-        assert spec is not None and tower is not None
         frame = frame.reset_index(drop=True)
         for name, cold in spec.derived_cold.items():
             if derived is not None and name in derived.columns:
@@ -873,9 +896,9 @@ class TwoTower(Model):
             if features is not None or ratings is not None:
                 raise ConfigError("pass user_ids, or features / ratings for new users, not both")
             rows = self.users_.index(user_ids, kind="user")
-            return self._user_vectors[rows]  # type: ignore[index]
+            return self.vectors_.users[rows]
         if features is None and ratings is None:
-            return self._user_vectors.copy()  # type: ignore[union-attr]
+            return self.vectors_.users.copy()
         frame = _feature_frame(features)
         derived = None
         if ratings is not None:
@@ -908,9 +931,9 @@ class TwoTower(Model):
             if features is not None:
                 raise ConfigError("pass item_ids or features, not both")
             rows = self.items_.index(item_ids, kind="item")
-            return self._item_vectors[rows]  # type: ignore[index]
+            return self.vectors_.items[rows]
         if features is None:
-            return self._item_vectors.copy()  # type: ignore[union-attr]
+            return self.vectors_.items.copy()
         return self._new_vectors("item", _feature_frame(features))
 
     def _derived_for_ratings(self, ratings: Mapping[Any, float]) -> pd.DataFrame:
@@ -918,21 +941,21 @@ class TwoTower(Model):
         values = np.asarray(list(ratings.values()), dtype=np.float64)
         if len(items) == 0:
             return pd.DataFrame({"log_count": [0.0]})
-        known = self.items_.index(items, missing="ignore") >= 0  # type: ignore[union-attr]
+        known = self.items_.index(items, missing="ignore") >= 0
         if not np.all(known):
             raise DataError("ratings name items the model does not know; rate known items")
         tiny = Interactions.from_arrays(
             np.zeros(len(items), dtype=np.int64), items, values, items=self.items_
         )
         item_genres = pd.Series(
-            [[g for g, on in zip(self._genres, row, strict=True) if on]
-             for row in self._item_genres.tolist()],  # type: ignore[union-attr]
-            index=self.items_.ids,  # type: ignore[union-attr]
+            [[g for g, on in zip(self.genres_, row, strict=True) if on]
+             for row in self.item_genres_.tolist()],
+            index=self.items_.ids,
         )
         return derived_user_features(
             tiny,
-            item_genres if self._genres else None,
-            self._genres,
+            item_genres if self.genres_ else None,
+            self.genres_,
             self.config.mean_shrinkage,
             global_mean=self.global_mean_,
         )
@@ -943,7 +966,7 @@ class TwoTower(Model):
         v_u · v_m / temperature; retrieval: v_u · v_m."""
         objective = self.config.objective
         if objective == "ratings":
-            low, high = self.rating_scale_  # type: ignore[misc]
+            low, high = self._scale()
             return low + (np.clip(s, -1.0, 1.0) + 1.0) / 2.0 * (high - low)
         if objective == "binary":
             return scipy.special.expit(s / self.config.effective_temperature)
@@ -960,28 +983,31 @@ class TwoTower(Model):
         """The raw scores ``v_u · v_m`` (before the link) as the precomputed user and item
         vectors (what a vector index needs to serve them)."""
         self._check_fitted()
-        return LinearScores(self._user_vectors, self._item_vectors)  # type: ignore[arg-type]
+        return LinearScores(self.vectors_.users, self.vectors_.items)
 
     def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
         (retrieval). Unknown users and items are scored with the vectors of a user / item
         without features or history."""
-        v_u = np.where((u >= 0)[:, None], self._user_vectors[np.maximum(u, 0)], self._cold_user)  # type: ignore[index]
-        v_m = np.where((i >= 0)[:, None], self._item_vectors[np.maximum(i, 0)], self._cold_item)  # type: ignore[index]
+        vectors = self.vectors_
+        v_u = np.where((u >= 0)[:, None], vectors.users[np.maximum(u, 0)], vectors.no_user)
+        v_m = np.where((i >= 0)[:, None], vectors.items[np.maximum(i, 0)], vectors.no_item)
         s = np.einsum("ij,ij->i", v_u.astype(np.float64), v_m.astype(np.float64))
         return self.link(s)
 
     @property
     def feedback_kind(self) -> FeedbackKind:
-        return {"ratings": "explicit", "binary": "binary", "retrieval": "implicit"}[  # type: ignore[return-value]
-            self.config.objective
-        ]
+        kinds: dict[str, FeedbackKind] = {
+            "ratings": "explicit", "binary": "binary", "retrieval": "implicit"
+        }
+        return kinds[self.config.objective]
 
     @property
     def score_kind(self) -> ScoreKind:
-        return {"ratings": "rating", "binary": "probability", "retrieval": "preference"}[  # type: ignore[return-value]
-            self.config.objective
-        ]
+        kinds: dict[str, ScoreKind] = {
+            "ratings": "rating", "binary": "probability", "retrieval": "preference"
+        }
+        return kinds[self.config.objective]
 
     @property
     def rating_scale(self) -> tuple[float, float] | None:
@@ -1004,16 +1030,16 @@ class TwoTower(Model):
         """
         self._check_fitted()
         k = check_k(k)
-        raw = np.asarray(item_vectors, dtype=np.float32) @ self._user_vectors.T  # type: ignore[union-attr]
+        raw = np.asarray(item_vectors, dtype=np.float32) @ self.vectors_.users.T
         idx, val = top_k(raw, k)
-        return ids_from_indices(self.users_, idx), self.link(val.astype(np.float64)).astype(  # type: ignore[arg-type]
+        return ids_from_indices(self.users_, idx), self.link(val.astype(np.float64)).astype(
             np.float32
         )
 
     def similarity_vectors(self) -> np.ndarray:
         """v_m: related items have the smallest ``‖v_m(k) − v_m(i)‖²`` (for unit vectors the
         cosine ranking is the same)."""
-        return self._item_vectors  # type: ignore[return-value]
+        return self.vectors_.items
 
     def similarity_candidates(self) -> np.ndarray:
         """Every item: the towers give a vector to items with no events too."""
@@ -1021,18 +1047,16 @@ class TwoTower(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        assert self._user_inputs is not None and self._item_inputs is not None
         state.arrays.update(self._tower_arrays())
         state.arrays.update(
-            user_inputs=self._user_inputs,
-            item_inputs=self._item_inputs,
-            item_genres=self._item_genres.astype(np.uint8),  # type: ignore[union-attr]
+            user_inputs=self.user_inputs_,
+            item_inputs=self.item_inputs_,
+            item_genres=self.item_genres_.astype(np.uint8),
         )
         state.extra.update(
-            user_side=self._user_side.to_state(),  # type: ignore[union-attr]
-            item_side=self._item_side.to_state(),  # type: ignore[union-attr]
-            genres=self._genres,
+            user_side=self.user_side_.to_state(),
+            item_side=self.item_side_.to_state(),
+            genres=self.genres_,
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
             history=self.history_,
@@ -1044,9 +1068,9 @@ class TwoTower(Model):
         a = state.arrays
         extra = state.extra
         try:
-            self._user_side = _Side.from_state(extra["user_side"])
-            self._item_side = _Side.from_state(extra["item_side"])
-            self._genres = [str(g) for g in extra.get("genres", [])]
+            self.user_side_ = _Side.from_state(extra["user_side"])
+            self.item_side_ = _Side.from_state(extra["item_side"])
+            self.genres_ = [str(g) for g in extra.get("genres", [])]
             self.global_mean_ = float(extra.get("global_mean", 0.0))
             scale = extra.get("rating_scale")
             self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
@@ -1054,19 +1078,19 @@ class TwoTower(Model):
             # files written before the catalogue held feature-only rows: every row trained
             n_trained = extra.get("n_trained", [len(users), len(items)])
             self.n_trained_users_, self.n_trained_items_ = int(n_trained[0]), int(n_trained[1])
-            self._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
-            self._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
-            self._item_genres = np.asarray(a["item_genres"]).astype(bool)
+            self.user_inputs_ = np.asarray(a["user_inputs"], dtype=np.float32)
+            self.item_inputs_ = np.asarray(a["item_inputs"], dtype=np.float32)
+            self.item_genres_ = np.asarray(a["item_genres"]).astype(bool)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
-        if self._user_inputs.shape[0] != len(users) or self._item_inputs.shape[0] != len(items):
+        if self.user_inputs_.shape[0] != len(users) or self.item_inputs_.shape[0] != len(items):
             raise DataError("feature matrices do not match the vocabularies")
         if not (
             0 <= self.n_trained_users_ <= len(users) and 0 <= self.n_trained_items_ <= len(items)
         ):
             raise DataError("the numbers of trained users and items exceed the vocabularies")
-        if self._user_inputs.shape[1] != self._user_side.encoder.width or (
-            self._item_inputs.shape[1] != self._item_side.encoder.width
+        if self.user_inputs_.shape[1] != self.user_side_.encoder.width or (
+            self.item_inputs_.shape[1] != self.item_side_.encoder.width
         ):
             raise DataError("feature matrices do not match their encoders")
         self._build_towers(0)
@@ -1078,7 +1102,6 @@ class TwoTower(Model):
         ``item_tower.<parameter>``."""
         arrays: dict[str, np.ndarray] = {}
         for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            assert tower is not None
             for name, tensor in tower.state_dict().items():
                 arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
         return arrays
@@ -1088,7 +1111,6 @@ class TwoTower(Model):
         import torch
 
         for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            assert tower is not None
             weights = {
                 name[len(prefix) + 1 :]: torch.as_tensor(value)
                 for name, value in arrays.items()
@@ -1099,10 +1121,6 @@ class TwoTower(Model):
             except RuntimeError as exc:
                 raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
             tower.to(torch.device(self.config.device))
-
-    @property
-    def is_fitted(self) -> bool:
-        return self._user_vectors is not None if hasattr(self, "_user_vectors") else False
 
 
 def _catalogue(trained: Vocabulary, table: FeatureTable | None) -> Vocabulary:
@@ -1131,7 +1149,7 @@ def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray
     if values is None or not names:
         return out
     column = {g: j for j, g in enumerate(names)}
-    for r, row in enumerate(value_lists(values)):
+    for r, row in enumerate(genre_lists(values)):
         for g in row:
             if g in column:
                 out[r, column[g]] = True
