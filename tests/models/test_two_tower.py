@@ -501,7 +501,7 @@ def test_cold_columns_replace_only_the_dropped_rows_derived_columns() -> None:
 def _perturbed_derived_predictions(model: TwoTower, data: Interactions) -> tuple[np.ndarray, ...]:
     before = model.predict(data.user_ids, data.item_ids)
     for side in ("user", "item"):
-        mask, _ = model._cold_columns(side)
+        mask, _ = (model.user_side_ if side == "user" else model.item_side_).cold_columns()
         assert mask.sum() >= 2  # log_count and mean_rating at least
         inputs = model.user_inputs_ if side == "user" else model.item_inputs_
         inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))

@@ -5,23 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.special
 
-from palate.data.catalog import genre_lists
-from palate.data.features import (
-    FeatureEncoder,
-    FeatureTable,
-    ItemFeatures,
-    UserFeatures,
-    derived_item_features,
-    derived_user_features,
-)
+from palate.data.features import ItemFeatures, UserFeatures
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import ConfigError, DataError
 from palate.models.base import (
     FeedbackKind,
@@ -35,6 +26,15 @@ from palate.models.base import (
 )
 from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores, check_k, ids_from_indices, top_k
+from palate.models.two_tower.features import (
+    FeatureSide,
+    FeaturesLike,
+    TowerFeatures,
+    build_features,
+    catalogue,
+    derived_for_ratings,
+    feature_frame,
+)
 from palate.types import IdArray, IdLike
 
 if TYPE_CHECKING:
@@ -51,11 +51,6 @@ DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
 #: validation items (``bench/two_tower_dropout.py``, ML-100K): 0.5 ranks cold items well above
 #: 0 and keeps the warm RMSE within 3% of CF, which 0.8 (better on cold items) does not.
 DEFAULT_DERIVED_DROPOUT = 0.5
-FeaturesLike: TypeAlias = (
-    pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
-)
-
-
 @dataclass(frozen=True)
 class TwoTowerConfig:
     """Hyperparameters of :class:`TwoTower` (validated on construction)."""
@@ -149,42 +144,6 @@ class TwoTowerConfig:
         if self.temperature is not None:
             return float(self.temperature)
         return DEFAULT_TEMPERATURE[self.objective]
-
-
-@dataclass
-class _Side:
-    """How one tower's inputs are built: declared feature columns, derived columns and their
-    values for a row with no history, and the fitted encoder."""
-
-    encoder: FeatureEncoder
-    derived_cold: dict[str, float]
-
-    def frame(
-        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
-    ) -> pd.DataFrame:
-        raw = [c for c in self.encoder.columns if c not in self.derived_cold]
-        if table is not None:
-            frame = table.rows(ids)[[c for c in raw if c in table.columns]]
-        else:
-            frame = pd.DataFrame(index=pd.Index(ids))
-        frame = frame.reset_index(drop=True)
-        for name, cold in self.derived_cold.items():
-            if derived is not None and name in derived.columns:
-                values = derived[name].reindex(pd.Index(ids)).to_numpy(dtype=np.float64)
-                frame[name] = np.where(np.isnan(values), cold, values)
-            else:
-                frame[name] = cold
-        return frame
-
-    def to_state(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.to_state(), "derived_cold": self.derived_cold}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> _Side:
-        return cls(
-            FeatureEncoder.from_state(state["encoder"]),
-            {k: float(v) for k, v in state["derived_cold"].items()},
-        )
 
 
 def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
@@ -335,8 +294,8 @@ class TwoTower(Model):
     n_trained_users_: int
     n_trained_items_: int
     #: how each tower's input rows are built from features (encoder, derived columns)
-    user_side_: _Side
-    item_side_: _Side
+    user_side_: FeatureSide
+    item_side_: FeatureSide
     #: the encoded input rows of every catalogue user / item, float32 (n, width)
     user_inputs_: np.ndarray
     item_inputs_: np.ndarray
@@ -479,8 +438,8 @@ class TwoTower(Model):
         config = self.config
         # the catalogue: the users and items of the data, then those known only from a
         # feature table (cold: no events, no id embedding; their towers read the features)
-        self.users_ = _catalogue(data.users, user_features)
-        self.items_ = _catalogue(data.items, item_features)
+        self.users_ = catalogue(data.users, user_features)
+        self.items_ = catalogue(data.items, item_features)
         self.n_trained_users_, self.n_trained_items_ = data.n_users, data.n_items
         self.data_fingerprint_ = data.fingerprint()
         self.global_mean_ = data.global_mean()
@@ -510,7 +469,13 @@ class TwoTower(Model):
             else:
                 held = None
         self.global_mean_ = fitting.global_mean()
-        self._build_sides(fitting, user_features, item_features)
+        self._set_features(
+            build_features(
+                fitting, self.users_, self.items_, user_features, item_features,
+                derived=config.derived_features, shrinkage=config.mean_shrinkage,
+                global_mean=self.global_mean_, max_categories=config.max_categories,
+            )
+        )
         self._set_serving_data(data)
 
         device = torch.device(config.device)
@@ -526,8 +491,8 @@ class TwoTower(Model):
                 np.log(np.maximum(counts, 1.0) / max(len(i_fit), 1)), dtype=torch.float32
             )
         cold_columns = {}
-        for side in ("user", "item"):
-            mask, values = self._cold_columns(side)
+        for side, spec in (("user", self.user_side_), ("item", self.item_side_)):
+            mask, values = spec.cold_columns()
             cold_columns[side] = (
                 ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
                 if mask.any() else None
@@ -616,81 +581,10 @@ class TwoTower(Model):
             )
         return data
 
-    def _build_sides(
-        self,
-        data: Interactions,
-        user_features: UserFeatures | None,
-        item_features: ItemFeatures | None,
-    ) -> None:
-        config = self.config
-        self.genres_ = []
-        genre_column = None
-        if item_features is not None:
-            multi = [c for c, kind in item_features.columns.items() if kind == "multi"]
-            genre_column = "genres" if "genres" in multi else (multi[0] if multi else None)
-        user_derived = item_derived = None
-        if config.derived_features:
-            item_genres = None
-            if genre_column is not None and item_features is not None:
-                item_genres = item_features.rows(data.items.ids)[genre_column]
-                item_genres = pd.Series(item_genres.to_numpy(), index=data.items.ids)
-                self.genres_ = sorted(
-                    {g for row in genre_lists(item_genres.tolist()) for g in row}
-                )
-            user_derived = derived_user_features(
-                data, item_genres, self.genres_, config.mean_shrinkage
-            )
-            item_derived = derived_item_features(data, config.mean_shrinkage)
-        self.item_genres_ = _multi_hot(
-            None if genre_column is None or item_features is None
-            else item_features.rows(self.items_.ids)[genre_column].tolist(),
-            self.genres_,
-            len(self.items_),
-        )
-        self.user_side_, self.user_inputs_ = self._fit_side(
-            user_features, data.users.ids, user_derived, self.users_.ids[data.n_users :]
-        )
-        self.item_side_, self.item_inputs_ = self._fit_side(
-            item_features, data.items.ids, item_derived, self.items_.ids[data.n_items :]
-        )
-
-    def _fit_side(
-        self,
-        table: FeatureTable | None,
-        ids: IdArray,
-        derived: pd.DataFrame | None,
-        cold_ids: IdArray,
-    ) -> tuple[_Side, np.ndarray]:
-        """The side's encoder, fitted on the rows of ``ids`` (those of the training data), and
-        the encoded rows of ``ids`` followed by those of ``cold_ids`` (known from the feature
-        table only: their derived features are those of a row with no history)."""
-        columns = dict(table.columns) if table is not None else {}
-        cold: dict[str, float] = {}
-        if derived is not None:
-            for name in derived.columns:
-                columns[name] = "numeric"
-                cold[name] = 0.0 if name == "log_count" else self.global_mean_
-        side = _Side(FeatureEncoder(columns, max_categories=self.config.max_categories), cold)
-        frame = side.frame(table, ids, derived)
-        side.encoder.fit(frame)
-        inputs = side.encoder.transform(frame)
-        if len(cold_ids):
-            cold_rows = side.encoder.transform(side.frame(table, cold_ids, None))
-            inputs = np.vstack([inputs, cold_rows])
-        return side, inputs
-
-    def _cold_columns(self, side: str) -> tuple[np.ndarray, np.ndarray]:
-        """The encoded columns of one side that are derived from ratings (bool mask) and
-        the encoded row of a user / item with no history (float32), both of the encoded
-        width."""
-        spec = self.user_side_ if side == "user" else self.item_side_
-        names = spec.encoder.output_names
-        mask = np.isin(np.asarray(names, dtype=object), list(spec.derived_cold))
-        frame = pd.DataFrame(index=[0])
-        for name, cold in spec.derived_cold.items():
-            frame[name] = cold
-        values = spec.encoder.transform(frame)[0].astype(np.float32)
-        return mask, values
+    def _set_features(self, features: TowerFeatures) -> None:
+        self.user_side_, self.item_side_ = features.user_side, features.item_side
+        self.user_inputs_, self.item_inputs_ = features.user_inputs, features.item_inputs
+        self.genres_, self.item_genres_ = features.genres, features.item_genres
 
     def _build_towers(self, seed: int) -> None:
         import torch
@@ -826,13 +720,14 @@ class TwoTower(Model):
         """Precompute v_u for every catalogue user and v_m for every catalogue item (those
         known only from their features through the shared "no id" row of a hybrid tower), and
         those of a user / item with no features, no history and no id."""
+        dropout = self.config.derived_dropout
         self.vectors_ = TowerVectors(
             users=self._tower_vectors(
-                self.user_tower_, self._served("user", self.user_inputs_),
+                self.user_tower_, self.user_side_.served(self.user_inputs_, dropout),
                 _id_rows(len(self.user_inputs_), self.n_trained_users_),
             ),
             items=self._tower_vectors(
-                self.item_tower_, self._served("item", self.item_inputs_),
+                self.item_tower_, self.item_side_.served(self.item_inputs_, dropout),
                 _id_rows(len(self.item_inputs_), self.n_trained_items_),
             ),
             no_user=self._new_vectors("user", pd.DataFrame(index=[0]))[0],
@@ -843,25 +738,11 @@ class TwoTower(Model):
     def _new_vectors(
         self, side: str, frame: pd.DataFrame, derived: pd.DataFrame | None = None
     ) -> np.ndarray:
+        """Vectors of new users / items (no id) from raw attribute rows."""
         spec = self.user_side_ if side == "user" else self.item_side_
         tower = self.user_tower_ if side == "user" else self.item_tower_
-        frame = frame.reset_index(drop=True)
-        for name, cold in spec.derived_cold.items():
-            if derived is not None and name in derived.columns:
-                frame[name] = derived[name].to_numpy(dtype=np.float64)
-            else:
-                frame[name] = cold
-        inputs = self._served(side, spec.encoder.transform(frame))
+        inputs = spec.served(spec.encode_new(frame, derived), self.config.derived_dropout)
         return self._tower_vectors(tower, inputs, np.full(len(frame), -1))
-
-    def _served(self, side: str, inputs: np.ndarray) -> np.ndarray:
-        """The encoded rows the tower reads when serving: as encoded, except that with
-        ``derived_dropout=1`` (the towers never saw derived values) the derived columns hold
-        their cold values, as in training."""
-        if self.config.derived_dropout < 1:
-            return inputs
-        mask, values = self._cold_columns(side)
-        return np.where(mask[None, :], values[None, :], inputs).astype(np.float32)
 
     def user_vectors(
         self,
@@ -899,12 +780,15 @@ class TwoTower(Model):
             return self.vectors_.users[rows]
         if features is None and ratings is None:
             return self.vectors_.users.copy()
-        frame = _feature_frame(features)
+        frame = pd.DataFrame(index=[0]) if features is None else feature_frame(features)
         derived = None
         if ratings is not None:
             if len(frame) != 1:
                 raise DataError("ratings describe one new user: pass at most one feature row")
-            derived = self._derived_for_ratings(ratings)
+            derived = derived_for_ratings(
+                ratings, self.items_, self.genres_, self.item_genres_,
+                self.config.mean_shrinkage, self.global_mean_,
+            )
         return self._new_vectors("user", frame, derived)
 
     def item_vectors(
@@ -934,31 +818,7 @@ class TwoTower(Model):
             return self.vectors_.items[rows]
         if features is None:
             return self.vectors_.items.copy()
-        return self._new_vectors("item", _feature_frame(features))
-
-    def _derived_for_ratings(self, ratings: Mapping[Any, float]) -> pd.DataFrame:
-        items = as_id_array(list(ratings.keys()))
-        values = np.asarray(list(ratings.values()), dtype=np.float64)
-        if len(items) == 0:
-            return pd.DataFrame({"log_count": [0.0]})
-        known = self.items_.index(items, missing="ignore") >= 0
-        if not np.all(known):
-            raise DataError("ratings name items the model does not know; rate known items")
-        tiny = Interactions.from_arrays(
-            np.zeros(len(items), dtype=np.int64), items, values, items=self.items_
-        )
-        item_genres = pd.Series(
-            [[g for g, on in zip(self.genres_, row, strict=True) if on]
-             for row in self.item_genres_.tolist()],
-            index=self.items_.ids,
-        )
-        return derived_user_features(
-            tiny,
-            item_genres if self.genres_ else None,
-            self.genres_,
-            self.config.mean_shrinkage,
-            global_mean=self.global_mean_,
-        )
+        return self._new_vectors("item", feature_frame(features))
 
     # ------------------------------------------------------------------ scoring
     def link(self, s: np.ndarray) -> np.ndarray:
@@ -1068,8 +928,8 @@ class TwoTower(Model):
         a = state.arrays
         extra = state.extra
         try:
-            self.user_side_ = _Side.from_state(extra["user_side"])
-            self.item_side_ = _Side.from_state(extra["item_side"])
+            self.user_side_ = FeatureSide.from_state(extra["user_side"])
+            self.item_side_ = FeatureSide.from_state(extra["item_side"])
             self.genres_ = [str(g) for g in extra.get("genres", [])]
             self.global_mean_ = float(extra.get("global_mean", 0.0))
             scale = extra.get("rating_scale")
@@ -1123,53 +983,12 @@ class TwoTower(Model):
             tower.to(torch.device(self.config.device))
 
 
-def _catalogue(trained: Vocabulary, table: FeatureTable | None) -> Vocabulary:
-    """The ids of the training data followed by those only ``table`` has a row for."""
-    if table is None:
-        return trained
-    try:
-        return trained.union(table.ids.ids)
-    except DataError as exc:
-        raise DataError(
-            f"the {table.entity} features have ids of another type than the interactions "
-            f"({exc}); key both by the same ids"
-        ) from exc
-
-
 def _id_rows(n: int, n_trained: int) -> np.ndarray:
     """Row of each catalogue id in a tower's id embedding: its own for the ``n_trained``
     ids of the training data, -1 (the shared "no id" row) for the rest."""
     rows = np.arange(n)
     rows[n_trained:] = -1
     return rows
-
-
-def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:
-    out = np.zeros((n, len(names)), dtype=bool)
-    if values is None or not names:
-        return out
-    column = {g: j for j, g in enumerate(names)}
-    for r, row in enumerate(genre_lists(values)):
-        for g in row:
-            if g in column:
-                out[r, column[g]] = True
-    return out
-
-
-def _feature_frame(features: FeaturesLike | None) -> pd.DataFrame:
-    if features is None:
-        return pd.DataFrame(index=[0])
-    if isinstance(features, FeatureTable):
-        return features.frame.reset_index(drop=True)
-    if isinstance(features, pd.DataFrame):
-        return features.reset_index(drop=True)
-    if isinstance(features, Mapping):
-        return pd.DataFrame([dict(features)])
-    if isinstance(features, Sequence) and all(isinstance(r, Mapping) for r in features):
-        return pd.DataFrame([dict(r) for r in features])
-    raise DataError(
-        "features must be a DataFrame, a feature table, a dict (one row) or a list of dicts"
-    )
 
 
 __all__ = ["TwoTower", "TwoTowerConfig"]
