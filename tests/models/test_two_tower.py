@@ -370,6 +370,105 @@ def test_feature_only_rows_leave_training_unchanged() -> None:
                                rtol=1e-5, atol=1e-6)
 
 
+# ------------------------------------------------------------------------------ training plan
+def test_training_plan_reproduces_fit(tmp_path: Path) -> None:
+    """prepare_fit, the training loop over the plan and finish_fit are fit, step by step; the
+    weights of one model loaded into another prepared on the same data give the same model."""
+    from palate.models.two_tower.training import train_towers
+
+    data, users, items, _, _ = planted(40, 20)
+    train = data.subset(~np.isin(data.item_ids, [18, 19])).compact()
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    fitted = TwoTower(**options).fit(train, user_features=users, item_features=items)
+
+    model = TwoTower(**options)
+    with pytest.raises(palate.NotFittedError, match="prepare_fit"):
+        model.finish_fit([])
+    plan = model.prepare_fit(train, user_features=users, item_features=items)
+    # the towers train on the rows of the training ids; the catalogue has the cold items too
+    assert plan.inputs.items.shape[0] == train.n_items and len(model.items_) == 20
+    assert plan.held is not None and len(plan.fitting) == int((~plan.held).sum())
+    assert len(plan.events) == len(plan.fitting)
+    history = train_towers(model.user_tower_, model.item_tower_, plan.inputs, plan.events,
+                           plan.settings, torch.Generator().manual_seed(plan.seed),
+                           evaluate=plan.evaluate)
+    assert model.finish_fit(history) is model
+    assert model.history_ == fitted.history_
+    np.testing.assert_array_equal(model.item_vectors(), fitted.item_vectors())
+    np.testing.assert_array_equal(model.user_vectors(), fitted.user_vectors())
+
+    other = TwoTower(**options)
+    other.prepare_fit(train, user_features=users, item_features=items)
+    other.load_tower_weights(fitted.tower_weights())
+    other.finish_fit(fitted.history_)
+    np.testing.assert_array_equal(other.item_vectors(), fitted.item_vectors())
+    # a serving model follows the weights it is given
+    fresh = TwoTower(**{**options, "learning_rate": 0.05}).fit(train, user_features=users,
+                                                              item_features=items)
+    assert not np.allclose(fresh.item_vectors(), fitted.item_vectors())
+    fresh.load_tower_weights(fitted.tower_weights())
+    np.testing.assert_array_equal(fresh.item_vectors(), fitted.item_vectors())
+    with pytest.raises(DataError, match="do not fit"):
+        TwoTower(**{**options, "embedding_size": 4}).fit(train).load_tower_weights(
+            fitted.tower_weights()
+        )
+
+
+def _write_prepared(root: Path, data: Interactions) -> Path:
+    """``data`` as a prepared-data directory (the layout palate.spark.write_prepared writes)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name, vocabulary in (("users", data.users), ("items", data.items)):
+        (root / name).mkdir(parents=True)
+        table = pa.table({"idx": np.arange(len(vocabulary), dtype=np.int32),
+                          "id": vocabulary.ids.astype(np.int64)})
+        pq.write_table(table, root / name / "part-0.parquet")
+    split = root / "interactions" / "split=train"
+    split.mkdir(parents=True)
+    events = pa.table({"user_idx": data.user_idx.astype(np.int32),
+                       "item_idx": data.item_idx.astype(np.int32),
+                       "value": data.values.astype(np.float32)})
+    pq.write_table(events, split / "part-0.parquet", row_group_size=100)
+    manifest = {"format": "palate-prepared", "format_version": 1, "kind": data.kind,
+                "rating_scale": list(data.rating_scale or (1.0, 5.0)), "n_users": data.n_users,
+                "n_items": data.n_items, "splits": {"train": len(data)}}
+    (root / "prepared.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_distributed_path_in_one_process_trains_exactly_as_fit(tmp_path: Path) -> None:
+    """The data-parallel path (plan on the driver, the loop in a process, the weights back)
+    with feature-only items in the catalogue and hybrid towers: the model fit trains."""
+    from palate.data.prepared import read_prepared
+    from palate.models.two_tower import distributed
+    from palate.models.two_tower.training import held_out
+
+    data, users, items, _, _ = planted(40, 20)
+    train = data.subset(~np.isin(data.item_ids, [18, 19])).compact()
+    root = _write_prepared(tmp_path / "prepared", train)
+    prepared = read_prepared(root).train
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    local = TwoTower(**options).fit(prepared, user_features=users, item_features=items)
+
+    model = TwoTower(**options)
+    job = distributed.plan_shards(model, root, user_features=users, item_features=items,
+                                  prepared_features=False)
+    assert job.held_fraction == 0.1
+    assert len(job.item_inputs) == train.n_items  # the rows the events and ids index
+    result = distributed.train_process(job)
+    fitting = int(np.sum(~held_out(job.seed, 0.1, 0, len(train))))
+    assert result["world_size"] == 1 and result["shard_sizes"] == [fitting]
+    assert distributed.finish(model, result) is model
+    assert model.history_ == local.history_
+    assert model.items_ == local.items_ and {18, 19} <= set(model.items_.ids.tolist())
+    np.testing.assert_array_equal(model.item_vectors(), local.item_vectors())
+    np.testing.assert_array_equal(model.predict([0, 1], [18, 19]),
+                                  local.predict([0, 1], [18, 19]))
+
+
 def test_same_seed_same_model_other_seed_other_model() -> None:
     data, users, items, _, _ = planted(40, 20)
     options = {**SMALL, "epochs": 3, "early_stopping": None}
@@ -394,7 +493,7 @@ def test_derived_features_and_new_user_ratings() -> None:
     data, users, items, _, _ = planted(40, 20)
     model = TwoTower(**SMALL, epochs=10, early_stopping=None, learning_rate=0.01)
     model.fit(data, user_features=users, item_features=items)
-    assert model.genres_ == ["action", "drama"]
+    assert model.features_.genres == ["action", "drama"]
     none = model.user_vectors(features={"age": 30})
     rated = model.user_vectors(features={"age": 30}, ratings={0: 5.0, 2: 5.0, 1: 1.0})
     assert none.shape == rated.shape == (1, 8)
@@ -439,8 +538,8 @@ def test_learned_attributes_exist_only_after_fit(
     tiny_explicit: Interactions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = TwoTower(**SMALL, epochs=1)
-    learned = ("history_", "rating_scale_", "user_tower_", "item_tower_", "user_inputs_",
-               "vectors_", "genres_", "n_trained_items_")
+    learned = ("history_", "rating_scale_", "user_tower_", "item_tower_", "features_",
+               "vectors_", "n_trained_items_")
     for name in learned:
         with pytest.raises(palate.NotFittedError, match="fit"):
             getattr(model, name)
@@ -480,7 +579,7 @@ def test_towers_need_some_input(tiny_explicit: Interactions) -> None:
 
 
 def test_held_out_of_a_range_is_that_slice_of_the_whole() -> None:
-    from palate.models.two_tower.model import held_out
+    from palate.models.two_tower.training import held_out
 
     whole = np.random.default_rng(11).random(500) < 0.1  # the draws fit makes
     np.testing.assert_array_equal(held_out(11, 0.1, 0, 500), whole)
@@ -501,11 +600,12 @@ def test_cold_columns_replace_only_the_dropped_rows_derived_columns() -> None:
 def _perturbed_derived_predictions(model: TwoTower, data: Interactions) -> tuple[np.ndarray, ...]:
     before = model.predict(data.user_ids, data.item_ids)
     for side in ("user", "item"):
-        mask, _ = (model.user_side_ if side == "user" else model.item_side_).cold_columns()
+        mask, _ = model.features_.side(side).cold_columns()
         assert mask.sum() >= 2  # log_count and mean_rating at least
-        inputs = model.user_inputs_ if side == "user" else model.item_inputs_
+        features = model.features_
+        inputs = features.user_inputs if side == "user" else features.item_inputs
         inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))
-    model._refresh_vectors()
+    model.refresh_vectors()
     return before, model.predict(data.user_ids, data.item_ids)
 
 

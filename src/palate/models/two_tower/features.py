@@ -10,7 +10,8 @@ the derived columns of a new user from a few ratings.
 
 The catalogue (:func:`catalogue`) is the ids of the training data followed by those that only
 a feature table has a row for: those rows have no history, so their derived columns hold the
-values of a row with no ratings (count 0, the global mean).
+values of a row with no ratings (count 0, the global mean), and they have no events
+(:func:`catalogue_events`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from palate.data.catalog import genre_lists
 from palate.data.features import (
@@ -34,6 +36,8 @@ from palate.data.features import (
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import DataError
+from palate.models.base import seen_matrix
+from palate.models.popularity import popularity_scores
 from palate.types import IdArray
 
 FeaturesLike: TypeAlias = (
@@ -176,6 +180,52 @@ class TowerFeatures:
     genres: list[str]
     item_genres: np.ndarray
 
+    def side(self, name: str) -> FeatureSide:
+        """The ``"user"`` or ``"item"`` side."""
+        return self.user_side if name == "user" else self.item_side
+
+    def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The arrays and the JSON metadata a model file stores."""
+        arrays = {
+            "user_inputs": self.user_inputs,
+            "item_inputs": self.item_inputs,
+            "item_genres": self.item_genres.astype(np.uint8),
+        }
+        extra = {
+            "user_side": self.user_side.to_state(),
+            "item_side": self.item_side.to_state(),
+            "genres": self.genres,
+        }
+        return arrays, extra
+
+    @classmethod
+    def from_state(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        extra: Mapping[str, Any],
+        n_users: int,
+        n_items: int,
+    ) -> TowerFeatures:
+        """Rebuild what :meth:`to_state` stored, checked against the catalogue's size."""
+        try:
+            features = cls(
+                FeatureSide.from_state(extra["user_side"]),
+                FeatureSide.from_state(extra["item_side"]),
+                np.asarray(arrays["user_inputs"], dtype=np.float32),
+                np.asarray(arrays["item_inputs"], dtype=np.float32),
+                [str(g) for g in extra.get("genres", [])],
+                np.asarray(arrays["item_genres"]).astype(bool),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
+        if len(features.user_inputs) != n_users or len(features.item_inputs) != n_items:
+            raise DataError("feature matrices do not match the vocabularies")
+        if features.user_inputs.shape[1] != features.user_side.encoder.width or (
+            features.item_inputs.shape[1] != features.item_side.encoder.width
+        ):
+            raise DataError("feature matrices do not match their encoders")
+        return features
+
 
 def build_features(
     data: Interactions,
@@ -256,6 +306,30 @@ def catalogue(trained: Vocabulary, table: FeatureTable | None) -> Vocabulary:
         ) from exc
 
 
+def catalogue_events(
+    data: Interactions, n_users: int, n_items: int
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The seen items (n_users, n_items) and the popularity fallback (n_items,) of a
+    catalogue whose first rows are ``data``'s users and items: the rows known only from the
+    feature tables have no events, and such items rank after every item of the data in the
+    fallback (popularity 0 by count; below the lowest shrunk mean by mean)."""
+    seen = seen_matrix(data)
+    if seen.shape != (n_users, n_items):
+        seen.resize((n_users, n_items))
+    by = "mean" if data.kind == "explicit" else "count"
+    fallback, _ = popularity_scores(data, by)
+    fallback = fallback.astype(np.float32)
+    if n_items > len(fallback):
+        if by == "count" or len(fallback) == 0:
+            lowest = np.float32(0.0)
+        else:
+            lowest = np.nextafter(fallback.min(), np.float32(-np.inf))
+        fallback = np.concatenate(
+            [fallback, np.full(n_items - len(fallback), lowest, dtype=np.float32)]
+        )
+    return seen, fallback
+
+
 def derived_for_ratings(
     ratings: Mapping[Any, float],
     items: Vocabulary,
@@ -318,6 +392,7 @@ __all__ = [
     "TowerFeatures",
     "build_features",
     "catalogue",
+    "catalogue_events",
     "derived_for_ratings",
     "feature_frame",
     "multi_hot",

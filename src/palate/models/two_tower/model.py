@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,179 +11,43 @@ import scipy.special
 
 from palate.data.features import ItemFeatures, UserFeatures
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError, DataError, NotFittedError
 from palate.models.base import (
     FeedbackKind,
     Model,
     ModelState,
     ScoreKind,
     fit_input,
-    is_int,
-    is_number,
-    seen_matrix,
 )
-from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores, check_k, ids_from_indices, top_k
+from palate.models.two_tower.config import (
+    DEFAULT_DERIVED_DROPOUT,
+    Objective,
+    TwoTowerConfig,
+    check_fit_data,
+    rating_scale_of,
+)
 from palate.models.two_tower.features import (
-    FeatureSide,
     FeaturesLike,
     TowerFeatures,
     build_features,
     catalogue,
+    catalogue_events,
     derived_for_ratings,
     feature_frame,
 )
 from palate.types import IdArray, IdLike
 
 if TYPE_CHECKING:
+    from palate.models.two_tower.towers import Tower, TowerVectors
+    from palate.models.two_tower.training import Targets, TrainingPlan
 
-    from palate.models.two_tower.towers import Tower
-    from palate.models.two_tower.training import LoopSettings
-
-logger = logging.getLogger(__name__)
-
-Objective = Literal["ratings", "binary", "retrieval"]
-OBJECTIVES = ("ratings", "binary", "retrieval")
-DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
-#: Share of training examples whose derived features are set to their cold values. Chosen on
-#: validation items (``bench/two_tower_dropout.py``, ML-100K): 0.5 ranks cold items well above
-#: 0 and keeps the warm RMSE within 3% of CF, which 0.8 (better on cold items) does not.
-DEFAULT_DERIVED_DROPOUT = 0.5
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Hyperparameters of :class:`TwoTower` (validated on construction)."""
-
-    objective: Objective = "ratings"
-    hidden_sizes: tuple[int, ...] = (256, 128)
-    embedding_size: int = 32
-    id_embedding_size: int = 0
-    id_dropout: float = 0.2
-    derived_features: bool = True
-    derived_dropout: float = DEFAULT_DERIVED_DROPOUT
-    epochs: int = 30
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    reg: float = 0.0
-    temperature: float | None = None
-    early_stopping: int | None = 3
-    validation_fraction: float = 0.1
-    mean_shrinkage: float = 5.0
-    max_categories: int = 64
-    device: str = "cpu"
-    seed: int | None = 0
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-
-        def need(condition: bool, message: str) -> None:
-            if not condition:
-                raise ConfigError(message)
-
-        need(
-            self.objective in OBJECTIVES,
-            f"objective must be 'ratings', 'binary' or 'retrieval', not {self.objective!r}",
-        )
-        need(
-            all(is_int(h) and h >= 1 for h in self.hidden_sizes),
-            f"hidden_sizes must be positive integers, e.g. (256, 128); got {self.hidden_sizes!r}",
-        )
-        for name in ("embedding_size", "epochs", "batch_size", "max_categories"):
-            value = getattr(self, name)
-            need(is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
-        need(
-            is_int(self.id_embedding_size) and self.id_embedding_size >= 0,
-            f"id_embedding_size must be >= 0 (0: features only), got {self.id_embedding_size!r}",
-        )
-        need(
-            is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
-            f"id_dropout must be in [0, 1), got {self.id_dropout!r}",
-        )
-        need(isinstance(self.derived_features, bool), "derived_features must be True or False")
-        need(isinstance(self.compile, bool), "compile must be True or False")
-        need(
-            is_number(self.derived_dropout) and 0 <= self.derived_dropout <= 1,
-            f"derived_dropout must be in [0, 1], got {self.derived_dropout!r}",
-        )
-        need(
-            is_number(self.learning_rate) and self.learning_rate > 0,
-            f"learning_rate must be > 0, got {self.learning_rate!r}",
-        )
-        need(is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
-        need(
-            self.temperature is None or (is_number(self.temperature) and self.temperature > 0),
-            f"temperature must be > 0 or None (objective default), got {self.temperature!r}",
-        )
-        need(
-            self.early_stopping is None
-            or (is_int(self.early_stopping) and self.early_stopping >= 1),
-            "early_stopping must be a positive integer (patience in epochs) or None",
-        )
-        need(
-            is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
-            f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
-        )
-        need(
-            is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
-            f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
-        )
-        need(
-            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-            f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}",
-        )
-        need(
-            self.seed is None or is_int(self.seed),
-            f"seed must be an int or None, got {self.seed!r}",
-        )
-
-    @property
-    def effective_temperature(self) -> float:
-        """τ: ``temperature``, or 0.25 for binary labels and 0.05 for retrieval."""
-        if self.temperature is not None:
-            return float(self.temperature)
-        return DEFAULT_TEMPERATURE[self.objective]
-
-
-def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
-    """One tower of the configured shape over ``input_size`` encoded features."""
-    from palate.models.two_tower.towers import Tower
-
-    return Tower(
-        input_size, config.hidden_sizes, config.embedding_size, n_ids, config.id_embedding_size
-    )
-
-
-def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
-    """Which events ``start .. stop − 1`` the internal validation split holds out: those whose
-    draw ``u < fraction``, the draws being the first ``stop`` numbers of
-    ``numpy.random.default_rng(seed).random`` (computed for the range alone, so a process
-    reading one shard of the events marks the same events as :meth:`TwoTower.fit`)."""
-    bits = np.random.PCG64(seed)  # what default_rng(seed) draws from
-    bits.advance(start)  # one 64-bit draw per number
-    return np.random.Generator(bits).random(stop - start) < fraction
-
-
-@dataclass(frozen=True)
-class TowerVectors:
-    """The tower outputs a fitted :class:`TwoTower` serves from (unit rows, float32)."""
-
-    users: np.ndarray  # v_u of every catalogue user, in the order of ``users_``
-    items: np.ndarray  # v_m of every catalogue item, in the order of ``items_``
-    no_user: np.ndarray  # v_u of a user with no features, no history and no id
-    no_item: np.ndarray  # v_m of an item with no features, no history and no id
-
-
-@dataclass
-class _FitPlan:
-    """What :meth:`TwoTower._prepare_fit` hands to the training loop."""
-
-    seed: int
-    fitting: Interactions  # the events the weights are fitted on
-    held: np.ndarray | None  # internal validation events (mask over the training events)
-    inputs: Any  # TowerInputs
-    settings: Any  # LoopSettings
-    evaluate: Any  # () -> validation metrics, or None
-    to_events: Any  # (u, i, t) arrays -> Events on the model's device
+#: what each objective learns from and what its predictions are
+_KINDS: dict[str, tuple[FeedbackKind, ScoreKind]] = {
+    "ratings": ("explicit", "rating"),
+    "binary": ("binary", "probability"),
+    "retrieval": ("implicit", "preference"),
+}
 
 
 class TwoTower(Model):
@@ -293,16 +155,10 @@ class TwoTower(Model):
     #: an id embedding row); the rest are known only from the feature tables
     n_trained_users_: int
     n_trained_items_: int
-    #: how each tower's input rows are built from features (encoder, derived columns)
-    user_side_: FeatureSide
-    item_side_: FeatureSide
-    #: the encoded input rows of every catalogue user / item, float32 (n, width)
-    user_inputs_: np.ndarray
-    item_inputs_: np.ndarray
-    #: the genres of the derived per-genre means, and each catalogue item's genres (bool)
-    genres_: list[str]
-    item_genres_: np.ndarray
-    #: the served tower outputs (computed from the weights by :meth:`_refresh_vectors`)
+    #: the fitted encoders of both towers' inputs and the encoded rows of every catalogue
+    #: user and item
+    features_: TowerFeatures
+    #: the served tower outputs (computed from the weights by :meth:`refresh_vectors`)
     vectors_: TowerVectors
 
     def __init__(
@@ -391,50 +247,88 @@ class TwoTower(Model):
         Notes
         -----
         With the internal validation split, the derived features are computed from the other
-        ``1 − validation_fraction`` of the events (those the weights are fitted on).
+        ``1 − validation_fraction`` of the events (those the weights are fitted on). A fit
+        that raises leaves the model unfitted.
         """
         import torch
 
         from palate.models.two_tower.training import train_towers
 
         try:
-            plan = self._prepare_fit(interactions, user_features, item_features, validation)
-            u, i, t = self._events(plan.fitting)
-            if len(u) == 0:
+            plan = self.prepare_fit(
+                interactions, user_features=user_features, item_features=item_features,
+                validation=validation,
+            )
+            if len(plan.events) == 0:
                 raise DataError("no training events left; pass more data")
-            self.history_ = train_towers(
+            history = train_towers(
                 self.user_tower_,
                 self.item_tower_,
                 plan.inputs,
-                plan.to_events((u, i, t)),
+                plan.events,
                 plan.settings,
                 torch.Generator().manual_seed(plan.seed),
                 evaluate=plan.evaluate,
                 callback=callback,
             )
-            self._refresh_vectors()
+            self.finish_fit(history)
         except BaseException:
             self._forget_fit()  # a fit that does not finish leaves no half-fitted model
             raise
         return self
 
-    def _prepare_fit(
+    # ------------------------------------------------------------------ the training plan
+    def prepare_fit(
         self,
         interactions: Interactions,
+        *,
+        user_features: UserFeatures | None = None,
+        item_features: ItemFeatures | None = None,
+        validation: Interactions | None = None,
+    ) -> TrainingPlan:
+        """Everything :meth:`fit` does before its training loop, for training run elsewhere
+        (:mod:`palate.models.two_tower.distributed` trains in several processes).
+
+        Sets the catalogue, the rating scale, the feature encoders and encoded rows, the seen
+        items and fallback, and builds the towers with their initial weights; then train them
+        (:func:`~palate.models.two_tower.training.train_towers` over the plan, or anywhere,
+        loading the result with :meth:`load_tower_weights`) and end with :meth:`finish_fit`.
+        The parameters are those of :meth:`fit`.
+
+        Returns
+        -------
+        TrainingPlan
+            The seed, the events the weights are fitted on and their training examples, the
+            internal validation split, the towers' inputs, the loop settings and the
+            validation metrics (see :class:`~palate.models.two_tower.training.TrainingPlan`).
+        """
+        data = check_fit_data(self.config, fit_input(interactions), user_features, item_features)
+        self._forget_fit()
+        try:
+            return self._plan(data, user_features, item_features, validation)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _plan(
+        self,
+        data: Interactions,
         user_features: UserFeatures | None,
         item_features: ItemFeatures | None,
         validation: Interactions | None,
-    ) -> _FitPlan:
-        """Everything :meth:`fit` does before the training loop: vocabularies, rating scale,
-        the internal validation split, derived features and encoders, serving data, and the
-        initial towers. Data-parallel training (:mod:`palate.models.two_tower.distributed`)
-        runs this once and the loop in every process."""
+    ) -> TrainingPlan:
         import torch
 
-        from palate.models.two_tower.training import ColdColumns, Events, TowerInputs
+        from palate.models.two_tower.training import (
+            Targets,
+            TrainingPlan,
+            held_out,
+            log_frequencies,
+            to_events,
+            tower_inputs,
+            validation_metrics,
+        )
 
-        data = self._check_data(fit_input(interactions), user_features, item_features)
-        self._forget_fit()
         config = self.config
         # the catalogue: the users and items of the data, then those known only from a
         # feature table (cold: no events, no id embedding; their towers read the features)
@@ -442,307 +336,153 @@ class TwoTower(Model):
         self.items_ = catalogue(data.items, item_features)
         self.n_trained_users_, self.n_trained_items_ = data.n_users, data.n_items
         self.data_fingerprint_ = data.fingerprint()
-        self.global_mean_ = data.global_mean()
-        self.rating_scale_ = None
-        if data.kind == "explicit":
-            scale = data.rating_scale
-            if scale is None:
-                scale = (float(data.values.min()), float(data.values.max()))
-            if scale[1] <= scale[0]:
-                scale = (scale[0], scale[0] + 1.0)
-            self.rating_scale_ = (float(scale[0]), float(scale[1]))
+        self.rating_scale_ = rating_scale_of(data) if data.kind == "explicit" else None
         seed = config.seed
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
+        targets = Targets(config.objective, self.rating_scale_)
         # the internal validation split is made first, so that the derived features (means,
         # counts) come from the fitting part only and early stopping sees no leaked ratings
         fitting = data
         val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         held: np.ndarray | None = None
         if validation is not None:
-            val_events = self._validation_events(validation)
+            val_events = self._validation_events(validation, targets)
         elif config.early_stopping and config.validation_fraction > 0 and len(data) > 10:
             held = held_out(seed, config.validation_fraction, 0, len(data))
             if held.any() and not held.all():
                 fitting = data.subset(np.flatnonzero(~held))
-                val_events = self._events(data.subset(np.flatnonzero(held)))
+                val_events = targets.of(data.subset(np.flatnonzero(held)))
             else:
                 held = None
         self.global_mean_ = fitting.global_mean()
-        self._set_features(
-            build_features(
-                fitting, self.users_, self.items_, user_features, item_features,
-                derived=config.derived_features, shrinkage=config.mean_shrinkage,
-                global_mean=self.global_mean_, max_categories=config.max_categories,
-            )
+        self.features_ = features = build_features(
+            fitting, self.users_, self.items_, user_features, item_features,
+            derived=config.derived_features, shrinkage=config.mean_shrinkage,
+            global_mean=self.global_mean_, max_categories=config.max_categories,
         )
-        self._set_serving_data(data)
+        self.seen_, self.fallback_scores_ = catalogue_events(
+            data, len(self.users_), len(self.items_)
+        )
+        self._build_towers(seed)
 
         device = torch.device(config.device)
-        self._build_towers(seed)
-        self.user_tower_.to(device)
-        self.item_tower_.to(device)
-
         log_q = None
         if config.objective == "retrieval":
-            u_fit, i_fit, _ = self._events(fitting)
-            counts = np.bincount(i_fit, minlength=data.n_items).astype(np.float64)
-            log_q = torch.as_tensor(
-                np.log(np.maximum(counts, 1.0) / max(len(i_fit), 1)), dtype=torch.float32
-            )
-        cold_columns = {}
-        for side, spec in (("user", self.user_side_), ("item", self.item_side_)):
-            mask, values = spec.cold_columns()
-            cold_columns[side] = (
-                ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
-                if mask.any() else None
-            )
-        inputs = TowerInputs(
-            torch.as_tensor(self.user_inputs_[: data.n_users]).to(device),
-            torch.as_tensor(self.item_inputs_[: data.n_items]).to(device),
-            None if log_q is None else log_q.to(device),
-            cold_columns["user"],
-            cold_columns["item"],
+            log_q = log_frequencies(targets.of(fitting)[1], data.n_items)
+        # the towers train on the rows of the training data's users and items
+        inputs = tower_inputs(
+            features.user_inputs[: data.n_users],
+            features.item_inputs[: data.n_items],
+            device,
+            log_q,
+            {side: features.side(side).cold_columns() for side in ("user", "item")},
         )
-
-        def to_events(parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Events:
-            return Events(
-                torch.as_tensor(parts[0], dtype=torch.long).to(device),
-                torch.as_tensor(parts[1], dtype=torch.long).to(device),
-                torch.as_tensor(parts[2], dtype=torch.float32).to(device),
-            )
-
-        settings = self._loop_settings()
+        settings = config.loop_settings()
         evaluate = None
         if val_events is not None and len(val_events[0]):
-            val = to_events(val_events)
+            val = to_events(val_events, device)
 
             def evaluate() -> dict[str, float]:
-                return self._validation_metrics(inputs, val, settings)
+                return validation_metrics(
+                    self.user_tower_, self.item_tower_, inputs, val, settings, self.rating_scale_
+                )
 
-        return _FitPlan(seed, fitting, held, inputs, settings, evaluate, to_events)
+        return TrainingPlan(seed, fitting, held, inputs, settings, targets, evaluate, device)
 
-    def _loop_settings(self) -> LoopSettings:
-        from palate.models.two_tower.training import LoopSettings
+    def tower_weights(self) -> dict[str, np.ndarray]:
+        """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
+        ``item_tower.<parameter>`` (what model files store and training processes share)."""
+        from palate.models.two_tower.towers import tower_arrays
 
-        config = self.config
-        return LoopSettings(
-            objective=config.objective,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            reg=config.reg,
-            temperature=config.effective_temperature,
-            id_dropout=config.id_dropout,
-            early_stopping=config.early_stopping,
-            derived_dropout=config.derived_dropout,
-            compile=config.compile,
+        return tower_arrays(self.user_tower_, self.item_tower_)
+
+    def load_tower_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Load weights named as :meth:`tower_weights` names them into the towers (built by
+        :meth:`prepare_fit` or a fit); a serving model recomputes its vectors.
+
+        Raises
+        ------
+        DataError
+            The arrays do not fit the towers (another configuration or catalogue).
+        """
+        import torch
+
+        from palate.models.two_tower.towers import load_tower_arrays
+
+        device = torch.device(self.config.device)
+        load_tower_arrays(self.user_tower_, self.item_tower_, arrays, device)
+        if "vectors_" in vars(self):
+            self.refresh_vectors()
+
+    def finish_fit(self, history: Sequence[Mapping[str, float]]) -> TwoTower:
+        """End a fit begun by :meth:`prepare_fit` once the towers hold their trained weights:
+        keep the per-epoch ``history`` and compute the served vectors. Returns self."""
+        if "user_tower_" not in vars(self):
+            raise NotFittedError("finish_fit ends a fit that prepare_fit began; call it first")
+        self.history_ = [dict(h) for h in history]
+        self.refresh_vectors()
+        return self
+
+    def refresh_vectors(self) -> None:
+        """Recompute the served vectors from the towers' current weights: v_u of every
+        catalogue user, v_m of every catalogue item (those known only from their features
+        through the shared "no id" row of a hybrid tower), and those of a user / item with no
+        features, no history and no id. A fit does it at its end; call it after changing
+        the weights otherwise (e.g. from a fit callback)."""
+        import torch
+
+        from palate.models.two_tower.towers import served_vectors
+
+        self.vectors_ = served_vectors(
+            self.user_tower_, self.item_tower_, self.features_,
+            (self.n_trained_users_, self.n_trained_items_), self.config.derived_dropout,
+            torch.device(self.config.device),
         )
 
-    def _check_data(
-        self,
-        data: Interactions,
-        user_features: UserFeatures | None,
-        item_features: ItemFeatures | None,
-    ) -> Interactions:
-        objective = self.config.objective
-        if objective == "ratings" and data.kind != "explicit":
-            raise DataError(
-                "objective='ratings' needs explicit ratings; use objective='binary' for 0/1 "
-                "labels or objective='retrieval' for positive-only events"
-            )
-        if objective == "binary":
-            if data.kind != "binary":
-                raise DataError(
-                    "objective='binary' needs 0/1 labels; convert ratings with "
-                    "interactions.binarize(threshold=4) or use objective='ratings'"
-                )
-            if data.is_positive_only:
-                raise DataError(
-                    "the data holds only positive events, so the logistic loss has no negatives; "
-                    "use objective='retrieval' (in-batch negatives)"
-                )
-        for table, cls, what in ((user_features, UserFeatures, "user_features"),
-                                 (item_features, ItemFeatures, "item_features")):
-            if table is not None and not isinstance(table, cls):
-                raise DataError(
-                    f"{what} must be a palate.data.features.{cls.__name__}, got "
-                    f"{type(table).__name__}; build one with {cls.__name__}(frame, columns=...)"
-                )
-        if (
-            user_features is None
-            and item_features is None
-            and not self.config.derived_features
-            and self.config.id_embedding_size == 0
-        ):
-            raise ConfigError(
-                "the towers have no inputs: pass user_features / item_features, keep "
-                "derived_features=True, or set id_embedding_size > 0"
-            )
-        return data
-
-    def _set_features(self, features: TowerFeatures) -> None:
-        self.user_side_, self.item_side_ = features.user_side, features.item_side
-        self.user_inputs_, self.item_inputs_ = features.user_inputs, features.item_inputs
-        self.genres_, self.item_genres_ = features.genres, features.item_genres
-
+    # ------------------------------------------------------------------ fitting steps
     def _build_towers(self, seed: int) -> None:
+        """Both towers with their initial weights (seeded by ``seed``, leaving torch's global
+        generator as it was) on the model's device; id embeddings for the training ids."""
         import torch
+
+        from palate.models.two_tower.towers import make_tower
 
         config = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            # id embeddings for the users and items of the training data only
-            self.user_tower_ = make_tower(
-                config, self.user_inputs_.shape[1], self.n_trained_users_
-            )
-            self.item_tower_ = make_tower(
-                config, self.item_inputs_.shape[1], self.n_trained_items_
-            )
-
-    def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self._targets(data.user_idx, data.item_idx, data.values, data.kind)
-
-    def _targets(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray, kind: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(user row, item row, target) per training example of events in index form."""
-        u = np.asarray(user_idx).astype(np.int64)
-        i = np.asarray(item_idx).astype(np.int64)
-        y = np.asarray(values).astype(np.float64)
-        objective = self.config.objective
-        if objective == "ratings":
-            return u, i, self._scaled(y)
-        if objective == "binary":
-            return u, i, y
-        keep = y > 0 if kind == "binary" else np.ones(len(y), dtype=bool)
-        return u[keep], i[keep], np.ones(int(keep.sum()))
-
-    def _scale(self) -> tuple[float, float]:
-        """The rating scale of the ratings objective."""
-        scale = self.rating_scale_
-        assert scale is not None, "the ratings objective has a rating scale"
-        return scale
-
-    def _scaled(self, y: np.ndarray) -> np.ndarray:
-        """Ratings scaled to [−1, 1]: ``t = 2 (y − low) / (high − low) − 1``."""
-        low, high = self._scale()
-        return 2.0 * (y - low) / (high - low) - 1.0
+            widths = self.features_.user_inputs.shape[1], self.features_.item_inputs.shape[1]
+            self.user_tower_ = make_tower(config, widths[0], self.n_trained_users_)
+            self.item_tower_ = make_tower(config, widths[1], self.n_trained_items_)
+        device = torch.device(config.device)
+        self.user_tower_.to(device)
+        self.item_tower_.to(device)
 
     def _validation_events(
-        self, validation: Interactions
+        self, validation: Interactions, targets: Targets
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The examples of the ``validation`` events of users and items of the training data
+        (as before the catalogue held users and items known only from their features)."""
         if not isinstance(validation, Interactions):
             raise DataError("validation must be palate.Interactions")
         u = self.users_.index(validation.user_ids, missing="ignore")
         i = self.items_.index(validation.item_ids, missing="ignore")
-        y = validation.values.astype(np.float64)
-        # events of the users and items of the training data (as before the catalogue held
-        # users and items known only from their features)
         keep = (u >= 0) & (i >= 0) & (u < self.n_trained_users_) & (i < self.n_trained_items_)
-        if self.config.objective == "retrieval":
-            keep &= (y > 0) if validation.kind == "binary" else True
-            y = np.ones(len(y))
-        elif self.config.objective == "ratings":
-            y = self._scaled(y)
-        return u[keep], i[keep], y[keep]
-
-    def _validation_metrics(self, inputs: Any, val: Any, settings: Any) -> dict[str, float]:
-        import torch
-
-        from palate.models.two_tower.training import batch_loss
-
-        with torch.no_grad():
-            if settings.objective == "retrieval":
-                total, n = 0.0, 0
-                for start in range(0, len(val), settings.batch_size):
-                    sel = slice(start, start + settings.batch_size)
-                    loss = batch_loss(
-                        self.user_tower_, self.item_tower_, inputs,
-                        val.user_idx[sel], val.item_idx[sel], val.targets[sel], settings,
-                    )
-                    total += float(loss) * len(val.user_idx[sel])
-                    n += len(val.user_idx[sel])
-                return {"val_loss": total / max(n, 1)}
-            v_u = self.user_tower_(inputs.users.index_select(0, val.user_idx), val.user_idx)
-            v_m = self.item_tower_(inputs.items.index_select(0, val.item_idx), val.item_idx)
-            s = (v_u * v_m).sum(1).double().cpu().numpy()
-        t = val.targets.double().cpu().numpy()
-        if settings.objective == "ratings":
-            low, high = self._scale()
-            half = (high - low) / 2
-            return {"val_rmse": float(np.sqrt(np.mean(((np.clip(s, -1, 1) - t) * half) ** 2)))}
-        p = np.clip(scipy.special.expit(s / settings.temperature), 1e-7, 1 - 1e-7)
-        return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
-
-    def _set_serving_data(self, data: Interactions) -> None:
-        """Seen items and the popularity fallback over the whole catalogue: users and items
-        known only from their features have no events, and such items rank after every
-        item of the data in the fallback list (popularity 0 by count, below the lowest
-        shrunk mean by mean)."""
-        n_users, n_items = len(self.users_), len(self.items_)
-        seen = seen_matrix(data)
-        if seen.shape != (n_users, n_items):
-            seen.resize((n_users, n_items))
-        self.seen_ = seen
-        by = "mean" if data.kind == "explicit" else "count"
-        fallback, _ = popularity_scores(data, by)
-        fallback = fallback.astype(np.float32)
-        if n_items > len(fallback):
-            if by == "count" or len(fallback) == 0:
-                lowest = np.float32(0.0)
-            else:
-                lowest = np.nextafter(fallback.min(), np.float32(-np.inf))
-            fallback = np.concatenate(
-                [fallback, np.full(n_items - len(fallback), lowest, dtype=np.float32)]
-            )
-        self.fallback_scores_ = fallback
-
-    def _tower_vectors(
-        self, tower: Tower, inputs: np.ndarray, ids: np.ndarray | None, batch: int = 65536
-    ) -> np.ndarray:
-        import torch
-
-        device = torch.device(self.config.device)
-        out = []
-        tower.eval()
-        with torch.no_grad():
-            for start in range(0, len(inputs), batch):
-                x = torch.as_tensor(inputs[start : start + batch]).to(device)
-                idx = None
-                if ids is not None:
-                    idx = torch.as_tensor(ids[start : start + batch], dtype=torch.long).to(device)
-                out.append(tower(x, idx).float().cpu().numpy())
-        width = self.config.embedding_size
-        return np.vstack(out) if out else np.zeros((0, width), dtype=np.float32)
-
-    def _refresh_vectors(self) -> None:
-        """Precompute v_u for every catalogue user and v_m for every catalogue item (those
-        known only from their features through the shared "no id" row of a hybrid tower), and
-        those of a user / item with no features, no history and no id."""
-        dropout = self.config.derived_dropout
-        self.vectors_ = TowerVectors(
-            users=self._tower_vectors(
-                self.user_tower_, self.user_side_.served(self.user_inputs_, dropout),
-                _id_rows(len(self.user_inputs_), self.n_trained_users_),
-            ),
-            items=self._tower_vectors(
-                self.item_tower_, self.item_side_.served(self.item_inputs_, dropout),
-                _id_rows(len(self.item_inputs_), self.n_trained_items_),
-            ),
-            no_user=self._new_vectors("user", pd.DataFrame(index=[0]))[0],
-            no_item=self._new_vectors("item", pd.DataFrame(index=[0]))[0],
-        )
+        return targets(u[keep], i[keep], validation.values[keep], validation.kind)
 
     # ------------------------------------------------------------------ vectors
     def _new_vectors(
         self, side: str, frame: pd.DataFrame, derived: pd.DataFrame | None = None
     ) -> np.ndarray:
         """Vectors of new users / items (no id) from raw attribute rows."""
-        spec = self.user_side_ if side == "user" else self.item_side_
-        tower = self.user_tower_ if side == "user" else self.item_tower_
-        inputs = spec.served(spec.encode_new(frame, derived), self.config.derived_dropout)
-        return self._tower_vectors(tower, inputs, np.full(len(frame), -1))
+        import torch
+
+        from palate.models.two_tower.towers import new_vectors
+
+        return new_vectors(
+            self.user_tower_ if side == "user" else self.item_tower_, self.features_.side(side),
+            frame, derived, self.config.derived_dropout, torch.device(self.config.device),
+        )
 
     def user_vectors(
         self,
@@ -785,8 +525,9 @@ class TwoTower(Model):
         if ratings is not None:
             if len(frame) != 1:
                 raise DataError("ratings describe one new user: pass at most one feature row")
+            fitted = self.features_
             derived = derived_for_ratings(
-                ratings, self.items_, self.genres_, self.item_genres_,
+                ratings, self.items_, fitted.genres, fitted.item_genres,
                 self.config.mean_shrinkage, self.global_mean_,
             )
         return self._new_vectors("user", frame, derived)
@@ -826,7 +567,9 @@ class TwoTower(Model):
         v_u · v_m / temperature; retrieval: v_u · v_m."""
         objective = self.config.objective
         if objective == "ratings":
-            low, high = self._scale()
+            scale = self.rating_scale_
+            assert scale is not None, "the ratings objective has a rating scale"
+            low, high = scale
             return low + (np.clip(s, -1.0, 1.0) + 1.0) / 2.0 * (high - low)
         if objective == "binary":
             return scipy.special.expit(s / self.config.effective_temperature)
@@ -857,17 +600,11 @@ class TwoTower(Model):
 
     @property
     def feedback_kind(self) -> FeedbackKind:
-        kinds: dict[str, FeedbackKind] = {
-            "ratings": "explicit", "binary": "binary", "retrieval": "implicit"
-        }
-        return kinds[self.config.objective]
+        return _KINDS[self.config.objective][0]
 
     @property
     def score_kind(self) -> ScoreKind:
-        kinds: dict[str, ScoreKind] = {
-            "ratings": "rating", "binary": "probability", "retrieval": "preference"
-        }
-        return kinds[self.config.objective]
+        return _KINDS[self.config.objective][1]
 
     @property
     def rating_scale(self) -> tuple[float, float] | None:
@@ -907,16 +644,10 @@ class TwoTower(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        state.arrays.update(self._tower_arrays())
-        state.arrays.update(
-            user_inputs=self.user_inputs_,
-            item_inputs=self.item_inputs_,
-            item_genres=self.item_genres_.astype(np.uint8),
-        )
+        arrays, extra = self.features_.to_state()
+        state.arrays.update(self.tower_weights(), **arrays)
         state.extra.update(
-            user_side=self.user_side_.to_state(),
-            item_side=self.item_side_.to_state(),
-            genres=self.genres_,
+            extra,
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
             history=self.history_,
@@ -924,71 +655,24 @@ class TwoTower(Model):
         )
 
     def _load_state(self, state: ModelState) -> None:
-        users, items = self.users_, self.items_
-        a = state.arrays
+        n_users, n_items = len(self.users_), len(self.items_)
         extra = state.extra
+        self.features_ = TowerFeatures.from_state(state.arrays, extra, n_users, n_items)
         try:
-            self.user_side_ = FeatureSide.from_state(extra["user_side"])
-            self.item_side_ = FeatureSide.from_state(extra["item_side"])
-            self.genres_ = [str(g) for g in extra.get("genres", [])]
             self.global_mean_ = float(extra.get("global_mean", 0.0))
             scale = extra.get("rating_scale")
             self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
             self.history_ = list(extra.get("history", []))
             # files written before the catalogue held feature-only rows: every row trained
-            n_trained = extra.get("n_trained", [len(users), len(items)])
+            n_trained = extra.get("n_trained", [n_users, n_items])
             self.n_trained_users_, self.n_trained_items_ = int(n_trained[0]), int(n_trained[1])
-            self.user_inputs_ = np.asarray(a["user_inputs"], dtype=np.float32)
-            self.item_inputs_ = np.asarray(a["item_inputs"], dtype=np.float32)
-            self.item_genres_ = np.asarray(a["item_genres"]).astype(bool)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
-        if self.user_inputs_.shape[0] != len(users) or self.item_inputs_.shape[0] != len(items):
-            raise DataError("feature matrices do not match the vocabularies")
-        if not (
-            0 <= self.n_trained_users_ <= len(users) and 0 <= self.n_trained_items_ <= len(items)
-        ):
+        if not (0 <= self.n_trained_users_ <= n_users and 0 <= self.n_trained_items_ <= n_items):
             raise DataError("the numbers of trained users and items exceed the vocabularies")
-        if self.user_inputs_.shape[1] != self.user_side_.encoder.width or (
-            self.item_inputs_.shape[1] != self.item_side_.encoder.width
-        ):
-            raise DataError("feature matrices do not match their encoders")
         self._build_towers(0)
-        self._load_towers(a)
-        self._refresh_vectors()
-
-    def _tower_arrays(self) -> dict[str, np.ndarray]:
-        """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
-        ``item_tower.<parameter>``."""
-        arrays: dict[str, np.ndarray] = {}
-        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            for name, tensor in tower.state_dict().items():
-                arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
-        return arrays
-
-    def _load_towers(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Load weights named as :meth:`_tower_arrays` names them into the built towers."""
-        import torch
-
-        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            weights = {
-                name[len(prefix) + 1 :]: torch.as_tensor(value)
-                for name, value in arrays.items()
-                if name.startswith(prefix + ".")
-            }
-            try:
-                tower.load_state_dict(weights)
-            except RuntimeError as exc:
-                raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
-            tower.to(torch.device(self.config.device))
-
-
-def _id_rows(n: int, n_trained: int) -> np.ndarray:
-    """Row of each catalogue id in a tower's id embedding: its own for the ``n_trained``
-    ids of the training data, -1 (the shared "no id" row) for the rest."""
-    rows = np.arange(n)
-    rows[n_trained:] = -1
-    return rows
+        self.load_tower_weights(state.arrays)
+        self.refresh_vectors()
 
 
 __all__ = ["TwoTower", "TwoTowerConfig"]
