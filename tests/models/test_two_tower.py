@@ -502,6 +502,42 @@ def test_derived_features_and_new_user_ratings() -> None:
         model.user_vectors(ratings={"nope": 3.0})
 
 
+def test_new_rows_with_unknown_columns_or_bad_values_are_refused(planted_model: tuple) -> None:
+    model, _, _, items = planted_model
+    with pytest.raises(DataError, match=r"unknown user feature column\(s\) \['tatse'\] "
+                                        r"\(did you mean 'taste'\?\); the model's user "
+                                        r"features are \['taste', 'age'\]"):
+        model.user_vectors(features={"tatse": "drama", "age": 30})
+    with pytest.raises(DataError, match="user feature 'age' \\(numeric\\) must be a number, "
+                                        "got 'twenty'"):
+        model.user_vectors(features={"taste": "drama", "age": "twenty"})
+    with pytest.raises(DataError, match="item feature 'year' \\(year\\) must be a number, "
+                                        "got 'MCMXCIX'"):
+        model.item_vectors(features=[{"year": 1999}, {"genres": ["drama"], "year": "MCMXCIX"}])
+    with pytest.raises(DataError, match="'year' .* got inf"):
+        model.item_vectors(features={"year": float("inf")})
+    with pytest.raises(DataError, match="unknown item feature .*'title'"):
+        model.item_vectors(features=pd.DataFrame({"genres": [["drama"]], "title": ["Heat"]}))
+    # numbers written as text, missing values, the id column and a whole table are fine
+    np.testing.assert_allclose(model.user_vectors(features={"taste": "drama", "age": "30"}),
+                               model.user_vectors(features={"taste": "drama", "age": 30}))
+    assert model.user_vectors(features={"taste": None, "age": np.nan}).shape == (1, 8)
+    assert model.item_vectors(features={"item_id": 99, "genres": "drama"}).shape == (1, 8)
+    assert model.item_vectors(features=items).shape == (40, 8)
+
+
+def test_derived_columns_are_not_features_of_new_rows(tiny_explicit: Interactions) -> None:
+    model = TwoTower(**SMALL, epochs=1).fit(tiny_explicit)  # derived features only
+    with pytest.raises(DataError, match="'mean_rating' is derived .* pass the new user's "
+                                        "ratings with ratings="):
+        model.user_vectors(features={"mean_rating": 4.5})
+    with pytest.raises(DataError, match="'log_count' is derived .* a new item has none"):
+        model.item_vectors(features={"log_count": 2.0})
+    with pytest.raises(DataError, match="trained without user features"):
+        model.user_vectors(features={"age": 30})
+    assert model.user_vectors(features={}, ratings={"alien": 5.0}).shape == (1, 8)
+
+
 def test_hybrid_id_embeddings_serve_cold_items_too() -> None:
     data, users, items, _, _ = planted(40, 20)
     model = TwoTower(**SMALL, id_embedding_size=4, epochs=5, early_stopping=None)

@@ -16,6 +16,8 @@ values of a row with no ratings (count 0, the global mean), and they have no eve
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -114,6 +116,48 @@ class FeatureSide:
     ) -> np.ndarray:
         """The encoded rows of ``ids``, float32 (len(ids), width)."""
         return self.encoder.transform(self.frame(table, ids, derived))
+
+    def new_rows(self, features: FeaturesLike, entity: str) -> pd.DataFrame:
+        """Raw attribute rows of new users / items (``entity``: ``"user"`` or ``"item"``),
+        checked: every column must be one of :attr:`feature_columns` (the id column
+        ``<entity>_id`` is ignored), and numeric and year values must be numbers (or
+        missing).
+
+        Raises
+        ------
+        DataError
+            An unknown column (naming the expected ones) or a value that is not a number
+            (naming the column and the value).
+        """
+        frame = feature_frame(features)
+        frame = frame.drop(columns=[c for c in frame.columns if c == f"{entity}_id"])
+        expected = self.feature_columns
+        unknown = [str(c) for c in frame.columns if c not in expected]
+        if unknown:
+            derived = [c for c in unknown if c in self.derived_cold]
+            if derived:
+                how = ("pass the new user's ratings with ratings=" if entity == "user"
+                       else "a new item has none")
+                raise DataError(
+                    f"{derived[0]!r} is derived from the training ratings, not a feature of "
+                    f"a new {entity}; {how}"
+                )
+            close = [m for c in unknown for m in difflib.get_close_matches(c, expected, 1)]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = (
+                f"the model's {entity} features are {expected}" if expected
+                else f"the model was trained without {entity} features"
+            )
+            raise DataError(f"unknown {entity} feature column(s) {unknown}{hint}; {known}")
+        for name in frame.columns:
+            kind = self.encoder.columns[name]
+            if kind in ("numeric", "year"):
+                bad = _not_a_number(frame[name])
+                if bad is not None:
+                    raise DataError(
+                        f"{entity} feature {name!r} ({kind}) must be a number, got {bad[0]!r}"
+                    )
+        return frame
 
     def encode_new(self, frame: pd.DataFrame, derived: pd.DataFrame | None = None) -> np.ndarray:
         """Encoded rows of new users / items given as raw attribute rows (``frame``) and,
@@ -355,6 +399,30 @@ def derived_for_ratings(
     return derived_user_features(
         tiny, lists if genres else None, genres, shrinkage, global_mean=global_mean
     )
+
+
+def _not_a_number(column: pd.Series) -> tuple[Any] | None:
+    """The first value of ``column`` that is given (not missing) but is no finite number, as
+    a 1-tuple; None if there is none (what the encoder reads: ``pd.to_numeric``)."""
+    given = np.array([not (np.ndim(v) == 0 and pd.isna(v)) for v in column], dtype=bool)
+    try:
+        parsed = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # lists, dicts: no number
+        parsed = np.array([_number(v) for v in column], dtype=np.float64)
+    bad = np.flatnonzero(given & ~np.isfinite(parsed))
+    if not len(bad):
+        return None
+    value = column.iloc[bad[0]]
+    return (value.item() if isinstance(value, np.generic) else value,)
+
+
+def _number(value: Any) -> float:
+    if np.ndim(value) != 0:
+        return math.nan
+    try:
+        return float(pd.to_numeric(value, errors="coerce"))
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:

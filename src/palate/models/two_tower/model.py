@@ -34,7 +34,6 @@ from palate.models.two_tower.features import (
     catalogue,
     catalogue_events,
     derived_for_ratings,
-    feature_frame,
 )
 from palate.types import IdArray, IdLike
 
@@ -511,6 +510,12 @@ class TwoTower(Model):
         Returns
         -------
         ndarray of float32, shape (n, embedding_size), unit rows
+
+        Raises
+        ------
+        DataError
+            A feature column the training ``user_features`` did not have (the error names
+            those it had), or a numeric / year value that is not a number.
         """
         self._check_fitted()
         if user_ids is not None:
@@ -520,7 +525,10 @@ class TwoTower(Model):
             return self.vectors_.users[rows]
         if features is None and ratings is None:
             return self.vectors_.users.copy()
-        frame = pd.DataFrame(index=[0]) if features is None else feature_frame(features)
+        frame = (
+            pd.DataFrame(index=[0]) if features is None
+            else self.features_.user_side.new_rows(features, "user")
+        )
         derived = None
         if ratings is not None:
             if len(frame) != 1:
@@ -550,6 +558,12 @@ class TwoTower(Model):
         Returns
         -------
         ndarray of float32, shape (n, embedding_size), unit rows
+
+        Raises
+        ------
+        DataError
+            A feature column the training ``item_features`` did not have (the error names
+            those it had), or a numeric / year value that is not a number.
         """
         self._check_fitted()
         if item_ids is not None:
@@ -559,7 +573,7 @@ class TwoTower(Model):
             return self.vectors_.items[rows]
         if features is None:
             return self.vectors_.items.copy()
-        return self._new_vectors("item", feature_frame(features))
+        return self._new_vectors("item", self.features_.item_side.new_rows(features, "item"))
 
     # ------------------------------------------------------------------ scoring
     def link(self, s: np.ndarray) -> np.ndarray:
