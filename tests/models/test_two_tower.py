@@ -388,7 +388,7 @@ def test_training_plan_reproduces_fit(tmp_path: Path) -> None:
     # the towers train on the rows of the training ids; the catalogue has the cold items too
     assert plan.inputs.items.shape[0] == train.n_items and len(model.items_) == 20
     assert plan.held is not None and len(plan.fitting) == int((~plan.held).sum())
-    assert len(plan.events) == len(plan.fitting)
+    assert len(plan.events) == len(plan.fitting) and plan.user_tower is model.user_tower_
     history = train_towers(model.user_tower_, model.item_tower_, plan.inputs, plan.events,
                            plan.settings, torch.Generator().manual_seed(plan.seed),
                            evaluate=plan.evaluate)

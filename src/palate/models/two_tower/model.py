@@ -234,8 +234,8 @@ class TwoTower(Model):
             features, and the towers score them from their attributes. The encoders are
             fitted on the rows of the training data's ids only.
         validation : Interactions, optional
-            Events scored after every epoch for early stopping (events of unknown users or
-            items are ignored). Default: ``validation_fraction`` of ``interactions``.
+            Events scored after every epoch for early stopping (only those of users and items
+            of ``interactions`` are). Default: ``validation_fraction`` of ``interactions``.
         callback : callable(epoch, metrics), optional
             Called after every epoch (progress bars).
 
@@ -249,10 +249,6 @@ class TwoTower(Model):
         ``1 − validation_fraction`` of the events (those the weights are fitted on). A fit
         that raises leaves the model unfitted.
         """
-        import torch
-
-        from palate.models.two_tower.training import train_towers
-
         try:
             plan = self.prepare_fit(
                 interactions, user_features=user_features, item_features=item_features,
@@ -260,17 +256,7 @@ class TwoTower(Model):
             )
             if len(plan.events) == 0:
                 raise DataError("no training events left; pass more data")
-            history = train_towers(
-                self.user_tower_,
-                self.item_tower_,
-                plan.inputs,
-                plan.events,
-                plan.settings,
-                torch.Generator().manual_seed(plan.seed),
-                evaluate=plan.evaluate,
-                callback=callback,
-            )
-            self.finish_fit(history)
+            self.finish_fit(plan.train(callback))
         except BaseException:
             self._forget_fit()  # a fit that does not finish leaves no half-fitted model
             raise
@@ -290,16 +276,17 @@ class TwoTower(Model):
 
         Sets the catalogue, the rating scale, the feature encoders and encoded rows, the seen
         items and fallback, and builds the towers with their initial weights; then train them
-        (:func:`~palate.models.two_tower.training.train_towers` over the plan, or anywhere,
-        loading the result with :meth:`load_tower_weights`) and end with :meth:`finish_fit`.
-        The parameters are those of :meth:`fit`.
+        (``plan.train()``, or anywhere, loading the result with :meth:`load_tower_weights`)
+        and end with :meth:`finish_fit`. The parameters are those of :meth:`fit`; a plan that
+        raises leaves the model unfitted, and until :meth:`finish_fit` it serves nothing.
 
         Returns
         -------
         TrainingPlan
             The seed, the events the weights are fitted on and their training examples, the
             internal validation split, the towers' inputs, the loop settings and the
-            validation metrics (see :class:`~palate.models.two_tower.training.TrainingPlan`).
+            towers and the validation examples (see
+            :class:`~palate.models.two_tower.training.TrainingPlan`).
         """
         data = check_fit_data(self.config, fit_input(interactions), user_features, item_features)
         self._forget_fit()
@@ -321,11 +308,10 @@ class TwoTower(Model):
         from palate.models.two_tower.training import (
             Targets,
             TrainingPlan,
-            held_out,
             log_frequencies,
             to_events,
             tower_inputs,
-            validation_metrics,
+            validation_split,
         )
 
         config = self.config
@@ -342,18 +328,13 @@ class TwoTower(Model):
         targets = Targets(config.objective, self.rating_scale_)
         # the internal validation split is made first, so that the derived features (means,
         # counts) come from the fitting part only and early stopping sees no leaked ratings
-        fitting = data
+        fitting, held = data, None
         val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        held: np.ndarray | None = None
         if validation is not None:
             val_events = self._validation_events(validation, targets)
         elif config.early_stopping and config.validation_fraction > 0 and len(data) > 10:
-            held = held_out(seed, config.validation_fraction, 0, len(data))
-            if held.any() and not held.all():
-                fitting = data.subset(np.flatnonzero(~held))
-                val_events = targets.of(data.subset(np.flatnonzero(held)))
-            else:
-                held = None
+            fitting, held, val_data = validation_split(data, seed, config.validation_fraction)
+            val_events = None if val_data is None else targets.of(val_data)
         self.global_mean_ = fitting.global_mean()
         self.features_ = features = build_features(
             fitting, self.users_, self.items_, user_features, item_features,
@@ -377,17 +358,11 @@ class TwoTower(Model):
             log_q,
             {side: features.side(side).cold_columns() for side in ("user", "item")},
         )
-        settings = config.loop_settings()
-        evaluate = None
-        if val_events is not None and len(val_events[0]):
-            val = to_events(val_events, device)
-
-            def evaluate() -> dict[str, float]:
-                return validation_metrics(
-                    self.user_tower_, self.item_tower_, inputs, val, settings, self.rating_scale_
-                )
-
-        return TrainingPlan(seed, fitting, held, inputs, settings, targets, evaluate, device)
+        return TrainingPlan(
+            seed, fitting, held, inputs, config.loop_settings(), targets, self.user_tower_,
+            self.item_tower_, None if val_events is None else to_events(val_events, device),
+            device,
+        )
 
     def tower_weights(self) -> dict[str, np.ndarray]:
         """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
@@ -441,21 +416,17 @@ class TwoTower(Model):
 
     # ------------------------------------------------------------------ fitting steps
     def _build_towers(self, seed: int) -> None:
-        """Both towers with their initial weights (seeded by ``seed``, leaving torch's global
-        generator as it was) on the model's device; id embeddings for the training ids."""
+        """Both towers with their initial weights on the model's device (id embeddings for
+        the training ids)."""
         import torch
 
-        from palate.models.two_tower.towers import make_tower
+        from palate.models.two_tower.towers import build_towers
 
-        config = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            widths = self.features_.user_inputs.shape[1], self.features_.item_inputs.shape[1]
-            self.user_tower_ = make_tower(config, widths[0], self.n_trained_users_)
-            self.item_tower_ = make_tower(config, widths[1], self.n_trained_items_)
-        device = torch.device(config.device)
-        self.user_tower_.to(device)
-        self.item_tower_.to(device)
+        widths = self.features_.user_inputs.shape[1], self.features_.item_inputs.shape[1]
+        self.user_tower_, self.item_tower_ = build_towers(
+            self.config, widths, (self.n_trained_users_, self.n_trained_items_), seed,
+            torch.device(self.config.device),
+        )
 
     def _validation_events(
         self, validation: Interactions, targets: Targets

@@ -104,6 +104,22 @@ def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
     )
 
 
+def build_towers(
+    config: TwoTowerConfig,
+    input_sizes: tuple[int, int],
+    n_ids: tuple[int, int],
+    seed: int,
+    device: torch.device,
+) -> tuple[Tower, Tower]:
+    """The user and item towers with their initial weights, drawn from torch's generator
+    seeded with ``seed`` (its global state is left as it was), on ``device``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        user_tower = make_tower(config, input_sizes[0], n_ids[0])
+        item_tower = make_tower(config, input_sizes[1], n_ids[1])
+    return user_tower.to(device), item_tower.to(device)
+
+
 def tower_outputs(
     tower: Tower,
     inputs: np.ndarray,
@@ -219,6 +235,7 @@ __all__ = [
     "NORM_EPS",
     "Tower",
     "TowerVectors",
+    "build_towers",
     "flops_per_example",
     "l2_normalise",
     "load_tower_arrays",

@@ -177,15 +177,26 @@ def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
     return np.random.Generator(bits).random(stop - start) < fraction
 
 
+def validation_split(
+    data: Interactions, seed: int, fraction: float
+) -> tuple[Interactions, np.ndarray | None, Interactions | None]:
+    """The internal validation split of :meth:`TwoTower.fit`: (the events the weights are
+    fitted on, the held-out mask :func:`held_out` draws, the held-out events); no split
+    (``data, None, None``) where it would hold out nothing or everything."""
+    held = held_out(seed, fraction, 0, len(data))
+    if held.any() and not held.all():
+        return data.subset(np.flatnonzero(~held)), held, data.subset(np.flatnonzero(held))
+    return data, None, None
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
     """Everything the training loop needs, as :meth:`TwoTower.prepare_fit
     <palate.models.two_tower.model.TwoTower.prepare_fit>` hands it over.
 
-    Train the model's towers with :func:`train_towers` (``user_tower_``, ``item_tower_``,
-    ``inputs``, ``events``, ``settings``, a ``torch.Generator`` seeded with ``seed``,
-    ``evaluate``), or load weights trained elsewhere with ``load_tower_weights``; then
-    ``finish_fit(history)`` makes the model serve.
+    :meth:`train` runs :func:`train_towers` over the plan (what ``fit`` does); training done
+    elsewhere hands its weights to ``load_tower_weights``. Either way ``finish_fit(history)``
+    then makes the model serve.
 
     Attributes
     ----------
@@ -204,8 +215,10 @@ class TrainingPlan:
     settings : LoopSettings
     targets : Targets
         How events become examples (what :attr:`events` holds for ``fitting``).
-    evaluate : callable () -> dict, or None
-        Validation metrics of the current weights (early stopping), or None.
+    user_tower, item_tower : Tower
+        The model's towers (``user_tower_``, ``item_tower_``) with their initial weights.
+    validation : Events or None
+        The examples early stopping watches (:attr:`evaluate`), or None.
     device : torch.device
     """
 
@@ -215,13 +228,34 @@ class TrainingPlan:
     inputs: TowerInputs
     settings: LoopSettings
     targets: Targets
-    evaluate: Callable[[], dict[str, float]] | None
+    user_tower: Tower
+    item_tower: Tower
+    validation: Events | None
     device: torch.device
 
     @functools.cached_property
     def events(self) -> Events:
         """The training examples of :attr:`fitting`, on the device (made when first read)."""
         return to_events(self.targets.of(self.fitting), self.device)
+
+    @property
+    def evaluate(self) -> Callable[[], dict[str, float]] | None:
+        """The validation metrics of the towers' current weights, or None (no validation
+        examples)."""
+        if self.validation is None or len(self.validation) == 0:
+            return None
+        return functools.partial(
+            validation_metrics, self.user_tower, self.item_tower, self.inputs, self.validation,
+            self.settings, self.targets.rating_scale,
+        )
+
+    def train(self, callback: Callback | None = None) -> list[dict[str, float]]:
+        """Train both towers on :attr:`events` (shuffled by a generator seeded with
+        :attr:`seed`, early stopping on :attr:`evaluate`); return the per-epoch history."""
+        return train_towers(
+            self.user_tower, self.item_tower, self.inputs, self.events, self.settings,
+            torch.Generator().manual_seed(self.seed), evaluate=self.evaluate, callback=callback,
+        )
 
 
 def validation_metrics(
@@ -484,4 +518,5 @@ __all__ = [
     "tower_inputs",
     "train_towers",
     "validation_metrics",
+    "validation_split",
 ]
