@@ -328,7 +328,7 @@ def item_retrieval_epochs(ml: Any, train: Any, seed: int) -> dict[str, Any]:
     curve: list[float] = []
 
     def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        model._refresh_vectors()
+        model.refresh_vectors()
         curve.append(_ndcg(_cold_item_rankings(model, ml, users, val_items), relevant))
 
     model.fit(_positives(fit), user_features=ml.user_features, item_features=ml.item_features,
@@ -472,7 +472,7 @@ def retrieval_epochs(ml: Any, train: Any, seed: int) -> dict[str, Any]:
     curve: list[float] = []
 
     def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        model._refresh_vectors()
+        model.refresh_vectors()
         curve.append(_attribute_ndcg(model, ml, users, relevant, catalogue))
 
     model.fit(_positives(fit), user_features=ml.user_features, item_features=ml.item_features,
@@ -626,7 +626,7 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
     loop_rate, model = _loop_rate(ml, train, seed, epochs, compile_step=False)
     loop_compiled, _ = _loop_rate(ml, train, seed, epochs, compile_step=True)
     config = model.config
-    du, di = model._user_inputs.shape[1], model._item_inputs.shape[1]
+    du, di = model.features_.user_inputs.shape[1], model.features_.item_inputs.shape[1]
     flops = (
         flops_per_example(du, config.hidden_sizes, config.embedding_size)[1]
         + flops_per_example(di, config.hidden_sizes, config.embedding_size)[1]

@@ -48,7 +48,8 @@ def test_train_two_tower_then_recommend_and_similar(tmp_path: Path) -> None:
     assert read_manifest(out)["model_kind"] == "two_tower"
     model = load(out)
     assert isinstance(model, TwoTower) and model.config.embedding_size == 8
-    assert "genres" in model._item_side.encoder.columns  # the item table's features were used
+    # the item table's features were used
+    assert "genres" in model.features_.item_side.encoder.columns
     rec = runner.invoke(app, ["recommend", str(out), "--user", "1", "-k", "5", "--json"])
     assert rec.exit_code == 0, rec.output
     rows = json.loads(rec.stdout)["recommendations"]

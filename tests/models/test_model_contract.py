@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import palate
@@ -22,11 +23,13 @@ from palate import (
     HybridRecommender,
     ImplicitALS,
     Interactions,
+    ItemFeatures,
     NotFittedError,
     Popularity,
     Recommendations,
     RetrieveThenRank,
     TwoTower,
+    UserFeatures,
 )
 from palate.errors import CapabilityError
 from palate.models.base import Model
@@ -50,6 +53,24 @@ def pipeline(**options: Any) -> RetrieveThenRank:
     )
 
 
+def feature_tables(data: Interactions) -> dict[str, Any]:
+    """User and item feature tables of exactly the users and items of ``data`` (an age; a
+    genre and a year): fit options of a two-tower model that reads features."""
+    users, items = data.users.ids, data.items.ids
+    return {
+        "user_features": UserFeatures(
+            pd.DataFrame({"user_id": users, "age": 20 + 7 * np.arange(len(users))}),
+            {"age": "numeric"},
+        ),
+        "item_features": ItemFeatures(
+            pd.DataFrame({"item_id": items,
+                          "genres": [["Drama"] if j % 2 else ["Comedy"] for j in range(len(items))],
+                          "year": 1950 + 11 * np.arange(len(items))}),
+            {"genres": "multi", "year": "year"},
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class Case:
     """One model configuration under contract."""
@@ -59,6 +80,8 @@ class Case:
     data: str  # name of the conftest fixture with its training data
     fallback_by: str  # what the unknown-user fallback ranks by (a Popularity "by")
     options: dict[str, Any] = field(default_factory=dict)
+    #: keyword arguments of ``fit`` made from the training data (feature tables)
+    fit_options: Callable[[Interactions], dict[str, Any]] | None = None
 
     @property
     def is_cf(self) -> bool:
@@ -66,6 +89,11 @@ class Case:
 
     def model(self, **changes: Any) -> Model:
         return self.make(**{**self.options, **changes})
+
+    def fit(self, model: Model, data: Interactions) -> Model:
+        given = self.fit_options is not None and isinstance(data, Interactions)
+        options = self.fit_options(data) if given else {}  # type: ignore[misc]
+        return model.fit(data, **options)  # type: ignore[attr-defined, no-any-return]
 
 
 CASES = [
@@ -91,6 +119,7 @@ CASES = [
          {**TOWER, "objective": "binary"}),
     Case("two-tower-retrieval", TwoTower, "tiny_positive_only", "count",
          {**TOWER, "objective": "retrieval", "batch_size": 8}),
+    Case("two-tower-features", TwoTower, "tiny_explicit", "mean", TOWER, feature_tables),
     Case("pipeline", lambda **options: pipeline(**options), "tiny_explicit", "mean",
          {"embedding_size": 3, "epochs": 8}),
     Case("hybrid", HybridRecommender, "tiny_explicit", "mean",
@@ -113,7 +142,7 @@ def data(case: Case, request: pytest.FixtureRequest) -> Interactions:
 @pytest.fixture(scope="module")
 def fitted(case: Case, data: Interactions) -> Model:
     """A fitted model shared by the read-only tests of this module: do not refit it."""
-    return case.model().fit(data)
+    return case.fit(case.model(), data)
 
 
 def renamed(data: Interactions, n: int = 12) -> Interactions:
@@ -151,15 +180,15 @@ def seen_by(data: Interactions, user: object) -> set:
 def test_fit_returns_self(case: Case, data: Interactions) -> None:
     model = case.model()
     assert not model.is_fitted
-    assert model.fit(data) is model
+    assert case.fit(model, data) is model
     assert model.is_fitted
     assert model.users_ == data.users and model.items_ == data.items
 
 
 def test_refit_starts_over(case: Case, data: Interactions) -> None:
-    model = case.model().fit(data)
+    model = case.fit(case.model(), data)
     other = renamed(data)
-    assert model.fit(other) is model
+    assert case.fit(model, other) is model
     assert model.users_ == other.users and model.items_ == other.items
     old_user = data.users.ids[0]
     rec = model.recommend([old_user, other.users.ids[0]], k=K, exclude_seen=False)
@@ -167,7 +196,7 @@ def test_refit_starts_over(case: Case, data: Interactions) -> None:
     assert set(rec.item_ids.ravel().tolist()) <= known_items
     assert rec.fallback.tolist() == [True, False]
     # a second fit is the same as a first fit of a fresh model
-    fresh = case.model().fit(other)
+    fresh = case.fit(case.model(), other)
     for name, array in learned_state(fresh).items():
         np.testing.assert_array_equal(learned_state(model)[name], array, err_msg=name)
     if case.is_cf:
@@ -177,7 +206,7 @@ def test_refit_starts_over(case: Case, data: Interactions) -> None:
 
 def test_fit_rejects_what_is_not_interactions(case: Case, data: Interactions) -> None:
     with pytest.raises(DataError, match="Interactions"):
-        case.model().fit(data.to_pandas())  # type: ignore[arg-type]
+        case.fit(case.model(), data.to_pandas())  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------ recommend

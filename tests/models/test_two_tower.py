@@ -241,6 +241,234 @@ def test_save_load_round_trip(planted_model: tuple, tmp_path: Path) -> None:
     assert not any(p.suffix == ".pkl" for p in (tmp_path / "tt").iterdir())
 
 
+# ------------------------------------------------------------------------------ catalogue
+#: Items and users of the planted data whose events are dropped: known only from features.
+COLD_ITEMS, COLD_USERS = [36, 37, 38, 39], [76, 77, 78, 79]
+
+
+@pytest.fixture(scope="module")
+def cold_model() -> tuple[TwoTower, Interactions, UserFeatures, ItemFeatures]:
+    """The planted model trained without the events of COLD_ITEMS and COLD_USERS, whose rows
+    stay in the feature tables."""
+    data, users, items, _, _ = planted()
+    keep = ~np.isin(data.item_ids, COLD_ITEMS) & ~np.isin(data.user_ids, COLD_USERS)
+    train = data.subset(keep).compact()
+    model = TwoTower(**SMALL, epochs=40, learning_rate=0.01, derived_features=False,
+                     early_stopping=None)
+    model.fit(train, user_features=users, item_features=items)
+    return model, train, users, items
+
+
+def test_catalogue_is_training_ids_then_feature_only_ids(cold_model: tuple) -> None:
+    model, train, _, _ = cold_model
+    assert model.items_.ids.tolist() == train.items.ids.tolist() + COLD_ITEMS
+    assert model.users_.ids.tolist() == train.users.ids.tolist() + COLD_USERS
+    assert (model.n_trained_users_, model.n_trained_items_) == (train.n_users, train.n_items)
+    assert model.item_vectors().shape == (40, 8)  # every catalogue item, items_ order
+    assert model.user_vectors().shape == (80, 8)
+    np.testing.assert_array_equal(model.item_vectors(), model.item_vectors(model.items_.ids))
+    np.testing.assert_array_equal(model.user_vectors()[-4:], model.user_vectors(COLD_USERS))
+    # cold rows have no events: nothing seen, last in the fallback list
+    assert model.seen_.shape == (80, 40) and model.seen_[-4:].nnz == 0
+    assert model.seen_[:, -4:].nnz == 0
+    fallback = model.fallback_scores_
+    assert len(fallback) == 40 and fallback[-4:].max() < fallback[:-4].min()
+
+
+def test_cold_item_vector_by_id_is_its_vector_from_features(cold_model: tuple) -> None:
+    model, _, _, items = cold_model
+    rows = items.rows(COLD_ITEMS)
+    from_features = model.item_vectors(features=rows.to_dict("records"))
+    np.testing.assert_allclose(model.item_vectors(COLD_ITEMS), from_features, rtol=1e-5,
+                               atol=1e-6)
+    one = rows.iloc[0]
+    np.testing.assert_allclose(
+        model.item_vectors([COLD_ITEMS[0]])[0],
+        model.item_vectors(features={"genres": one["genres"], "year": one["year"]})[0],
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_cold_item_is_recommended_and_predicted(cold_model: tuple) -> None:
+    model, train, _, _ = cold_model
+    for user in (0, 2, 1, 3):  # even users like action (even items), odd users drama
+        seen = set(train.item_ids[train.user_ids == user].tolist())
+        liked = [i for i in range(40) if i % 2 == user % 2 and i not in seen]
+        recs = model.recommend([user], k=len(liked))
+        assert not recs.fallback[0]
+        # every unseen item of the user's genre first: the cold ones among them
+        assert set(recs.item_ids[0].tolist()) == set(liked)
+        cold = [i for i in COLD_ITEMS if i % 2 == user % 2]
+        assert set(cold) <= set(recs.item_ids[0].tolist())
+        predicted = model.predict([user] * len(cold), cold)
+        assert np.all(predicted > 4.0)
+
+
+def test_cold_user_with_features_gets_a_personal_list(cold_model: tuple) -> None:
+    model, _, users, _ = cold_model
+    recs = model.recommend(COLD_USERS, k=10)
+    assert not recs.fallback.any()  # scored from their features, not the popularity list
+    for row, user in enumerate(COLD_USERS):
+        assert np.all(recs.item_ids[row] % 2 == user % 2), user
+    np.testing.assert_allclose(
+        model.user_vectors(COLD_USERS),
+        model.user_vectors(features=users.rows(COLD_USERS)), rtol=1e-5, atol=1e-6,
+    )
+    assert model.seen_items(COLD_USERS[0]).tolist() == []
+    assert model.recommend([10**6], k=3).fallback.tolist() == [True]  # no id, no features
+
+
+def test_similar_items_with_cold_queries_and_results(cold_model: tuple) -> None:
+    model, _, _, _ = cold_model
+    query = model.similar_items([COLD_ITEMS[0]], k=19)  # 36 is action: the other 19 action
+    assert set(query.similar_ids[0].tolist()) == set(range(0, 40, 2)) - {COLD_ITEMS[0]}
+    found = model.similar_items([0], k=19)
+    assert set(found.similar_ids[0].tolist()) == set(range(2, 40, 2))
+    assert {36, 38} <= set(found.similar_ids[0].tolist())
+
+
+def test_cold_rows_survive_save_and_load(cold_model: tuple, tmp_path: Path) -> None:
+    model, _, _, _ = cold_model
+    palate.save(model, tmp_path / "tt")
+    loaded = palate.load(tmp_path / "tt")
+    assert loaded.items_ == model.items_ and loaded.users_ == model.users_
+    assert (loaded.n_trained_users_, loaded.n_trained_items_) == (
+        model.n_trained_users_, model.n_trained_items_)
+    np.testing.assert_allclose(loaded.item_vectors(), model.item_vectors(), rtol=1e-6)
+    np.testing.assert_allclose(loaded.user_vectors(COLD_USERS), model.user_vectors(COLD_USERS),
+                               rtol=1e-6)
+    a, b = model.recommend(COLD_USERS + [0], k=6), loaded.recommend(COLD_USERS + [0], k=6)
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+    np.testing.assert_array_equal(a.fallback, b.fallback)
+    np.testing.assert_array_equal(
+        model.similar_items(COLD_ITEMS, k=3).similar_ids,
+        loaded.similar_items(COLD_ITEMS, k=3).similar_ids,
+    )
+
+
+def test_feature_only_rows_leave_training_unchanged() -> None:
+    """The catalogue's extra rows change nothing the towers learn: the same losses and the
+    same vectors for the users and items of the data, hybrid towers and derived features
+    included (cold rows use the shared "no id" row)."""
+    data, users, items, _, _ = planted(40, 20)
+    keep = ~np.isin(data.item_ids, [18, 19]) & ~np.isin(data.user_ids, [39])
+    train = data.subset(keep).compact()
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    only = (UserFeatures(users.frame.loc[train.users.ids].reset_index(), users.columns),
+            ItemFeatures(items.frame.loc[train.items.ids].reset_index(), items.columns))
+    narrow = TwoTower(**options).fit(train, user_features=only[0], item_features=only[1])
+    wide = TwoTower(**options).fit(train, user_features=users, item_features=items)
+    assert len(wide.items_) == train.n_items + 2 and len(narrow.items_) == train.n_items
+    assert wide.history_ == narrow.history_
+    np.testing.assert_array_equal(wide.user_vectors(train.users.ids),
+                                  narrow.user_vectors(train.users.ids))
+    np.testing.assert_array_equal(wide.item_vectors(train.items.ids),
+                                  narrow.item_vectors(train.items.ids))
+    assert wide.item_tower_.id_embedding.num_embeddings == train.n_items + 1
+    np.testing.assert_allclose(wide.item_vectors([18, 19]),
+                               wide.item_vectors(features=items.rows([18, 19])),
+                               rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ training plan
+def test_training_plan_reproduces_fit(tmp_path: Path) -> None:
+    """prepare_fit, the training loop over the plan and finish_fit are fit, step by step; the
+    weights of one model loaded into another prepared on the same data give the same model."""
+    from palate.models.two_tower.training import train_towers
+
+    data, users, items, _, _ = planted(40, 20)
+    train = data.subset(~np.isin(data.item_ids, [18, 19])).compact()
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    fitted = TwoTower(**options).fit(train, user_features=users, item_features=items)
+
+    model = TwoTower(**options)
+    with pytest.raises(palate.NotFittedError, match="prepare_fit"):
+        model.finish_fit([])
+    plan = model.prepare_fit(train, user_features=users, item_features=items)
+    # the towers train on the rows of the training ids; the catalogue has the cold items too
+    assert plan.inputs.items.shape[0] == train.n_items and len(model.items_) == 20
+    assert plan.held is not None and len(plan.fitting) == int((~plan.held).sum())
+    assert len(plan.events) == len(plan.fitting) and plan.user_tower is model.user_tower_
+    history = train_towers(model.user_tower_, model.item_tower_, plan.inputs, plan.events,
+                           plan.settings, torch.Generator().manual_seed(plan.seed),
+                           evaluate=plan.evaluate)
+    assert model.finish_fit(history) is model
+    assert model.history_ == fitted.history_
+    np.testing.assert_array_equal(model.item_vectors(), fitted.item_vectors())
+    np.testing.assert_array_equal(model.user_vectors(), fitted.user_vectors())
+
+    other = TwoTower(**options)
+    other.prepare_fit(train, user_features=users, item_features=items)
+    other.load_tower_weights(fitted.tower_weights())
+    other.finish_fit(fitted.history_)
+    np.testing.assert_array_equal(other.item_vectors(), fitted.item_vectors())
+    # a serving model follows the weights it is given
+    fresh = TwoTower(**{**options, "learning_rate": 0.05}).fit(train, user_features=users,
+                                                              item_features=items)
+    assert not np.allclose(fresh.item_vectors(), fitted.item_vectors())
+    fresh.load_tower_weights(fitted.tower_weights())
+    np.testing.assert_array_equal(fresh.item_vectors(), fitted.item_vectors())
+    with pytest.raises(DataError, match="do not fit"):
+        TwoTower(**{**options, "embedding_size": 4}).fit(train).load_tower_weights(
+            fitted.tower_weights()
+        )
+
+
+def _write_prepared(root: Path, data: Interactions) -> Path:
+    """``data`` as a prepared-data directory (the layout palate.spark.write_prepared writes)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name, vocabulary in (("users", data.users), ("items", data.items)):
+        (root / name).mkdir(parents=True)
+        table = pa.table({"idx": np.arange(len(vocabulary), dtype=np.int32),
+                          "id": vocabulary.ids.astype(np.int64)})
+        pq.write_table(table, root / name / "part-0.parquet")
+    split = root / "interactions" / "split=train"
+    split.mkdir(parents=True)
+    events = pa.table({"user_idx": data.user_idx.astype(np.int32),
+                       "item_idx": data.item_idx.astype(np.int32),
+                       "value": data.values.astype(np.float32)})
+    pq.write_table(events, split / "part-0.parquet", row_group_size=100)
+    manifest = {"format": "palate-prepared", "format_version": 1, "kind": data.kind,
+                "rating_scale": list(data.rating_scale or (1.0, 5.0)), "n_users": data.n_users,
+                "n_items": data.n_items, "splits": {"train": len(data)}}
+    (root / "prepared.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_distributed_path_in_one_process_trains_exactly_as_fit(tmp_path: Path) -> None:
+    """The data-parallel path (plan on the driver, the loop in a process, the weights back)
+    with feature-only items in the catalogue and hybrid towers: the model fit trains."""
+    from palate.data.prepared import read_prepared
+    from palate.models.two_tower import distributed
+    from palate.models.two_tower.training import held_out
+
+    data, users, items, _, _ = planted(40, 20)
+    train = data.subset(~np.isin(data.item_ids, [18, 19])).compact()
+    root = _write_prepared(tmp_path / "prepared", train)
+    prepared = read_prepared(root).train
+    options = {**SMALL, "epochs": 3, "id_embedding_size": 4}
+    local = TwoTower(**options).fit(prepared, user_features=users, item_features=items)
+
+    model = TwoTower(**options)
+    job = distributed.plan_shards(model, root, user_features=users, item_features=items,
+                                  prepared_features=False)
+    assert job.held_fraction == 0.1
+    assert len(job.item_inputs) == train.n_items  # the rows the events and ids index
+    result = distributed.train_process(job)
+    fitting = int(np.sum(~held_out(job.seed, 0.1, 0, len(train))))
+    assert result["world_size"] == 1 and result["shard_sizes"] == [fitting]
+    assert distributed.finish(model, result) is model
+    assert model.history_ == local.history_
+    assert model.items_ == local.items_ and {18, 19} <= set(model.items_.ids.tolist())
+    np.testing.assert_array_equal(model.item_vectors(), local.item_vectors())
+    np.testing.assert_array_equal(model.predict([0, 1], [18, 19]),
+                                  local.predict([0, 1], [18, 19]))
+
+
 def test_same_seed_same_model_other_seed_other_model() -> None:
     data, users, items, _, _ = planted(40, 20)
     options = {**SMALL, "epochs": 3, "early_stopping": None}
@@ -265,13 +493,49 @@ def test_derived_features_and_new_user_ratings() -> None:
     data, users, items, _, _ = planted(40, 20)
     model = TwoTower(**SMALL, epochs=10, early_stopping=None, learning_rate=0.01)
     model.fit(data, user_features=users, item_features=items)
-    assert model._genres == ["action", "drama"]
+    assert model.features_.genres == ["action", "drama"]
     none = model.user_vectors(features={"age": 30})
     rated = model.user_vectors(features={"age": 30}, ratings={0: 5.0, 2: 5.0, 1: 1.0})
     assert none.shape == rated.shape == (1, 8)
     assert not np.allclose(none, rated)
     with pytest.raises(DataError, match="does not know"):
         model.user_vectors(ratings={"nope": 3.0})
+
+
+def test_new_rows_with_unknown_columns_or_bad_values_are_refused(planted_model: tuple) -> None:
+    model, _, _, items = planted_model
+    with pytest.raises(DataError, match=r"unknown user feature column\(s\) \['tatse'\] "
+                                        r"\(did you mean 'taste'\?\); the model's user "
+                                        r"features are \['taste', 'age'\]"):
+        model.user_vectors(features={"tatse": "drama", "age": 30})
+    with pytest.raises(DataError, match="user feature 'age' \\(numeric\\) must be a number, "
+                                        "got 'twenty'"):
+        model.user_vectors(features={"taste": "drama", "age": "twenty"})
+    with pytest.raises(DataError, match="item feature 'year' \\(year\\) must be a number, "
+                                        "got 'MCMXCIX'"):
+        model.item_vectors(features=[{"year": 1999}, {"genres": ["drama"], "year": "MCMXCIX"}])
+    with pytest.raises(DataError, match="'year' .* got inf"):
+        model.item_vectors(features={"year": float("inf")})
+    with pytest.raises(DataError, match="unknown item feature .*'title'"):
+        model.item_vectors(features=pd.DataFrame({"genres": [["drama"]], "title": ["Heat"]}))
+    # numbers written as text, missing values, the id column and a whole table are fine
+    np.testing.assert_allclose(model.user_vectors(features={"taste": "drama", "age": "30"}),
+                               model.user_vectors(features={"taste": "drama", "age": 30}))
+    assert model.user_vectors(features={"taste": None, "age": np.nan}).shape == (1, 8)
+    assert model.item_vectors(features={"item_id": 99, "genres": "drama"}).shape == (1, 8)
+    assert model.item_vectors(features=items).shape == (40, 8)
+
+
+def test_derived_columns_are_not_features_of_new_rows(tiny_explicit: Interactions) -> None:
+    model = TwoTower(**SMALL, epochs=1).fit(tiny_explicit)  # derived features only
+    with pytest.raises(DataError, match="'mean_rating' is derived .* pass the new user's "
+                                        "ratings with ratings="):
+        model.user_vectors(features={"mean_rating": 4.5})
+    with pytest.raises(DataError, match="'log_count' is derived .* a new item has none"):
+        model.item_vectors(features={"log_count": 2.0})
+    with pytest.raises(DataError, match="trained without user features"):
+        model.user_vectors(features={"age": 30})
+    assert model.user_vectors(features={}, ratings={"alien": 5.0}).shape == (1, 8)
 
 
 def test_hybrid_id_embeddings_serve_cold_items_too() -> None:
@@ -306,6 +570,35 @@ def test_contract_basics(tiny_explicit: Interactions) -> None:
     assert model.recommend("ann", k=3).item_ids.shape == (1, 3)
 
 
+def test_learned_attributes_exist_only_after_fit(
+    tiny_explicit: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = TwoTower(**SMALL, epochs=1)
+    learned = ("history_", "rating_scale_", "user_tower_", "item_tower_", "features_",
+               "vectors_", "n_trained_items_")
+    for name in learned:
+        with pytest.raises(palate.NotFittedError, match="fit"):
+            getattr(model, name)
+    assert not model.is_fitted
+    model.fit(tiny_explicit)
+    assert model.is_fitted and model.rating_scale_ == (1.0, 5.0)
+    assert model.vectors_.items.shape == (tiny_explicit.n_items, 8)
+
+    # a fit that raises leaves no half-fitted model behind
+    import palate.models.two_tower.training as training
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_towers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(tiny_explicit)
+    assert not model.is_fitted
+    for name in ("users_", *learned):
+        with pytest.raises(palate.NotFittedError):
+            getattr(model, name)
+
+
 @pytest.mark.parametrize(
     "bad",
     [{"objective": "mse"}, {"hidden_sizes": (0,)}, {"embedding_size": 0}, {"id_dropout": 1.0},
@@ -322,7 +615,7 @@ def test_towers_need_some_input(tiny_explicit: Interactions) -> None:
 
 
 def test_held_out_of_a_range_is_that_slice_of_the_whole() -> None:
-    from palate.models.two_tower.model import held_out
+    from palate.models.two_tower.training import held_out
 
     whole = np.random.default_rng(11).random(500) < 0.1  # the draws fit makes
     np.testing.assert_array_equal(held_out(11, 0.1, 0, 500), whole)
@@ -343,11 +636,12 @@ def test_cold_columns_replace_only_the_dropped_rows_derived_columns() -> None:
 def _perturbed_derived_predictions(model: TwoTower, data: Interactions) -> tuple[np.ndarray, ...]:
     before = model.predict(data.user_ids, data.item_ids)
     for side in ("user", "item"):
-        mask, _ = model._cold_columns(side)
+        mask, _ = model.features_.side(side).cold_columns()
         assert mask.sum() >= 2  # log_count and mean_rating at least
-        inputs = model._user_inputs if side == "user" else model._item_inputs
+        features = model.features_
+        inputs = features.user_inputs if side == "user" else features.item_inputs
         inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))
-    model._refresh_vectors()
+    model.refresh_vectors()
     return before, model.predict(data.user_ids, data.item_ids)
 
 

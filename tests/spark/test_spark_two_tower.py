@@ -69,7 +69,7 @@ def test_two_processes_under_torch_distributor(
     processes = model.training_processes_
     assert processes["world_size"] == 2
     # every process trained on its half of the fitting events, and the replicas agree
-    fitting = int(np.sum(~palate.models.two_tower.model.held_out(3, 0.1, 0, len(data.train))))
+    fitting = int(np.sum(~palate.models.two_tower.training.held_out(3, 0.1, 0, len(data.train))))
     assert sum(processes["shard_sizes"]) == fitting
     assert min(processes["shard_sizes"]) >= fitting // 2 - 30
     assert processes["replica_checksums"][0] == processes["replica_checksums"][1]

@@ -3,12 +3,13 @@
 Every process runs :func:`palate.models.two_tower.training.train_towers` — the same loop as
 :meth:`TwoTower.fit` — on its own shard of the training events, with a replica of both towers:
 
-- the driver runs :meth:`TwoTower._prepare_fit` once (vocabularies, derived features and
+- the driver runs :meth:`TwoTower.prepare_fit` once (vocabularies, derived features and
   encoders, initial weights) and sends the processes a small :class:`ShardJob` (encoded
   feature rows and initial weights, no events);
 - process r of W reads rows ``[r n / W, (r + 1) n / W)`` of the Parquet training split (only
   the row groups that hold them) and drops the events of the internal validation split (the
-  same events :meth:`TwoTower.fit` holds out, see :func:`~palate.models.two_tower.model.held_out`);
+  same events :meth:`TwoTower.fit` holds out, see
+  :func:`~palate.models.two_tower.training.held_out`);
 - after every backward pass the gradients are averaged over the processes with one
   all-reduce (what ``DistributedDataParallel`` does), so every replica takes the same Adam
   step: with a per-process batch of ``batch_size / W`` the step is that of one process on a
@@ -18,7 +19,10 @@ Every process runs :func:`palate.models.two_tower.training.train_towers` — the
   stops every process at the same epoch.
 
 The replicas end with identical weights; each process returns them with checksums of every
-replica (all-gathered) so the caller can check that they agree.
+replica (all-gathered) so the caller can check that they agree, and the driver loads them
+into its model (:meth:`TwoTower.load_tower_weights`, :meth:`TwoTower.finish_fit`). The
+processes build no model: they train two towers with the functions of
+:mod:`palate.models.two_tower.training` and :mod:`palate.models.two_tower.towers`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     import torch
 
     from palate.models.two_tower.model import TwoTower
+    from palate.models.two_tower.training import Events
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +77,8 @@ class ShardJob:
     held_fraction : float or None
         Share of the events held out for early stopping, or None for no validation.
     user_inputs, item_inputs : ndarray of float32
-        The encoded feature rows of every user and item.
+        The encoded feature rows of the users and items of the training data (the rows the
+        events index; their number is that of the towers' id embeddings).
     log_q : ndarray or None
         Log item frequencies (retrieval objective).
     initial_weights : dict of str -> ndarray
@@ -223,15 +229,23 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
     Returns
     -------
     dict
-        ``weights`` (both towers, as :meth:`TwoTower._tower_arrays` names them), ``history``,
+        ``weights`` (both towers, as :meth:`TwoTower.tower_weights` names them), ``history``,
         ``replica_checksums`` (per process: the sum and the sum of squares of its weights),
         ``shard_sizes`` (training events per process) and ``world_size``.
     """
     import torch
     import torch.distributed as dist
 
-    from palate.models.two_tower.model import TwoTower, held_out, make_tower
-    from palate.models.two_tower.training import ColdColumns, Events, TowerInputs, train_towers
+    from palate.models.two_tower.config import TwoTowerConfig
+    from palate.models.two_tower.towers import load_tower_arrays, make_tower, tower_arrays
+    from palate.models.two_tower.training import (
+        Targets,
+        held_out,
+        to_events,
+        tower_inputs,
+        train_towers,
+        validation_metrics,
+    )
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     joined = False
@@ -241,13 +255,12 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
     try:
         rank = dist.get_rank() if world_size > 1 else 0
         sync = AllReduceGradients(world_size) if world_size > 1 else None
-        shell = TwoTower(**job.params)
-        config = shell.config
-        shell.rating_scale_ = job.rating_scale
+        config = TwoTowerConfig(**job.params)
         device = torch.device(config.device)
-        shell.user_tower_ = make_tower(config, job.user_inputs.shape[1], len(job.user_inputs))
-        shell.item_tower_ = make_tower(config, job.item_inputs.shape[1], len(job.item_inputs))
-        shell._load_towers(job.initial_weights)
+        user_tower = make_tower(config, job.user_inputs.shape[1], len(job.user_inputs))
+        item_tower = make_tower(config, job.item_inputs.shape[1], len(job.item_inputs))
+        load_tower_arrays(user_tower, item_tower, job.initial_weights, device)
+        targets = Targets(config.objective, job.rating_scale)
 
         start, stop = shard_bounds(job.n_events, rank, world_size)
         rows = read_rows(job.events_path, start, stop)
@@ -260,31 +273,19 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
             held = held_out(job.seed, job.held_fraction, start, stop)
 
         def events(mask: np.ndarray) -> Events:
-            u, i, t = shell._targets(
+            examples = targets(
                 rows["user_idx"][mask], rows["item_idx"][mask], rows["value"][mask], job.kind
             )
-            return Events(
-                torch.as_tensor(u, dtype=torch.long).to(device),
-                torch.as_tensor(i, dtype=torch.long).to(device),
-                torch.as_tensor(t, dtype=torch.float32).to(device),
-            )
+            return to_events(examples, device)
 
         train_events = events(~held)
         epoch_size = len(train_events) if sync is None else sync.max(len(train_events))
         if epoch_size == 0:
             raise DataError("no training events in any shard; pass more data")
-        cold = {
-            side: ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
-            for side, (mask, values) in job.cold_columns.items()
-        }
-        inputs = TowerInputs(
-            torch.as_tensor(job.user_inputs).to(device),
-            torch.as_tensor(job.item_inputs).to(device),
-            None if job.log_q is None else torch.as_tensor(job.log_q).to(device),
-            cold.get("user"),
-            cold.get("item"),
+        inputs = tower_inputs(
+            job.user_inputs, job.item_inputs, device, job.log_q, job.cold_columns
         )
-        settings = shell._loop_settings()
+        settings = config.loop_settings()
         if world_size > 1:
             settings = dataclasses.replace(
                 settings, batch_size=max(1, settings.batch_size // world_size)
@@ -297,15 +298,19 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
             if total_val:
 
                 def evaluate() -> dict[str, float]:
-                    local = shell._validation_metrics(inputs, val, settings) if n_val else {}
+                    local = (
+                        validation_metrics(
+                            user_tower, item_tower, inputs, val, settings, job.rating_scale
+                        )
+                        if n_val else {}
+                    )
                     if not local:  # this shard holds no validation events: still reduce
                         local = {_VALIDATION_METRIC[settings.objective]: 0.0}
                     return _combine(local, n_val, sync)
 
-        assert shell.user_tower_ is not None and shell.item_tower_ is not None
         history = train_towers(
-            shell.user_tower_,
-            shell.item_tower_,
+            user_tower,
+            item_tower,
             inputs,
             train_events,
             settings,
@@ -314,7 +319,7 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
             sync=sync,
             epoch_size=epoch_size,
         )
-        weights = shell._tower_arrays()
+        weights = tower_arrays(user_tower, item_tower)
         flat = np.concatenate([w.reshape(-1).astype(np.float64) for w in weights.values()])
         mine = torch.tensor([flat.sum(), (flat**2).sum()], dtype=torch.float64)
         sizes = torch.tensor([len(train_events)], dtype=torch.long)
@@ -364,10 +369,10 @@ def plan_shards(
 ) -> ShardJob:
     """Prepare ``model`` on the driver and describe the work of the training processes.
 
-    Reads the prepared data (:func:`palate.data.prepared.read_prepared`), runs everything
-    :meth:`TwoTower.fit` does before its training loop on the train split (the model then
-    holds its vocabularies, encoders, serving data and initial weights), and returns the
-    :class:`ShardJob` every process gets.
+    Reads the prepared data (:func:`palate.data.prepared.read_prepared`), runs
+    :meth:`TwoTower.prepare_fit` on the train split (the model then holds its vocabularies,
+    encoders, serving data and initial weights), and returns the :class:`ShardJob` every
+    process gets.
 
     Parameters
     ----------
@@ -383,24 +388,23 @@ def plan_shards(
                                        UserFeatures)
         item_features = _with_prepared(item_features, data.item_features, train.items,
                                        ItemFeatures)
-    plan = model._prepare_fit(train, user_features, item_features, None)
-    log_q = plan.inputs.log_q
-    assert model._user_inputs is not None and model._item_inputs is not None
+    plan = model.prepare_fit(train, user_features=user_features, item_features=item_features)
+    inputs = plan.inputs
     return ShardJob(
         params=model.get_params(),
         events_path=str(root / "interactions" / "split=train"),
         n_events=len(train),
         kind=train.kind,
-        rating_scale=model.rating_scale_,
+        rating_scale=plan.targets.rating_scale,
         seed=plan.seed,
         held_fraction=model.config.validation_fraction if plan.held is not None else None,
-        user_inputs=model._user_inputs,
-        item_inputs=model._item_inputs,
-        log_q=None if log_q is None else log_q.cpu().numpy(),
-        initial_weights=model._tower_arrays(),
+        user_inputs=inputs.users.cpu().numpy(),
+        item_inputs=inputs.items.cpu().numpy(),
+        log_q=None if inputs.log_q is None else inputs.log_q.cpu().numpy(),
+        initial_weights=model.tower_weights(),
         cold_columns={
             side: (c.mask.cpu().numpy(), c.values.cpu().numpy())
-            for side, c in (("user", plan.inputs.user_cold), ("item", plan.inputs.item_cold))
+            for side, c in (("user", inputs.user_cold), ("item", inputs.item_cold))
             if c is not None
         },
     )
@@ -422,10 +426,8 @@ def finish(model: TwoTower, result: dict[str, Any]) -> TwoTower:
             f"the {len(checksums)} training processes ended with different weights "
             f"(checksums {checksums.tolist()}); every process must run the same steps"
         )
-    model._load_towers(result["weights"])
-    model.history_ = list(result["history"])
-    model._refresh_vectors()
-    return model
+    model.load_tower_weights(result["weights"])
+    return model.finish_fit(result["history"])
 
 
 _VALIDATION_METRIC = {"ratings": "val_rmse", "binary": "val_logloss", "retrieval": "val_loss"}

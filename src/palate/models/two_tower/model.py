@@ -2,221 +2,51 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.special
 
-from palate.data.features import (
-    FeatureEncoder,
-    FeatureTable,
-    ItemFeatures,
-    UserFeatures,
-    derived_item_features,
-    derived_user_features,
-    value_lists,
-)
+from palate.data.features import ItemFeatures, UserFeatures
 from palate.data.interactions import Interactions
-from palate.data.vocabulary import as_id_array
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError, DataError, NotFittedError
 from palate.models.base import (
     FeedbackKind,
     Model,
     ModelState,
     ScoreKind,
     fit_input,
-    is_int,
-    is_number,
-    seen_matrix,
 )
-from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores, check_k, ids_from_indices, top_k
+from palate.models.two_tower.config import (
+    DEFAULT_DERIVED_DROPOUT,
+    Objective,
+    TwoTowerConfig,
+    check_fit_data,
+    rating_scale_of,
+)
+from palate.models.two_tower.features import (
+    FeaturesLike,
+    TowerFeatures,
+    build_features,
+    catalogue,
+    catalogue_events,
+    derived_for_ratings,
+)
 from palate.types import IdArray, IdLike
 
 if TYPE_CHECKING:
+    from palate.models.two_tower.towers import Tower, TowerVectors
+    from palate.models.two_tower.training import Targets, TrainingPlan
 
-    from palate.models.two_tower.towers import Tower
-    from palate.models.two_tower.training import LoopSettings
-
-logger = logging.getLogger(__name__)
-
-Objective = Literal["ratings", "binary", "retrieval"]
-OBJECTIVES = ("ratings", "binary", "retrieval")
-DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
-#: Share of training examples whose derived features are set to their cold values. Chosen on
-#: validation items (``bench/two_tower_dropout.py``, ML-100K): 0.5 ranks cold items well above
-#: 0 and keeps the warm RMSE within 3% of CF, which 0.8 (better on cold items) does not.
-DEFAULT_DERIVED_DROPOUT = 0.5
-FeaturesLike: TypeAlias = (
-    pd.DataFrame | FeatureTable | Mapping[str, Any] | Sequence[Mapping[str, Any]]
-)
-
-
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Hyperparameters of :class:`TwoTower` (validated on construction)."""
-
-    objective: Objective = "ratings"
-    hidden_sizes: tuple[int, ...] = (256, 128)
-    embedding_size: int = 32
-    id_embedding_size: int = 0
-    id_dropout: float = 0.2
-    derived_features: bool = True
-    derived_dropout: float = DEFAULT_DERIVED_DROPOUT
-    epochs: int = 30
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    reg: float = 0.0
-    temperature: float | None = None
-    early_stopping: int | None = 3
-    validation_fraction: float = 0.1
-    mean_shrinkage: float = 5.0
-    max_categories: int = 64
-    device: str = "cpu"
-    seed: int | None = 0
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-
-        def need(condition: bool, message: str) -> None:
-            if not condition:
-                raise ConfigError(message)
-
-        need(
-            self.objective in OBJECTIVES,
-            f"objective must be 'ratings', 'binary' or 'retrieval', not {self.objective!r}",
-        )
-        need(
-            all(is_int(h) and h >= 1 for h in self.hidden_sizes),
-            f"hidden_sizes must be positive integers, e.g. (256, 128); got {self.hidden_sizes!r}",
-        )
-        for name in ("embedding_size", "epochs", "batch_size", "max_categories"):
-            value = getattr(self, name)
-            need(is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
-        need(
-            is_int(self.id_embedding_size) and self.id_embedding_size >= 0,
-            f"id_embedding_size must be >= 0 (0: features only), got {self.id_embedding_size!r}",
-        )
-        need(
-            is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
-            f"id_dropout must be in [0, 1), got {self.id_dropout!r}",
-        )
-        need(isinstance(self.derived_features, bool), "derived_features must be True or False")
-        need(isinstance(self.compile, bool), "compile must be True or False")
-        need(
-            is_number(self.derived_dropout) and 0 <= self.derived_dropout <= 1,
-            f"derived_dropout must be in [0, 1], got {self.derived_dropout!r}",
-        )
-        need(
-            is_number(self.learning_rate) and self.learning_rate > 0,
-            f"learning_rate must be > 0, got {self.learning_rate!r}",
-        )
-        need(is_number(self.reg) and self.reg >= 0, f"reg must be >= 0, got {self.reg!r}")
-        need(
-            self.temperature is None or (is_number(self.temperature) and self.temperature > 0),
-            f"temperature must be > 0 or None (objective default), got {self.temperature!r}",
-        )
-        need(
-            self.early_stopping is None
-            or (is_int(self.early_stopping) and self.early_stopping >= 1),
-            "early_stopping must be a positive integer (patience in epochs) or None",
-        )
-        need(
-            is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
-            f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
-        )
-        need(
-            is_number(self.mean_shrinkage) and self.mean_shrinkage >= 0,
-            f"mean_shrinkage must be >= 0, got {self.mean_shrinkage!r}",
-        )
-        need(
-            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-            f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}",
-        )
-        need(
-            self.seed is None or is_int(self.seed),
-            f"seed must be an int or None, got {self.seed!r}",
-        )
-
-    @property
-    def effective_temperature(self) -> float:
-        """τ: ``temperature``, or 0.25 for binary labels and 0.05 for retrieval."""
-        if self.temperature is not None:
-            return float(self.temperature)
-        return DEFAULT_TEMPERATURE[self.objective]
-
-
-@dataclass
-class _Side:
-    """How one tower's inputs are built: declared feature columns, derived columns and their
-    values for a row with no history, and the fitted encoder."""
-
-    encoder: FeatureEncoder
-    derived_cold: dict[str, float]
-
-    def frame(
-        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
-    ) -> pd.DataFrame:
-        raw = [c for c in self.encoder.columns if c not in self.derived_cold]
-        if table is not None:
-            frame = table.rows(ids)[[c for c in raw if c in table.columns]]
-        else:
-            frame = pd.DataFrame(index=pd.Index(ids))
-        frame = frame.reset_index(drop=True)
-        for name, cold in self.derived_cold.items():
-            if derived is not None and name in derived.columns:
-                values = derived[name].reindex(pd.Index(ids)).to_numpy(dtype=np.float64)
-                frame[name] = np.where(np.isnan(values), cold, values)
-            else:
-                frame[name] = cold
-        return frame
-
-    def to_state(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.to_state(), "derived_cold": self.derived_cold}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> _Side:
-        return cls(
-            FeatureEncoder.from_state(state["encoder"]),
-            {k: float(v) for k, v in state["derived_cold"].items()},
-        )
-
-
-def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
-    """One tower of the configured shape over ``input_size`` encoded features."""
-    from palate.models.two_tower.towers import Tower
-
-    return Tower(
-        input_size, config.hidden_sizes, config.embedding_size, n_ids, config.id_embedding_size
-    )
-
-
-def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
-    """Which events ``start .. stop − 1`` the internal validation split holds out: those whose
-    draw ``u < fraction``, the draws being the first ``stop`` numbers of
-    ``numpy.random.default_rng(seed).random`` (computed for the range alone, so a process
-    reading one shard of the events marks the same events as :meth:`TwoTower.fit`)."""
-    bits = np.random.PCG64(seed)  # what default_rng(seed) draws from
-    bits.advance(start)  # one 64-bit draw per number
-    return np.random.Generator(bits).random(stop - start) < fraction
-
-
-@dataclass
-class _FitPlan:
-    """What :meth:`TwoTower._prepare_fit` hands to the training loop."""
-
-    seed: int
-    fitting: Interactions  # the events the weights are fitted on
-    held: np.ndarray | None  # internal validation events (mask over the training events)
-    inputs: Any  # TowerInputs
-    settings: Any  # LoopSettings
-    evaluate: Any  # () -> validation metrics, or None
-    to_events: Any  # (u, i, t) arrays -> Events on the model's device
+#: what each objective learns from and what its predictions are
+_KINDS: dict[str, tuple[FeedbackKind, ScoreKind]] = {
+    "ratings": ("explicit", "rating"),
+    "binary": ("binary", "probability"),
+    "retrieval": ("implicit", "preference"),
+}
 
 
 class TwoTower(Model):
@@ -235,8 +65,15 @@ class TwoTower(Model):
     (see :mod:`palate.models.two_tower.losses` for the others); both towers are trained
     jointly with Adam on mini-batches, with early stopping on a validation split.
 
-    Because the towers read features, the model scores users and items it never saw rated:
-    :meth:`item_vectors` and :meth:`user_vectors` take raw feature rows (cold start).
+    Because the towers read features, the model scores users and items it never saw rated.
+    Its catalogue is the users and items of the training data followed by those that only
+    have a row in ``user_features`` / ``item_features``: these are addressed by id like the
+    others (:meth:`predict`, :meth:`recommend`, :meth:`similar_items`, :meth:`item_vectors`,
+    :meth:`user_vectors`, model files), a new item is recommended as soon as it has
+    features, and a user with features but no events gets a personal list scored from their
+    attributes (``fallback=False``: only users the model knows nothing of get the popularity
+    list). Users and items with no id at all are scored from raw feature rows with
+    ``item_vectors(features=...)`` / ``user_vectors(features=...)``.
 
     Parameters
     ----------
@@ -304,6 +141,25 @@ class TwoTower(Model):
     has_linear_scores = True
     similarity_metric = "euclidean"
 
+    config: TwoTowerConfig
+    #: per epoch: the training loss and the validation metric
+    history_: list[dict[str, float]]
+    #: (low, high) of the ratings objective's targets, None for the other objectives
+    rating_scale_: tuple[float, float] | None
+    #: C, the mean value of the events the weights were fitted on
+    global_mean_: float
+    user_tower_: Tower
+    item_tower_: Tower
+    #: the first rows of ``users_`` / ``items_`` are the training data's ids (with events and
+    #: an id embedding row); the rest are known only from the feature tables
+    n_trained_users_: int
+    n_trained_items_: int
+    #: the fitted encoders of both towers' inputs and the encoded rows of every catalogue
+    #: user and item
+    features_: TowerFeatures
+    #: the served tower outputs (computed from the weights by :meth:`refresh_vectors`)
+    vectors_: TowerVectors
+
     def __init__(
         self,
         objective: Objective = "ratings",
@@ -347,28 +203,11 @@ class TwoTower(Model):
             seed=seed,
             compile=compile,
         )
-        self._reset()
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         params["hidden_sizes"] = list(self.config.hidden_sizes)
         return params
-
-    def _reset(self) -> None:
-        self._forget_fit()
-        self.history_: list[dict[str, float]] = []
-        self.rating_scale_: tuple[float, float] | None = None
-        self.global_mean_: float = 0.0
-        self.user_tower_: Tower | None = None
-        self.item_tower_: Tower | None = None
-        self._user_side: _Side | None = None
-        self._item_side: _Side | None = None
-        self._user_inputs: np.ndarray | None = None
-        self._item_inputs: np.ndarray | None = None
-        self._user_vectors: np.ndarray | None = None
-        self._item_vectors: np.ndarray | None = None
-        self._genres: list[str] = []
-        self._item_genres: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -389,10 +228,14 @@ class TwoTower(Model):
             ``"binary"``, either for ``"retrieval"``). Derived features come from these only.
         user_features : UserFeatures, optional
         item_features : ItemFeatures, optional
-            Attributes keyed by the same ids; ids without a row get missing values.
+            Attributes keyed by the same ids; ids without a row get missing values. Ids
+            with a row but no events join the catalogue (after the ids of
+            ``interactions``): they have no events, no id embedding and no derived
+            features, and the towers score them from their attributes. The encoders are
+            fitted on the rows of the training data's ids only.
         validation : Interactions, optional
-            Events scored after every epoch for early stopping (events of unknown users or
-            items are ignored). Default: ``validation_fraction`` of ``interactions``.
+            Events scored after every epoch for early stopping (only those of users and items
+            of ``interactions`` are). Default: ``validation_fraction`` of ``interactions``.
         callback : callable(epoch, metrics), optional
             Called after every epoch (progress bars).
 
@@ -403,391 +246,213 @@ class TwoTower(Model):
         Notes
         -----
         With the internal validation split, the derived features are computed from the other
-        ``1 − validation_fraction`` of the events (those the weights are fitted on).
+        ``1 − validation_fraction`` of the events (those the weights are fitted on). A fit
+        that raises leaves the model unfitted.
         """
-        import torch
-
-        from palate.models.two_tower.training import train_towers
-
-        plan = self._prepare_fit(interactions, user_features, item_features, validation)
-        u, i, t = self._events(plan.fitting)
-        if len(u) == 0:
-            raise DataError("no training events left; pass more data")
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        self.history_ = train_towers(
-            self.user_tower_,
-            self.item_tower_,
-            plan.inputs,
-            plan.to_events((u, i, t)),
-            plan.settings,
-            torch.Generator().manual_seed(plan.seed),
-            evaluate=plan.evaluate,
-            callback=callback,
-        )
-        self._refresh_vectors()
+        try:
+            plan = self.prepare_fit(
+                interactions, user_features=user_features, item_features=item_features,
+                validation=validation,
+            )
+            if len(plan.events) == 0:
+                raise DataError("no training events left; pass more data")
+            self.finish_fit(plan.train(callback))
+        except BaseException:
+            self._forget_fit()  # a fit that does not finish leaves no half-fitted model
+            raise
         return self
 
-    def _prepare_fit(
+    # ------------------------------------------------------------------ the training plan
+    def prepare_fit(
         self,
         interactions: Interactions,
+        *,
+        user_features: UserFeatures | None = None,
+        item_features: ItemFeatures | None = None,
+        validation: Interactions | None = None,
+    ) -> TrainingPlan:
+        """Everything :meth:`fit` does before its training loop, for training run elsewhere
+        (:mod:`palate.models.two_tower.distributed` trains in several processes).
+
+        Sets the catalogue, the rating scale, the feature encoders and encoded rows, the seen
+        items and fallback, and builds the towers with their initial weights; then train them
+        (``plan.train()``, or anywhere, loading the result with :meth:`load_tower_weights`)
+        and end with :meth:`finish_fit`. The parameters are those of :meth:`fit`; a plan that
+        raises leaves the model unfitted, and until :meth:`finish_fit` it serves nothing.
+
+        Returns
+        -------
+        TrainingPlan
+            The seed, the events the weights are fitted on and their training examples, the
+            internal validation split, the towers' inputs, the loop settings and the
+            towers and the validation examples (see
+            :class:`~palate.models.two_tower.training.TrainingPlan`).
+        """
+        data = check_fit_data(self.config, fit_input(interactions), user_features, item_features)
+        self._forget_fit()
+        try:
+            return self._plan(data, user_features, item_features, validation)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _plan(
+        self,
+        data: Interactions,
         user_features: UserFeatures | None,
         item_features: ItemFeatures | None,
         validation: Interactions | None,
-    ) -> _FitPlan:
-        """Everything :meth:`fit` does before the training loop: vocabularies, rating scale,
-        the internal validation split, derived features and encoders, serving data, and the
-        initial towers. Data-parallel training (:mod:`palate.models.two_tower.distributed`)
-        runs this once and the loop in every process."""
+    ) -> TrainingPlan:
         import torch
 
-        from palate.models.two_tower.training import ColdColumns, Events, TowerInputs
+        from palate.models.two_tower.training import (
+            Targets,
+            TrainingPlan,
+            log_frequencies,
+            to_events,
+            tower_inputs,
+            validation_split,
+        )
 
-        data = self._check_data(fit_input(interactions), user_features, item_features)
-        self._reset()
         config = self.config
-        self.users_, self.items_ = data.users, data.items
+        # the catalogue: the users and items of the data, then those known only from a
+        # feature table (cold: no events, no id embedding; their towers read the features)
+        self.users_ = catalogue(data.users, user_features)
+        self.items_ = catalogue(data.items, item_features)
+        self.n_trained_users_, self.n_trained_items_ = data.n_users, data.n_items
         self.data_fingerprint_ = data.fingerprint()
-        self.global_mean_ = data.global_mean()
-        if data.kind == "explicit":
-            scale = data.rating_scale
-            if scale is None:
-                scale = (float(data.values.min()), float(data.values.max()))
-            if scale[1] <= scale[0]:
-                scale = (scale[0], scale[0] + 1.0)
-            self.rating_scale_ = (float(scale[0]), float(scale[1]))
+        self.rating_scale_ = rating_scale_of(data) if data.kind == "explicit" else None
         seed = config.seed
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
+        targets = Targets(config.objective, self.rating_scale_)
         # the internal validation split is made first, so that the derived features (means,
         # counts) come from the fitting part only and early stopping sees no leaked ratings
-        fitting = data
+        fitting, held = data, None
         val_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        held: np.ndarray | None = None
         if validation is not None:
-            val_events = self._validation_events(validation)
+            val_events = self._validation_events(validation, targets)
         elif config.early_stopping and config.validation_fraction > 0 and len(data) > 10:
-            held = held_out(seed, config.validation_fraction, 0, len(data))
-            if held.any() and not held.all():
-                fitting = data.subset(np.flatnonzero(~held))
-                val_events = self._events(data.subset(np.flatnonzero(held)))
-            else:
-                held = None
+            fitting, held, val_data = validation_split(data, seed, config.validation_fraction)
+            val_events = None if val_data is None else targets.of(val_data)
         self.global_mean_ = fitting.global_mean()
-        self._build_sides(fitting, user_features, item_features)
-        self._set_serving_data(data)
+        self.features_ = features = build_features(
+            fitting, self.users_, self.items_, user_features, item_features,
+            derived=config.derived_features, shrinkage=config.mean_shrinkage,
+            global_mean=self.global_mean_, max_categories=config.max_categories,
+        )
+        self.seen_, self.fallback_scores_ = catalogue_events(
+            data, len(self.users_), len(self.items_)
+        )
+        self._build_towers(seed)
 
         device = torch.device(config.device)
-        self._build_towers(seed)
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        self.user_tower_.to(device)
-        self.item_tower_.to(device)
-
         log_q = None
         if config.objective == "retrieval":
-            u_fit, i_fit, _ = self._events(fitting)
-            counts = np.bincount(i_fit, minlength=data.n_items).astype(np.float64)
-            log_q = torch.as_tensor(
-                np.log(np.maximum(counts, 1.0) / max(len(i_fit), 1)), dtype=torch.float32
-            )
-        cold_columns = {}
-        for side in ("user", "item"):
-            mask, values = self._cold_columns(side)
-            cold_columns[side] = (
-                ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
-                if mask.any() else None
-            )
-        inputs = TowerInputs(
-            torch.as_tensor(self._user_inputs).to(device),
-            torch.as_tensor(self._item_inputs).to(device),
-            None if log_q is None else log_q.to(device),
-            cold_columns["user"],
-            cold_columns["item"],
+            log_q = log_frequencies(targets.of(fitting)[1], data.n_items)
+        # the towers train on the rows of the training data's users and items
+        inputs = tower_inputs(
+            features.user_inputs[: data.n_users],
+            features.item_inputs[: data.n_items],
+            device,
+            log_q,
+            {side: features.side(side).cold_columns() for side in ("user", "item")},
+        )
+        return TrainingPlan(
+            seed, fitting, held, inputs, config.loop_settings(), targets, self.user_tower_,
+            self.item_tower_, None if val_events is None else to_events(val_events, device),
+            device,
         )
 
-        def to_events(parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Events:
-            return Events(
-                torch.as_tensor(parts[0], dtype=torch.long).to(device),
-                torch.as_tensor(parts[1], dtype=torch.long).to(device),
-                torch.as_tensor(parts[2], dtype=torch.float32).to(device),
-            )
+    def tower_weights(self) -> dict[str, np.ndarray]:
+        """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
+        ``item_tower.<parameter>`` (what model files store and training processes share)."""
+        from palate.models.two_tower.towers import tower_arrays
 
-        settings = self._loop_settings()
-        evaluate = None
-        if val_events is not None and len(val_events[0]):
-            val = to_events(val_events)
+        return tower_arrays(self.user_tower_, self.item_tower_)
 
-            def evaluate() -> dict[str, float]:
-                return self._validation_metrics(inputs, val, settings)
+    def load_tower_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Load weights named as :meth:`tower_weights` names them into the towers (built by
+        :meth:`prepare_fit` or a fit); a serving model recomputes its vectors.
 
-        return _FitPlan(seed, fitting, held, inputs, settings, evaluate, to_events)
-
-    def _loop_settings(self) -> LoopSettings:
-        from palate.models.two_tower.training import LoopSettings
-
-        config = self.config
-        return LoopSettings(
-            objective=config.objective,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            reg=config.reg,
-            temperature=config.effective_temperature,
-            id_dropout=config.id_dropout,
-            early_stopping=config.early_stopping,
-            derived_dropout=config.derived_dropout,
-            compile=config.compile,
-        )
-
-    def _check_data(
-        self,
-        data: Interactions,
-        user_features: UserFeatures | None,
-        item_features: ItemFeatures | None,
-    ) -> Interactions:
-        objective = self.config.objective
-        if objective == "ratings" and data.kind != "explicit":
-            raise DataError(
-                "objective='ratings' needs explicit ratings; use objective='binary' for 0/1 "
-                "labels or objective='retrieval' for positive-only events"
-            )
-        if objective == "binary":
-            if data.kind != "binary":
-                raise DataError(
-                    "objective='binary' needs 0/1 labels; convert ratings with "
-                    "interactions.binarize(threshold=4) or use objective='ratings'"
-                )
-            if data.is_positive_only:
-                raise DataError(
-                    "the data holds only positive events, so the logistic loss has no negatives; "
-                    "use objective='retrieval' (in-batch negatives)"
-                )
-        for table, cls, what in ((user_features, UserFeatures, "user_features"),
-                                 (item_features, ItemFeatures, "item_features")):
-            if table is not None and not isinstance(table, cls):
-                raise DataError(
-                    f"{what} must be a palate.data.features.{cls.__name__}, got "
-                    f"{type(table).__name__}; build one with {cls.__name__}(frame, columns=...)"
-                )
-        if (
-            user_features is None
-            and item_features is None
-            and not self.config.derived_features
-            and self.config.id_embedding_size == 0
-        ):
-            raise ConfigError(
-                "the towers have no inputs: pass user_features / item_features, keep "
-                "derived_features=True, or set id_embedding_size > 0"
-            )
-        return data
-
-    def _build_sides(
-        self,
-        data: Interactions,
-        user_features: UserFeatures | None,
-        item_features: ItemFeatures | None,
-    ) -> None:
-        config = self.config
-        genre_column = None
-        if item_features is not None:
-            multi = [c for c, kind in item_features.columns.items() if kind == "multi"]
-            genre_column = "genres" if "genres" in multi else (multi[0] if multi else None)
-        user_derived = item_derived = None
-        if config.derived_features:
-            item_genres = None
-            if genre_column is not None and item_features is not None:
-                item_genres = item_features.rows(data.items.ids)[genre_column]
-                item_genres = pd.Series(item_genres.to_numpy(), index=data.items.ids)
-                self._genres = sorted(
-                    {g for row in value_lists(item_genres.tolist()) for g in row}
-                )
-            user_derived = derived_user_features(
-                data, item_genres, self._genres, config.mean_shrinkage
-            )
-            item_derived = derived_item_features(data, config.mean_shrinkage)
-        self._item_genres = _multi_hot(
-            None if genre_column is None or item_features is None
-            else item_features.rows(data.items.ids)[genre_column].tolist(),
-            self._genres,
-            data.n_items,
-        )
-        self._user_side, self._user_inputs = self._fit_side(
-            user_features, data.users.ids, user_derived
-        )
-        self._item_side, self._item_inputs = self._fit_side(
-            item_features, data.items.ids, item_derived
-        )
-
-    def _fit_side(
-        self, table: FeatureTable | None, ids: IdArray, derived: pd.DataFrame | None
-    ) -> tuple[_Side, np.ndarray]:
-        columns = dict(table.columns) if table is not None else {}
-        cold: dict[str, float] = {}
-        if derived is not None:
-            for name in derived.columns:
-                columns[name] = "numeric"
-                cold[name] = 0.0 if name == "log_count" else self.global_mean_
-        side = _Side(FeatureEncoder(columns, max_categories=self.config.max_categories), cold)
-        frame = side.frame(table, ids, derived)
-        side.encoder.fit(frame)
-        return side, side.encoder.transform(frame)
-
-    def _cold_columns(self, side: str) -> tuple[np.ndarray, np.ndarray]:
-        """The encoded columns of one side that are derived from ratings (bool mask) and
-        the encoded row of a user / item with no history (float32), both of the encoded
-        width."""
-        spec = self._user_side if side == "user" else self._item_side
-        assert spec is not None
-        names = spec.encoder.output_names
-        mask = np.isin(np.asarray(names, dtype=object), list(spec.derived_cold))
-        frame = pd.DataFrame(index=[0])
-        for name, cold in spec.derived_cold.items():
-            frame[name] = cold
-        values = spec.encoder.transform(frame)[0].astype(np.float32)
-        return mask, values
-
-    def _build_towers(self, seed: int) -> None:
+        Raises
+        ------
+        DataError
+            The arrays do not fit the towers (another configuration or catalogue).
+        """
         import torch
 
-        assert self._user_inputs is not None and self._item_inputs is not None
-        config = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            n_users, n_items = len(self.users_), len(self.items_)  # type: ignore[arg-type]
-            self.user_tower_ = make_tower(config, self._user_inputs.shape[1], n_users)
-            self.item_tower_ = make_tower(config, self._item_inputs.shape[1], n_items)
-
-    def _events(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self._targets(data.user_idx, data.item_idx, data.values, data.kind)
-
-    def _targets(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray, kind: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(user row, item row, target) per training example of events in index form."""
-        u = np.asarray(user_idx).astype(np.int64)
-        i = np.asarray(item_idx).astype(np.int64)
-        y = np.asarray(values).astype(np.float64)
-        objective = self.config.objective
-        if objective == "ratings":
-            return u, i, self._scaled(y)
-        if objective == "binary":
-            return u, i, y
-        keep = y > 0 if kind == "binary" else np.ones(len(y), dtype=bool)
-        return u[keep], i[keep], np.ones(int(keep.sum()))
-
-    def _scaled(self, y: np.ndarray) -> np.ndarray:
-        """Ratings scaled to [−1, 1]: ``t = 2 (y − low) / (high − low) − 1``."""
-        low, high = self.rating_scale_  # type: ignore[misc]
-        return 2.0 * (y - low) / (high - low) - 1.0
-
-    def _validation_events(
-        self, validation: Interactions
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not isinstance(validation, Interactions):
-            raise DataError("validation must be palate.Interactions")
-        u = self.users_.index(validation.user_ids, missing="ignore")  # type: ignore[union-attr]
-        i = self.items_.index(validation.item_ids, missing="ignore")  # type: ignore[union-attr]
-        y = validation.values.astype(np.float64)
-        keep = (u >= 0) & (i >= 0)
-        if self.config.objective == "retrieval":
-            keep &= (y > 0) if validation.kind == "binary" else True
-            y = np.ones(len(y))
-        elif self.config.objective == "ratings":
-            y = self._scaled(y)
-        return u[keep], i[keep], y[keep]
-
-    def _validation_metrics(self, inputs: Any, val: Any, settings: Any) -> dict[str, float]:
-        import torch
-
-        from palate.models.two_tower.training import batch_loss
-
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        with torch.no_grad():
-            if settings.objective == "retrieval":
-                total, n = 0.0, 0
-                for start in range(0, len(val), settings.batch_size):
-                    sel = slice(start, start + settings.batch_size)
-                    loss = batch_loss(
-                        self.user_tower_, self.item_tower_, inputs,
-                        val.user_idx[sel], val.item_idx[sel], val.targets[sel], settings,
-                    )
-                    total += float(loss) * len(val.user_idx[sel])
-                    n += len(val.user_idx[sel])
-                return {"val_loss": total / max(n, 1)}
-            v_u = self.user_tower_(inputs.users.index_select(0, val.user_idx), val.user_idx)
-            v_m = self.item_tower_(inputs.items.index_select(0, val.item_idx), val.item_idx)
-            s = (v_u * v_m).sum(1).double().cpu().numpy()
-        t = val.targets.double().cpu().numpy()
-        if settings.objective == "ratings":
-            low, high = self.rating_scale_  # type: ignore[misc]
-            half = (high - low) / 2
-            return {"val_rmse": float(np.sqrt(np.mean(((np.clip(s, -1, 1) - t) * half) ** 2)))}
-        p = np.clip(scipy.special.expit(s / settings.temperature), 1e-7, 1 - 1e-7)
-        return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
-
-    def _set_serving_data(self, data: Interactions) -> None:
-        self.seen_ = seen_matrix(data)
-        by = "mean" if data.kind == "explicit" else "count"
-        fallback, _ = popularity_scores(data, by)
-        self.fallback_scores_ = fallback.astype(np.float32)
-
-    def _tower_vectors(
-        self, tower: Tower, inputs: np.ndarray, ids: np.ndarray | None, batch: int = 65536
-    ) -> np.ndarray:
-        import torch
+        from palate.models.two_tower.towers import load_tower_arrays
 
         device = torch.device(self.config.device)
-        out = []
-        tower.eval()
-        with torch.no_grad():
-            for start in range(0, len(inputs), batch):
-                x = torch.as_tensor(inputs[start : start + batch]).to(device)
-                idx = None
-                if ids is not None:
-                    idx = torch.as_tensor(ids[start : start + batch], dtype=torch.long).to(device)
-                out.append(tower(x, idx).float().cpu().numpy())
-        width = self.config.embedding_size
-        return np.vstack(out) if out else np.zeros((0, width), dtype=np.float32)
+        load_tower_arrays(self.user_tower_, self.item_tower_, arrays, device)
+        if "vectors_" in vars(self):
+            self.refresh_vectors()
 
-    def _refresh_vectors(self) -> None:
-        """Precompute v_u for every known user and v_m for every known item."""
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        assert self._user_inputs is not None and self._item_inputs is not None
-        self._user_vectors = self._tower_vectors(
-            self.user_tower_, self._served("user", self._user_inputs),
-            np.arange(len(self._user_inputs)),
+    def finish_fit(self, history: Sequence[Mapping[str, float]]) -> TwoTower:
+        """End a fit begun by :meth:`prepare_fit` once the towers hold their trained weights:
+        keep the per-epoch ``history`` and compute the served vectors. Returns self."""
+        if "user_tower_" not in vars(self):
+            raise NotFittedError("finish_fit ends a fit that prepare_fit began; call it first")
+        self.history_ = [dict(h) for h in history]
+        self.refresh_vectors()
+        return self
+
+    def refresh_vectors(self) -> None:
+        """Recompute the served vectors from the towers' current weights: v_u of every
+        catalogue user, v_m of every catalogue item (those known only from their features
+        through the shared "no id" row of a hybrid tower), and those of a user / item with no
+        features, no history and no id. A fit does it at its end; call it after changing
+        the weights otherwise (e.g. from a fit callback)."""
+        import torch
+
+        from palate.models.two_tower.towers import served_vectors
+
+        self.vectors_ = served_vectors(
+            self.user_tower_, self.item_tower_, self.features_,
+            (self.n_trained_users_, self.n_trained_items_), self.config.derived_dropout,
+            torch.device(self.config.device),
         )
-        self._item_vectors = self._tower_vectors(
-            self.item_tower_, self._served("item", self._item_inputs),
-            np.arange(len(self._item_inputs)),
+
+    # ------------------------------------------------------------------ fitting steps
+    def _build_towers(self, seed: int) -> None:
+        """Both towers with their initial weights on the model's device (id embeddings for
+        the training ids)."""
+        import torch
+
+        from palate.models.two_tower.towers import build_towers
+
+        widths = self.features_.user_inputs.shape[1], self.features_.item_inputs.shape[1]
+        self.user_tower_, self.item_tower_ = build_towers(
+            self.config, widths, (self.n_trained_users_, self.n_trained_items_), seed,
+            torch.device(self.config.device),
         )
-        # the vectors of a user / item with no features, no history and no id
-        self._cold_user = self._new_vectors("user", pd.DataFrame(index=[0]))[0]
-        self._cold_item = self._new_vectors("item", pd.DataFrame(index=[0]))[0]
+
+    def _validation_events(
+        self, validation: Interactions, targets: Targets
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The examples of the ``validation`` events of users and items of the training data
+        (as before the catalogue held users and items known only from their features)."""
+        if not isinstance(validation, Interactions):
+            raise DataError("validation must be palate.Interactions")
+        u = self.users_.index(validation.user_ids, missing="ignore")
+        i = self.items_.index(validation.item_ids, missing="ignore")
+        keep = (u >= 0) & (i >= 0) & (u < self.n_trained_users_) & (i < self.n_trained_items_)
+        return targets(u[keep], i[keep], validation.values[keep], validation.kind)
 
     # ------------------------------------------------------------------ vectors
     def _new_vectors(
         self, side: str, frame: pd.DataFrame, derived: pd.DataFrame | None = None
     ) -> np.ndarray:
-        spec = self._user_side if side == "user" else self._item_side
-        tower = self.user_tower_ if side == "user" else self.item_tower_
-        assert spec is not None and tower is not None
-        frame = frame.reset_index(drop=True)
-        for name, cold in spec.derived_cold.items():
-            if derived is not None and name in derived.columns:
-                frame[name] = derived[name].to_numpy(dtype=np.float64)
-            else:
-                frame[name] = cold
-        inputs = self._served(side, spec.encoder.transform(frame))
-        return self._tower_vectors(tower, inputs, np.full(len(frame), -1))
+        """Vectors of new users / items (no id) from raw attribute rows."""
+        import torch
 
-    def _served(self, side: str, inputs: np.ndarray) -> np.ndarray:
-        """The encoded rows the tower reads when serving: as encoded, except that with
-        ``derived_dropout=1`` (the towers never saw derived values) the derived columns hold
-        their cold values, as in training."""
-        if self.config.derived_dropout < 1:
-            return inputs
-        mask, values = self._cold_columns(side)
-        return np.where(mask[None, :], values[None, :], inputs).astype(np.float32)
+        from palate.models.two_tower.towers import new_vectors
+
+        return new_vectors(
+            self.user_tower_ if side == "user" else self.item_tower_, self.features_.side(side),
+            frame, derived, self.config.derived_dropout, torch.device(self.config.device),
+        )
 
     def user_vectors(
         self,
@@ -796,16 +461,18 @@ class TwoTower(Model):
         features: FeaturesLike | None = None,
         ratings: Mapping[Any, float] | None = None,
     ) -> np.ndarray:
-        """``v_u``: of known users by id, or of new users from raw attributes.
+        """``v_u``: of catalogue users by id, or of new users from raw attributes.
 
         Parameters
         ----------
         user_ids : ids, optional
-            Users the model was trained on.
+            Users of the catalogue: those of the training data and those with a row in the
+            training ``user_features`` (scored from their attributes). With neither ids,
+            features nor ratings: every catalogue user, in the order of ``users_``.
         features : DataFrame, UserFeatures, dict or list of dicts, optional
-            Attribute rows of new users (columns as in the training ``user_features``;
-            missing columns count as missing values). With neither ids nor features: one
-            new user with no attributes.
+            Attribute rows of new users without an id (columns as in the training
+            ``user_features``; missing columns count as missing values; ``{}``: a user with
+            no attributes).
         ratings : mapping item id -> rating, optional
             A new user's first ratings: their derived features (count, mean, mean per
             genre) are computed from these, with the training global mean and shrinkage.
@@ -814,67 +481,70 @@ class TwoTower(Model):
         Returns
         -------
         ndarray of float32, shape (n, embedding_size), unit rows
+
+        Raises
+        ------
+        DataError
+            A feature column the training ``user_features`` did not have (the error names
+            those it had), or a numeric / year value that is not a number.
         """
         self._check_fitted()
         if user_ids is not None:
             if features is not None or ratings is not None:
                 raise ConfigError("pass user_ids, or features / ratings for new users, not both")
-            rows = self.users_.index(user_ids, kind="user")  # type: ignore[union-attr]
-            return self._user_vectors[rows]  # type: ignore[index]
-        frame = _feature_frame(features)
+            rows = self.users_.index(user_ids, kind="user")
+            return self.vectors_.users[rows]
+        if features is None and ratings is None:
+            return self.vectors_.users.copy()
+        frame = (
+            pd.DataFrame(index=[0]) if features is None
+            else self.features_.user_side.new_rows(features, "user")
+        )
         derived = None
         if ratings is not None:
             if len(frame) != 1:
                 raise DataError("ratings describe one new user: pass at most one feature row")
-            derived = self._derived_for_ratings(ratings)
+            fitted = self.features_
+            derived = derived_for_ratings(
+                ratings, self.items_, fitted.genres, fitted.item_genres,
+                self.config.mean_shrinkage, self.global_mean_,
+            )
         return self._new_vectors("user", frame, derived)
 
     def item_vectors(
         self, item_ids: IdLike | None = None, *, features: FeaturesLike | None = None
     ) -> np.ndarray:
-        """``v_m``: of known items by id, or of new items from raw attributes (cold start).
+        """``v_m``: of catalogue items by id, or of new items from raw attributes (cold start).
 
         Parameters
         ----------
         item_ids : ids, optional
+            Items of the catalogue: those of the training data and those with a row in the
+            training ``item_features`` (never rated: scored from their attributes). With
+            neither ids nor features: every catalogue item, in the order of ``items_``.
         features : DataFrame, ItemFeatures, dict or list of dicts, optional
-            Attribute rows of new items, e.g. ``{"genres": ["Comedy"], "year": 2024}``.
+            Attribute rows of new items without an id, e.g. ``{"genres": ["Comedy"],
+            "year": 2024}`` (``{}``: an item with no attributes).
 
         Returns
         -------
         ndarray of float32, shape (n, embedding_size), unit rows
+
+        Raises
+        ------
+        DataError
+            A feature column the training ``item_features`` did not have (the error names
+            those it had), or a numeric / year value that is not a number.
         """
         self._check_fitted()
         if item_ids is not None:
             if features is not None:
                 raise ConfigError("pass item_ids or features, not both")
-            rows = self.items_.index(item_ids, kind="item")  # type: ignore[union-attr]
-            return self._item_vectors[rows]  # type: ignore[index]
-        return self._new_vectors("item", _feature_frame(features))
-
-    def _derived_for_ratings(self, ratings: Mapping[Any, float]) -> pd.DataFrame:
-        items = as_id_array(list(ratings.keys()))
-        values = np.asarray(list(ratings.values()), dtype=np.float64)
-        if len(items) == 0:
-            return pd.DataFrame({"log_count": [0.0]})
-        known = self.items_.index(items, missing="ignore") >= 0  # type: ignore[union-attr]
-        if not np.all(known):
-            raise DataError("ratings name items the model does not know; rate known items")
-        tiny = Interactions.from_arrays(
-            np.zeros(len(items), dtype=np.int64), items, values, items=self.items_
-        )
-        item_genres = pd.Series(
-            [[g for g, on in zip(self._genres, row, strict=True) if on]
-             for row in self._item_genres.tolist()],  # type: ignore[union-attr]
-            index=self.items_.ids,  # type: ignore[union-attr]
-        )
-        return derived_user_features(
-            tiny,
-            item_genres if self._genres else None,
-            self._genres,
-            self.config.mean_shrinkage,
-            global_mean=self.global_mean_,
-        )
+            rows = self.items_.index(item_ids, kind="item")
+            return self.vectors_.items[rows]
+        if features is None:
+            return self.vectors_.items.copy()
+        return self._new_vectors("item", self.features_.item_side.new_rows(features, "item"))
 
     # ------------------------------------------------------------------ scoring
     def link(self, s: np.ndarray) -> np.ndarray:
@@ -882,7 +552,9 @@ class TwoTower(Model):
         v_u · v_m / temperature; retrieval: v_u · v_m."""
         objective = self.config.objective
         if objective == "ratings":
-            low, high = self.rating_scale_  # type: ignore[misc]
+            scale = self.rating_scale_
+            assert scale is not None, "the ratings objective has a rating scale"
+            low, high = scale
             return low + (np.clip(s, -1.0, 1.0) + 1.0) / 2.0 * (high - low)
         if objective == "binary":
             return scipy.special.expit(s / self.config.effective_temperature)
@@ -899,35 +571,32 @@ class TwoTower(Model):
         """The raw scores ``v_u · v_m`` (before the link) as the precomputed user and item
         vectors (what a vector index needs to serve them)."""
         self._check_fitted()
-        return LinearScores(self._user_vectors, self._item_vectors)  # type: ignore[arg-type]
+        return LinearScores(self.vectors_.users, self.vectors_.items)
 
     def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
         (retrieval). Unknown users and items are scored with the vectors of a user / item
         without features or history."""
-        v_u = np.where((u >= 0)[:, None], self._user_vectors[np.maximum(u, 0)], self._cold_user)  # type: ignore[index]
-        v_m = np.where((i >= 0)[:, None], self._item_vectors[np.maximum(i, 0)], self._cold_item)  # type: ignore[index]
+        vectors = self.vectors_
+        v_u = np.where((u >= 0)[:, None], vectors.users[np.maximum(u, 0)], vectors.no_user)
+        v_m = np.where((i >= 0)[:, None], vectors.items[np.maximum(i, 0)], vectors.no_item)
         s = np.einsum("ij,ij->i", v_u.astype(np.float64), v_m.astype(np.float64))
         return self.link(s)
 
     @property
     def feedback_kind(self) -> FeedbackKind:
-        return {"ratings": "explicit", "binary": "binary", "retrieval": "implicit"}[  # type: ignore[return-value]
-            self.config.objective
-        ]
+        return _KINDS[self.config.objective][0]
 
     @property
     def score_kind(self) -> ScoreKind:
-        return {"ratings": "rating", "binary": "probability", "retrieval": "preference"}[  # type: ignore[return-value]
-            self.config.objective
-        ]
+        return _KINDS[self.config.objective][1]
 
     @property
     def rating_scale(self) -> tuple[float, float] | None:
         return self.rating_scale_ if self.config.objective == "ratings" else None
 
     def top_users(self, item_vectors: np.ndarray, k: int = 10) -> tuple[IdArray, np.ndarray]:
-        """The k known users who score each item vector highest (who a new item would be
+        """The k catalogue users who score each item vector highest (who a new item would be
         recommended to).
 
         Parameters
@@ -943,16 +612,16 @@ class TwoTower(Model):
         """
         self._check_fitted()
         k = check_k(k)
-        raw = np.asarray(item_vectors, dtype=np.float32) @ self._user_vectors.T  # type: ignore[union-attr]
+        raw = np.asarray(item_vectors, dtype=np.float32) @ self.vectors_.users.T
         idx, val = top_k(raw, k)
-        return ids_from_indices(self.users_, idx), self.link(val.astype(np.float64)).astype(  # type: ignore[arg-type]
+        return ids_from_indices(self.users_, idx), self.link(val.astype(np.float64)).astype(
             np.float32
         )
 
     def similarity_vectors(self) -> np.ndarray:
         """v_m: related items have the smallest ``‖v_m(k) − v_m(i)‖²`` (for unit vectors the
         cosine ranking is the same)."""
-        return self._item_vectors  # type: ignore[return-value]
+        return self.vectors_.items
 
     def similarity_candidates(self) -> np.ndarray:
         """Every item: the towers give a vector to items with no events too."""
@@ -960,108 +629,35 @@ class TwoTower(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        assert self.user_tower_ is not None and self.item_tower_ is not None
-        assert self._user_inputs is not None and self._item_inputs is not None
-        state.arrays.update(self._tower_arrays())
-        state.arrays.update(
-            user_inputs=self._user_inputs,
-            item_inputs=self._item_inputs,
-            item_genres=self._item_genres.astype(np.uint8),  # type: ignore[union-attr]
-        )
+        arrays, extra = self.features_.to_state()
+        state.arrays.update(self.tower_weights(), **arrays)
         state.extra.update(
-            user_side=self._user_side.to_state(),  # type: ignore[union-attr]
-            item_side=self._item_side.to_state(),  # type: ignore[union-attr]
-            genres=self._genres,
+            extra,
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
             history=self.history_,
+            n_trained=[self.n_trained_users_, self.n_trained_items_],
         )
 
     def _load_state(self, state: ModelState) -> None:
-        users, items = self.users_, self.items_
-        a = state.arrays
+        n_users, n_items = len(self.users_), len(self.items_)
         extra = state.extra
+        self.features_ = TowerFeatures.from_state(state.arrays, extra, n_users, n_items)
         try:
-            self._user_side = _Side.from_state(extra["user_side"])
-            self._item_side = _Side.from_state(extra["item_side"])
-            self._genres = [str(g) for g in extra.get("genres", [])]
             self.global_mean_ = float(extra.get("global_mean", 0.0))
             scale = extra.get("rating_scale")
             self.rating_scale_ = (float(scale[0]), float(scale[1])) if scale else None
             self.history_ = list(extra.get("history", []))
-            self._user_inputs = np.asarray(a["user_inputs"], dtype=np.float32)
-            self._item_inputs = np.asarray(a["item_inputs"], dtype=np.float32)
-            self._item_genres = np.asarray(a["item_genres"]).astype(bool)
-        except (KeyError, TypeError, ValueError) as exc:
+            # files written before the catalogue held feature-only rows: every row trained
+            n_trained = extra.get("n_trained", [n_users, n_items])
+            self.n_trained_users_, self.n_trained_items_ = int(n_trained[0]), int(n_trained[1])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise DataError(f"the two-tower model state is incomplete ({exc})") from exc
-        if self._user_inputs.shape[0] != len(users) or self._item_inputs.shape[0] != len(items):
-            raise DataError("feature matrices do not match the vocabularies")
-        if self._user_inputs.shape[1] != self._user_side.encoder.width or (
-            self._item_inputs.shape[1] != self._item_side.encoder.width
-        ):
-            raise DataError("feature matrices do not match their encoders")
+        if not (0 <= self.n_trained_users_ <= n_users and 0 <= self.n_trained_items_ <= n_items):
+            raise DataError("the numbers of trained users and items exceed the vocabularies")
         self._build_towers(0)
-        self._load_towers(a)
-        self._refresh_vectors()
-
-    def _tower_arrays(self) -> dict[str, np.ndarray]:
-        """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
-        ``item_tower.<parameter>``."""
-        arrays: dict[str, np.ndarray] = {}
-        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            assert tower is not None
-            for name, tensor in tower.state_dict().items():
-                arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
-        return arrays
-
-    def _load_towers(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Load weights named as :meth:`_tower_arrays` names them into the built towers."""
-        import torch
-
-        for prefix, tower in (("user_tower", self.user_tower_), ("item_tower", self.item_tower_)):
-            assert tower is not None
-            weights = {
-                name[len(prefix) + 1 :]: torch.as_tensor(value)
-                for name, value in arrays.items()
-                if name.startswith(prefix + ".")
-            }
-            try:
-                tower.load_state_dict(weights)
-            except RuntimeError as exc:
-                raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
-            tower.to(torch.device(self.config.device))
-
-    @property
-    def is_fitted(self) -> bool:
-        return self._user_vectors is not None if hasattr(self, "_user_vectors") else False
-
-
-def _multi_hot(values: list[Any] | None, names: list[str], n: int) -> np.ndarray:
-    out = np.zeros((n, len(names)), dtype=bool)
-    if values is None or not names:
-        return out
-    column = {g: j for j, g in enumerate(names)}
-    for r, row in enumerate(value_lists(values)):
-        for g in row:
-            if g in column:
-                out[r, column[g]] = True
-    return out
-
-
-def _feature_frame(features: FeaturesLike | None) -> pd.DataFrame:
-    if features is None:
-        return pd.DataFrame(index=[0])
-    if isinstance(features, FeatureTable):
-        return features.frame.reset_index(drop=True)
-    if isinstance(features, pd.DataFrame):
-        return features.reset_index(drop=True)
-    if isinstance(features, Mapping):
-        return pd.DataFrame([dict(features)])
-    if isinstance(features, Sequence) and all(isinstance(r, Mapping) for r in features):
-        return pd.DataFrame([dict(r) for r in features])
-    raise DataError(
-        "features must be a DataFrame, a feature table, a dict (one row) or a list of dicts"
-    )
+        self.load_tower_weights(state.arrays)
+        self.refresh_vectors()
 
 
 __all__ = ["TwoTower", "TwoTowerConfig"]

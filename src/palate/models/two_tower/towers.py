@@ -8,10 +8,20 @@ linear last layer, ``e(id)`` an optional learned id embedding concatenated to th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+
+from palate.errors import DataError
+
+if TYPE_CHECKING:
+    from palate.models.two_tower.config import TwoTowerConfig
+    from palate.models.two_tower.features import FeatureSide, TowerFeatures
 
 #: Norms below this are treated as this when normalising, so a zero vector stays finite.
 NORM_EPS = 1e-12
@@ -61,6 +71,7 @@ class Tower(nn.Module):
         layers.append(nn.Linear(width, output_size))
         self.layers = nn.Sequential(*layers)
         self.n_ids = n_ids
+        self.output_size = output_size
 
     def forward(self, features: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Unit vectors, shape (n, output_size), for feature rows (n, input_size) and ids (n,)
@@ -73,6 +84,133 @@ class Tower(nn.Module):
                 ids = torch.where(ids < 0, self.n_ids, ids)
             features = torch.cat([features, self.id_embedding(ids)], dim=1)
         return l2_normalise(self.layers(features))
+
+
+@dataclass(frozen=True)
+class TowerVectors:
+    """The tower outputs a fitted :class:`TwoTower` serves from (unit rows, float32)."""
+
+    users: np.ndarray  # v_u of every catalogue user, in the order of ``users_``
+    items: np.ndarray  # v_m of every catalogue item, in the order of ``items_``
+    no_user: np.ndarray  # v_u of a user with no features, no history and no id
+    no_item: np.ndarray  # v_m of an item with no features, no history and no id
+
+
+def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
+    """One tower of the configured shape over ``input_size`` encoded features, with an id
+    embedding of ``n_ids`` rows (plus the "no id" row) when ``config.id_embedding_size``."""
+    return Tower(
+        input_size, config.hidden_sizes, config.embedding_size, n_ids, config.id_embedding_size
+    )
+
+
+def build_towers(
+    config: TwoTowerConfig,
+    input_sizes: tuple[int, int],
+    n_ids: tuple[int, int],
+    seed: int,
+    device: torch.device,
+) -> tuple[Tower, Tower]:
+    """The user and item towers with their initial weights, drawn from torch's generator
+    seeded with ``seed`` (its global state is left as it was), on ``device``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        user_tower = make_tower(config, input_sizes[0], n_ids[0])
+        item_tower = make_tower(config, input_sizes[1], n_ids[1])
+    return user_tower.to(device), item_tower.to(device)
+
+
+def tower_outputs(
+    tower: Tower,
+    inputs: np.ndarray,
+    ids: np.ndarray | None,
+    device: torch.device,
+    batch: int = 65536,
+) -> np.ndarray:
+    """The tower's unit vectors for encoded rows ``inputs`` (n, input_size) and their id rows
+    ``ids`` (n,; -1: no id), float32 (n, output_size), computed in batches without gradients."""
+    out = []
+    tower.eval()
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch):
+            x = torch.as_tensor(inputs[start : start + batch]).to(device)
+            idx = None
+            if ids is not None:
+                idx = torch.as_tensor(ids[start : start + batch], dtype=torch.long).to(device)
+            out.append(tower(x, idx).float().cpu().numpy())
+    return np.vstack(out) if out else np.zeros((0, tower.output_size), dtype=np.float32)
+
+
+def served_vectors(
+    user_tower: Tower,
+    item_tower: Tower,
+    features: TowerFeatures,
+    n_trained: tuple[int, int],
+    derived_dropout: float,
+    device: torch.device,
+) -> TowerVectors:
+    """The vectors a model serves: of every catalogue row of ``features`` (the first
+    ``n_trained`` users / items through their own id embedding rows, the rest — known only
+    from the feature tables — through the shared "no id" row), and of a user / item with no
+    features, no history and no id."""
+    out = []
+    for tower, side, inputs, n in (
+        (user_tower, features.user_side, features.user_inputs, n_trained[0]),
+        (item_tower, features.item_side, features.item_inputs, n_trained[1]),
+    ):
+        ids = np.arange(len(inputs))
+        ids[n:] = -1
+        out.append(tower_outputs(tower, side.served(inputs, derived_dropout), ids, device))
+        out.append(new_vectors(tower, side, pd.DataFrame(index=[0]), None, derived_dropout,
+                               device)[0])
+    return TowerVectors(users=out[0], items=out[2], no_user=out[1], no_item=out[3])
+
+
+def new_vectors(
+    tower: Tower,
+    side: FeatureSide,
+    frame: pd.DataFrame,
+    derived: pd.DataFrame | None,
+    derived_dropout: float,
+    device: torch.device,
+) -> np.ndarray:
+    """Vectors of new users / items (no id) from raw attribute rows ``frame`` and, optionally,
+    their derived columns."""
+    inputs = side.served(side.encode_new(frame, derived), derived_dropout)
+    return tower_outputs(tower, inputs, np.full(len(frame), -1), device)
+
+
+def tower_arrays(user_tower: Tower, item_tower: Tower) -> dict[str, np.ndarray]:
+    """The weights of both towers as float32 arrays named ``user_tower.<parameter>`` and
+    ``item_tower.<parameter>`` (what model files and training processes exchange)."""
+    arrays: dict[str, np.ndarray] = {}
+    for prefix, tower in (("user_tower", user_tower), ("item_tower", item_tower)):
+        for name, tensor in tower.state_dict().items():
+            arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+    return arrays
+
+
+def load_tower_arrays(
+    user_tower: Tower, item_tower: Tower, arrays: Mapping[str, np.ndarray], device: torch.device
+) -> None:
+    """Load weights named as :func:`tower_arrays` names them into both towers, on ``device``.
+
+    Raises
+    ------
+    DataError
+        The arrays do not fit the towers (another configuration or catalogue).
+    """
+    for prefix, tower in (("user_tower", user_tower), ("item_tower", item_tower)):
+        weights = {
+            name[len(prefix) + 1 :]: torch.as_tensor(value)
+            for name, value in arrays.items()
+            if name.startswith(prefix + ".")
+        }
+        try:
+            tower.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise DataError(f"{prefix} weights do not fit the configuration ({exc})") from exc
+        tower.to(device)
 
 
 def flops_per_example(input_size: int, hidden_sizes: Sequence[int], output_size: int,
@@ -93,4 +231,17 @@ def flops_per_example(input_size: int, hidden_sizes: Sequence[int], output_size:
     return forward, 2 * forward + sum(layer[1:])
 
 
-__all__ = ["NORM_EPS", "Tower", "flops_per_example", "l2_normalise"]
+__all__ = [
+    "NORM_EPS",
+    "Tower",
+    "TowerVectors",
+    "build_towers",
+    "flops_per_example",
+    "l2_normalise",
+    "load_tower_arrays",
+    "make_tower",
+    "new_vectors",
+    "served_vectors",
+    "tower_arrays",
+    "tower_outputs",
+]

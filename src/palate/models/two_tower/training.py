@@ -9,14 +9,18 @@ example.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+import scipy.special
 import torch
 
+from palate.data.interactions import Interactions
 from palate.models.two_tower.losses import binary_loss, ratings_loss, retrieval_loss
 from palate.models.two_tower.towers import Tower
 
@@ -75,6 +79,218 @@ class LoopSettings:
     early_stopping: int | None
     derived_dropout: float = 0.0
     compile: bool = False
+
+
+@dataclass(frozen=True)
+class Targets:
+    """How events become the training examples of an objective: (user row, item row, target).
+
+    ratings: every event, the rating scaled to [−1, 1], ``t = 2 (y − low) / (high − low) − 1``;
+    binary: every event, its 0/1 label; retrieval: the positive events (every event of
+    explicit data, the 1 labels of binary data), target 1.
+    """
+
+    objective: str
+    rating_scale: tuple[float, float] | None = None
+
+    def __call__(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray, kind: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user rows, item rows, targets) of events in index form; ``kind`` is the data's
+        (``"explicit"`` or ``"binary"``)."""
+        u = np.asarray(user_idx).astype(np.int64)
+        i = np.asarray(item_idx).astype(np.int64)
+        y = np.asarray(values).astype(np.float64)
+        if self.objective == "ratings":
+            return u, i, self.scaled(y)
+        if self.objective == "binary":
+            return u, i, y
+        keep = y > 0 if kind == "binary" else np.ones(len(y), dtype=bool)
+        return u[keep], i[keep], np.ones(int(keep.sum()))
+
+    def of(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The examples of every event of ``data``."""
+        return self(data.user_idx, data.item_idx, data.values, data.kind)
+
+    def scaled(self, y: np.ndarray) -> np.ndarray:
+        """Ratings scaled to [−1, 1]."""
+        low, high = self.scale
+        return 2.0 * (y - low) / (high - low) - 1.0
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """The rating scale (ratings objective)."""
+        if self.rating_scale is None:
+            raise ValueError("the ratings objective needs a rating scale")
+        return self.rating_scale
+
+
+def to_events(
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray], device: torch.device
+) -> Events:
+    """(user rows, item rows, targets) arrays as :class:`Events` on ``device``."""
+    return Events(
+        torch.as_tensor(parts[0], dtype=torch.long).to(device),
+        torch.as_tensor(parts[1], dtype=torch.long).to(device),
+        torch.as_tensor(parts[2], dtype=torch.float32).to(device),
+    )
+
+
+def log_frequencies(item_idx: np.ndarray, n_items: int) -> np.ndarray:
+    """``log q(i)``, the log share of the training examples that hold item i (at least one
+    count), float32 (n_items,): the sampling correction of the retrieval loss."""
+    counts = np.bincount(item_idx, minlength=n_items).astype(np.float64)
+    return np.log(np.maximum(counts, 1.0) / max(len(item_idx), 1)).astype(np.float32)
+
+
+def tower_inputs(
+    users: np.ndarray,
+    items: np.ndarray,
+    device: torch.device,
+    log_q: np.ndarray | None = None,
+    cold: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> TowerInputs:
+    """:class:`TowerInputs` on ``device`` from encoded rows (float32), the log item
+    frequencies and, per side (``"user"``, ``"item"``), the mask of the derived columns and
+    their no-history values (a side without derived columns is left out)."""
+    columns = {
+        side: ColdColumns(torch.as_tensor(mask).to(device), torch.as_tensor(values).to(device))
+        for side, (mask, values) in (cold or {}).items()
+        if mask.any()
+    }
+    return TowerInputs(
+        torch.as_tensor(users).to(device),
+        torch.as_tensor(items).to(device),
+        None if log_q is None else torch.as_tensor(log_q, dtype=torch.float32).to(device),
+        columns.get("user"),
+        columns.get("item"),
+    )
+
+
+def held_out(seed: int, fraction: float, start: int, stop: int) -> np.ndarray:
+    """Which events ``start .. stop − 1`` the internal validation split holds out: those whose
+    draw ``u < fraction``, the draws being the first ``stop`` numbers of
+    ``numpy.random.default_rng(seed).random`` (computed for the range alone, so a process
+    reading one shard of the events marks the same events as :meth:`TwoTower.fit`)."""
+    bits = np.random.PCG64(seed)  # what default_rng(seed) draws from
+    bits.advance(start)  # one 64-bit draw per number
+    return np.random.Generator(bits).random(stop - start) < fraction
+
+
+def validation_split(
+    data: Interactions, seed: int, fraction: float
+) -> tuple[Interactions, np.ndarray | None, Interactions | None]:
+    """The internal validation split of :meth:`TwoTower.fit`: (the events the weights are
+    fitted on, the held-out mask :func:`held_out` draws, the held-out events); no split
+    (``data, None, None``) where it would hold out nothing or everything."""
+    held = held_out(seed, fraction, 0, len(data))
+    if held.any() and not held.all():
+        return data.subset(np.flatnonzero(~held)), held, data.subset(np.flatnonzero(held))
+    return data, None, None
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything the training loop needs, as :meth:`TwoTower.prepare_fit
+    <palate.models.two_tower.model.TwoTower.prepare_fit>` hands it over.
+
+    :meth:`train` runs :func:`train_towers` over the plan (what ``fit`` does); training done
+    elsewhere hands its weights to ``load_tower_weights``. Either way ``finish_fit(history)``
+    then makes the model serve.
+
+    Attributes
+    ----------
+    seed : int
+        Of the validation split and the shuffling (``config.seed``, or one drawn at random).
+    fitting : Interactions
+        The events the weights are fitted on (the training events less the internal
+        validation split).
+    held : ndarray of bool or None
+        Which training events the internal validation split holds out (``held_out(seed,
+        validation_fraction, 0, n)``); None without an internal split.
+    inputs : TowerInputs
+        The encoded rows of the users and items of the training data (the first rows of the
+        catalogue), log item frequencies (retrieval) and the derived columns' no-history
+        values (cold-start dropout), on the model's device.
+    settings : LoopSettings
+    targets : Targets
+        How events become examples (what :attr:`events` holds for ``fitting``).
+    user_tower, item_tower : Tower
+        The model's towers (``user_tower_``, ``item_tower_``) with their initial weights.
+    validation : Events or None
+        The examples early stopping watches (:attr:`evaluate`), or None.
+    device : torch.device
+    """
+
+    seed: int
+    fitting: Interactions
+    held: np.ndarray | None
+    inputs: TowerInputs
+    settings: LoopSettings
+    targets: Targets
+    user_tower: Tower
+    item_tower: Tower
+    validation: Events | None
+    device: torch.device
+
+    @functools.cached_property
+    def events(self) -> Events:
+        """The training examples of :attr:`fitting`, on the device (made when first read)."""
+        return to_events(self.targets.of(self.fitting), self.device)
+
+    @property
+    def evaluate(self) -> Callable[[], dict[str, float]] | None:
+        """The validation metrics of the towers' current weights, or None (no validation
+        examples)."""
+        if self.validation is None or len(self.validation) == 0:
+            return None
+        return functools.partial(
+            validation_metrics, self.user_tower, self.item_tower, self.inputs, self.validation,
+            self.settings, self.targets.rating_scale,
+        )
+
+    def train(self, callback: Callback | None = None) -> list[dict[str, float]]:
+        """Train both towers on :attr:`events` (shuffled by a generator seeded with
+        :attr:`seed`, early stopping on :attr:`evaluate`); return the per-epoch history."""
+        return train_towers(
+            self.user_tower, self.item_tower, self.inputs, self.events, self.settings,
+            torch.Generator().manual_seed(self.seed), evaluate=self.evaluate, callback=callback,
+        )
+
+
+def validation_metrics(
+    user_tower: Tower,
+    item_tower: Tower,
+    inputs: TowerInputs,
+    val: Events,
+    settings: LoopSettings,
+    rating_scale: tuple[float, float] | None,
+) -> dict[str, float]:
+    """The validation metric of the objective on ``val``: ``val_rmse`` (on the rating scale,
+    predictions clipped to it), ``val_logloss`` or ``val_loss`` (the retrieval loss over
+    batches of ``batch_size``)."""
+    with torch.no_grad():
+        if settings.objective == "retrieval":
+            total, n = 0.0, 0
+            for start in range(0, len(val), settings.batch_size):
+                sel = slice(start, start + settings.batch_size)
+                loss = batch_loss(
+                    user_tower, item_tower, inputs,
+                    val.user_idx[sel], val.item_idx[sel], val.targets[sel], settings,
+                )
+                total += float(loss) * len(val.user_idx[sel])
+                n += len(val.user_idx[sel])
+            return {"val_loss": total / max(n, 1)}
+        v_u = user_tower(inputs.users.index_select(0, val.user_idx), val.user_idx)
+        v_m = item_tower(inputs.items.index_select(0, val.item_idx), val.item_idx)
+        s = (v_u * v_m).sum(1).double().cpu().numpy()
+    t = val.targets.double().cpu().numpy()
+    if settings.objective == "ratings":
+        low, high = Targets("ratings", rating_scale).scale
+        half = (high - low) / 2
+        return {"val_rmse": float(np.sqrt(np.mean(((np.clip(s, -1, 1) - t) * half) ** 2)))}
+    p = np.clip(scipy.special.expit(s / settings.temperature), 1e-7, 1 - 1e-7)
+    return {"val_logloss": float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))}
 
 
 class GradientSync(Protocol):
@@ -291,8 +507,16 @@ __all__ = [
     "Events",
     "GradientSync",
     "LoopSettings",
+    "Targets",
     "TowerInputs",
+    "TrainingPlan",
     "batch_loss",
+    "held_out",
+    "log_frequencies",
     "make_optimizer",
+    "to_events",
+    "tower_inputs",
     "train_towers",
+    "validation_metrics",
+    "validation_split",
 ]
