@@ -391,4 +391,4 @@ def manifest_metrics(report: dict[str, Any] | None, split: dict[str, Any]) -> di
             metrics.setdefault("baselines", {})[name] = values
         else:
             metrics[f"validation_{name}"] = values
-    return json_safe(metrics)  # type: ignore[no-any-return]
+    return json_safe(metrics)
