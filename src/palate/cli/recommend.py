@@ -40,7 +40,9 @@ def load_model_that_can(model_dir: Path, capability: str, otherwise: str) -> tup
 
 
 def score_meaning(model: Model, fallback: bool = False) -> tuple[str, str]:
-    """Column name and number format of a model's recommendation scores."""
+    """Column name and number format of a model's recommendation scores, from what the model
+    declares they are (:attr:`Model.score_kind`): a predicted rating only for rating models;
+    EASE's and implicit ALS's scores are preferences, comparable within one user only."""
     if model.score_kind == "popularity":
         if model.get_params().get("by") == "mean":
             return "mean rating", "{:.2f}"
@@ -148,6 +150,7 @@ def recommend(
                 "k": k,
                 "include_seen": include_seen,
                 "score": value_name,
+                "score_kind": "popularity" if fallback else model.score_kind,
                 "recommendations": rows,
             }
         )
@@ -411,6 +414,7 @@ def rate(
                 "ratings": rated,
                 "k": k,
                 "score": value_name,
+                "score_kind": model.score_kind,
                 "recommendations": rows,
             }
         )
