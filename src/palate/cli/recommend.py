@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -14,7 +15,7 @@ from palate import RetrieveThenRank, load_artifact
 from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
 from palate.data.catalog import AmbiguousTitleError, Catalog, typed_id
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError, DataError, PalateError
 from palate.models.base import Model
 
 ModelDir = Annotated[
@@ -39,7 +40,9 @@ def load_model_that_can(model_dir: Path, capability: str, otherwise: str) -> tup
 
 
 def score_meaning(model: Model, fallback: bool = False) -> tuple[str, str]:
-    """Column name and number format of a model's recommendation scores."""
+    """Column name and number format of a model's recommendation scores, from what the model
+    declares they are (:attr:`Model.score_kind`): a predicted rating only for rating models;
+    EASE's and implicit ALS's scores are preferences, comparable within one user only."""
     if model.score_kind == "popularity":
         if model.get_params().get("by") == "mean":
             return "mean rating", "{:.2f}"
@@ -147,6 +150,7 @@ def recommend(
                 "k": k,
                 "include_seen": include_seen,
                 "score": value_name,
+                "score_kind": "popularity" if fallback else model.score_kind,
                 "recommendations": rows,
             }
         )
@@ -165,9 +169,22 @@ def recommend(
         )
 
 
+#: The threshold ``palate train`` turns ratings into positives at by default (--threshold).
+TRAIN_THRESHOLD = 4.0
+#: The least share of shared events (see :func:`check_pipeline_data`) that counts as the same
+#: data when the fingerprints differ.
+SAME_DATA_SHARE = 0.5
+
+
 def build_pipeline(s: Session, ranker: Any, config_path: Path, item_table: Any) -> Any:
     """A RetrieveThenRank from a TOML configuration, fitted on the events its ``data`` names
-    (restricted to the users and items the ranker knows)."""
+    (restricted to the users and items the ranker knows).
+
+    The configuration's ``data`` must be the data the ranker was trained on
+    (:func:`check_pipeline_data`): the sources read the users' histories from it, and another
+    data set's histories would recommend films the user has already rated. Every error is a
+    :class:`~palate.errors.PalateError` (one line on the command line) naming the fix.
+    """
     from palate.cli.data import load_dataset
     from palate.ranking import read_pipeline_config
 
@@ -182,24 +199,114 @@ def build_pipeline(s: Session, ranker: Any, config_path: Path, item_table: Any) 
         )
     pipeline = RetrieveThenRank.from_config(ranker, config)
     dataset = load_dataset(s, source)
+    check_pipeline_data(s, ranker, dataset.ratings, config_path, source)
     events = dataset.ratings
     keep = ranker.users_.contains(events.user_ids) & ranker.items_.contains(events.item_ids)
     events = events.subset(keep.nonzero()[0])
+    users = _user_table(dataset)
     with s.working("retrieval sources"):
-        pipeline.fit(
-            events,
-            item_table=item_table if item_table is not None else dataset.items,
-            user_table=_user_table(dataset),
-        )
+        try:
+            pipeline.fit(
+                events,
+                item_table=item_table if item_table is not None else dataset.items,
+                user_table=users,
+            )
+        except PalateError:
+            raise
+        except Exception as exc:  # a bug, not a setting: still one line (-v: the traceback)
+            raise ConfigError(
+                f"could not build the pipeline of {config_path} on {source}: "
+                f"{type(exc).__name__}: {exc}; check its sources and policies against the "
+                "data's item and user tables (run with -v for the traceback)"
+            ) from exc
     return pipeline
 
 
+def check_pipeline_data(
+    s: Session, model: Any, events: Any, config_path: Path | str, source: str
+) -> None:
+    """Refuse ``events`` (what ``data = source`` in ``config_path`` names) unless they are
+    the data ``model`` was trained on.
+
+    ``palate train`` saves a model fitted on every event of ``--data`` as loaded, or, for
+    engagement models, on those events turned into 0/1 labels at ``--threshold``: every event
+    kept, below the threshold as 0 (``--model ials`` / ``ease``), or the positives only
+    (``--kind binary``). Its manifest records the fingerprint of those events
+    (``Interactions.fingerprint()``), which the model carries as ``data_fingerprint_``.
+
+    The rule:
+
+    1. the events as loaded, or converted in any of those ways at the default threshold
+       (4.0), have the model's fingerprint: the same data, accepted;
+    2. otherwise (another ``--threshold``, ``--feedback`` merged in, a model trained on a
+       split in Python, a model file without a fingerprint) the histories are compared:
+       with ``shared`` the number of (user, item) events that are both in ``events`` and
+       among the model's training events (its ``seen_`` pairs), the data is accepted, with
+       a note, when ``shared`` is at least half of the model's training events or at least
+       half of ``events``, and refused otherwise. Events of the same data coincide almost
+       entirely (all of the model's events are in the data after a conversion or a split);
+       another data set's coincide only by accident (3% of a model trained on MovieLens
+       ml-latest-small are events of ml-1m, whose user and item ids overlap with it).
+
+    Raises
+    ------
+    DataError
+        The events are another data set's; the message names both fingerprints and the fix.
+    """
+    trained_on = getattr(model, "data_fingerprint_", None)
+    if trained_on is not None and trained_on in _training_fingerprints(events):
+        return
+    seen = model.seen_
+    users = model.users_.index(events.user_ids, missing="ignore")
+    items = model.items_.index(events.item_ids, missing="ignore")
+    known = (users >= 0) & (items >= 0)
+    shared = int(np.count_nonzero(np.asarray(seen[users[known], items[known]]).ravel()))
+    n_model, n_events = int(seen.nnz), len(events)
+    share_of_model = shared / max(n_model, 1)
+    share_of_events = shared / max(n_events, 1)
+    if max(share_of_model, share_of_events) >= SAME_DATA_SHARE:
+        s.note(
+            f"{config_path} names data = {source!r}, which is not exactly the data the model "
+            f"was trained on (fingerprint {_short(trained_on)}), but {share_of_model:.0%} of "
+            "the model's training events are in it; using it"
+        )
+        return
+    raise DataError(
+        f"{config_path} names data = {source!r} ({n_events:,} events, fingerprint "
+        f"{_short(events.fingerprint())}), but the model was trained on other data "
+        f"({n_model:,} events, fingerprint {_short(trained_on)}; {share_of_model:.0%} of them "
+        "are in it), so the sources would read other users' histories. Point `data` at the "
+        f"data the model was trained on, or train a model on {source} (palate train --data "
+        f"{source} --out DIR)"
+    )
+
+
+def _training_fingerprints(events: Any) -> set[str]:
+    """Fingerprints of ``events`` as ``palate train`` fits them (its own conversion), at the
+    default threshold."""
+    from palate.cli.train import _as_kind
+
+    found = {events.fingerprint()}
+    for keep_negatives in (True, False):
+        try:
+            converted = _as_kind(events, "binary", TRAIN_THRESHOLD, keep_negatives)
+        except PalateError:  # no event reaches the threshold: no such model was trained
+            continue
+        found.add(converted.fingerprint())
+    return found
+
+
 def _user_table(dataset: Any) -> Any:
-    features = dataset.user_features
-    if features is None:
-        return dataset.users
-    table = features.frame.reset_index()
-    return table
+    """The dataset's user table with the columns palate derives (``zip_region``), or None."""
+    from palate.data.dataset import with_derived_user_columns
+
+    return None if dataset.users is None else with_derived_user_columns(dataset.users)
+
+
+def _short(fingerprint: str | None) -> str:
+    if fingerprint is None:
+        return "not recorded"
+    return fingerprint.split(":", 1)[-1][:12]
 
 
 def similar(
@@ -307,6 +414,7 @@ def rate(
                 "ratings": rated,
                 "k": k,
                 "score": value_name,
+                "score_kind": model.score_kind,
                 "recommendations": rows,
             }
         )

@@ -23,6 +23,25 @@ USER_FEATURE_COLUMNS = {
 }
 
 
+def with_derived_user_columns(users: pd.DataFrame) -> pd.DataFrame:
+    """The user table with the columns palate derives from it added (those it lacks).
+
+    ``zip_region`` is the first character of ``zip``: the US postal region (whole zip codes
+    are almost one per user, so they make poor segments or features).
+
+    Examples
+    --------
+    >>> users = pd.DataFrame({"user_id": [1, 2], "zip": ["85711", "94043"]})
+    >>> with_derived_user_columns(users)["zip_region"].tolist()
+    ['8', '9']
+    """
+    if "zip" not in users.columns or "zip_region" in users.columns:
+        return users
+    frame = users.copy()
+    frame["zip_region"] = frame["zip"].astype("string").str[:1]
+    return frame
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """Ratings with the item and user tables that came with them.
@@ -79,9 +98,7 @@ class Dataset:
         postal region; whole zip codes are almost one per user); ``None`` without a table."""
         if self.users is None or "user_id" not in self.users.columns:
             return None
-        frame = self.users.copy()
-        if "zip" in frame.columns:
-            frame["zip_region"] = frame["zip"].astype("string").str[:1]
+        frame = with_derived_user_columns(self.users)
         columns = {name: kind for name, kind in USER_FEATURE_COLUMNS.items()
                    if name in frame.columns}
         if not columns:
@@ -194,4 +211,4 @@ def _day(timestamp: int) -> str:
         return str(timestamp)
 
 
-__all__ = ["Dataset", "MovieLensDataset"]
+__all__ = ["Dataset", "MovieLensDataset", "with_derived_user_columns"]

@@ -32,8 +32,9 @@ class ItemPolicy:
 
     Examples: ``ItemPolicy("unsafe", "!=", True)`` ("no items flagged unsafe"),
     ``ItemPolicy("year", ">=", 1990)``, ``ItemPolicy("genres", "not contains", "Horror")``.
-    Items without a row in the item table, or with a missing value, are removed (a policy
-    that cannot be checked does not pass).
+    Items without a row in the item table, or with a missing value in ``column`` (None, NaN,
+    ``pd.NA``), are removed: a policy that cannot be checked does not pass, whatever the
+    operator (``!=`` and ``not in`` included).
 
     Parameters
     ----------
@@ -73,26 +74,41 @@ class ItemPolicy:
         return {"column": self.column, "op": self.op, "value": value}
 
     def allows(self, values: pd.Series) -> np.ndarray:
-        """Whether each value passes, shape (len(values),)."""
-        present = values.notna().to_numpy() if values.dtype != object else np.array(
-            [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values]
-        )
-        if self.op in ("contains", "not contains"):
-            lists = genre_lists(values.to_numpy())
-            hit = np.array([self.value in row for row in lists], dtype=bool)
-            passed = hit if self.op == "contains" else ~hit
-        elif self.op in ("in", "not in"):
-            hit = values.isin(list(self.value)).to_numpy()
-            passed = hit if self.op == "in" else ~hit
-        else:
-            try:
-                passed = np.asarray(_COMPARISONS[self.op](values, self.value), dtype=bool)
-            except TypeError as exc:
-                raise DataError(
-                    f"policy {self.column} {self.op} {self.value!r} cannot compare the column's "
-                    f"values ({exc}); use a value of the column's type"
-                ) from exc
-        return passed & present
+        """Whether each value passes, shape (len(values),) of bool.
+
+        A missing value (None, NaN, ``pd.NA`` of a nullable column) fails every operator,
+        ``!=`` and ``not in`` included: an item whose attribute is unknown is filtered out.
+
+        Examples
+        --------
+        >>> years = pd.Series([1999, None, 1950], dtype="Int64")
+        >>> ItemPolicy("year", ">=", 1970).allows(years).tolist()
+        [True, False, False]
+        """
+        values = pd.Series(values).reset_index(drop=True)
+        present = values.notna().to_numpy(dtype=bool)
+        passed = np.zeros(len(values), dtype=bool)
+        known = values[present]
+        if not len(known):
+            return passed
+        try:
+            if self.op in ("contains", "not contains"):
+                hit = np.array([self.value in row for row in genre_lists(known)], dtype=bool)
+                ok = hit if self.op == "contains" else ~hit
+            elif self.op in ("in", "not in"):
+                hit = known.isin(list(self.value)).to_numpy(dtype=bool)
+                ok = hit if self.op == "in" else ~hit
+            else:
+                compared = _COMPARISONS[self.op](known, self.value)
+                ok = pd.Series(compared).fillna(False).to_numpy(dtype=bool)
+        except (TypeError, ValueError, NotImplementedError) as exc:
+            raise DataError(
+                f"policy {self.column} {self.op} {self.value!r} cannot compare the column's "
+                f"{values.dtype} values with a {type(self.value).__name__}; give a value of "
+                "the column's type (in TOML, a number without quotes for a numeric column)"
+            ) from exc
+        passed[present] = ok
+        return passed
 
 
 def allowed_items(

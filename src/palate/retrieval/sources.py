@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from palate.data.catalog import genre_lists
+from palate.data.dataset import with_derived_user_columns
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
 from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index, not_in
@@ -607,7 +608,8 @@ class TopInSegment(_RankedListSource):
     Parameters
     ----------
     attribute : str
-        A column of the user table.
+        A column of the user table, or ``"zip_region"`` (the first character of the
+        ``zip`` column, derived when the table has ``zip`` only, as MovieLens' users do).
     top : int
     bins : list of float, optional
         Bucket edges of a numeric attribute (a value v falls in bucket ``#(edges <= v)``).
@@ -625,7 +627,9 @@ class TopInSegment(_RankedListSource):
         self.attribute = attribute
         self.top = _positive_int(top, "top")
         if bins is not None and (
-            not all(isinstance(b, (int, float)) for b in bins) or list(bins) != sorted(bins)
+            not isinstance(bins, (list, tuple))
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bins)
+            or list(bins) != sorted(bins)
         ):
             raise ConfigError(f"bins must be increasing numbers, got {bins!r}")
         self.bins = None if bins is None else [float(b) for b in bins]
@@ -652,12 +656,7 @@ class TopInSegment(_RankedListSource):
         return out
 
     def fit(self, data: SourceData) -> TopInSegment:
-        table = data.user_table
-        if table is None or self.attribute not in table.columns or "user_id" not in table.columns:
-            raise DataError(
-                f"TopInSegment needs a user table with columns user_id and {self.attribute!r}; "
-                "pass user_table= (e.g. the dataset's users) or drop the source"
-            )
+        table = _user_attributes(data.user_table, self.attribute)
         users = data.interactions.users
         rows = users.index(table["user_id"].to_numpy(), missing="ignore")
         known = rows >= 0
@@ -700,6 +699,32 @@ class TopInSegment(_RankedListSource):
     def _restore_more(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
         self.user_segment_ = np.asarray(arrays["user_segment"], dtype=np.int64)
         self.segments_ = [str(s) for s in extra["segments"]]
+
+
+def _user_attributes(table: pd.DataFrame | None, attribute: str) -> pd.DataFrame:
+    """The user table with ``attribute`` (derived from the table when palate derives it, as
+    ``zip_region`` from ``zip``), or a DataError saying what the table holds instead."""
+    source = f"TopInSegment({attribute!r})"
+    if table is None:
+        raise DataError(
+            f"{source} reads user attributes, but no user table was given (user_table is "
+            "None; MovieLens ml-latest-small and plain ratings files have none, ml-100k and "
+            "ml-1m do): pass user_table= a DataFrame with user_id and "
+            f"{attribute!r}, or drop the source"
+        )
+    table = with_derived_user_columns(table)
+    if "user_id" not in table.columns:
+        raise DataError(
+            f"{source}: the user table has no user_id column (its columns: "
+            f"{', '.join(map(str, table.columns))}); name the users' id column user_id"
+        )
+    if attribute not in table.columns:
+        others = [str(c) for c in table.columns if c != "user_id"]
+        raise DataError(
+            f"{source}: the user table has no column {attribute!r}; its attributes are "
+            f"{', '.join(others) or 'none'}; segment by one of those"
+        )
+    return table
 
 
 def _number(value: float) -> str:
