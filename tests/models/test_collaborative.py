@@ -618,12 +618,22 @@ def test_fold_in_scores_every_item_in_vocabulary_order(tiny_explicit: Interactio
     frame = pd.DataFrame({"item_id": list(NEW_RATINGS), "rating": list(NEW_RATINGS.values())})
     np.testing.assert_allclose(model.fold_in(series), scores)
     np.testing.assert_allclose(model.fold_in(frame), scores)
-    # recommend_for_ratings: the best unrated items by those scores
-    ids, best = model.recommend_for_ratings(NEW_RATINGS, k=2)
+    # recommend_for_ratings: the best unrated items by those scores (plain ordering) ...
+    plain = model.with_params(rank_by="prediction").fit(tiny_explicit)
+    ids, best = plain.recommend_for_ratings(NEW_RATINGS, k=2)
     unrated = [i for i, item in enumerate(model.items_.ids) if item not in NEW_RATINGS]
     order = sorted(unrated, key=lambda i: -scores[i])
     assert set(ids) <= {model.items_.ids[i] for i in unrated}
     np.testing.assert_allclose(best, scores[order[:2]], rtol=1e-6)
+    # ... or by the support-shrunk scores, as recommend ranks known users
+    counts = np.bincount(tiny_explicit.item_idx, minlength=len(model.items_)).astype(float)
+    weight = counts / (counts + model.config.confidence_prior * counts[counts > 0].mean())
+    C = tiny_explicit.global_mean()
+    shrunk = C + (np.asarray(X @ w + b + c + mu, dtype=np.float64) - C) * weight
+    ids, best = model.recommend_for_ratings(NEW_RATINGS, k=2)
+    order = sorted(unrated, key=lambda i: -shrunk[i])
+    assert list(ids) == [model.items_.ids[i] for i in order[:2]]
+    np.testing.assert_allclose(best, np.clip(shrunk[order[:2]], 1, 5), rtol=1e-5)
 
 
 def test_fold_in_a_planted_user_ranks_their_liked_items_first(planted_explicit) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from palate import CollaborativeFiltering, DatasetNotFoundError, TwoTower, datasets, save
+from palate import DatasetNotFoundError, HybridRecommender, TwoTower, datasets, save
 from palate.cli._evaluate import rating_report, report_table
 from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
@@ -73,7 +73,7 @@ def demo(
         )
         train_part, test = random_split(ratings, test_fraction=TEST_FRACTION, seed=SEED)
         s.say(f"Split  {len(train_part):,} train / {len(test):,} held-out ratings (seed {SEED})")
-        model = CollaborativeFiltering()
+        model = HybridRecommender()
         s.say(f"Model  {describe_model(model)}")
         fit(s, model, train_part, test)
 
@@ -81,7 +81,7 @@ def demo(
         user_id = plain(ratings.users.ids[0])
         favourites = _favourites(train_part, user_id, catalog)
         result = model.recommend([user_id], k=K)
-        recommendations = catalog.rows(result.item_ids[0], result.scores[0])
+        recommendations = catalog.rows(result.item_ids[0], result.shown[0])
         anchor = _anchor_item(dataset, train_part)
         neighbours = model.similar_items([anchor], k=K)
         similar = catalog.rows(neighbours.similar_ids[0], neighbours.distances[0], "distance")

@@ -119,7 +119,7 @@ def recommend(
         result = model.recommend([user_id], k=k, exclude_seen=not include_seen)
         fallback = bool(result.fallback[0])
         value_name, value_format = score_meaning(model, fallback)
-        rows = catalog.rows(result.item_ids[0], result.scores[0])
+        rows = catalog.rows(result.item_ids[0], result.shown[0])
         if explain:
             reasons = {
                 r.item_id: r
@@ -405,6 +405,10 @@ def rate(
         if not ratings:
             raise ConfigError("no ratings given; rate at least one item")
         item_ids, scores = model.recommend_for_ratings(ratings, k=k)
+        if model.ranks_by != "prediction":  # show each item's prediction, in ranking order
+            listed = np.isfinite(scores)
+            scores = scores.copy()
+            scores[listed] = model.fold_in(ratings)[model.items_.index(item_ids[listed])]
         value_name, value_format = score_meaning(model)
         rows = catalog.rows(item_ids, scores)
         rated = [{**catalog.describe(i), "rating": r} for i, r in ratings.items()]

@@ -46,7 +46,7 @@ def train(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to save the model in.")],
-    model_name: ModelOption = "cf",
+    model_name: ModelOption = "hybrid",
     kind: Annotated[
         Kind | None,
         typer.Option(
@@ -329,8 +329,19 @@ def _describe_collaborative(model: Any, short: bool) -> str:
     return f"collaborative filtering ({', '.join(details)})"
 
 
+def _describe_hybrid(model: Any, short: bool) -> str:
+    if short:
+        return "hybrid (EASE + CF rating)"
+    return (
+        f"hybrid: ranks by {describe_model(model.engagement, short=True)} blended with the "
+        f"predicted rating (weight {model.config.rating_weight:g}) of "
+        f"{describe_model(model.rating)}"
+    )
+
+
 #: How each model kind is described in the command's output.
 _DESCRIPTIONS = {
+    "hybrid": _describe_hybrid,
     "popularity": _describe_popularity,
     "two_tower": _describe_two_tower,
     "ease": _describe_ease,

@@ -220,6 +220,11 @@ class Model:
         those with training events (their vectors were learned)."""
         return items_with_events(self.seen_)
 
+    def fold_in_ranking_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """What :meth:`recommend_for_ratings` ranks a new user's items by, shape (n_items,):
+        the raw scores of :meth:`fold_in_scores` unless the model ranks by something else."""
+        return self.fold_in_scores(item_ids, values)
+
     def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
         """Raw scores (n_items,) of a new user who gave ``values`` to ``item_ids``."""
         raise CapabilityError(
@@ -300,7 +305,7 @@ class Model:
         """
         self._check_fitted()
         scores = self.ranking_scores() if self.has_linear_scores else self.score_rows
-        return recommend_by_scores(
+        result = recommend_by_scores(
             self.users_,
             self.items_,
             user_ids,
@@ -311,6 +316,20 @@ class Model:
             link=self.link,
             batch_size=batch_size,
         )
+        if self.ranks_by == "prediction":
+            return result
+        return dataclasses.replace(result, predictions=self._listed_predictions(result))
+
+    def _listed_predictions(self, result: Recommendations) -> np.ndarray:
+        """``predict`` of every listed (user, item) pair, NaN on the padding."""
+        n, k = result.item_ids.shape
+        u = np.repeat(self.users_.index(result.user_ids, missing="ignore"), k)
+        listed = np.isfinite(result.scores.reshape(-1))
+        i = np.full(n * k, -1, dtype=np.int64)
+        i[listed] = self.items_.index(result.item_ids.reshape(-1)[listed], missing="ignore")
+        out = np.full(n * k, np.nan, dtype=np.float32)
+        out[listed] = self.predict_rows(u[listed], i[listed])
+        return out.reshape(n, k)
 
     def similar_items(
         self,
@@ -372,12 +391,13 @@ class Model:
     def recommend_for_ratings(
         self, ratings: RatingsLike, k: int = 10, exclude_seen: bool = True
     ) -> tuple[IdArray, np.ndarray]:
-        """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in);
-        the rated items are left out when ``exclude_seen``."""
+        """Top-k (item ids, scores) for a new user described only by ``ratings`` (fold-in),
+        ranked as :meth:`recommend` ranks (``ranks_by``); the rated items are left out when
+        ``exclude_seen``. :meth:`fold_in` gives the predictions of every item."""
         self._check_fitted()
         items, values = ratings_arrays(ratings)
         ids, raw = top_k_for_new_user(
-            self.items_, self.fold_in_scores(items, values), items, k, exclude_seen
+            self.items_, self.fold_in_ranking_scores(items, values), items, k, exclude_seen
         )
         return ids, np.asarray(self.link(raw.astype(np.float64)), dtype=np.float32)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -210,6 +210,11 @@ class HybridRecommender(Model):
         return self.rating.unknown_item_score()
 
     def fold_in_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """The rating model's raw scores for a new user (``fold_in`` gives the predicted
+        ratings)."""
+        return self.rating.fold_in_scores(item_ids, values)
+
+    def fold_in_ranking_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
         """The blended ranking score of every item for a new user with these ratings."""
         threshold = self.config.positive_threshold
         engaged_values = np.ones(len(values)) if threshold is None else (
@@ -227,6 +232,24 @@ class HybridRecommender(Model):
     def fold_in(self, ratings: Any) -> np.ndarray:
         """The predicted rating of every item for a new user with these ratings."""
         return self.rating.fold_in(ratings)
+
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        """Ranking scores are shown as they are (the predicted ratings are ``predict``'s)."""
+        return raw
+
+    def similarity_vectors(self) -> np.ndarray:
+        """The rating model's item vectors: related items are its related items."""
+        return self.rating.similarity_vectors()
+
+    def similarity_scale(self) -> np.ndarray | None:
+        return self.rating.similarity_scale()
+
+    def similarity_candidates(self) -> np.ndarray:
+        return self.rating.similarity_candidates()
+
+    @property
+    def similarity_metric(self) -> Literal["euclidean", "cosine"] | None:  # type: ignore[override]
+        return self.rating.similarity_metric
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:

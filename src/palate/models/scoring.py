@@ -33,15 +33,28 @@ class Recommendations:
         External item ids, best first. Where fewer than ``k`` items could be recommended
         (tiny catalogue, everything seen) the row is padded and ``scores`` is NaN there.
     scores : ndarray of float32, shape (n_users, k)
+        What the list is ranked by, best first.
     fallback : ndarray of bool, shape (n_users,)
         True where the user was unknown to the model and a fallback (popularity / item
         means) produced the row.
+    predictions : ndarray of float32, shape (n_users, k), optional
+        The model's prediction (``predict``) of each listed item, where the model ranks by
+        something else (``model.ranks_by`` is ``"confidence"`` or ``"blend"``): e.g. the
+        predicted rating of each item of a list ranked by confidence. None when the scores
+        are the predictions.
     """
 
     user_ids: IdArray
     item_ids: IdArray
     scores: np.ndarray
     fallback: np.ndarray
+    predictions: np.ndarray | None = None
+
+    @property
+    def shown(self) -> np.ndarray:
+        """What to show beside each item: the predictions when the model gives them, else the
+        scores."""
+        return self.scores if self.predictions is None else self.predictions
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -58,6 +71,8 @@ class Recommendations:
                 "fallback": np.repeat(self.fallback, k),
             }
         )
+        if self.predictions is not None:
+            frame.insert(4, "prediction", self.predictions.reshape(-1))
         return frame[np.isfinite(frame["score"].to_numpy())].reset_index(drop=True)
 
 

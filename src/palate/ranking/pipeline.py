@@ -4,6 +4,7 @@ gather a few hundred items, then the model ranks only those."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from palate.models.base import (
     FeedbackKind,
     Model,
     ModelState,
+    RankKind,
     ScoreKind,
     fit_input,
     seen_from_arrays,
@@ -400,7 +402,10 @@ class RetrieveThenRank(Model):
             shown, scores, _, _ = self._rank(int(row), k, exclude_seen)
             out_idx[r, : len(shown)] = shown
             out_val[r, : len(shown)] = scores
-        return Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)
+        result = Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)
+        if self.ranks_by == "prediction":
+            return result
+        return dataclasses.replace(result, predictions=self._listed_predictions(result))
 
     def explain(
         self,
@@ -475,6 +480,10 @@ class RetrieveThenRank(Model):
     @property
     def rating_scale(self) -> tuple[float, float] | None:
         return self.ranker.rating_scale
+
+    @property
+    def ranks_by(self) -> RankKind:
+        return self.ranker.ranks_by
 
     # ------------------------------------------------------------------ model files
     def to_state(self) -> ModelState:

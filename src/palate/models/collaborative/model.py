@@ -234,7 +234,9 @@ class CollaborativeFiltering(Model):
         self._count_floors = (1.0, 1.0)
         self.reg_ = self.config.effective_reg
         self._score_cache: tuple[tuple[np.ndarray, ...], LinearScores] | None = None
-        self._ranking_cache: tuple[tuple[Any, ...], LinearScores, np.ndarray] | None = None
+        self._ranking_cache: tuple[tuple[Any, ...], LinearScores, np.ndarray, np.ndarray] | None = (
+            None
+        )
 
     # ------------------------------------------------------------------ learned state
     def _learned(self) -> Parameters:
@@ -549,9 +551,21 @@ class CollaborativeFiltering(Model):
             )
             with np.errstate(divide="ignore"):
                 scale = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), np.inf)
-            cache = (key, ranking, scale)
+            cache = (key, ranking, scale, weight)
             self._ranking_cache = cache
         return cache[1], cache[2]
+
+    def fold_in_ranking_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
+        """A new user's items ranked as :meth:`recommend` ranks known users' items: the
+        folded-in prediction, shrunk by each item's support under ``rank_by="confidence"``."""
+        raw = self.fold_in_scores(item_ids, values)
+        if self.config.ranking == "prediction":
+            return raw
+        self._support()
+        assert self._ranking_cache is not None
+        weight = self._ranking_cache[3]
+        C = float(self.global_mean_)
+        return np.asarray(C + (raw - C) * weight, dtype=np.float64)
 
     def ranking_scores(self) -> LinearScores:
         """What ``recommend`` ranks by.
