@@ -27,6 +27,13 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
+def _plain(model: CollaborativeFiltering) -> CollaborativeFiltering:
+    """The same fitted model, ranking by the plain predicted rating."""
+    state = model.to_state()
+    state.config = {**state.config, "rank_by": "prediction"}
+    return CollaborativeFiltering.from_state(state)
+
+
 def test_spark_als_matches_local_als_on_ml_100k(ps: Any, spark: Any) -> None:
     from palate.datasets import default_cache_dir
 
@@ -49,8 +56,10 @@ def test_spark_als_matches_local_als_on_ml_100k(ps: Any, spark: Any) -> None:
     assert spark_rmse < 0.95  # well below the item-mean baseline (about 1.02)
 
     users = train.users.ids
-    versus_local = _overlap(local.recommend(users, k=10).item_ids,
-                            copied.recommend(users, k=10).item_ids)
+    # the two solvers learn the same J: compare their plain orderings (by predicted rating);
+    # the default confidence ordering packs scores near the mean, where ties reorder lists
+    versus_local = _overlap(_plain(local).recommend(users, k=10).item_ids,
+                            _plain(copied).recommend(users, k=10).item_ids)
     sample = users[::10]
     batch = ps.recommend_all(model, k=10).toPandas()
     batch_lists = np.array(

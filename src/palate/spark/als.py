@@ -173,7 +173,7 @@ class _SparkALSBase:
         seen.sort_indices()
         return seen_arrays(seen)
 
-    def _item_aggregates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    def item_aggregates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Per item: events, sum of values, positive events; and the global mean."""
         data = self.fitted_data()
         stats = to_pandas(
@@ -398,7 +398,7 @@ class SparkCollaborativeFiltering(_SparkALSBase):
         c[idx] = offsets["c"].to_numpy(np.float64)
         user_bias = to_pandas(self.user_bias_)  # type: ignore[arg-type]
         b[user_bias["user_idx"].to_numpy(np.int64)] = user_bias["b"].to_numpy(np.float64)
-        n, total, _, global_mean = self._item_aggregates()
+        n, total, _, global_mean = self.item_aggregates()
         fallback, _ = popularity_from_counts(n, total, global_mean, by="mean")
         config = CollaborativeFiltering(
             kind="explicit",
@@ -513,7 +513,7 @@ class SparkImplicitALS(_SparkALSBase):
         """Collect into a :class:`palate.ImplicitALS` with the same vocabularies and scores."""
         data = self.fitted_data()
         W, X = self._factor_arrays()
-        n, total, positives, global_mean = self._item_aggregates()
+        n, total, positives, global_mean = self.item_aggregates()
         fallback, _ = popularity_from_counts(
             n, total, global_mean, by="count",
             positives=positives if data.kind == "binary" else None,

@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from palate.errors import ConfigError
-from palate.models.collaborative import CollaborativeFiltering
+from palate.models.collaborative import CollaborativeFiltering, CollaborativeFilteringConfig
 from palate.models.implicit import ImplicitALS
 from palate.models.scoring import check_k
 from palate.spark.als import SparkCollaborativeFiltering, SparkImplicitALS, dot
@@ -87,6 +87,9 @@ class FactorTables:
     dim: int
     link: str | None = None
     scale: tuple[float, float] | None = None
+    #: ``(idx, vector, trained, scale)`` of the item vectors of similar items (the model's
+    #: ``similarity_vectors``, each distance multiplied by ``scale``); None: ``items``
+    similarity: DataFrame | None = None
 
 
 # ----------------------------------------------------------------------------- model tables
@@ -141,25 +144,76 @@ def _tables_from_spark_model(
         user_offset = F.coalesce(F.col("b"), F.lit(0.0))
         item_offset = F.coalesce(F.col("mu") + F.col("c"), F.lit(model.global_mean_))
         link, scale = "clip", data.rating_scale
+    user_rows = users.select(
+        "idx",
+        F.coalesce(F.col("features"), _zeros(d)).alias("vector"),
+        user_offset.cast("double").alias("offset"),
+    )
+    item_rows = items.select(
+        "idx",
+        F.coalesce(F.col("features"), _zeros(d)).alias("vector"),
+        item_offset.cast("double").alias("offset"),
+        F.col("features").isNotNull().alias("trained"),
+    )
+    similarity = None
+    if isinstance(model, SparkCollaborativeFiltering):
+        # rank and find similar items as the local model does (rank_by="confidence")
+        similarity = item_rows
+        user_rows, item_rows, scales = _confidence_rows(model, user_rows, item_rows)
+        similarity = similarity.join(scales, "idx", "left").fillna({"scale": 1.0})
+        d += 1
     return FactorTables(
-        users=users.select(
-            "idx",
-            F.coalesce(F.col("features"), _zeros(d)).alias("vector"),
-            user_offset.cast("double").alias("offset"),
-        ),
-        items=items.select(
-            "idx",
-            F.coalesce(F.col("features"), _zeros(d)).alias("vector"),
-            item_offset.cast("double").alias("offset"),
-            F.col("features").isNotNull().alias("trained"),
-        ),
+        users=user_rows,
+        items=item_rows,
         seen=data.events.select("user_idx", "item_idx"),
         user_index=data.user_index,
         item_index=data.item_index,
         dim=d,
         link=link,
         scale=scale,
+        similarity=similarity,
     )
+
+
+def _confidence_rows(
+    model: SparkCollaborativeFiltering, users: DataFrame, items: DataFrame
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """User and item rows whose dot product is the confidence ranking of
+    :meth:`palate.CollaborativeFiltering.ranking_scores`: ``C + (r̂ − C) w(i)`` with
+    ``w(i) = n(i) / (n(i) + m n̄)``, as ``[w(u), b(u)] · [x(i) w(i), w(i)] + offset(i)``."""
+    counts, _, _, _ = model.item_aggregates()
+    rated = counts > 0
+    mean_count = float(counts[rated].mean()) if rated.any() else 1.0
+    prior = CollaborativeFilteringConfig().confidence_prior
+    weight = counts / (counts + prior * mean_count)
+    C = float(model.global_mean_)
+    spark = users.sparkSession
+    weights = spark.createDataFrame(
+        pd.DataFrame({"idx": np.arange(len(weight), dtype=np.int32), "w": weight}),
+        schema="idx int, w double",
+    )
+    items = items.join(weights, "idx", "left").select(
+        "idx",
+        F.concat(
+            F.transform(F.col("vector"), lambda v: (v * F.col("w")).cast("float")),
+            F.array(F.col("w").cast("float")),
+        ).alias("vector"),
+        ((F.col("offset") - F.lit(C)) * F.col("w") + F.lit(C)).alias("offset"),
+        "trained",
+    )
+    users = users.select(
+        "idx",
+        F.concat(F.col("vector"), F.array(F.col("offset").cast("float"))).alias("vector"),
+        F.lit(0.0).cast("double").alias("offset"),
+    )
+    # similar items: each distance times 1 + n̄ / n(k)
+    with np.errstate(divide="ignore"):
+        factor = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), 1.0)
+    scales = spark.createDataFrame(
+        pd.DataFrame({"idx": np.arange(len(factor), dtype=np.int32), "scale": factor}),
+        schema="idx int, scale double",
+    )
+    return users, items, scales
 
 
 def _rows_frame(
@@ -186,25 +240,44 @@ def _rows_frame(
 def _tables_from_local_model(
     spark: SparkSession, model: CollaborativeFiltering | ImplicitALS
 ) -> FactorTables:
+    """The tables of a local model, read through its contract: the factors it ranks by
+    (``ranking_scores``), its link, and the vectors of its similar items."""
     seen = model.seen_
     coo = seen.tocoo()
-    trained = np.asarray(seen.sum(axis=0)).ravel() > 0
-    if isinstance(model, CollaborativeFiltering):
-        W, X = model.user_factors_, model.item_factors_
-        user_offsets = model.user_bias_.astype(np.float64)
-        item_offsets = model.item_bias_.astype(np.float64) + model.item_means_.astype(np.float64)
-        if model.config.kind == "binary":
-            link, scale = "sigmoid", None
-        else:
-            link, scale = "clip", model.rating_scale_
-    else:
-        W, X = model.user_factors_, model.item_factors_
-        user_offsets = np.zeros(len(W))
-        item_offsets = np.zeros(len(X))
-        link, scale = None, None
+    trained = model.similarity_candidates()
+    ranking = model.ranking_scores()
+    W, X = ranking.user_factors, ranking.item_factors
+    user_offsets = (
+        np.zeros(len(W)) if ranking.user_offset is None
+        else np.asarray(ranking.user_offset, dtype=np.float64)
+    )
+    item_offsets = (
+        np.zeros(len(X)) if ranking.item_offset is None
+        else np.asarray(ranking.item_offset, dtype=np.float64)
+    )
+    link: str | None = None
+    scale: tuple[float, float] | None = None
+    if model.score_kind == "probability":
+        link = "sigmoid"
+    elif model.rating_scale is not None:
+        link, scale = "clip", model.rating_scale
     seen_frame = spark.createDataFrame(
         pd.DataFrame({"user_idx": coo.row.astype(np.int32), "item_idx": coo.col.astype(np.int32)}),
         schema="user_idx int, item_idx int",
+    )
+    vectors = model.similarity_vectors()
+    similarity = _rows_frame(spark, vectors, np.zeros(len(vectors)), trained)
+    factors = model.similarity_scale()
+    similarity = similarity.join(
+        spark.createDataFrame(
+            pd.DataFrame({
+                "idx": np.arange(len(vectors), dtype=np.int32),
+                "scale": np.ones(len(vectors)) if factors is None else np.where(
+                    np.isfinite(factors), factors, 1.0),
+            }),
+            schema="idx int, scale double",
+        ),
+        "idx",
     )
     return FactorTables(
         users=_rows_frame(spark, W, user_offsets, None),
@@ -215,6 +288,7 @@ def _tables_from_local_model(
         dim=int(W.shape[1]),
         link=link,
         scale=scale,
+        similarity=similarity,
     )
 
 
@@ -425,20 +499,33 @@ def similar_items_all(
     if metric == "cosine":
         norm = F.greatest(F.sqrt(dot(x, x)), F.lit(1e-12))
         x = F.transform(x, lambda v: (v / norm).cast("float"))
-    items = tables.items.select("idx", x.alias("vector"), "trained")
+    source = tables.similarity
+    if source is None:
+        source = tables.items.withColumn("scale", F.lit(1.0))
+    items = source.select("idx", x.alias("vector"), "trained", "scale")
+    dim = int(len(items.select("vector").first()[0])) if items.count() else tables.dim
     squared = dot(F.col("vector"), F.col("vector"))
+    # −s(k) ‖x(i) − x(k)‖² = [2 x(i), −‖x(i)‖²] · [s(k) x(k), s(k)] − s(k) ‖x(k)‖²
     candidates = items.select(
         "idx",
-        "vector",
-        F.when(F.col("trained"), -squared).otherwise(F.lit(float("-inf"))).alias("offset"),
+        F.concat(
+            F.transform(F.col("vector"), lambda v: (v * F.col("scale")).cast("float")),
+            F.array(F.col("scale").cast("float")),
+        ).alias("vector"),
+        F.when(F.col("trained"), -squared * F.col("scale"))
+        .otherwise(F.lit(float("-inf")))
+        .alias("offset"),
     )
     queries = items.where(F.col("trained")).select(
         "idx",
-        F.transform(F.col("vector"), lambda v: (v * 2.0).cast("float")).alias("vector"),
-        (-squared).alias("offset"),
+        F.concat(
+            F.transform(F.col("vector"), lambda v: (v * 2.0).cast("float")),
+            F.array((-squared).cast("float")),
+        ).alias("vector"),
+        F.lit(0.0).alias("offset"),
         F.array(F.col("idx")).alias("exclude"),
     )
-    top = block_top_k(queries, candidates, k, tables.dim, block_size=block_size)
+    top = block_top_k(queries, candidates, k, dim + 1, block_size=block_size)
     distance = F.greatest(-F.col("score"), F.lit(0.0))
     if metric == "cosine":
         distance = distance / 2.0
