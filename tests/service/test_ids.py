@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from fastapi.testclient import TestClient
 
 from palate.data.vocabulary import Vocabulary
+
+from .test_api import recommend
+
+RATE = {"ratings": [{"item_id": 1, "rating": 4}]}
 
 
 def test_a_vocabulary_treats_out_of_range_and_non_canonical_ids_as_unknown() -> None:
@@ -16,3 +21,20 @@ def test_a_vocabulary_treats_out_of_range_and_non_canonical_ids_as_unknown() -> 
     ]
     assert vocabulary.index(np.array([2**63], dtype=np.uint64), missing="ignore").tolist() == [-1]
     assert 2**64 not in vocabulary and "007" not in vocabulary
+
+
+def test_non_canonical_ids_are_users_of_their_own(client: TestClient) -> None:
+    stored = client.post("/v1/users/007/ratings", json=RATE)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["user_id"] == "007"
+    seven, bond, zero = recommend(client, [7, "007", "-0"], k=3)
+    assert seven["user_id"] == 7 and seven["provenance"] == "model"
+    assert seven["live_ratings"] == 0
+    assert bond["user_id"] == "007" and bond["provenance"] == "fold_in"
+    assert zero["user_id"] == "-0" and zero["fallback"] is True
+    assert client.get("/v1/users/7/ratings").json()["ratings"] == []
+    assert [r["item_id"] for r in client.get("/v1/users/007/ratings").json()["ratings"]] == [1]
+    assert recommend(client, ["7"], k=3)[0]["user_id"] == 7  # the canonical form is user 7
+    scores = client.post("/v1/scores", json={"pairs": [
+        {"user_id": "07", "item_id": 2}, {"user_id": 7, "item_id": 2}]}).json()["scores"]
+    assert [s["provenance"] for s in scores] == ["fallback", "model"]

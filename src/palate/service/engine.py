@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,13 +30,12 @@ from typing import Any
 import numpy as np
 
 from palate.cli._items import Catalog, _genre_list, plain
+from palate.data.vocabulary import _as_int_or_none
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.persist import Artifact, load_artifact
 from palate.service.feedback import FeedbackStore, Id, StoredRating
 
 logger = logging.getLogger(__name__)
-
-_INTEGER = re.compile(r"^-?\d{1,18}$")
 
 #: How many nearest neighbours of a recommended item are searched for one the user liked
 #: (every other item on catalogues up to this size).
@@ -277,7 +275,11 @@ class ServedModel:
 
     # ------------------------------------------------------------------ ids
     def user_id(self, raw: Id) -> Id:
-        """The id as the model's user vocabulary types it (``"7"`` is user 7 for int ids)."""
+        """The id as the model's user vocabulary types it (``"7"`` is user 7 for int ids).
+
+        Only the canonical decimal form names an integer: ``"007"`` and ``"-0"`` stay
+        strings, users of their own (see :func:`_typed`).
+        """
         return _typed(raw, self.model.users_.is_integer)
 
     def item_id(self, raw: Id) -> Id:
@@ -540,12 +542,23 @@ class LiveFeedback:
         return True
 
     def _apply(self, rows: list[StoredRating]) -> None:
+        """Add ``rows`` (in seq order): each user's dict is copied once, not once per row.
+
+        Readers may hold a user's dict, so it is never changed in place: the copy is filled
+        and then swapped in, with the user's version (their latest seq).
+        """
+        touched: dict[Id, dict[Id, float]] = {}
+        versions: dict[Id, int] = {}
         for r in rows:
-            _, items = self._ratings.get(r.user_id, (0, {}))
-            items = dict(items)
+            items = touched.get(r.user_id)
+            if items is None:
+                items = touched[r.user_id] = dict(self._ratings.get(r.user_id, (0, {}))[1])
             items[r.item_id] = r.value
-            self._ratings[r.user_id] = (r.seq, items)
-            self._last_seq = max(self._last_seq, r.seq)
+            versions[r.user_id] = r.seq
+        for user, items in touched.items():
+            self._ratings[user] = (versions[user], items)
+        if rows:
+            self._last_seq = max(self._last_seq, max(r.seq for r in rows))
 
     def for_users(self, users: list[Id]) -> dict[Id, tuple[int, dict[Id, float]]]:
         ratings = self._ratings
@@ -553,6 +566,10 @@ class LiveFeedback:
 
     def user(self, user: Id) -> dict[Id, float]:
         return dict(self._ratings.get(user, (0, {}))[1])
+
+    def count(self, user: Id) -> int:
+        """How many items ``user`` has live ratings for."""
+        return len(self._ratings.get(user, (0, {}))[1])
 
     @property
     def n_users(self) -> int:
@@ -575,9 +592,17 @@ def _descriptions(catalog: Catalog) -> dict[Any, tuple[str | None, list[str] | N
 
 
 def _typed(raw: Id, integer: bool) -> Id:
+    """``raw`` in the vocabulary's id type, by one rule that never makes two ids one.
+
+    For integer vocabularies a string is the integer it spells only in canonical decimal form
+    (``str(int(s)) == s``, within int64): ``"7"`` is 7, while ``"007"``, ``"+7"``, ``" 7"``
+    and ``"-0"`` stay strings, ids of their own. For string vocabularies an integer is its
+    decimal string (7 is ``"7"``).
+    """
     if integer:
-        if isinstance(raw, str) and _INTEGER.match(raw):
-            return int(raw)
+        if isinstance(raw, str):
+            number = _as_int_or_none(raw)
+            return raw if number is None else number
         return raw
     return str(raw)
 
