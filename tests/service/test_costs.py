@@ -3,9 +3,52 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-from palate.service.engine import LiveFeedback
+import pytest
+from fastapi.testclient import TestClient
+
+from palate.service.engine import EXPLAIN_NEIGHBOURS, EXPLAIN_TOP, LiveFeedback
 from palate.service.feedback import StoredRating
+from palate.service.schemas import MAX_EXPLAIN_USERS
+
+from .conftest import ClientFactory
+from .test_api import assert_error, recommend
+
+
+def test_explanations_are_bounded(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client("cf")
+    client.post("/v1/users/fan/ratings", json={"ratings": [{"item_id": 1, "rating": 5}]})
+    model = client.app.state.service.served.model  # type: ignore[attr-defined]
+    asked: list[tuple[int, int]] = []
+    similar_items = model.similar_items
+
+    def recording(ids: Any, k: int = 10) -> Any:
+        asked.append((len(ids), k))
+        return similar_items(ids, k=k)
+
+    monkeypatch.setattr(model, "similar_items", recording)
+    for user in ("fan", 3):  # folded in, and the model's own user
+        result = recommend(client, [user], k=39, explain=True, exclude_seen=False)[0]
+        explained = [bool(item.get("explanation")) for item in result["items"]]
+        assert len(explained) > EXPLAIN_TOP
+        assert explained == [True] * EXPLAIN_TOP + [False] * (len(explained) - EXPLAIN_TOP)
+    assert asked and all(n <= EXPLAIN_TOP and k <= EXPLAIN_NEIGHBOURS for n, k in asked)
+    too_many = list(range(MAX_EXPLAIN_USERS + 1))
+    assert_error(
+        client.post("/v1/recommendations", json={"user_ids": too_many, "explain": True}),
+        422, f"at most {MAX_EXPLAIN_USERS} user ids",
+    )
+    assert len(recommend(client, too_many, k=3)) == len(too_many)  # fine without explain
+
+
+def test_similar_items_requests_are_capped(client: TestClient) -> None:
+    response = client.post("/v1/similar-items", json={"item_ids": list(range(11)), "k": 1000})
+    assert_error(response, 422, "len(item_ids) * k is at most 10000", "11 * 1000")
+    ok = client.post("/v1/similar-items", json={"item_ids": list(range(10)), "k": 1000})
+    assert ok.status_code == 200, ok.text
 
 
 class _ManyRows:

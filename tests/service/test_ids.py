@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from palate.data.vocabulary import Vocabulary
 
-from .test_api import recommend
+from .test_api import assert_error, recommend
 
 RATE = {"ratings": [{"item_id": 1, "rating": 4}]}
+
+
+@pytest.mark.parametrize("big", [2**64, 2**63, -(2**63) - 1, 10**30])
+def test_integer_ids_outside_int64_are_refused(client: TestClient, big: int) -> None:
+    assert_error(client.post("/v1/recommendations", json={"user_ids": [big]}), 422, "user_ids")
+    for pair in ({"user_id": big, "item_id": 1}, {"user_id": 1, "item_id": big}):
+        assert_error(client.post("/v1/scores", json={"pairs": [pair]}), 422, "pairs")
+    assert_error(
+        client.post("/v1/users/u/ratings", json={"ratings": [{"item_id": big, "rating": 3}]}),
+        422, "item_id",
+    )
+    edge = recommend(client, [2**63 - 1, -(2**63)], k=2)
+    assert all(r["fallback"] for r in edge)
 
 
 def test_a_vocabulary_treats_out_of_range_and_non_canonical_ids_as_unknown() -> None:

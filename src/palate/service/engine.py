@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 #: How many nearest neighbours of a recommended item are searched for one the user liked
 #: (every other item on catalogues up to this size).
-EXPLAIN_NEIGHBOURS = 20_000
+EXPLAIN_NEIGHBOURS = 1_000
+#: How many items at the top of each list get an explanation (the rest have none).
+EXPLAIN_TOP = 20
 
 
 # model kinds trained on engagement events only; their seen items count as one event each
@@ -268,7 +270,6 @@ class ServedModel:
             "has_titles": self.catalog.has_titles,
             "can_fold_in": self.can_fold_in,
             "can_find_similar": self.can_find_similar,
-            "path": str(self.artifact.path),
             "generation": self.generation,
             "index": None if self.serving_index is None else self.serving_index.describe(),
         }
@@ -312,7 +313,7 @@ class ServedModel:
                 ids, scores = model.recommend_for_ratings(ratings, k=k, exclude_seen=exclude_seen)
                 items = self._rows(ids, scores)
                 if explain:
-                    self._explain(items, ratings, entry[1])
+                    self._explain(items[:EXPLAIN_TOP], ratings, entry[1])
                 results[position] = UserResult(
                     user,
                     items,
@@ -354,11 +355,11 @@ class ServedModel:
                     )
                 if explain:
                     if fallback or self.model_kind == "popularity":
-                        for item in items:
+                        for item in items[:EXPLAIN_TOP]:
                             item["explanation"] = "popular with everyone"
                     elif self.can_find_similar:
                         history = {plain(i): 1.0 for i in model.seen_items(user)}
-                        self._explain(items, history, rated)
+                        self._explain(items[:EXPLAIN_TOP], history, rated)
                 results[position] = UserResult(
                     user,
                     items,
@@ -418,7 +419,9 @@ class ServedModel:
             self._merged[user] = (version, merged)
         return merged
 
-    def _rows(self, item_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    def _rows(
+        self, item_ids: np.ndarray, scores: np.ndarray, value_name: str = "score"
+    ) -> list[dict[str, Any]]:
         """Ranked items with titles and genres (looked up in a dict built at load)."""
         rows: list[dict[str, Any]] = []
         described = self._descriptions
@@ -432,10 +435,15 @@ class ServedModel:
                     "item_id": item_id,
                     "title": title,
                     "genres": genres,
-                    "score": score,
+                    value_name: score,
                 }
             )
         return rows
+
+    def describe_item(self, item_id: Id) -> dict[str, Any]:
+        """``{"item_id", "title", "genres"}`` from the dict built at load (None when unknown)."""
+        title, genres = self._descriptions.get(item_id, (None, None))
+        return {"item_id": item_id, "title": title, "genres": genres}
 
     def _explain(
         self,
@@ -484,8 +492,8 @@ class ServedModel:
         result = self.model.similar_items(typed, k=k)
         return [
             {
-                "item": self.catalog.describe(item),
-                "similar": self.catalog.rows(ids, dist, value_name="distance"),
+                "item": self.describe_item(item),
+                "similar": self._rows(np.asarray(ids), np.asarray(dist), value_name="distance"),
             }
             for item, ids, dist in zip(typed, result.similar_ids, result.distances, strict=True)
         ]
