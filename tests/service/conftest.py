@@ -56,7 +56,8 @@ def make_client(tmp_path: Path, model_dirs: dict[str, Path]) -> Iterator[ClientF
     def make(name: str = "cf", **kwargs: object) -> TestClient:
         kwargs.setdefault("feedback_db", tmp_path / f"feedback-{name}-{len(clients)}.db")
         kwargs.setdefault("admin_token", ADMIN_TOKEN)
-        client = TestClient(create_app(model_dirs[name], **kwargs))  # type: ignore[arg-type]
+        app = create_app(model_dirs[name], **kwargs)  # type: ignore[arg-type]
+        client = TestClient(app, base_url="http://localhost")
         clients.append(client)
         return client
 

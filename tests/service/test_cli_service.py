@@ -77,6 +77,8 @@ def test_train_with_feedback(tmp_path: Path, synthetic: SyntheticData) -> None:
             "train",
             "--data",
             tmp_path / "ratings.csv",
+            "--model",
+            "cf",
             "--feedback",
             db,
             "--out",

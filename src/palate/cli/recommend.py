@@ -284,12 +284,12 @@ def check_pipeline_data(
 def _training_fingerprints(events: Any) -> set[str]:
     """Fingerprints of ``events`` as ``palate train`` fits them (its own conversion), at the
     default threshold."""
-    from palate.cli.train import _as_kind
+    from palate.cli._models import as_kind
 
     found = {events.fingerprint()}
     for keep_negatives in (True, False):
         try:
-            converted = _as_kind(events, "binary", TRAIN_THRESHOLD, keep_negatives)
+            converted = as_kind(events, "binary", TRAIN_THRESHOLD, keep_negatives)
         except PalateError:  # no event reaches the threshold: no such model was trained
             continue
         found.add(converted.fingerprint())

@@ -20,6 +20,9 @@ _MODEL_ENV = "PALATE_SERVE_MODEL_DIR"
 _FEEDBACK_ENV = "PALATE_SERVE_FEEDBACK_DB"
 _BATCH_ENV = "PALATE_SERVE_BATCH"
 _INDEX_ENV = "PALATE_SERVE_INDEX"
+_HOST_ENV = "PALATE_SERVE_HOST"
+_ALLOWED_HOSTS_ENV = "PALATE_SERVE_ALLOWED_HOSTS"
+_TIMEOUT_ENV = "PALATE_SERVE_REQUEST_TIMEOUT"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
 #: (numba reads its own setting once, at import; it is limited by a call instead.)
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -68,6 +71,22 @@ def serve(
             "default: score every item exactly.",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME",
+            help="A host name clients may use in the Host header (repeat for several; "
+            "*.example.com patterns; * for any). Default: the --host address and localhost "
+            "names; other names get 400, which keeps other web sites out (DNS rebinding).",
+        ),
+    ] = None,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds a request may take before it is answered with a 503 error."
+        ),
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -85,12 +104,17 @@ def serve(
                 "the service needs its extra: pip install 'palate[service]'"
             ) from exc
         from palate.persist import read_manifest
+        from palate.service.app import check_allowed_hosts, check_model_dir
 
+        if model_dir.exists():
+            check_model_dir(model_dir)  # no FIFO or device to block on
         manifest = read_manifest(model_dir)  # fail fast, with palate's message, on a bad dir
+        check_allowed_hosts(allowed_host or ())
         from palate.service.feedback import SQLiteFeedbackStore
 
+        origin = str(model_dir.resolve())
         with SQLiteFeedbackStore(feedback_db) as store:  # the workers start from this model
-            store.publish_model(str(model_dir.resolve()))
+            store.publish_model(origin, origin=origin)
         os.environ[_MODEL_ENV] = str(model_dir.resolve())
         os.environ[_FEEDBACK_ENV] = str(feedback_db.resolve())
         os.environ[_BATCH_ENV] = "1" if batch else "0"
@@ -98,6 +122,9 @@ def serve(
             os.environ.pop(_INDEX_ENV, None)
         else:
             os.environ[_INDEX_ENV] = index.value
+        os.environ[_HOST_ENV] = host
+        os.environ[_ALLOWED_HOSTS_ENV] = ",".join(allowed_host or ())
+        os.environ[_TIMEOUT_ENV] = repr(float(request_timeout))
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
         # --port 0: bind here, so that the URL printed below names the port actually held,
@@ -126,6 +153,8 @@ def serve(
             workers=workers,
             log_level=log_level,
             access_log=verbose,
+            # requests end within their time budget; don't wait longer on shutdown
+            timeout_graceful_shutdown=max(1, int(request_timeout) + 2),
         )
 
 
@@ -150,12 +179,16 @@ def app_from_environment() -> Any:
     model_dir = os.environ.get(_MODEL_ENV)
     if not model_dir:
         raise ConfigError(f"set {_MODEL_ENV} to a model directory (palate serve does)")
+    allowed = [h for h in os.environ.get(_ALLOWED_HOSTS_ENV, "").split(",") if h]
     app = create_app(
         model_dir,
         feedback_db=os.environ.get(_FEEDBACK_ENV, "feedback.db"),
         follow_published=True,
         batch_requests=os.environ.get(_BATCH_ENV, "1") != "0",
         index=os.environ.get(_INDEX_ENV) or None,
+        request_timeout=float(os.environ.get(_TIMEOUT_ENV) or 10.0),
+        host=os.environ.get(_HOST_ENV, "127.0.0.1"),
+        allowed_hosts=allowed or None,
     )
     # The loaded model (id tables, titles: ~0.5M objects at 100k items) lives as long as the
     # process: moved out of the cycle collector's reach, a full collection no longer walks it

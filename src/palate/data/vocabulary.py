@@ -22,6 +22,8 @@ def as_id_array(ids: IdLike | Iterable[Any]) -> IdArray:
     array = np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else ids)
     if array.ndim != 1:
         array = array.reshape(-1)
+    if array.dtype.kind == "u" and len(array) and array.max() > np.iinfo(np.int64).max:
+        return array.astype(object)  # beyond int64: kept as Python ints (unknown ids)
     if array.dtype.kind in "iu":
         return array.astype(np.int64, copy=False)
     if array.dtype.kind == "f":
@@ -46,6 +48,13 @@ class Vocabulary:
     ----------
     ids : array-like
         Unique external ids, in index order.
+
+    Notes
+    -----
+    An integer vocabulary looked up with strings matches a string only when it is the
+    canonical decimal form of an integer (``str(int(s)) == s``): ``"7"`` is id 7, but
+    ``"007"``, ``"+7"``, ``" 7"`` and ``"-0"`` are ids of their own, unknown here. An integer
+    outside int64 is unknown too.
 
     Examples
     --------
@@ -125,12 +134,8 @@ class Vocabulary:
         if len(array) == 0:
             return np.empty(0, dtype=np.int64)
         if self.is_integer and array.dtype == object:
-            # str ids cannot match an integer vocabulary; try to parse digit strings
-            try:
-                array = array.astype(np.int64)
-            except (TypeError, ValueError, OverflowError):
-                # a mix of integers and other ids: the others cannot be in this vocabulary
-                return self._index_mixed(array, missing, kind)
+            # str ids match an integer vocabulary only as canonical decimals ("7", not "007")
+            return self._index_mixed(array, missing, kind)
         elif not self.is_integer and array.dtype.kind in "iu" and len(self):
             array = array.astype(str).astype(object)
         if len(array) <= _FEW:
@@ -156,7 +161,7 @@ class Vocabulary:
 
     def _index_mixed(self, array: np.ndarray, missing: str, kind: str) -> np.ndarray:
         """``index`` of an object array mixing integers and other ids (integer vocabulary)."""
-        parsed = [_as_int_or_none(x) for x in array]
+        parsed = [canonical_int(x) for x in array]
         known = np.array([x is not None for x in parsed], dtype=bool)
         positions = np.full(len(array), -1, dtype=np.int64)
         if known.any():
@@ -196,15 +201,30 @@ class Vocabulary:
         return cls(frame[name].to_numpy())
 
 
-def _as_int_or_none(value: Any) -> int | None:
-    """``value`` as an int when it is an integer or a string of digits, else None."""
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Longest canonical decimal of an int64 (``-9223372036854775808``).
+_INT64_DIGITS = 20
+
+
+def canonical_int(value: Any) -> int | None:
+    """``value`` as an int64 when it is one, or the canonical decimal of one; else None.
+
+    Only ``str(n)`` names the integer ``n``: ``"007"``, ``"+7"``, ``" 7"`` and ``"-0"`` are
+    other ids, and integers outside int64 are ids no integer vocabulary can hold.
+    """
     if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, str):
+        number = int(value)
+    elif isinstance(value, str):
+        if not 0 < len(value) <= _INT64_DIGITS:
+            return None
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             return None
-    return None
+        if str(number) != value:
+            return None
+    else:
+        return None
+    return number if _INT64_MIN <= number <= _INT64_MAX else None

@@ -6,8 +6,13 @@ Run it with ``palate serve MODEL_DIR`` (uvicorn, bound to 127.0.0.1), or build i
     from palate.service import create_app
     app = create_app("models/cf", feedback_db="feedback.db")
 
-Every error is JSON ``{"error": code, "message": ...}``; tracebacks go to the log, never to
-the client.
+Every error is JSON ``{"error": code, "message": ...}``; tracebacks and file system paths go
+to the log, never to the client.
+
+Model work (recommendations, reloads, following another worker's reload) runs in worker
+threads, never on the event loop, so one slow request does not stop the others (or
+``/healthz``). Each request has a time budget (``request_timeout``, 10 s by default): past it,
+the answer is a 503 ``timeout`` error.
 """
 
 from __future__ import annotations
@@ -16,24 +21,35 @@ import asyncio
 import hmac
 import logging
 import os
+import queue
+import stat
+import sys
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Body, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match
 
 from palate.errors import ConfigError, DataError, PalateError, UnknownIdError
 from palate.service import schemas
 from palate.service.engine import CapabilityError, LiveFeedback, ServedModel, UserResult
-from palate.service.feedback import FeedbackStore, Rating, SQLiteFeedbackStore
+from palate.service.feedback import (
+    FeedbackStore,
+    Rating,
+    SQLiteFeedbackStore,
+    StoreUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +57,18 @@ logger = logging.getLogger(__name__)
 ADMIN_TOKEN_ENV = "PALATE_ADMIN_TOKEN"
 #: Largest request body accepted, in bytes.
 MAX_BODY_BYTES = 1_000_000
+#: Seconds a request may take before it is answered with a 503 ``timeout`` error.
+REQUEST_TIMEOUT = 10.0
+#: Seconds a reload may take (loading the model, building its index) before it is refused.
+RELOAD_TIMEOUT = 300.0
+#: Most items one user may have live ratings for (409 past it).
+MAX_LIVE_RATINGS = 10_000
+#: Host names always accepted in the ``Host`` header (besides the address bound to).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Most entries in a model directory that a (re)load looks at before reading it.
+_MAX_MODEL_FILES = 10_000
+
+T = TypeVar("T")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,8 +85,78 @@ class ServiceError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def check_model_dir(path: str | os.PathLike[str]) -> None:
+    """Refuse a model directory that holds anything but regular files and directories.
+
+    Reading a FIFO (say, a ``manifest.json`` that is one) blocks until someone writes to it,
+    and a device may never end: both are refused here, before anything is opened. Symbolic
+    links count as what they point to. The messages name files relative to the directory.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` is not a directory, or holds something else than files and directories.
+    """
+    root = Path(path).expanduser()
+    try:
+        mode = os.stat(root).st_mode
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"there is no readable model directory there ({reason})") from exc
+    if not stat.S_ISDIR(mode):
+        raise ConfigError("the model path is not a directory")
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            seen += 1
+            if seen > _MAX_MODEL_FILES:
+                raise ConfigError(
+                    f"the model directory holds over {_MAX_MODEL_FILES} entries; "
+                    "it is not a saved model"
+                )
+            entry = Path(folder) / name
+            try:
+                mode = os.stat(entry).st_mode
+            except OSError:
+                continue  # a dangling link: the loader names it if the model needs it
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise ConfigError(
+                    f"{entry.relative_to(root)} in the model directory is not a regular file "
+                    "(a FIFO, socket or device); refusing to read it"
+                )
+
+
+def _without_paths(message: str, *paths: str | os.PathLike[str] | None) -> str:
+    """``message`` with each of ``paths`` (and its resolved forms) written as ``<model_dir>``."""
+    forms: set[str] = set()
+    for path in paths:
+        if path is None:
+            continue
+        candidate = Path(path)
+        forms.update({str(path), str(candidate.expanduser())})
+        try:
+            forms.add(str(candidate.expanduser().resolve()))
+        except (OSError, RuntimeError):
+            pass
+    for form in sorted((f for f in forms if f not in ("", ".")), key=len, reverse=True):
+        message = message.replace(form, "<model_dir>")
+    return message
+
+
+def _load(model_dir: str | os.PathLike[str], generation: int, index: str | None) -> ServedModel:
+    """:meth:`ServedModel.load` after :func:`check_model_dir`."""
+    check_model_dir(model_dir)
+    return ServedModel.load(Path(model_dir), generation=generation, index=index)
+
+
 class Service:
-    """The app's state: the served model (swapped atomically on reload) and live feedback."""
+    """The app's state: the served model (swapped atomically on reload) and live feedback.
+
+    ``origin`` (the resolved ``model_dir`` the service was started with) names this server in
+    the feedback database: the worker processes of one ``palate serve`` share it and follow
+    each other's reloads; a server started with another model directory on the same database
+    has another origin, and neither follows the other (the log says so).
+    """
 
     def __init__(
         self,
@@ -71,81 +169,175 @@ class Service:
         self.store = store
         self.index = index
         self.admin_token = admin_token
+        self.origin = str(Path(model_dir).expanduser().resolve())
         self._reload_lock = threading.Lock()
         self._failed_generation = 0
+        self._others: dict[str, tuple[int, str]] = {}
         published = self._published()
         served = None
         if follow_published and published is not None:
-            # a worker process of `palate serve`: serve what the database says is served
-            # (the command's model, or the latest reload if this worker was restarted since)
+            # a worker process of `palate serve`: serve what the database says this server
+            # serves (the command's model, or the latest reload if this worker was restarted)
             try:
-                served = ServedModel.load(published[1], generation=published[0], index=index)
+                served = _load(published[1], published[0], index)
             except PalateError as exc:
                 logger.warning("cannot load the published model %s (%s)", published[1], exc)
         if served is not None:
             self.model_dir, self.served = Path(published[1]), served  # type: ignore[index]
         else:
             self.model_dir = model_dir
-            self.served = ServedModel.load(model_dir, index=index)
+            self.served = _load(model_dir, 0, index)
             publish = getattr(store, "publish_model", None)
             if publish is not None:
-                self.served.generation = publish(str(model_dir.resolve()))
+                self.served.generation = publish(self.origin, origin=self.origin)
         self.live = LiveFeedback(store)
 
+    def _published_all(self) -> dict[str, tuple[int, str]]:
+        read = getattr(self.store, "published_models", None)
+        return read() if read is not None else {}
+
     def _published(self) -> tuple[int, str] | None:
-        read = getattr(self.store, "published_model", None)
-        return read() if read is not None else None
+        published = self._published_all()
+        self._note_others(published)
+        return published.get(self.origin)
+
+    def _note_others(self, published: dict[str, tuple[int, str]]) -> None:
+        """Log the servers of other model directories that publish to the same database."""
+        for origin, record in published.items():
+            if origin != self.origin and self._others.get(origin) != record:
+                logger.warning(
+                    "the feedback database is shared with a server started with another model "
+                    "directory (%s, now serving %s, generation %d); this server (started with "
+                    "%s) does not follow its reloads",
+                    origin, record[1], record[0], self.origin,
+                )
+        self._others = {o: r for o, r in published.items() if o != self.origin}
+
+    def store_problem(self) -> str | None:
+        """Why the feedback store cannot take writes, or None."""
+        problem = getattr(self.store, "problem", None)
+        return problem() if problem is not None else None
 
     def refresh(self) -> ServedModel:
-        """Catch up with the store: new ratings, and a model another worker swapped in."""
-        if self.live.sync():
+        """Catch up with the store: new ratings, and a model another worker swapped in.
+
+        Blocks on no reload: while one runs (here or in this worker's other threads), the
+        current model answers.
+        """
+        try:
+            changed = self.live.sync()
+        except StoreUnavailableError as exc:  # reading failed: serve what we have
+            logger.warning("cannot read the feedback database: %s", exc)
+            return self.served
+        if not changed:
+            return self.served
+        try:
             published = self._published()
-            if published and published[0] > self.served.generation:
-                generation, model_dir = published
-                if generation != self._failed_generation:
-                    with self._reload_lock:
-                        if generation > self.served.generation:
-                            try:
-                                fresh = ServedModel.load(
-                                    model_dir, generation=generation, index=self.index
-                                )
-                            except Exception:
-                                logger.exception("could not follow the reload to %s", model_dir)
-                                self._failed_generation = generation
-                            else:
-                                self.served, self.model_dir = fresh, Path(model_dir)
+        except StoreUnavailableError as exc:
+            logger.warning("cannot read the served model: %s", exc)
+            return self.served
+        if not published or published[0] <= self.served.generation:
+            return self.served
+        generation, model_dir = published
+        if generation == self._failed_generation or not self._reload_lock.acquire(
+            blocking=False
+        ):
+            return self.served
+        try:
+            if generation > self.served.generation:
+                logger.info("following the reload to %s (generation %d)", model_dir, generation)
+                try:
+                    fresh = _load(model_dir, generation, self.index)
+                except Exception:
+                    logger.exception("could not follow the reload to %s", model_dir)
+                    self._failed_generation = generation
+                else:
+                    self.served, self.model_dir = fresh, Path(model_dir)
+        finally:
+            self._reload_lock.release()
         return self.served
 
-    def reload(self, model_dir: Path | None) -> ServedModel:
+    def reload(
+        self, model_dir: Path | None, abandoned: threading.Event | None = None
+    ) -> ServedModel:
         """Load ``model_dir`` (default: the current one, re-read), check it, then swap it in.
 
         Requests already running keep the model they started with; a model that fails to
-        load or to answer is refused and the current one keeps serving.
+        load or to answer is refused and the current one keeps serving. One reload at a time:
+        another one meanwhile is refused (409). When ``abandoned`` is set before the model
+        has loaded (the caller stopped waiting), the model is dropped, not swapped in.
         """
         target = self.model_dir if model_dir is None else model_dir
-        with self._reload_lock:
+        if not self._reload_lock.acquire(blocking=False):
+            raise ServiceError(
+                409, "reload_in_progress",
+                "another reload is still loading a model; try again when it has finished",
+            )
+        try:
             generation = self.served.generation + 1
             try:
-                fresh = ServedModel.load(target, generation=generation, index=self.index)
+                fresh = _load(target, generation, self.index)
+                if abandoned is not None and abandoned.is_set():
+                    logger.warning("the reload of %s finished after its time ran out; "
+                                   "the model is dropped", target)
+                    raise ServiceError(503, "timeout", "the reload ran out of time")
                 publish = getattr(self.store, "publish_model", None)
                 if publish is not None:  # tell the other worker processes
-                    fresh.generation = publish(str(Path(target).resolve()))
+                    fresh.generation = publish(
+                        str(Path(target).expanduser().resolve()), origin=self.origin
+                    )
+            except (ServiceError, StoreUnavailableError):
+                raise
             except PalateError as exc:
+                logger.warning("reloading %s refused: %s", target, exc)
                 raise ServiceError(
-                    422, "model_refused", f"the model at {target} was not loaded: {exc}"
+                    422,
+                    "model_refused",
+                    f"the model was not loaded: {_without_paths(str(exc), target)}; "
+                    "the previous model keeps serving",
                 ) from exc
             except Exception as exc:  # any failure to load keeps the old model serving
                 logger.exception("reloading %s failed", target)
                 raise ServiceError(
                     422,
                     "model_refused",
-                    f"the model at {target} was not loaded ({type(exc).__name__}); "
+                    f"the model was not loaded ({type(exc).__name__}); "
                     "the previous model keeps serving",
                 ) from exc
             self.served = fresh  # one reference assignment: atomic for every reader
             self.model_dir = target
-        logger.info("now serving %s (generation %d)", target, generation)
+        finally:
+            self._reload_lock.release()
+        logger.info("now serving %s (generation %d)", target, fresh.generation)
         return fresh
+
+
+#: Error responses every route may give (declared in the OpenAPI schema).
+_COMMON_ERRORS: dict[int, str] = {
+    400: "The Host header names no host this service answers to.",
+    413: "The request body is too large.",
+    422: "The request is invalid (the message says where).",
+    500: "An unexpected error (details in the service log).",
+    503: "The request ran out of time, or the feedback database cannot be used now.",
+}
+
+
+#: Error responses of some routes.
+_ROUTE_ERRORS: dict[int, str] = {
+    401: "The admin token is missing or wrong, or reloading is switched off.",
+    404: "An unknown user or item.",
+    409: "The served model cannot do this, a user's live ratings are at their limit, or "
+    "another reload is running.",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the common errors and ``statuses``, as ErrorResponse."""
+    texts = {**_COMMON_ERRORS, **{status: _ROUTE_ERRORS[status] for status in statuses}}
+    return {
+        status: {"model": schemas.ErrorResponse, "description": text}
+        for status, text in sorted(texts.items())
+    }
 
 
 def create_app(
@@ -157,6 +349,11 @@ def create_app(
     follow_published: bool = False,
     batch_requests: bool = True,
     index: str | None = None,
+    request_timeout: float | None = REQUEST_TIMEOUT,
+    reload_timeout: float = RELOAD_TIMEOUT,
+    max_live_ratings: int = MAX_LIVE_RATINGS,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -173,23 +370,42 @@ def create_app(
     max_body_bytes : int
         Larger request bodies are refused with 413.
     follow_published : bool
-        Serve the model the feedback database records as served (falling back to
-        ``model_dir`` when it records none) instead of publishing ``model_dir``: how the
-        worker processes of ``palate serve --workers N`` start, so that a reload (recorded
-        there) reaches all of them, even one restarted later.
+        Serve the model the feedback database records as served by this server (the servers
+        started with this ``model_dir``), falling back to ``model_dir`` when it records none,
+        instead of publishing ``model_dir``: how the worker processes of
+        ``palate serve --workers N`` start, so that a reload (recorded there) reaches all of
+        them, even one restarted later.
     batch_requests : bool
         Answer recommendation requests that arrive together with one model call (one matrix
         product for all their users). False computes each request on its own.
+    index : {"pq", "hnsw"}, optional
+        Answer known users' recommendations from an approximate vector index over the
+        model's item vectors, built when the model loads (CF, implicit ALS and two-tower
+        models; its measured recall is in ``GET /v1/model``). Default: score every item.
+    request_timeout : float or None
+        Seconds a request may take; past them it is answered with a 503 ``timeout`` error
+        (the work it started runs to its end in its worker thread). None: no limit. Reloads
+        have their own limit.
+    reload_timeout : float
+        Seconds a reload may take to load the model (and build its index) before it is
+        answered with a 503 ``timeout`` error; the previous model keeps serving.
+    max_live_ratings : int
+        Most items one user may have live ratings for; a request that would go past it is
+        refused with 409 and nothing of it is stored.
+    host : str
+        The address the server binds to; accepted in the ``Host`` header.
+    allowed_hosts : sequence of str, optional
+        Host names accepted in the ``Host`` header (``*.example.com`` patterns, or ``*`` for
+        any); others get 400, which keeps web pages of other sites from reaching the service
+        through DNS rebinding. Default: ``host`` and the local names (localhost, 127.0.0.1,
+        ::1).
 
     Returns
     -------
     FastAPI
         ``app.state.service`` holds the :class:`Service`.
-    index : {"pq", "hnsw"}, optional
-        Answer known users' recommendations from an approximate vector index over the
-        model's item vectors, built when the model loads (CF, implicit ALS and two-tower
-        models; its measured recall is in ``GET /v1/model``). Default: score every item.
     """
+    hosts = check_allowed_hosts(allowed_hosts) if allowed_hosts else _default_hosts(host)
     if feedback_db is None:
         feedback_db = Path("feedback.db")
     store: FeedbackStore
@@ -208,28 +424,35 @@ def create_app(
     )
     app.state.service = service
     _install_error_handlers(app)
-    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_TrustedHosts, allowed_hosts=hosts)
+    app.add_middleware(
+        _TimeBudget, seconds=request_timeout, exempt=("/v1/admin/reload",)
+    )
 
     static = resources.files("palate.service") / "static"
+    admin_threads = _DaemonPool("palate-reload", size=2)
 
     # ------------------------------------------------------------------ pages and health
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    def page() -> FileResponse:
         return FileResponse(str(static / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=schemas.HealthResponse, responses=_errors())
     def healthz() -> dict[str, Any]:
         served = service.refresh()
+        problem = service.store_problem()
         return {
-            "status": "ok",
+            "status": "degraded" if problem else "ok",
+            "reason": problem,
             "model_kind": served.model_kind,
             "generation": served.generation,
             "pid": os.getpid(),
         }
 
-    @app.get("/v1/model")
+    @app.get("/v1/model", responses=_errors())
     def model_info() -> dict[str, Any]:
         served = service.refresh()
         return {**served.describe(), "feedback": {"users": service.live.n_users}}
@@ -237,10 +460,14 @@ def create_app(
     # ------------------------------------------------------------------ queries
     batcher = _Batcher(service, enabled=batch_requests)
 
-    @app.post("/v1/recommendations", response_model=schemas.RecommendationsResponse)
+    @app.post(
+        "/v1/recommendations",
+        response_model=schemas.RecommendationsResponse,
+        responses=_errors(),
+    )
     async def recommendations(body: schemas.RecommendationsRequest) -> Response:
-        # Runs on the event loop: concurrent requests wait for the current model call to end
-        # and are then answered together by one call (one matrix product for all users).
+        # Concurrent requests wait for the current model call (in a worker thread) to end and
+        # are then answered together by one call (one matrix product for all users).
         generation, results = await batcher.submit(
             list(body.user_ids), body.k, body.exclude_seen, body.explain
         )
@@ -251,20 +478,30 @@ def create_app(
         }
         return Response(orjson.dumps(document), media_type="application/json")
 
-    @app.post("/v1/similar-items", response_model=schemas.SimilarItemsResponse)
+    @app.post(
+        "/v1/similar-items",
+        response_model=schemas.SimilarItemsResponse,
+        responses=_errors(404, 409),
+    )
     def similar_items(body: schemas.SimilarItemsRequest) -> dict[str, Any]:
         return {"results": service.refresh().similar(list(body.item_ids), body.k)}
 
-    @app.post("/v1/scores", response_model=schemas.ScoresResponse)
+    @app.post("/v1/scores", response_model=schemas.ScoresResponse, responses=_errors(404))
     def scores(body: schemas.ScoresRequest) -> dict[str, Any]:
         served = service.refresh()
         pairs = [(p.user_id, p.item_id) for p in body.pairs]
         users = [served.user_id(u) for u, _ in pairs]
         return {"scores": served.scores(pairs, service.live.for_users(users))}
 
-    @app.get("/v1/items", response_model=schemas.ItemsResponse)
+    @app.get("/v1/items", response_model=schemas.ItemsResponse, responses=_errors())
     def items(
-        query: str = Query(..., min_length=1, max_length=200, description="Part of a title."),
+        query: str = Query(
+            ...,
+            min_length=1,
+            max_length=200,
+            pattern=schemas.PRINTABLE,
+            description="Part of a title (no control characters).",
+        ),
         limit: int = Query(20, ge=1, le=100),
     ) -> dict[str, Any]:
         served = service.refresh()
@@ -275,16 +512,16 @@ def create_app(
             except UnknownIdError:
                 found = []
             else:
-                found = [served.catalog.describe(item_id)]
+                found = [served.describe_item(item_id)]
         return {"query": query, "items": found}
 
     # ------------------------------------------------------------------ feedback
-    @app.post("/v1/users/{user_id}/ratings", response_model=schemas.RatingsResponse)
-    def add_ratings(user_id: str, body: schemas.RatingsRequest) -> dict[str, Any]:
-        if not 1 <= len(user_id) <= schemas.MAX_ID_LENGTH:
-            raise ServiceError(
-                422, "invalid_id", f"user ids are 1 to {schemas.MAX_ID_LENGTH} characters"
-            )
+    @app.post(
+        "/v1/users/{user_id}/ratings",
+        response_model=schemas.RatingsResponse,
+        responses=_errors(404, 409),
+    )
+    def add_ratings(user_id: schemas.UserIdPath, body: schemas.RatingsRequest) -> dict[str, Any]:
         served = service.refresh()
         user = served.user_id(user_id)
         seen: set[Any] = set()
@@ -300,9 +537,19 @@ def create_app(
             if problem:
                 raise ServiceError(422, "invalid_rating", f"item {item!r}: {problem}")
             ratings.append(Rating(user, item, rating.number))
+        already = service.live.user(user) if service.live.count(user) else {}
+        total = len(already) + sum(1 for r in ratings if r.item_id not in already)
+        if total > max_live_ratings:
+            raise ServiceError(
+                409,
+                "too_many_ratings",
+                f"user {user!r} would have live ratings for {total} items; at most "
+                f"{max_live_ratings} are kept per user (rating an item again replaces its "
+                "rating); nothing was stored",
+            )
         stored = service.store.add(ratings)  # committed to disk before we answer
         service.live.sync(force=True)
-        n_live = len(service.live.user(user))
+        n_live = service.live.count(user)
         note = None
         if not served.can_fold_in:
             note = (
@@ -320,27 +567,81 @@ def create_app(
             "note": note,
         }
 
-    @app.get("/v1/users/{user_id}/ratings")
-    def user_ratings(user_id: str) -> dict[str, Any]:
+    @app.get(
+        "/v1/users/{user_id}/ratings",
+        response_model=schemas.UserRatingsResponse,
+        responses=_errors(),
+    )
+    def user_ratings(user_id: schemas.UserIdPath) -> dict[str, Any]:
         served = service.refresh()
         user = served.user_id(user_id)
         live = service.live.user(user)
         return {
             "user_id": user,
-            "ratings": [
-                {**served.catalog.describe(i), "value": v} for i, v in live.items()
-            ],
+            "ratings": [{**served.describe_item(i), "value": v} for i, v in live.items()],
         }
 
     # ------------------------------------------------------------------ admin
-    @app.post("/v1/admin/reload", response_model=schemas.ReloadResponse)
-    def reload(request: Request, body: schemas.ReloadRequest | None = None) -> dict[str, Any]:
+    @app.post(
+        "/v1/admin/reload",
+        response_model=schemas.ReloadResponse,
+        responses=_errors(401, 409),
+    )
+    async def reload(
+        request: Request,
+        body: schemas.ReloadRequest = Body(None),  # noqa: B008 - FastAPI's way
+    ) -> Any:
         _check_admin(service, request)
+        if body is None and (await request.body()).strip() == b"null":
+            raise ServiceError(
+                422, "invalid_request", "body: send a JSON object, or no body at all"
+            )
         target = Path(body.model_dir) if body and body.model_dir else None
-        fresh = service.reload(target)
+        abandoned = threading.Event()
+        work = asyncio.ensure_future(admin_threads.run(service.reload, target, abandoned))
+        try:
+            fresh = await asyncio.wait_for(asyncio.shield(work), reload_timeout)
+        except TimeoutError:
+            abandoned.set()
+            work.add_done_callback(_retrieve)
+            raise ServiceError(
+                503,
+                "timeout",
+                f"the model did not load within {reload_timeout:g} s; the previous model keeps "
+                "serving",
+            ) from None
         return {"reloaded": True, "model": fresh.describe()}
 
     return app
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Done callback: fetch a dropped task's exception so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+def check_allowed_hosts(hosts: Sequence[str]) -> list[str]:
+    """``hosts`` lower-cased; ConfigError for a pattern other than ``*`` or ``*.domain``."""
+    out = []
+    for host in hosts:
+        name = host.strip().lower()
+        if not name or (name != "*" and "*" in name and not (
+                name.startswith("*.") and "*" not in name[1:])):
+            raise ConfigError(
+                f"allowed host {host!r} is not a host name, a pattern like *.example.com, or *"
+            )
+        out.append(name.strip("[]"))
+    return out
+
+
+def _default_hosts(host: str) -> list[str]:
+    """The local names and ``host`` (unless it is a wildcard address such as 0.0.0.0)."""
+    hosts = list(LOCAL_HOSTS)
+    bound = host.strip("[]").lower()
+    if bound and bound not in ("0.0.0.0", "::") and bound not in hosts:
+        hosts.append(bound)
+    return hosts
 
 
 def _check_admin(service: Service, request: Request) -> None:
@@ -359,11 +660,17 @@ def _check_admin(service: Service, request: Request) -> None:
         )
 
 
-def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"error": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -378,6 +685,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CapabilityError)
     async def capability(request: Request, exc: CapabilityError) -> JSONResponse:
         return _error(409, "not_supported", str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        return _error(503, "storage_unavailable", str(exc))
 
     @app.exception_handler(PalateError)
     async def palate_error(request: Request, exc: PalateError) -> JSONResponse:
@@ -397,7 +708,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return _error(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return _error(
+            exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail),
+            headers=headers,
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -405,6 +722,93 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal error; see the service log")
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of ``request``'s path answers."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+# ---------------------------------------------------------------------- worker threads
+def _numba_threads() -> int | None:
+    """The calling thread's numba thread count, when numba is in use (it is per thread)."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return None
+    try:
+        return int(numba.get_num_threads())
+    except Exception:  # pragma: no cover - no threading layer
+        return None
+
+
+class _DaemonPool:
+    """Up to ``size`` daemon threads that run blocking work for the event loop.
+
+    Daemon threads never hold up the process's exit (a stuck model call does not keep a
+    stopped server alive, as the default executor's threads would). Each thread runs with
+    the numba thread count of the thread that made the pool (``palate serve`` limits it to
+    one per worker process).
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name, self.size = name, size
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...],
+                                            asyncio.AbstractEventLoop,
+                                            asyncio.Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._numba = _numba_threads()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._jobs.put((fn, args, loop, future))
+            if self._idle == 0 and self._threads < self.size:
+                self._threads += 1
+                self._idle += 1
+                threading.Thread(
+                    target=self._work, name=f"{self.name}-{self._threads}", daemon=True
+                ).start()
+        return await future
+
+    def _work(self) -> None:
+        if self._numba is not None:
+            try:
+                sys.modules["numba"].set_num_threads(self._numba)
+            except Exception:  # pragma: no cover - no threading layer
+                pass
+        while True:
+            fn, args, loop, future = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            try:
+                outcome: tuple[Any, BaseException | None] = (fn(*args), None)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome = (None, exc)
+            with self._lock:
+                self._idle += 1
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
+    if future.done():  # the caller gave up (time budget, disconnect)
+        return
+    result, error = outcome
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+# ---------------------------------------------------------------------- batching
 @dataclass
 class _Pending:
     users: list[Any]
@@ -417,11 +821,11 @@ class _Pending:
 class _Batcher:
     """Answers the recommendation requests that arrive together with one model call.
 
-    While one batch is being computed (on the event loop: one BLAS thread per worker
-    process), new requests queue up; the next batch takes all of them, grouped by
-    ``(exclude_seen, explain)``, asks the model for the largest ``k`` of the group, and gives
-    each request its first ``k`` items (top-k lists are sorted, so that is its own top-k).
-    A lone request is answered at once.
+    The model call runs in a worker thread (one BLAS thread per worker process), never on
+    the event loop; while it runs, new requests queue up; the next batch takes all of them
+    (but those whose time ran out), grouped by ``(exclude_seen, explain)``, asks the model for
+    the largest ``k`` of the group, and gives each request its first ``k`` items (top-k lists
+    are sorted, so that is its own top-k). A lone request is answered at once.
     """
 
     def __init__(self, service: Service, enabled: bool = True) -> None:
@@ -429,6 +833,7 @@ class _Batcher:
         self.enabled = enabled
         self.pending: list[_Pending] = []
         self.draining: asyncio.Task[None] | None = None
+        self.threads = _DaemonPool("palate-model", size=1)
 
     async def submit(
         self, users: list[Any], k: int, exclude_seen: bool, explain: bool
@@ -445,27 +850,43 @@ class _Batcher:
             while self.pending:
                 await asyncio.sleep(0)  # requests already read from sockets join this batch
                 batch, self.pending = self.pending, []
-                if self.enabled:
-                    self._run(batch)
-                else:  # one model call per request (for comparison)
-                    for member in batch:
-                        self._run([member])
+                batch = [m for m in batch if not m.future.done()]  # gave up meanwhile
+                parts = [batch] if self.enabled else [[m] for m in batch]
+                for part in parts:  # one model call per request when batching is off
+                    if part:
+                        await self._answer(part)
         finally:
             self.draining = None
 
-    def _run(self, batch: list[_Pending]) -> None:
+    async def _answer(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await self.threads.run(self._compute, batch)
+        except Exception as exc:
+            outcomes = [(None, exc)] * len(batch)
+        for member, (result, error) in zip(batch, outcomes, strict=True):
+            if member.future.done():
+                continue
+            if error is not None:
+                member.future.set_exception(error)
+            elif result is not None:
+                member.future.set_result(result)
+
+    def _compute(
+        self, batch: list[_Pending]
+    ) -> list[tuple[tuple[int, list[UserResult]] | None, Exception | None]]:
+        """Every member's (answer, None) or (None, error); runs in the worker thread."""
         service = self.service
         try:
             # one model for the whole batch, even if a reload lands meanwhile
             served = service.refresh()
         except Exception as exc:
-            for member in batch:
-                member.future.set_exception(exc)
-            return
-        groups: dict[tuple[bool, bool], list[_Pending]] = {}
-        for member in batch:
-            groups.setdefault((member.exclude_seen, member.explain), []).append(member)
-        for (exclude_seen, explain), members in groups.items():
+            return [(None, exc)] * len(batch)
+        outcomes: dict[int, tuple[tuple[int, list[UserResult]] | None, Exception | None]] = {}
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for n, member in enumerate(batch):
+            groups.setdefault((member.exclude_seen, member.explain), []).append(n)
+        for (exclude_seen, explain), positions in groups.items():
+            members = [batch[n] for n in positions]
             try:
                 typed = [[served.user_id(u) for u in m.users] for m in members]
                 users = [u for part in typed for u in part]
@@ -474,19 +895,103 @@ class _Batcher:
                     users, k, exclude_seen, service.live.for_users(users), explain=explain
                 )
             except Exception as exc:
-                for member in members:
-                    if not member.future.done():
-                        member.future.set_exception(exc)
+                for n in positions:
+                    outcomes[n] = (None, exc)
                 continue
             start = 0
-            for member, part in zip(members, typed, strict=True):
+            for n, member, part in zip(positions, members, typed, strict=True):
                 mine = results[start : start + len(part)]
                 start += len(part)
                 if member.k < k:
                     for result in mine:
                         result.items = result.items[: member.k]
-                if not member.future.done():
-                    member.future.set_result((served.generation, mine))
+                outcomes[n] = ((served.generation, mine), None)
+        return [outcomes[n] for n in range(len(batch))]
+
+
+# ---------------------------------------------------------------------- middleware
+class _TimeBudget:
+    """Answer a request that runs past ``seconds`` with a 503 ``timeout`` error.
+
+    The request runs as its own task; when its time is up before its response has started,
+    the client gets the 503 at once and the task is cancelled (work already handed to a
+    worker thread finishes there, its answer dropped). Paths in ``exempt`` keep no budget.
+    """
+
+    def __init__(
+        self, app: ASGIApp, seconds: float | None, exempt: Sequence[str] = ()
+    ) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds is None or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        started = False
+        timed_out = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # the client already has its 503
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done or started:  # finished, or its response is already on its way
+            await task
+            return
+        timed_out = True
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        logger.warning(
+            "%s %s ran past its time budget of %g s: answered 503",
+            scope.get("method"), scope.get("path"), self.seconds,
+        )
+        response = _error(
+            503,
+            "timeout",
+            f"the request did not finish within {self.seconds:g} s; try again later, or "
+            "ask for less (fewer users or items, a smaller k, no explanations)",
+        )
+        await response(scope, receive, send)
+
+
+class _TrustedHosts(TrustedHostMiddleware):
+    """Starlette's :class:`TrustedHostMiddleware`, answering refused hosts with a JSON 400."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = _host_name(Headers(scope=scope).get("host", ""))
+        for pattern in self.allowed_hosts:
+            if host == pattern or (pattern.startswith("*") and host.endswith(pattern[1:])):
+                await self.app(scope, receive, send)
+                return
+        response = _error(
+            400,
+            "invalid_host",
+            "the Host header names no host this service answers to (start it with "
+            "--allowed-host NAME to add one)",
+        )
+        await response(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """The host of a ``Host`` header, without its port: ``[::1]:80`` gives ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else ""
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 class _BodyLimit:

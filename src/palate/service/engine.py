@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from palate.data.catalog import Catalog, genres_or_none, plain
+from palate.data.vocabulary import canonical_int
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
@@ -38,11 +38,11 @@ from palate.service.feedback import FeedbackStore, Id, StoredRating
 
 logger = logging.getLogger(__name__)
 
-_INTEGER = re.compile(r"^-?\d{1,18}$")
-
 #: How many nearest neighbours of a recommended item are searched for one the user liked
 #: (every other item on catalogues up to this size).
-EXPLAIN_NEIGHBOURS = 20_000
+EXPLAIN_NEIGHBOURS = 1_000
+#: How many items at the top of each list get an explanation (the rest have none).
+EXPLAIN_TOP = 20
 
 
 #: Approximate indexes that ``palate serve --index`` answers recommendations from.
@@ -262,14 +262,17 @@ class ServedModel:
             "has_titles": self.catalog.has_titles,
             "can_fold_in": self.can_fold_in,
             "can_find_similar": self.can_find_similar,
-            "path": str(self.artifact.path),
             "generation": self.generation,
             "index": None if self.serving_index is None else self.serving_index.describe(),
         }
 
     # ------------------------------------------------------------------ ids
     def user_id(self, raw: Id) -> Id:
-        """The id as the model's user vocabulary types it (``"7"`` is user 7 for int ids)."""
+        """The id as the model's user vocabulary types it (``"7"`` is user 7 for int ids).
+
+        Only the canonical decimal form names an integer: ``"007"`` and ``"-0"`` stay
+        strings, users of their own (see :func:`_typed`).
+        """
         return _typed(raw, self.model.users_.is_integer)
 
     def item_id(self, raw: Id) -> Id:
@@ -302,7 +305,7 @@ class ServedModel:
                 ids, scores = model.recommend_for_ratings(ratings, k=k, exclude_seen=exclude_seen)
                 items = self._rows(ids, scores)
                 if explain:
-                    self._explain(items, ratings, entry[1])
+                    self._explain(items[:EXPLAIN_TOP], ratings, entry[1])
                 results[position] = UserResult(
                     user,
                     items,
@@ -344,11 +347,11 @@ class ServedModel:
                     )
                 if explain:
                     if fallback or self.model.score_kind == "popularity":
-                        for item in items:
+                        for item in items[:EXPLAIN_TOP]:
                             item["explanation"] = "popular with everyone"
                     elif self.can_find_similar:
                         history = {plain(i): 1.0 for i in model.seen_items(user)}
-                        self._explain(items, history, rated)
+                        self._explain(items[:EXPLAIN_TOP], history, rated)
                 results[position] = UserResult(
                     user,
                     items,
@@ -408,7 +411,9 @@ class ServedModel:
             self._merged[user] = (version, merged)
         return merged
 
-    def _rows(self, item_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    def _rows(
+        self, item_ids: np.ndarray, scores: np.ndarray, value_name: str = "score"
+    ) -> list[dict[str, Any]]:
         """Ranked items with titles and genres (looked up in a dict built at load)."""
         rows: list[dict[str, Any]] = []
         described = self._descriptions
@@ -422,10 +427,15 @@ class ServedModel:
                     "item_id": item_id,
                     "title": title,
                     "genres": genres,
-                    "score": score,
+                    value_name: score,
                 }
             )
         return rows
+
+    def describe_item(self, item_id: Id) -> dict[str, Any]:
+        """``{"item_id", "title", "genres"}`` from the dict built at load (None when unknown)."""
+        title, genres = self._descriptions.get(item_id, (None, None))
+        return {"item_id": item_id, "title": title, "genres": genres}
 
     def _explain(
         self,
@@ -474,8 +484,8 @@ class ServedModel:
         result = self.model.similar_items(typed, k=k)
         return [
             {
-                "item": self.catalog.describe(item),
-                "similar": self.catalog.rows(ids, dist, value_name="distance"),
+                "item": self.describe_item(item),
+                "similar": self._rows(np.asarray(ids), np.asarray(dist), value_name="distance"),
             }
             for item, ids, dist in zip(typed, result.similar_ids, result.distances, strict=True)
         ]
@@ -532,12 +542,23 @@ class LiveFeedback:
         return True
 
     def _apply(self, rows: list[StoredRating]) -> None:
+        """Add ``rows`` (in seq order): each user's dict is copied once, not once per row.
+
+        Readers may hold a user's dict, so it is never changed in place: the copy is filled
+        and then swapped in, with the user's version (their latest seq).
+        """
+        touched: dict[Id, dict[Id, float]] = {}
+        versions: dict[Id, int] = {}
         for r in rows:
-            _, items = self._ratings.get(r.user_id, (0, {}))
-            items = dict(items)
+            items = touched.get(r.user_id)
+            if items is None:
+                items = touched[r.user_id] = dict(self._ratings.get(r.user_id, (0, {}))[1])
             items[r.item_id] = r.value
-            self._ratings[r.user_id] = (r.seq, items)
-            self._last_seq = max(self._last_seq, r.seq)
+            versions[r.user_id] = r.seq
+        for user, items in touched.items():
+            self._ratings[user] = (versions[user], items)
+        if rows:
+            self._last_seq = max(self._last_seq, max(r.seq for r in rows))
 
     def for_users(self, users: list[Id]) -> dict[Id, tuple[int, dict[Id, float]]]:
         ratings = self._ratings
@@ -545,6 +566,10 @@ class LiveFeedback:
 
     def user(self, user: Id) -> dict[Id, float]:
         return dict(self._ratings.get(user, (0, {}))[1])
+
+    def count(self, user: Id) -> int:
+        """How many items ``user`` has live ratings for."""
+        return len(self._ratings.get(user, (0, {}))[1])
 
     @property
     def n_users(self) -> int:
@@ -567,9 +592,17 @@ def _descriptions(catalog: Catalog) -> dict[Any, tuple[str | None, list[str] | N
 
 
 def _typed(raw: Id, integer: bool) -> Id:
+    """``raw`` in the vocabulary's id type, by one rule that never makes two ids one.
+
+    For integer vocabularies a string is the integer it spells only in canonical decimal form
+    (``str(int(s)) == s``, within int64): ``"7"`` is 7, while ``"007"``, ``"+7"``, ``" 7"``
+    and ``"-0"`` stay strings, ids of their own. For string vocabularies an integer is its
+    decimal string (7 is ``"7"``).
+    """
     if integer:
-        if isinstance(raw, str) and _INTEGER.match(raw):
-            return int(raw)
+        if isinstance(raw, str):
+            number = canonical_int(raw)
+            return raw if number is None else number
         return raw
     return str(raw)
 

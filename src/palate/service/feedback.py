@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -33,11 +34,18 @@ import numpy as np
 import pandas as pd
 
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError, DataError, PalateError
 
 logger = logging.getLogger(__name__)
 
 Id = int | str
+
+
+class StoreUnavailableError(PalateError):
+    """The feedback database cannot take writes now (removed, replaced, locked, failing).
+
+    The service answers 503 with the message; the underlying SQLite error is in the log.
+    """
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,8 @@ CREATE TABLE IF NOT EXISTS ratings (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ratings_user ON ratings (user_id, seq);
-CREATE TABLE IF NOT EXISTS served_model (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
+CREATE TABLE IF NOT EXISTS served_models (
+    origin     TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
     model_dir  TEXT NOT NULL,
     updated_at REAL NOT NULL
@@ -118,7 +126,8 @@ class SQLiteFeedbackStore:
         ratings survive a power loss too; ``NORMAL`` survives the process being killed but
         may lose the last commits on power loss.
     busy_timeout : float
-        Seconds to wait for another process's write lock before failing.
+        Seconds to wait for another process's write lock before a write fails with
+        :class:`StoreUnavailableError` (the service answers 503).
 
     Notes
     -----
@@ -126,10 +135,15 @@ class SQLiteFeedbackStore:
     strings as TEXT in the same column), so integer ids come back as integers. A rating
     never overwrites another: the latest ``seq`` for a (user, item) pair is the one that
     counts, and the full history stays for auditing.
+
+    Every write first checks that the file at ``path`` is still the one opened (same device
+    and inode): a database removed (with its directory, say) or replaced while the service
+    runs would otherwise take writes into an unlinked file and lose them. Such a store refuses
+    writes from then on (:meth:`problem` says why) until the process opens it again.
     """
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout: float = 10.0
+        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
     ) -> None:
         if str(path) == ":memory:":
             raise ConfigError("the feedback store needs a file path, not ':memory:'")
@@ -140,13 +154,91 @@ class SQLiteFeedbackStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the directory of {self.path}: {exc}") from exc
+        self.busy_timeout = float(busy_timeout)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._writer = self._connect(synchronous, busy_timeout)
         with self._write_lock:
-            self._writer.executescript(_SCHEMA)
+            try:
+                self._writer.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                self._writer.close()
+                raise ConfigError(
+                    f"cannot set up the feedback database {self.path}: {exc}"
+                ) from exc
         self._reader = self._connect(synchronous, busy_timeout)
         self._data_version: int | None = None
+        self._identity = self._file_identity()
+        self._problem: str | None = None
+
+    # ------------------------------------------------------------------ the file itself
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return None
+        return (status.st_dev, status.st_ino)
+
+    def problem(self) -> str | None:
+        """Why this store cannot take writes now, or None when it can.
+
+        The file removed or replaced since it was opened stays a problem (the open
+        connections still point at the old file) until the process opens the store again.
+        """
+        if self._problem is None:
+            identity = self._file_identity()
+            if identity is None:
+                self._problem = (
+                    "the feedback database file was removed while the service was running; "
+                    "ratings cannot be stored until the service is restarted"
+                )
+            elif identity != self._identity:
+                self._problem = (
+                    "the feedback database file was replaced while the service was running; "
+                    "ratings cannot be stored until the service is restarted"
+                )
+            if self._problem is not None:
+                logger.error("%s (%s)", self._problem, self.path)
+        return self._problem
+
+    def _check_writable(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise StoreUnavailableError(problem)
+
+    def _failed(self, exc: sqlite3.Error, doing: str) -> StoreUnavailableError:
+        """The error to raise for ``exc``: named for people, the original in the log."""
+        busy = getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or (
+            "locked" in str(exc)
+        )
+        if busy:
+            logger.warning("feedback database %s busy while %s: %s", self.path, doing, exc)
+            return StoreUnavailableError(
+                f"the feedback database is locked by another process (waited "
+                f"{self.busy_timeout:g} s) while {doing}; try again"
+            )
+        logger.error("feedback database %s failed while %s", self.path, doing, exc_info=exc)
+        return StoreUnavailableError(f"the feedback database failed while {doing} ({exc})")
+
+    def _write(self, statements: Any, doing: str) -> Any:
+        """Run ``statements(cursor)`` in one immediate transaction; errors become 503s."""
+        with self._write_lock:
+            self._check_writable()
+            cursor = self._writer.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                result = statements(cursor)
+                cursor.execute("COMMIT")
+            except BaseException as exc:
+                if self._writer.in_transaction:  # SQLite may have rolled back already
+                    try:
+                        cursor.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        logger.exception("rolling back the feedback database failed")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._failed(exc, doing) from exc
+                raise
+        return result
 
     def _connect(self, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
         try:
@@ -179,71 +271,90 @@ class SQLiteFeedbackStore:
         ]
         if not rows:
             return []
-        with self._write_lock:
-            cursor = self._writer.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                first = None
-                for row in rows:
-                    cursor.execute(
-                        "INSERT INTO ratings (user_id, item_id, value, created_at) "
-                        "VALUES (?, ?, ?, ?)",
-                        row,
-                    )
-                    if first is None:
-                        first = cursor.lastrowid
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-        assert first is not None
+
+        def insert(cursor: sqlite3.Cursor) -> int:
+            first = None
+            for row in rows:
+                cursor.execute(
+                    "INSERT INTO ratings (user_id, item_id, value, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    row,
+                )
+                if first is None:
+                    first = cursor.lastrowid
+            assert first is not None
+            return first
+
+        first = self._write(insert, "storing ratings")
         return [StoredRating(first + n, *row) for n, row in enumerate(rows)]
 
     # ------------------------------------------------------------------ the served model
-    def publish_model(self, model_dir: str) -> int:
+    def publish_model(self, model_dir: str, origin: str | None = None) -> int:
         """Record that ``model_dir`` is now served; returns its generation (1, 2, ...).
 
-        Every worker process serving from this database sees the change at its next request
-        and loads the same model, so a reload reaches all of them.
+        ``origin`` (default: ``model_dir``) names the server: the model directory it was
+        started with. Every worker process of that server sees the change at its next request
+        and loads the same model, so a reload reaches all of them; servers started with other
+        model directories on the same database keep their own record and never follow it.
         """
-        with self._write_lock:
-            cursor = self._writer.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                row = cursor.execute("SELECT generation FROM served_model WHERE id = 1").fetchone()
-                generation = (row[0] if row else 0) + 1
-                cursor.execute(
-                    "INSERT OR REPLACE INTO served_model VALUES (1, ?, ?, ?)",
-                    (generation, str(model_dir), time.time()),
-                )
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-        return int(generation)
+        origin = str(model_dir) if origin is None else str(origin)
 
-    def published_model(self) -> tuple[int, str] | None:
-        """(generation, model_dir) last published, or None."""
-        with self._read_lock:
-            row = self._reader.execute(
-                "SELECT generation, model_dir FROM served_model WHERE id = 1"
+        def record(cursor: sqlite3.Cursor) -> int:
+            row = cursor.execute(
+                "SELECT generation FROM served_models WHERE origin = ?", (origin,)
             ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+            generation = (row[0] if row else 0) + 1
+            cursor.execute(
+                "INSERT OR REPLACE INTO served_models VALUES (?, ?, ?, ?)",
+                (origin, generation, str(model_dir), time.time()),
+            )
+            return int(generation)
+
+        return int(self._write(record, "recording the served model"))
+
+    def published_models(self) -> dict[str, tuple[int, str]]:
+        """``{origin: (generation, model_dir)}`` of every server that published here."""
+        rows = self._read(
+            "SELECT origin, generation, model_dir FROM served_models", (), "reading models"
+        )
+        return {str(o): (int(g), str(d)) for o, g, d in rows}
+
+    def published_model(self, origin: str | None = None) -> tuple[int, str] | None:
+        """(generation, model_dir) last published by ``origin`` (default: by anyone), or None."""
+        if origin is None:
+            rows = self._read(
+                "SELECT generation, model_dir FROM served_models ORDER BY updated_at DESC LIMIT 1",
+                (),
+                "reading the served model",
+            )
+        else:
+            rows = self._read(
+                "SELECT generation, model_dir FROM served_models WHERE origin = ?",
+                (str(origin),),
+                "reading the served model",
+            )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def _read(self, sql: str, parameters: tuple[Any, ...], doing: str) -> list[Any]:
+        with self._read_lock:
+            try:
+                return self._reader.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise self._failed(exc, doing) from exc
 
     # ------------------------------------------------------------------ reading
     def since(self, seq: int) -> list[StoredRating]:
-        with self._read_lock:
-            rows = self._reader.execute(
-                "SELECT seq, user_id, item_id, value, created_at FROM ratings WHERE seq > ? "
-                "ORDER BY seq",
-                (int(seq),),
-            ).fetchall()
+        rows = self._read(
+            "SELECT seq, user_id, item_id, value, created_at FROM ratings WHERE seq > ? "
+            "ORDER BY seq",
+            (int(seq),),
+            "reading ratings",
+        )
         return [StoredRating(*row) for row in rows]
 
     def changed(self) -> bool:
         """Cheap check (``PRAGMA data_version``) for commits since the last call."""
-        with self._read_lock:
-            version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        version = self._read("PRAGMA data_version", (), "checking for changes")[0][0]
         changed = version != self._data_version
         self._data_version = version
         return changed
@@ -359,6 +470,7 @@ __all__ = [
     "FeedbackStore",
     "Rating",
     "SQLiteFeedbackStore",
+    "StoreUnavailableError",
     "StoredRating",
     "latest_by_user",
     "merge_feedback",

@@ -1,10 +1,20 @@
-"""Request and response bodies of the HTTP API (pydantic, validated on every request)."""
+"""Request and response bodies of the HTTP API (pydantic, validated on every request).
+
+Types are strict: ``k`` is a JSON integer (not ``10.0`` or ``"10"``), flags are JSON
+booleans (not ``"yes"`` or ``1``), ids are JSON integers within int64 or strings of 1 to
+256 characters.
+
+Ids: a model trained on integer ids knows user 7 as ``7`` or ``"7"``; only that canonical
+decimal form names the integer, so ``"007"``, ``"+7"`` and ``"-0"`` are other users (unknown
+to the model, with live ratings of their own).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 #: Longest string id accepted (user or item).
 MAX_ID_LENGTH = 256
@@ -12,22 +22,59 @@ MAX_ID_LENGTH = 256
 MAX_BATCH = 1000
 #: Largest k.
 MAX_K = 1000
+#: Most users in one recommendation request with ``explain: true``.
+MAX_EXPLAIN_USERS = 10
+#: Most similar items in one request: ``len(item_ids) * k``.
+MAX_SIMILAR_RESULTS = 10_000
+#: Integer ids are int64: from -2**63 up to, not including, 2**63 (a bound the schema states
+#: exactly: 2**63 - 1 would read as the float 2**63).
+INT64_MIN, INT64_END = -(2**63), 2**63
+
+#: Text without control characters (C0, DEL, C1).
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 StrId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, strict=True)]
-Id = StrictInt | StrId
+UserIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The user's id; for a model of integer ids, only the canonical decimal "
+        "form (7, not 007) names an integer id.",
+    ),
+]
+IntId = Annotated[int, Field(strict=True, ge=INT64_MIN, lt=INT64_END)]
+Id = IntId | StrId
 K = Annotated[int, Field(ge=1, le=MAX_K, strict=True, description="How many items per list.")]
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RecommendationsRequest(_Body):
-    user_ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
+    user_ids: list[Id] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"At most {MAX_EXPLAIN_USERS} when explain is true.",
+    )
     k: K = 10
     exclude_seen: bool = True
-    explain: bool = False
+    explain: bool = Field(
+        False,
+        description="Explain the first 20 items of each list by a similar item the user "
+        f"liked (at most {MAX_EXPLAIN_USERS} users per request).",
+    )
+
+    @model_validator(mode="after")
+    def _explain_few(self) -> RecommendationsRequest:
+        if self.explain and len(self.user_ids) > MAX_EXPLAIN_USERS:
+            raise ValueError(
+                f"explain=true takes at most {MAX_EXPLAIN_USERS} user ids per request, got "
+                f"{len(self.user_ids)}; split the request or leave explain off"
+            )
+        return self
 
 
 class Item(BaseModel):
@@ -59,8 +106,21 @@ class RecommendationsResponse(BaseModel):
 
 
 class SimilarItemsRequest(_Body):
-    item_ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
+    item_ids: list[Id] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"len(item_ids) * k is at most {MAX_SIMILAR_RESULTS}.",
+    )
     k: K = 10
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SimilarItemsRequest:
+        if len(self.item_ids) * self.k > MAX_SIMILAR_RESULTS:
+            raise ValueError(
+                f"len(item_ids) * k is at most {MAX_SIMILAR_RESULTS} per request, got "
+                f"{len(self.item_ids)} * {self.k}; ask for fewer items or a smaller k"
+            )
+        return self
 
 
 class SimilarItem(Item):
@@ -97,15 +157,49 @@ class ScoresResponse(BaseModel):
     scores: list[Score]
 
 
+class HealthResponse(BaseModel):
+    status: str = Field(description="ok, or degraded when ratings cannot be stored now")
+    reason: str | None = Field(None, description="Why the service is degraded.")
+    model_kind: str
+    generation: int
+    pid: int
+
+
+class RatedItem(Item):
+    value: float
+
+
+class UserRatingsResponse(BaseModel):
+    user_id: Any
+    ratings: list[RatedItem]
+
+
 class ItemsResponse(BaseModel):
     query: str
     items: list[Item]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave the absent value out of the schema: a field is given as a number or not at all."""
+    schema.pop("default", None)
+
+
 class RatingIn(_Body):
+    """One rating: ``rating`` (on the model's scale) or ``value`` (an event), exactly one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["rating"]}, {"required": ["value"]}]},
+    )
+
     item_id: Id
-    rating: Value | None = None
-    value: Value | None = Field(None, description="For binary events: 1 (or 0).")
+    rating: Value = Field(  # type: ignore[assignment]
+        None, description="On the model's rating scale.", json_schema_extra=_no_default
+    )
+    value: Value = Field(  # type: ignore[assignment]
+        None, description="For binary events: 1 (or 0).", json_schema_extra=_no_default
+    )
 
     @model_validator(mode="after")
     def _one_value(self) -> RatingIn:
@@ -115,7 +209,7 @@ class RatingIn(_Body):
 
     @property
     def number(self) -> float:
-        return float(self.rating if self.rating is not None else self.value)  # type: ignore[arg-type]
+        return float(self.rating if self.rating is not None else self.value)
 
 
 class RatingsRequest(_Body):

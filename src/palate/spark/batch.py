@@ -503,7 +503,8 @@ def similar_items_all(
     if source is None:
         source = tables.items.withColumn("scale", F.lit(1.0))
     items = source.select("idx", x.alias("vector"), "trained", "scale")
-    dim = int(len(items.select("vector").first()[0])) if items.count() else tables.dim
+    first = items.select("vector").first()
+    dim = tables.dim if first is None else len(first[0])
     squared = dot(F.col("vector"), F.col("vector"))
     # −s(k) ‖x(i) − x(k)‖² = [2 x(i), −‖x(i)‖²] · [s(k) x(k), s(k)] − s(k) ‖x(k)‖²
     candidates = items.select(
