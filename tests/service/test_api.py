@@ -56,8 +56,10 @@ def test_recommendations_match_the_model(client: TestClient, model_dirs: dict[st
     for row, result in enumerate(results):
         assert result["provenance"] == "model" and result["fallback"] is False
         assert item_ids(result) == expected.item_ids[row].tolist()
+        # the score shown is the model's prediction of each item (its predicted rating),
+        # listed in the model's ranking order (by confidence)
         scores = [item["score"] for item in result["items"]]
-        np.testing.assert_allclose(scores, expected.scores[row], rtol=1e-6)
+        np.testing.assert_allclose(scores, expected.shown[row], rtol=1e-6)
         assert all(item["title"] == f"Item {item['item_id']}" for item in result["items"])
 
 
@@ -157,7 +159,9 @@ def test_ratings_are_stored_then_folded_in(
     assert rows == [("ann", 1, 5.0), ("ann", 2, 1.0), ("ann", 7, 4.5)]
     after = recommend(client, ["ann"], k=5)[0]
     assert after["provenance"] == "fold_in" and after["fallback"] is False
-    expected_ids, expected_scores = load(model_dirs["cf"]).recommend_for_ratings(ratings, k=5)
+    cf = load(model_dirs["cf"])
+    expected_ids, _ = cf.recommend_for_ratings(ratings, k=5)
+    expected_scores = cf.fold_in(ratings)[cf.items_.index(expected_ids)]  # predicted ratings
     assert item_ids(after) == expected_ids.tolist()
     np.testing.assert_allclose([i["score"] for i in after["items"]], expected_scores, rtol=1e-5)
     assert not set(item_ids(after)) & set(ratings)
@@ -511,11 +515,11 @@ def test_a_serving_index_answers_as_the_model_does(
     for row, result in enumerate(recommend(indexed, users, k=5)):
         scores = [item["score"] for item in result["items"]]
         # the same top-5 scores; among tied items (a user with a zero vector) any order
-        np.testing.assert_allclose(scores, expected.scores[row], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(scores, expected.shown[row], rtol=1e-4, atol=1e-5)
         if len(set(np.round(expected.scores[row], 5))) == 5:
             assert item_ids(result) == expected.item_ids[row].tolist()
         assert result["fallback"] is (users[row] == "someone-new")
-        if not result["fallback"] and model.ranks_by == "prediction":  # the model's own
+        if not result["fallback"]:  # each score is the model's prediction of that item
             predicted = model.predict(np.array([users[row]] * 5, dtype=object),
                                       np.array(item_ids(result)))
             np.testing.assert_allclose(scores, predicted, rtol=1e-4, atol=1e-5)

@@ -19,6 +19,7 @@ had in training but not their values, so those enter at the model's own predicti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -303,6 +304,10 @@ class ServedModel:
             if entry and self.can_fold_in:
                 ratings = self.merged_ratings(user, entry)
                 ids, scores = model.recommend_for_ratings(ratings, k=k, exclude_seen=exclude_seen)
+                if model.ranks_by != "prediction":  # show predictions, in the ranking's order
+                    listed = np.isfinite(scores)
+                    scores = scores.copy()
+                    scores[listed] = model.fold_in(ratings)[model.items_.index(ids[listed])]
                 items = self._rows(ids, scores)
                 if explain:
                     self._explain(items[:EXPLAIN_TOP], ratings, entry[1])
@@ -324,7 +329,7 @@ class ServedModel:
             for row, position in enumerate(plain_rows):
                 user = user_ids[position]
                 rated = live.get(user, (0, {}))[1]
-                ids, scores = result.item_ids[row], result.scores[row]
+                ids, scores = result.item_ids[row], result.shown[row]
                 if extra:
                     keep = ~np.isin(ids, np.array(list(rated), dtype=object)) if rated else None
                     if keep is not None:
@@ -382,7 +387,15 @@ class ServedModel:
             unknown = np.flatnonzero(fallback)
             result = model.recommend([users[i] for i in unknown], k=k, exclude_seen=exclude_seen)
             item_ids[unknown], scores[unknown] = result.item_ids, result.scores
-        return Recommendations(ids, item_ids, scores, fallback)
+        found = Recommendations(ids, item_ids, scores, fallback)
+        if model.ranks_by == "prediction":
+            return found
+        # the model ranks by something else: each listed item's prediction beside it
+        listed = np.isfinite(scores)
+        predictions = np.full(scores.shape, np.nan, dtype=np.float32)
+        pair_users = np.repeat(np.asarray(ids, dtype=object), k).reshape(scores.shape)
+        predictions[listed] = model.predict(pair_users[listed], item_ids[listed])
+        return dataclasses.replace(found, predictions=predictions)
 
     def merged_ratings(self, user: Id, entry: tuple[int, dict[Id, float]]) -> dict[Id, float]:
         """Training history (as the model predicts it) overlaid with the live ratings."""
