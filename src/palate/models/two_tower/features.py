@@ -1,4 +1,5 @@
-"""The inputs of the two towers: feature tables and ratings encoded as dense rows (SPEC §6).
+"""The inputs of the two towers: feature tables and ratings encoded as dense rows (attributes,
+and counts and mean ratings derived from the training ratings).
 
 Each tower reads one encoded row per user or item: the declared columns of its feature table
 (:class:`~palate.data.features.UserFeatures` / :class:`~palate.data.features.ItemFeatures`)

@@ -1,4 +1,5 @@
-"""The content-based two-tower model (SPEC §6)."""
+"""The content-based two-tower model: a user network and an item network map features to
+L2-normalised vectors whose dot product is the prediction."""
 
 from __future__ import annotations
 
