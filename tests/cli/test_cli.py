@@ -18,10 +18,10 @@ from typer.testing import CliRunner, Result
 from palate.cli import app
 from palate.cli import demo as demo_module
 from palate.data.synthetic import synthetic_ratings
-from palate.persist import read_manifest
+from palate.persist import load, read_manifest
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-FAST_CF = ["--epochs", "4", "--embedding-size", "4"]
+FAST_CF = ["--model", "cf", "--epochs", "4", "--embedding-size", "4"]
 TITLES = {
     1: "Toy Story (1995)",
     2: "Toy Story 2 (1999)",
@@ -188,8 +188,9 @@ def test_train_binary_reports_ranking_metrics(ratings_csv: Path, tmp_path: Path)
     document = as_json(
         invoke(
             [
-                "train", "--data", ratings_csv, "--out", tmp_path / "m", "--kind", "binary",
-                "--threshold", "4", "--solver", "adam", "--epochs", "5", "--json",
+                "train", "--data", ratings_csv, "--out", tmp_path / "m", "--model", "cf",
+                "--kind", "binary", "--threshold", "4", "--solver", "adam", "--epochs", "5",
+                "--json",
             ]
         )
     )
@@ -548,3 +549,19 @@ def test_demo_on_movielens(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(row["title"] for row in document["recommendations"])
     rmse = document["rmse"]
     assert rmse["model"] < rmse["item_mean"] < rmse["global_mean"]
+
+
+def test_train_without_model_trains_the_hybrid_default(ratings_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "default"
+    document = as_json(invoke(["train", "--data", ratings_csv, "--out", out, "--epochs", "3",
+                               "--embedding-size", "5", "--json"]))
+    assert document["model"] == "hybrid"
+    # the model options set its collaborative filtering, which predicts the ratings
+    rating = document["config"]["rating"]
+    assert rating["kind"] == "collaborative"
+    assert rating["params"]["epochs"] == 3 and rating["params"]["embedding_size"] == 5
+    model = load(out)
+    assert model.capabilities()["ranks_by"] == "blend"
+    shown = as_json(invoke(["recommend", out, "--user", "0", "-k", "3", "--json"]))
+    assert shown["score"] == "predicted rating" and len(shown["recommendations"]) == 3
+    assert all(1 <= row["score"] <= 5 for row in shown["recommendations"])

@@ -157,7 +157,7 @@ def test_deterministic_models_accept_a_seed_and_ignore_it() -> None:
                            "--compile applies to --model two-tower only"]),
         ("ials", "learning_rate", ["--learning-rate does not apply to --model ials",
                                    "it takes --embedding-size, --reg, --epochs, --seed",
-                                   "applies to --model cf, two-tower only"]),
+                                   "applies to --model cf, two-tower, hybrid only"]),
         ("ease", "epochs", ["--epochs does not apply to --model ease", "it takes --reg"]),
         ("popularity", "reg", ["--reg does not apply to --model popularity",
                                "it takes none of the model options"]),
@@ -240,3 +240,13 @@ def test_re_pointing_a_kind_re_points_the_command_line_name(
     persist_registry.register_model_kind("popularity", MyPopularity, replace=True)
     assert type(build_model("popularity", "explicit")) is MyPopularity
     assert persist_registry.resolve_model_class("popularity") is MyPopularity
+
+
+def test_hybrid_options_set_its_rating_model() -> None:
+    model = build_model("hybrid", "explicit", embedding_size=7, epochs=2, seed=5)
+    assert isinstance(model, HybridRecommender)
+    assert model.rating.get_params()["embedding_size"] == 7
+    assert model.rating.get_params()["epochs"] == 2 and model.rating.get_params()["seed"] == 5
+    assert model.get_params()["rating"]["kind"] == "collaborative"
+    with pytest.raises(ConfigError, match="trains on explicit ratings"):
+        build_model("hybrid", "binary")

@@ -199,6 +199,9 @@ class ModelSpec:
     options: Mapping[str, str | None] = field(default_factory=dict)
     fit_inputs: frozenset[FitInput] = frozenset()
     epochs_attribute: str | None = None
+    #: component -> the model kind it is by default, for options that set a component's
+    #: parameter (``"rating.epochs"``)
+    components: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def trains_on(self) -> tuple[str, ...]:
@@ -266,7 +269,15 @@ class ModelSpec:
             argument = self.options[option]
             if argument is None:
                 continue
-            arguments[argument] = value.value if isinstance(value, Enum) else value
+            plain = value.value if isinstance(value, Enum) else value
+            if "." in argument:  # "rating.epochs": a parameter of a component model
+                component, parameter = argument.split(".", 1)
+                nested = arguments.setdefault(
+                    component, {"kind": self.components[component], "params": {}}
+                )
+                nested["params"][parameter] = plain
+            else:
+                arguments[argument] = plain
         return arguments
 
     def build(self, kind: str | None = None, **options: Any) -> Model:
@@ -387,9 +398,15 @@ _SPECS: dict[str, ModelSpec] = {
             name="hybrid",
             model_kind="hybrid",
             summary="ranks like a top-N model (EASE on every rated item) blended with "
-            "collaborative filtering's predicted rating; predicts ratings",
+            "collaborative filtering's predicted rating, which it predicts (the default; the "
+            "model options set its collaborative filtering)",
             data_kinds={"explicit": None},
-            options=dict(_NO_SEED),
+            options={
+                name: f"rating.{name}"
+                for name in ("solver", "embedding_size", "reg", "epochs", "learning_rate",
+                             "batch_size", "seed")
+            },
+            components={"rating": "collaborative"},
         ),
         ModelSpec(
             name="popularity",
