@@ -1,0 +1,179 @@
+"""Explanations that name real terms of a model's score.
+
+A model that can explain (``can_explain``) writes the score of each listed item ``i`` for one
+user as a sum of terms::
+
+    score(u, i) = baseline(i) + Σ_{j ∈ history(u)} contribution(j, i) + unexplained(i)
+
+``contribution(j, i)`` is what the user's event on item ``j`` adds to the score of ``i``;
+``baseline(i)`` is the part nobody's history changes (an item's bias and mean rating, its
+popularity); ``unexplained(i)`` is whatever the model's score holds beyond the decomposition
+(0 for EASE; for a known user of collaborative filtering the difference between the stored
+user vector and its re-solve from the user's ratings, and the clipping to the rating scale).
+Each model derives its terms in its own ``attribute`` hook; :func:`explanations` turns them
+into :class:`Explanation` records with the few reasons worth naming: a history item only where
+its contribution is large, "popular" only where the baseline dominates the personal part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from palate.types import Id, IdArray
+
+ReasonKind = Literal["history", "popular"]
+
+#: A history item is named only when its contribution is at least this share of the sum of
+#: the absolute contributions of the user's whole history to the item's score ...
+MIN_SHARE = 0.05
+#: ... and at least this share of the item's personal part (the sum of every contribution)
+MIN_SHARE_OF_PERSONAL = 0.1
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A model's score of some items for one user, split into terms (what the hook returns).
+
+    Attributes
+    ----------
+    score : ndarray, shape (n_listed,)
+        The model's score being explained (``predict`` before clipping for rating models, the
+        ranking score for blends, ``x B`` for EASE).
+    baseline : ndarray, shape (n_listed,)
+        The part no history item contributes.
+    reference : float
+        What the baseline is compared with: the baseline of an average item (the global mean
+        rating for collaborative filtering, 0 where there is no baseline).
+    contributions : ndarray, shape (n_listed, n_history)
+        ``contribution(j, i)`` of each history item (columns in the order of ``history``).
+    history : ndarray of int64, shape (n_history,)
+        Item rows of the user's history.
+    values : ndarray, shape (n_history,)
+        The user's value (rating, engagement) of each history item.
+    """
+
+    score: np.ndarray
+    baseline: np.ndarray
+    reference: float
+    contributions: np.ndarray
+    history: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One named term of an item's score.
+
+    Attributes
+    ----------
+    kind : {"history", "popular"}
+        ``history``: the user's event on ``item_id`` adds ``contribution``; ``popular``: the
+        item's baseline (liked or engaged with by most people) is ``contribution`` above an
+        average item's.
+    contribution : float
+        In the units of :attr:`Explanation.score`.
+    item_id : id or None
+        The history item (``history`` reasons).
+    value : float or None
+        The user's rating (or engagement) of that item.
+    """
+
+    kind: ReasonKind
+    contribution: float
+    item_id: Id | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one item scored as it did for one user.
+
+    ``score = baseline + personal + unexplained`` with ``personal`` the sum of the
+    contributions of the user's whole history; ``reasons`` are the terms worth naming, largest
+    first (possibly none: then the score comes from many small contributions).
+    """
+
+    item_id: Id
+    score: float
+    baseline: float
+    reference: float
+    personal: float
+    unexplained: float
+    reasons: tuple[Reason, ...]
+
+    def describe(self, label: object = str) -> str:
+        """One line of text for people: ``label(item_id)`` names items (e.g. titles)."""
+        namer = label if callable(label) else str
+        parts = []
+        for reason in self.reasons:
+            if reason.kind == "popular":
+                parts.append(f"popular with everyone ({reason.contribution:+.2f})")
+            else:
+                rated = "" if reason.value is None else f" {reason.value:g}"
+                parts.append(
+                    f"because you rated {namer(reason.item_id)}{rated} "
+                    f"({reason.contribution:+.2f})"
+                )
+        if not parts:
+            return "from your ratings overall"
+        return "; ".join(parts)
+
+
+def explanations(
+    attribution: Attribution,
+    item_ids: IdArray,
+    history_ids: IdArray,
+    top: int = 3,
+) -> list[Explanation]:
+    """:class:`Explanation` per listed item from a model's :class:`Attribution`.
+
+    A history item ``j`` is named for item ``i`` when its contribution is positive, among the
+    ``top`` largest, at least :data:`MIN_SHARE` of ``Σ_j |contribution(j, i)|`` and at least
+    :data:`MIN_SHARE_OF_PERSONAL` of the personal part, and the personal part is positive
+    (no "because" for an item the history pushes down overall). The baseline is named ("popular")
+    when ``baseline − reference`` is positive and at least the personal part.
+    """
+    contributions = np.asarray(attribution.contributions, dtype=np.float64)
+    n_listed = len(item_ids)
+    personal = contributions.sum(axis=1) if contributions.size else np.zeros(n_listed)
+    total_abs = np.abs(contributions).sum(axis=1) if contributions.size else np.zeros(n_listed)
+    out = []
+    for r in range(n_listed):
+        reasons: list[Reason] = []
+        above = float(attribution.baseline[r] - attribution.reference)
+        if above > 0 and above >= personal[r]:
+            reasons.append(Reason("popular", above))
+        if contributions.shape[1] and personal[r] > 0:
+            row = contributions[r]
+            order = np.argsort(-row, kind="stable")[:top]
+            floor = max(MIN_SHARE * total_abs[r], MIN_SHARE_OF_PERSONAL * personal[r], 1e-9)
+            for j in order:
+                if row[j] >= floor:
+                    reasons.append(
+                        Reason(
+                            "history",
+                            float(row[j]),
+                            history_ids[j],
+                            float(attribution.values[j]),
+                        )
+                    )
+        score = float(attribution.score[r])
+        baseline = float(attribution.baseline[r])
+        out.append(
+            Explanation(
+                item_ids[r],
+                score,
+                baseline,
+                float(attribution.reference),
+                float(personal[r]),
+                score - baseline - float(personal[r]),
+                tuple(reasons[: top + 1]),
+            )
+        )
+    return out
+
+
+__all__ = ["Attribution", "Explanation", "Reason", "explanations"]
