@@ -17,6 +17,7 @@ its contribution is large, "popular" only where the baseline dominates the perso
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from palate.types import Id, IdArray
 
-ReasonKind = Literal["history", "popular"]
+ReasonKind = Literal["history", "popular", "source"]
 
 #: A history item is named only when its contribution is at least this share of the sum of
 #: the absolute contributions of the user's whole history to the item's score ...
@@ -69,10 +70,12 @@ class Reason:
 
     Attributes
     ----------
-    kind : {"history", "popular"}
+    kind : {"history", "popular", "source"}
         ``history``: the user's event on ``item_id`` adds ``contribution``; ``popular``: the
         item's baseline (liked or engaged with by most people) is ``contribution`` above an
-        average item's.
+        average item's; ``source``: a candidate source of a retrieve-then-rank pipeline found
+        the item (``source`` names it, ``item_id`` is the user's item it started from, if
+        any; ``contribution`` is 0: finding is not scoring).
     contribution : float
         In the units of :attr:`Explanation.score`.
     item_id : id or None
@@ -85,6 +88,7 @@ class Reason:
     contribution: float
     item_id: Id | None = None
     value: float | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,18 +108,25 @@ class Explanation:
     unexplained: float
     reasons: tuple[Reason, ...]
 
-    def describe(self, label: object = str) -> str:
-        """One line of text for people: ``label(item_id)`` names items (e.g. titles)."""
-        namer = label if callable(label) else str
+    def describe(self, label: Callable[[Id], str] = str, ratings: bool = True) -> str:
+        """One line of text for people: ``label(item_id)`` names items (e.g. titles);
+        ``ratings`` False speaks of engagements instead of ratings."""
         parts = []
         for reason in self.reasons:
             if reason.kind == "popular":
                 parts.append(f"popular with everyone ({reason.contribution:+.2f})")
-            else:
+            elif reason.kind == "source":
+                start = "" if reason.item_id is None else f" from {label(reason.item_id)}"
+                parts.append(f"found by {reason.source}{start}")
+            elif ratings:
                 rated = "" if reason.value is None else f" {reason.value:g}"
                 parts.append(
-                    f"because you rated {namer(reason.item_id)}{rated} "
+                    f"because you rated {label(reason.item_id)}{rated} "
                     f"({reason.contribution:+.2f})"
+                )
+            else:
+                parts.append(
+                    f"because of {label(reason.item_id)} ({reason.contribution:+.2f})"
                 )
         if not parts:
             return "from your ratings overall"

@@ -43,6 +43,7 @@ from palate.models.base import (
     fit_input,
     is_number,
 )
+from palate.models.explain import Attribution
 from palate.types import IdArray
 
 #: the parts of a model file that belong to each component
@@ -237,6 +238,64 @@ class HybridRecommender(Model):
     def fold_in(self, ratings: Any) -> np.ndarray:
         """The predicted rating of every item for a new user with these ratings."""
         return self.rating.fold_in(ratings)
+
+    # ------------------------------------------------------------------ explanations
+    @property
+    def can_explain(self) -> bool:  # type: ignore[override]
+        return self.engagement.can_explain and self.rating.can_explain
+
+    def explain_history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's training ratings (the rating model's)."""
+        return self.rating.explain_history(row)
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """The blended score split by rated item::
+
+            contribution(j, i) = e(j, i) / max_unseen(e)  +  α · r(j, i)
+
+        with e(j, i) the engagement model's contribution of j (``B(j, i)`` for EASE) and
+        r(j, i) the rating model's (see
+        :meth:`~palate.models.collaborative.CollaborativeFiltering.attribute`); the baseline
+        is ``α (c(i) + μ(i) − C)``. The normaliser ``max_unseen(e)`` is taken as fixed (it is
+        the score of the best unrated item), and clipping r̂ to the rating scale, like the
+        rating model's re-solve, shows up in ``unexplained``.
+        """
+        if not self.can_explain:
+            return Model.attribute(self, history, values, items, user_row)
+        history = np.asarray(history, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        threshold = self.config.positive_threshold
+        engaged_values = np.ones(len(values)) if threshold is None else (
+            values >= threshold).astype(np.float64)
+        if user_row >= 0:
+            row = np.array([user_row])
+            full = np.asarray(self.engagement.score_rows(row)[0], dtype=np.float64)
+            seen = self.seen_[user_row].indices
+            blended = self.score_rows(row)[0][items]
+        else:
+            rated_ids = self.items_.ids[history]
+            full = np.asarray(
+                self.engagement.fold_in_scores(rated_ids, engaged_values), dtype=np.float64
+            )
+            seen = history
+            blended = self.fold_in_ranking_scores(rated_ids, values)[items]
+        masked = full.copy()
+        masked[seen] = -np.inf
+        top = float(masked.max()) if len(masked) else 0.0
+        scale = 1.0 / top if np.isfinite(top) and top > 1e-12 else 0.0
+        engaged = self.engagement.attribute(history, engaged_values, items, user_row)
+        rated = self.rating.attribute(history, values, items, user_row)
+        alpha = self.config.rating_weight
+        return Attribution(
+            score=np.asarray(blended, dtype=np.float64),
+            baseline=alpha * (rated.baseline - self.global_mean_),
+            reference=0.0,
+            contributions=scale * engaged.contributions + alpha * rated.contributions,
+            history=history,
+            values=values,
+        )
 
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Ranking scores are shown as they are (the predicted ratings are ``predict``'s)."""
