@@ -54,6 +54,10 @@ class Attribution:
         Item rows of the user's history.
     values : ndarray, shape (n_history,)
         The user's value (rating, engagement) of each history item.
+    removal : ndarray, shape (n_listed, n_history), optional
+        How much the score drops when the history item is removed from the user's history
+        and the user re-solved; None: the same as ``contributions`` (EASE, where removing
+        x_j removes exactly B(j, i)).
     """
 
     score: np.ndarray
@@ -62,6 +66,7 @@ class Attribution:
     contributions: np.ndarray
     history: np.ndarray
     values: np.ndarray
+    removal: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,12 +87,18 @@ class Reason:
         The history item (``history`` reasons).
     value : float or None
         The user's rating (or engagement) of that item.
+    removal : float or None
+        How much the score drops when that item is removed from the history (``history``
+        reasons; see :class:`Attribution`).
+    source : str or None
+        The candidate source (``source`` reasons).
     """
 
     kind: ReasonKind
     contribution: float
     item_id: Id | None = None
     value: float | None = None
+    removal: float | None = None
     source: str | None = None
 
 
@@ -107,14 +118,18 @@ class Explanation:
     personal: float
     unexplained: float
     reasons: tuple[Reason, ...]
+    #: the largest positive history terms, named or not (what "from your ratings overall"
+    #: is mostly made of when no single rating is large)
+    largest: tuple[Reason, ...] = ()
 
-    def describe(self, label: Callable[[Id], str] = str, ratings: bool = True) -> str:
-        """One line of text for people: ``label(item_id)`` names items (e.g. titles);
-        ``ratings`` False speaks of engagements instead of ratings."""
+    def phrases(self, label: Callable[[Id], str] = str, ratings: bool = True) -> list[str]:
+        """One phrase per reason: ``label(item_id)`` names items (e.g. titles); ``ratings``
+        False speaks of engagements instead of ratings."""
         parts = []
         for reason in self.reasons:
             if reason.kind == "popular":
-                parts.append(f"popular with everyone ({reason.contribution:+.2f})")
+                what = "rated highly by most people" if ratings else "popular with everyone"
+                parts.append(f"{what} ({reason.contribution:+.2f})")
             elif reason.kind == "source":
                 start = "" if reason.item_id is None else f" from {label(reason.item_id)}"
                 parts.append(f"found by {reason.source}{start}")
@@ -125,12 +140,18 @@ class Explanation:
                     f"({reason.contribution:+.2f})"
                 )
             else:
-                parts.append(
-                    f"because of {label(reason.item_id)} ({reason.contribution:+.2f})"
-                )
-        if not parts:
-            return "from your ratings overall"
-        return "; ".join(parts)
+                parts.append(f"because of {label(reason.item_id)} ({reason.contribution:+.2f})")
+        return parts
+
+    def describe(self, label: Callable[[Id], str] = str, ratings: bool = True) -> str:
+        """The reasons as one line (see :meth:`phrases`); "from your ratings overall" when
+        no single term is worth naming."""
+        text = "; ".join(self.phrases(label, ratings))
+        if any(r.kind == "history" for r in self.reasons) or not self.largest:
+            return text or "from your ratings overall"
+        most = ", ".join(f"{label(r.item_id)} ({r.contribution:+.2f})" for r in self.largest)
+        overall = f"from many of your ratings together ({self.personal:+.2f}), most from {most}"
+        return f"{text}; {overall}" if text else overall
 
 
 def explanations(
@@ -143,17 +164,23 @@ def explanations(
 
     A history item ``j`` is named for item ``i`` when its contribution is positive, among the
     ``top`` largest, at least :data:`MIN_SHARE` of ``Σ_j |contribution(j, i)|`` and at least
-    :data:`MIN_SHARE_OF_PERSONAL` of the personal part, and the personal part is positive
-    (no "because" for an item the history pushes down overall). The baseline is named ("popular")
+    :data:`MIN_SHARE_OF_PERSONAL` of the personal part, the personal part is positive (no
+    "because" for an item the history pushes down overall), and removing the item drops the
+    score by at least half its contribution (where removal is not the same as the
+    contribution, as in collaborative filtering, a rating whose removal would hardly move the
+    score is not given as the reason). The baseline is named ("popular")
     when ``baseline − reference`` is positive and at least the personal part.
     """
     contributions = np.asarray(attribution.contributions, dtype=np.float64)
+    removal = contributions if attribution.removal is None else np.asarray(
+        attribution.removal, dtype=np.float64)
     n_listed = len(item_ids)
     personal = contributions.sum(axis=1) if contributions.size else np.zeros(n_listed)
     total_abs = np.abs(contributions).sum(axis=1) if contributions.size else np.zeros(n_listed)
     out = []
     for r in range(n_listed):
         reasons: list[Reason] = []
+        largest: list[Reason] = []
         above = float(attribution.baseline[r] - attribution.reference)
         if above > 0 and above >= personal[r]:
             reasons.append(Reason("popular", above))
@@ -162,15 +189,15 @@ def explanations(
             order = np.argsort(-row, kind="stable")[:top]
             floor = max(MIN_SHARE * total_abs[r], MIN_SHARE_OF_PERSONAL * personal[r], 1e-9)
             for j in order:
-                if row[j] >= floor:
-                    reasons.append(
-                        Reason(
-                            "history",
-                            float(row[j]),
-                            history_ids[j],
-                            float(attribution.values[j]),
-                        )
-                    )
+                if row[j] <= 0:
+                    break
+                reason = Reason(
+                    "history", float(row[j]), history_ids[j], float(attribution.values[j]),
+                    float(removal[r, j]),
+                )
+                largest.append(reason)
+                if row[j] >= floor and removal[r, j] >= 0.5 * row[j]:
+                    reasons.append(reason)
         score = float(attribution.score[r])
         baseline = float(attribution.baseline[r])
         out.append(
@@ -182,6 +209,7 @@ def explanations(
                 float(personal[r]),
                 score - baseline - float(personal[r]),
                 tuple(reasons[: top + 1]),
+                tuple(largest),
             )
         )
     return out

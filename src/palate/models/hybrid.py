@@ -260,7 +260,8 @@ class HybridRecommender(Model):
         :meth:`~palate.models.collaborative.CollaborativeFiltering.attribute`); the baseline
         is ``α (c(i) + μ(i) − C)``. The normaliser ``max_unseen(e)`` is taken as fixed (it is
         the score of the best unrated item), and clipping r̂ to the rating scale, like the
-        rating model's re-solve, shows up in ``unexplained``.
+        rating model's re-solve, shows up in ``unexplained``. The removal effects combine
+        the same way (with the normaliser held).
         """
         if not self.can_explain:
             return Model.attribute(self, history, values, items, user_row)
@@ -269,18 +270,16 @@ class HybridRecommender(Model):
         threshold = self.config.positive_threshold
         engaged_values = np.ones(len(values)) if threshold is None else (
             values >= threshold).astype(np.float64)
+        # x(u) B of every item from the user's engaged rows (no product with all of B)
+        full = np.asarray(self.engagement.fold_in_scores(self.items_.ids[history],
+                                                         engaged_values), dtype=np.float64)
         if user_row >= 0:
-            row = np.array([user_row])
-            full = np.asarray(self.engagement.score_rows(row)[0], dtype=np.float64)
             seen = self.seen_[user_row].indices
-            blended = self.score_rows(row)[0][items]
+            predicted = self.rating.predict_rows(np.full(len(items), user_row), items)
         else:
-            rated_ids = self.items_.ids[history]
-            full = np.asarray(
-                self.engagement.fold_in_scores(rated_ids, engaged_values), dtype=np.float64
-            )
             seen = history
-            blended = self.fold_in_ranking_scores(rated_ids, values)[items]
+            predicted = self.rating.link(
+                self.rating.fold_in_scores(self.items_.ids[history], values))[items]
         masked = full.copy()
         masked[seen] = -np.inf
         top = float(masked.max()) if len(masked) else 0.0
@@ -288,13 +287,16 @@ class HybridRecommender(Model):
         engaged = self.engagement.attribute(history, engaged_values, items, user_row)
         rated = self.rating.attribute(history, values, items, user_row)
         alpha = self.config.rating_weight
+        blended = scale * full[items] + alpha * (np.asarray(predicted, np.float64)
+                                                 - self.global_mean_)
         return Attribution(
-            score=np.asarray(blended, dtype=np.float64),
+            score=blended,
             baseline=alpha * (rated.baseline - self.global_mean_),
             reference=0.0,
             contributions=scale * engaged.contributions + alpha * rated.contributions,
             history=history,
             values=values,
+            removal=scale * _removal(engaged) + alpha * _removal(rated),
         )
 
     def link(self, raw: np.ndarray) -> np.ndarray:
@@ -343,6 +345,10 @@ class HybridRecommender(Model):
             else:
                 self.rating = loaded
         self.global_mean_ = float(state.extra.get("global_mean", 0.0))
+
+
+def _removal(attribution: Attribution) -> np.ndarray:
+    return attribution.contributions if attribution.removal is None else attribution.removal
 
 
 __all__ = ["HybridConfig", "HybridRecommender"]
