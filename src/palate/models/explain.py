@@ -32,6 +32,8 @@ ReasonKind = Literal["history", "popular", "source"]
 MIN_SHARE = 0.05
 #: ... and at least this share of the item's personal part (the sum of every contribution)
 MIN_SHARE_OF_PERSONAL = 0.1
+#: ... and at least this share of how far the score is from an average item's (``reference``)
+MIN_SHARE_OF_SCORE = 0.05
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,8 @@ def explanations(
 
     A history item ``j`` is named for item ``i`` when its contribution is positive, among the
     ``top`` largest, at least :data:`MIN_SHARE` of ``Σ_j |contribution(j, i)|`` and at least
-    :data:`MIN_SHARE_OF_PERSONAL` of the personal part, the personal part is positive (no
+    :data:`MIN_SHARE_OF_PERSONAL` of the personal part and :data:`MIN_SHARE_OF_SCORE` of
+    ``|score − reference|``, the personal part is positive (no
     "because" for an item the history pushes down overall), and removing the item drops the
     score by at least half its contribution (where removal is not the same as the
     contribution, as in collaborative filtering, a rating whose removal would hardly move the
@@ -187,7 +190,9 @@ def explanations(
         if contributions.shape[1] and personal[r] > 0:
             row = contributions[r]
             order = np.argsort(-row, kind="stable")[:top]
-            floor = max(MIN_SHARE * total_abs[r], MIN_SHARE_OF_PERSONAL * personal[r], 1e-9)
+            distance = abs(float(attribution.score[r]) - attribution.reference)
+            floor = max(MIN_SHARE * total_abs[r], MIN_SHARE_OF_PERSONAL * personal[r],
+                        MIN_SHARE_OF_SCORE * distance, 1e-9)
             for j in order:
                 if row[j] <= 0:
                     break

@@ -46,6 +46,9 @@ from palate.models.base import (
 from palate.models.explain import Attribution
 from palate.types import IdArray
 
+#: the history items per explained item whose removal is re-scored exactly (the normaliser
+#: of the blend moves with the history, so the other terms' removal holds it fixed)
+REMOVAL_CANDIDATES = 8
 #: the parts of a model file that belong to each component
 ENGAGEMENT_PREFIX = "engagement."
 RATING_PREFIX = "rating."
@@ -289,15 +292,48 @@ class HybridRecommender(Model):
         alpha = self.config.rating_weight
         blended = scale * full[items] + alpha * (np.asarray(predicted, np.float64)
                                                  - self.global_mean_)
+        contributions = scale * engaged.contributions + alpha * rated.contributions
+        removal = scale * _removal(engaged) + alpha * _removal(rated)
+        # the likely reasons: the largest terms of each item, re-scored exactly without them
+        few = min(REMOVAL_CANDIDATES, contributions.shape[1])
+        if few:
+            columns = np.unique(np.argsort(-contributions, axis=1)[:, :few])
+            exact = self._exact_removal(
+                full, masked, history[columns], engaged_values[columns], items,
+                rated.score, _removal(rated)[:, columns], blended,
+            )
+            removal[:, columns] = exact
         return Attribution(
             score=blended,
             baseline=alpha * (rated.baseline - self.global_mean_),
             reference=0.0,
-            contributions=scale * engaged.contributions + alpha * rated.contributions,
+            contributions=contributions,
             history=history,
             values=values,
-            removal=scale * _removal(engaged) + alpha * _removal(rated),
+            removal=removal,
         )
+
+    def _exact_removal(
+        self, full: np.ndarray, masked: np.ndarray, rows: np.ndarray, engaged: np.ndarray,
+        items: np.ndarray, raw: np.ndarray, rating_removal: np.ndarray, blended: np.ndarray,
+    ) -> np.ndarray:
+        """The blend of ``items`` (n_listed,) minus the blend without each rated item at
+        ``rows`` (m,): shape (n_listed, m). Without j the engagement scores lose ``B(j, ·)``
+        (if engaged), j becomes an unseen item again, the normaliser is re-taken; the rating
+        model's raw score loses its exact removal term and is linked again."""
+        everything = np.arange(len(full), dtype=np.int64)
+        # each item's own engagement term over every item (B(j, ·) for EASE): (m, n_items)
+        weights = self.engagement.attribute(rows, engaged, everything, -1).contributions.T
+        without = full[None, :] - weights
+        eligible = np.where(np.isfinite(masked)[None, :], without, -np.inf)
+        eligible[np.arange(len(rows)), rows] = without[np.arange(len(rows)), rows]
+        top = eligible.max(axis=1)
+        usable = np.isfinite(top) & (top > 1e-12)
+        scale = np.where(usable, 1.0 / np.where(usable, top, 1.0), 0.0)  # (m,)
+        engaged_part = without[:, items].T * scale[None, :]  # (n_listed, m)
+        rated = self.rating.link(raw[:, None] - rating_removal)
+        alpha = self.config.rating_weight
+        return blended[:, None] - (engaged_part + alpha * (rated - self.global_mean_))
 
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Ranking scores are shown as they are (the predicted ratings are ``predict``'s)."""

@@ -725,16 +725,16 @@ class CollaborativeFiltering(Model):
         drops if the user's rating of j is replaced by that item's baseline ``c(j) + μ(j)``;
         each term also holds the rating's share of the user bias b.
 
-        Removing the rating of j altogether also changes A; with the regularisation scale s
-        held, the re-solve is exact by Sherman–Morrison (the leave-one-out formula of ridge
-        regression)::
+        Removing the rating of j altogether also changes A: it loses z_j z_jᵀ, and with count
+        scaling s becomes s' = max(n − 1, floor). With A' = Σ_j z_j z_jᵀ + s' Λ (shared by
+        every j) and θ' = A'⁻¹ Σ_j z_j t_j, Sherman–Morrison (the leave-one-out formula of
+        ridge regression) gives the re-solve without j exactly::
 
-            removal(j, i) = (z_iᵀ A⁻¹ z_j) r_j / (1 − h_j),   r_j = t_j − z_jᵀ θ,
-            h_j = z_jᵀ A⁻¹ z_j
+            removal(j, i) = z_iᵀ (θ − θ') + (z_iᵀ A'⁻¹ z_j) r'_j / (1 − h'_j),
+            r'_j = t_j − z_jᵀ θ',   h'_j = z_jᵀ A'⁻¹ z_j
 
-        (with count scaling and n above the floor, s also drops by 1: a change of order 1/n,
-        tested against the exact re-solve). Cost: O(n d² + n_items_listed · n · d) for n
-        rated items.
+        (A' = A when s does not change). Cost: O(n d² + n_items_listed · n · d) for n rated
+        items.
         """
         if not self.can_explain:
             return Model.attribute(self, history, values, items, user_row)
@@ -757,10 +757,7 @@ class CollaborativeFiltering(Model):
         Zi = np.hstack([X[items], np.ones((len(items), 1))])
         K = Zi @ G
         contributions = K * t[None, :]
-        theta = G @ t
-        residual = t - Z @ theta
-        leverage = np.einsum("jk,kj->j", Z, G)
-        removal = K * (residual / np.maximum(1.0 - leverage, 1e-12))[None, :]
+        removal = self._removal(Z, t, Zi, G, scale, regularisation.diagonal(d, True, np.float64))
         baseline = offsets[items]
         if user_row >= 0:
             score = (
@@ -770,6 +767,31 @@ class CollaborativeFiltering(Model):
             score = baseline + contributions.sum(axis=1)
         return Attribution(score, baseline, float(self.global_mean_), contributions, history,
                            values, removal)
+
+    def _removal(
+        self, Z: np.ndarray, t: np.ndarray, Zi: np.ndarray, G: np.ndarray, scale: float,
+        reg: np.ndarray,
+    ) -> np.ndarray:
+        """``removal(j, i)``: how much item i's score drops when the rating of j is removed
+        and the user re-solved, exactly, for every j at once (see :meth:`attribute`)."""
+        n = len(t)
+        if n == 0:
+            return np.zeros((len(Zi), 0))
+        if n == 1:  # no ratings left: w = 0, b = 0
+            return Zi @ (G @ t)[:, None]
+        regularisation = self._regularisation()
+        smaller = max(float(n - 1), regularisation.count_floors[0]) \
+            if regularisation.count_scaled else scale
+        theta = G @ t
+        G2 = G
+        if smaller != scale:  # A' = A − (s − s') Λ, shared by every leave-one-out system
+            A2 = Z.T @ Z + np.diag(reg * smaller)
+            G2 = np.linalg.solve(A2, Z.T)
+        theta2 = G2 @ t
+        residual = t - Z @ theta2
+        leverage = np.einsum("jk,kj->j", Z, G2)
+        return (Zi @ (theta - theta2))[:, None] + (Zi @ G2) * (
+            residual / np.maximum(1.0 - leverage, 1e-12))[None, :]
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
