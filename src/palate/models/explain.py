@@ -124,9 +124,12 @@ class Explanation:
     #: is mostly made of when no single rating is large)
     largest: tuple[Reason, ...] = ()
 
-    def phrases(self, label: Callable[[Id], str] = str, ratings: bool = True) -> list[str]:
+    def phrases(
+        self, label: Callable[[Id], str] = str, ratings: bool = True, overall: bool = True
+    ) -> list[str]:
         """One phrase per reason: ``label(item_id)`` names items (e.g. titles); ``ratings``
-        False speaks of engagements instead of ratings."""
+        False speaks of engagements instead of ratings; ``overall`` adds, when no single
+        history item is named, how much the history adds together and its largest terms."""
         parts = []
         for reason in self.reasons:
             if reason.kind == "popular":
@@ -143,17 +146,15 @@ class Explanation:
                 )
             else:
                 parts.append(f"because of {label(reason.item_id)} ({reason.contribution:+.2f})")
+        if overall and self.largest and not any(r.kind == "history" for r in self.reasons):
+            most = ", ".join(f"{label(r.item_id)} ({r.contribution:+.2f})" for r in self.largest)
+            what = "your ratings" if ratings else "your items"
+            parts.append(f"from many of {what} together ({self.personal:+.2f}), most from {most}")
         return parts
 
     def describe(self, label: Callable[[Id], str] = str, ratings: bool = True) -> str:
-        """The reasons as one line (see :meth:`phrases`); "from your ratings overall" when
-        no single term is worth naming."""
-        text = "; ".join(self.phrases(label, ratings))
-        if any(r.kind == "history" for r in self.reasons) or not self.largest:
-            return text or "from your ratings overall"
-        most = ", ".join(f"{label(r.item_id)} ({r.contribution:+.2f})" for r in self.largest)
-        overall = f"from many of your ratings together ({self.personal:+.2f}), most from {most}"
-        return f"{text}; {overall}" if text else overall
+        """The reasons as one line (see :meth:`phrases`)."""
+        return "; ".join(self.phrases(label, ratings)) or "from your ratings overall"
 
 
 def explanations(
