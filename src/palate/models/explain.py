@@ -17,13 +17,13 @@ its contribution is large, "popular" only where the baseline dominates the perso
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from palate.types import Id, IdArray
+from palate.types import Id
 
 ReasonKind = Literal["history", "popular", "source"]
 
@@ -125,7 +125,7 @@ class Explanation:
     largest: tuple[Reason, ...] = ()
 
     def phrases(
-        self, label: Callable[[Id], str] = str, ratings: bool = True, overall: bool = True
+        self, label: Callable[[Any], str] = str, ratings: bool = True, overall: bool = True
     ) -> list[str]:
         """One phrase per reason: ``label(item_id)`` names items (e.g. titles); ``ratings``
         False speaks of engagements instead of ratings; ``overall`` adds, when no single
@@ -152,15 +152,15 @@ class Explanation:
             parts.append(f"from many of {what} together ({self.personal:+.2f}), most from {most}")
         return parts
 
-    def describe(self, label: Callable[[Id], str] = str, ratings: bool = True) -> str:
+    def describe(self, label: Callable[[Any], str] = str, ratings: bool = True) -> str:
         """The reasons as one line (see :meth:`phrases`)."""
         return "; ".join(self.phrases(label, ratings)) or "from your ratings overall"
 
 
 def explanations(
     attribution: Attribution,
-    item_ids: IdArray,
-    history_ids: IdArray,
+    item_ids: Sequence[Id],
+    history_ids: Sequence[Id],
     top: int = 3,
 ) -> list[Explanation]:
     """:class:`Explanation` per listed item from a model's :class:`Attribution`.

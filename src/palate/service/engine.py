@@ -483,7 +483,8 @@ class ServedModel:
         for item, explanation in zip(items, explained, strict=True):
             reasons = tuple(
                 dataclasses.replace(
-                    r, value=live.get(r.item_id) if ratings is not None else r.value
+                    r, value=r.value if ratings is None or r.item_id is None
+                    else live.get(r.item_id)
                 ) if r.kind == "history" else r
                 for r in explanation.reasons
             )
