@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from palate import RetrieveThenRank
@@ -54,7 +55,8 @@ def test_recommend_with_a_pipeline_explains_and_saves(tmp_path: Path) -> None:
     allowed = {"similar_to_recent", "top_in_favorite_genres", "popular"}
     for row in rows:
         assert row["sources"] and set(row["sources"]) <= allowed
-        assert len(row["because"]) == len(row["sources"])
+        # what found it, then the terms of the ranker's score
+        assert len(row["because"]) >= len(row["sources"])
     assert any(r.startswith("because you watched Movie ") for row in rows for r in row["because"])
     assert isinstance(load(out), RetrieveThenRank)
     again = runner.invoke(app, ["recommend", str(out), "--user", "1", "-k", "5", "--explain",
@@ -71,8 +73,11 @@ def test_pipeline_errors_are_one_line(tmp_path: Path) -> None:
     model = tmp_path / "cf"
     assert runner.invoke(app, ["train", "--data", str(data), "--model", "cf", "--epochs", "2",
                                "--out", str(model)]).exit_code == 0
-    explain = runner.invoke(app, ["recommend", str(model), "--user", "1", "--explain"])
-    assert explain.exit_code == 1 and "--pipeline" in explain.output
+    ials = tmp_path / "ials"
+    assert runner.invoke(app, ["train", "--data", str(data), "--model", "ials",
+                               "--epochs", "2", "--out", str(ials)]).exit_code == 0
+    explain = runner.invoke(app, ["recommend", str(ials), "--user", "1", "--explain"])
+    assert explain.exit_code == 1 and "not split into reasons" in explain.output
     config = tmp_path / "p.toml"
     config.write_text('[[sources]]\nkind = "popular"\n')
     no_data = runner.invoke(app, ["recommend", str(model), "--user", "1", "--pipeline",
@@ -100,3 +105,23 @@ def test_experiment_retrieval_size_writes_table_json_and_plot(tmp_path: Path) ->
     assert json.loads((out / "retrieval_size.json").read_text())["k"] == 10
     both = runner.invoke(app, ["experiment", "retrieval-size"])
     assert both.exit_code == 1 and "--data" in both.output
+
+
+def test_recommend_explains_a_plain_cf_model(tmp_path: Path) -> None:
+    data = movielens_dir(tmp_path / "ml")
+    runner = CliRunner()
+    model = tmp_path / "cf"
+    assert runner.invoke(app, ["train", "--data", str(data), "--model", "cf", "--epochs", "3",
+                               "--out", str(model)]).exit_code == 0
+    result = runner.invoke(app, ["recommend", str(model), "--user", "1", "-k", "5", "--explain",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["recommendations"]
+    assert len(rows) == 5
+    for row in rows:
+        assert row["because"], row  # at least "from many of your ratings" or a named term
+        terms = row["contributions"]
+        assert terms["score"] == pytest.approx(
+            terms["baseline"] + terms["personal"] + terms["unexplained"])
+    table = runner.invoke(app, ["recommend", str(model), "--user", "1", "-k", "3", "--explain"])
+    assert table.exit_code == 0 and "why" in table.stdout

@@ -580,3 +580,33 @@ def test_declared_capabilities_match_behaviour(fitted: Model, data: Interactions
         assert declared["score_kind"] == "rating"
         predicted = fitted.predict(users, items)
         assert np.all((predicted >= scale[0] - 1e-6) & (predicted <= scale[1] + 1e-6))
+
+
+def test_declared_explanations_match_behaviour(fitted: Model, data: Interactions) -> None:
+    """``can_explain``: ``explain_items`` splits the listed items' scores into terms, names
+    only the user's own items, and its terms add up; otherwise a CapabilityError."""
+    assert fitted.capabilities()["can_explain"] == fitted.can_explain
+    user = data.users.ids[0]
+    listed = fitted.recommend([user], k=K).item_ids[0]
+    listed = listed[np.array([i is not None and i == i for i in listed], dtype=bool)]
+    if not fitted.can_explain:
+        with pytest.raises(CapabilityError, match="can_explain"):
+            fitted.explain_items(user, listed)
+        return
+    explained = fitted.explain_items(user, listed)
+    assert [e.item_id for e in explained] == listed.tolist()
+    seen = set(fitted.seen_items(user).tolist())
+    for e in explained:
+        assert np.isfinite(e.score)
+        assert e.score == pytest.approx(e.baseline + e.personal + e.unexplained, abs=1e-9)
+        for reason in e.reasons:
+            if reason.kind == "history":
+                assert reason.item_id in seen and reason.contribution > 0
+        assert isinstance(e.describe(), str) and e.describe()
+    unknown = fitted.explain_items("no-such-user", listed)
+    assert all(e.personal == 0 for e in unknown)
+    if fitted.can_fold_in:
+        ratings = {data.items.ids[0]: 4.0, data.items.ids[1]: 2.0}
+        folded = fitted.explain_items(None, listed, ratings=ratings)
+        for e in folded:
+            assert all(r.item_id in ratings for r in e.reasons if r.kind == "history")

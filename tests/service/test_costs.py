@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from palate.service.engine import EXPLAIN_NEIGHBOURS, EXPLAIN_TOP, LiveFeedback
+from palate.service.engine import EXPLAIN_TOP, LiveFeedback
 from palate.service.feedback import StoredRating
 from palate.service.schemas import MAX_EXPLAIN_USERS
 
@@ -23,20 +23,20 @@ def test_explanations_are_bounded(
     client = make_client("cf")
     client.post("/v1/users/fan/ratings", json={"ratings": [{"item_id": 1, "rating": 5}]})
     model = client.app.state.service.served.model  # type: ignore[attr-defined]
-    asked: list[tuple[int, int]] = []
-    similar_items = model.similar_items
+    asked: list[int] = []
+    explain_items = model.explain_items
 
-    def recording(ids: Any, k: int = 10) -> Any:
-        asked.append((len(ids), k))
-        return similar_items(ids, k=k)
+    def recording(user: Any, ids: Any, **kwargs: Any) -> Any:
+        asked.append(len(ids))
+        return explain_items(user, ids, **kwargs)
 
-    monkeypatch.setattr(model, "similar_items", recording)
+    monkeypatch.setattr(model, "explain_items", recording)
     for user in ("fan", 3):  # folded in, and the model's own user
         result = recommend(client, [user], k=39, explain=True, exclude_seen=False)[0]
         explained = [bool(item.get("explanation")) for item in result["items"]]
         assert len(explained) > EXPLAIN_TOP
         assert explained == [True] * EXPLAIN_TOP + [False] * (len(explained) - EXPLAIN_TOP)
-    assert asked and all(n <= EXPLAIN_TOP and k <= EXPLAIN_NEIGHBOURS for n, k in asked)
+    assert asked and all(n <= EXPLAIN_TOP for n in asked)  # one call per list, top 20 only
     too_many = list(range(MAX_EXPLAIN_USERS + 1))
     assert_error(
         client.post("/v1/recommendations", json={"user_ids": too_many, "explain": True}),

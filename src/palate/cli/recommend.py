@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -85,7 +86,11 @@ def recommend(
     ] = None,
     explain: Annotated[
         bool,
-        typer.Option("--explain", help="Say why each item is shown (needs a pipeline)."),
+        typer.Option(
+            "--explain",
+            help="Say why each item is shown: the terms of its score (the user's items that "
+            "contribute most, or popularity) and, for a pipeline, the sources that found it.",
+        ),
     ] = False,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -108,10 +113,11 @@ def recommend(
                 s.say(f"Saved the pipeline to {save_pipeline}.")
         elif save_pipeline is not None:
             raise ConfigError("--save-pipeline saves what --pipeline builds; pass --pipeline too")
-        if explain and not isinstance(model, RetrieveThenRank):
+        if explain and not model.can_explain:
             raise ConfigError(
-                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model; explanations "
-                "come from a pipeline: pass --pipeline CONFIG.toml"
+                f"{model_dir} holds a {artifact.manifest.get('model_kind')} model, whose "
+                "scores are not split into reasons; explain with a collaborative, ease, hybrid "
+                "or popularity model, or pass --pipeline CONFIG.toml"
             )
         catalog = Catalog(artifact.item_table, model.items_)
         user_id = typed_id(user, model.users_)
@@ -121,16 +127,7 @@ def recommend(
         value_name, value_format = score_meaning(model, fallback)
         rows = catalog.rows(result.item_ids[0], result.shown[0])
         if explain:
-            reasons = {
-                r.item_id: r
-                for r in model.explain(
-                    user_id, k=k, exclude_seen=not include_seen, item_label=catalog.label
-                )
-            }
-            for row in rows:
-                found = reasons.get(row["item_id"])
-                row["sources"] = list(found.sources) if found else []
-                row["because"] = list(found.because) if found else []
+            explain_rows(model, user_id, rows, catalog, k, include_seen)
         note = None
         if not known:
             note = f"user {user} is not in the model's training data; " + (
@@ -167,6 +164,40 @@ def recommend(
                 reason_key="because" if explain else None,
             )
         )
+
+
+def explain_rows(
+    model: Any, user_id: Any, rows: list[dict[str, Any]], catalog: Catalog, k: int,
+    include_seen: bool,
+) -> None:
+    """``row["because"]``: the named terms of each listed item's score (the model's
+    ``explain_items``), after, for a pipeline, what its sources say (``row["sources"]``)."""
+    ids = [row["item_id"] for row in rows]
+    explained = model.explain_items(user_id, ids) if ids else []
+    ratings = model.feedback_kind != "implicit"
+    found = {}
+    if isinstance(model, RetrieveThenRank):
+        found = {
+            r.item_id: r
+            for r in model.explain(
+                user_id, k=k, exclude_seen=not include_seen, item_label=catalog.label
+            )
+        }
+    for row, explanation in zip(rows, explained, strict=True):
+        terms = dataclasses.replace(
+            explanation, reasons=tuple(r for r in explanation.reasons if r.kind != "source")
+        )
+        sourced = found.get(row["item_id"])
+        if sourced is not None:
+            row["sources"] = list(sourced.sources)
+        row["because"] = [*(sourced.because if sourced else ()),
+                          *terms.phrases(catalog.label, ratings)]
+        row["contributions"] = {
+            "score": explanation.score,
+            "baseline": explanation.baseline,
+            "personal": explanation.personal,
+            "unexplained": explanation.unexplained,
+        }
 
 
 #: The threshold ``palate train`` turns ratings into positives at by default (--threshold).

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import Vocabulary, as_id_array
 from palate.errors import CapabilityError, DataError, NotFittedError
+from palate.models.explain import Attribution, Explanation, Reason, explanations
 from palate.models.scoring import (
     LinearScores,
     Recommendations,
@@ -98,6 +99,8 @@ class Model:
     similarity_metric: ClassVar[Literal["euclidean", "cosine"] | None] = None
     #: whether :meth:`fold_in` scores a new user from their ratings without retraining
     can_fold_in: ClassVar[bool] = False
+    #: whether :meth:`explain_items` splits scores into named terms (:meth:`attribute`)
+    can_explain: ClassVar[bool] = False
 
     config: Any
     users_: Vocabulary
@@ -177,6 +180,7 @@ class Model:
             "can_fold_in": self.can_fold_in,
             "similarity_metric": self.similarity_metric,
             "has_linear_scores": self.has_linear_scores,
+            "can_explain": self.can_explain,
         }
 
     # ------------------------------------------------------------------ scoring hooks
@@ -235,6 +239,25 @@ class Model:
     def unknown_item_score(self) -> float:
         """What :meth:`predict` gives an item the model does not know (NaN: nothing)."""
         return math.nan
+
+    def explain_history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item rows, values) of the events of the known user at ``row`` that its scores
+        are built from; by default every seen item with value 1."""
+        seen = self.seen_
+        items = seen.indices[seen.indptr[row] : seen.indptr[row + 1]].astype(np.int64)
+        return items, np.ones(len(items))
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """The scores of the items at rows ``items`` for one user split into terms (see
+        :mod:`palate.models.explain`): the user at ``user_row`` (-1: a new user folded in
+        from ``values`` on the item rows ``history``). Only for ``can_explain`` models."""
+        raise CapabilityError(
+            f"{type(self).__name__} cannot split its scores into the contributions of the "
+            "user's history (can_explain is false); use EASE, CollaborativeFiltering or "
+            "HybridRecommender for explanations"
+        )
 
     # ------------------------------------------------------------------ the contract
     def predict(self, user_ids: IdLike, item_ids: IdLike) -> FloatArray:
@@ -369,6 +392,78 @@ class Model:
         start, end = seen.indptr[rows[0]], seen.indptr[rows[0] + 1]
         return self.items_.ids[np.sort(seen.indices[start:end])]
 
+    # ------------------------------------------------------------------ explanations
+    def explain_items(
+        self,
+        user_id: Id | None,
+        item_ids: IdLike,
+        *,
+        ratings: RatingsLike | None = None,
+        top: int = 3,
+    ) -> list[Explanation]:
+        """Why each of ``item_ids`` scores as it does for one user, as named terms.
+
+        Parameters
+        ----------
+        user_id : id or None
+            A known user (their training events are the history); ignored when ``ratings``
+            is given.
+        item_ids : array-like, shape (n,)
+            The items to explain (e.g. a recommended list); cost grows with
+            n × the size of the user's history only.
+        ratings : mapping item_id -> value, Series or DataFrame, optional
+            A new user's ratings (fold-in): the history is these.
+        top : int
+            Most history items named per item.
+
+        Returns
+        -------
+        list of Explanation, length n
+            ``score = baseline + personal + unexplained``, the personal part the sum of one
+            contribution per history item; a user the model does not know, and an unknown
+            item, get an explanation with no personal part.
+        """
+        self._check_fitted()
+        if not self.can_explain:
+            Model.attribute(self, np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), -1)
+        items = as_id_array(item_ids)
+        rows = self.items_.index(items, missing="ignore")
+        if ratings is not None:
+            rated, values = ratings_arrays(ratings)
+            history = self.items_.index(rated, kind="item")
+            user_row = -1
+        else:
+            user_row = int(self.users_.index(as_id_array([user_id]), missing="ignore")[0])
+            if user_row < 0:  # the fallback list: no personal part
+                fallback = self.fallback_scores_
+                return [
+                    Explanation(_plain(item), float(fallback[r]), float(fallback[r]), 0.0, 0.0,
+                                0.0, (Reason("popular", float(fallback[r])),))
+                    if r >= 0 else Explanation(_plain(item), math.nan, math.nan, math.nan, 0.0,
+                                               math.nan, ())
+                    for item, r in zip(items, rows, strict=True)
+                ]
+            history, values = self.explain_history(user_row)
+        known = rows >= 0
+        attribution = self.attribute(
+            np.asarray(history, np.int64), np.asarray(values, np.float64), rows[known], user_row
+        )
+        found = explanations(
+            attribution,
+            [_plain(i) for i in items[known]],
+            [_plain(i) for i in self.items_.ids[history]],
+            top,
+        )
+        out: list[Explanation] = []
+        next_found = iter(found)
+        for item, ok in zip(items, known, strict=True):
+            if ok:
+                out.append(next(next_found))
+            else:
+                nan = math.nan
+                out.append(Explanation(_plain(item), nan, nan, nan, 0.0, nan, ()))
+        return out
+
     # ------------------------------------------------------------------ new users
     def fold_in(self, ratings: RatingsLike) -> np.ndarray:
         """Predictions for every item for a brand-new user given a few ratings, without
@@ -451,6 +546,11 @@ class Model:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _plain(value: Any) -> Any:
+    """A NumPy scalar id as the Python value (what JSON and dict keys want)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def is_int(value: Any) -> bool:
     """An integer that is not a bool (hyperparameter validation)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -37,6 +37,7 @@ from palate.models.base import (
     check_array_shapes,
     fit_input,
 )
+from palate.models.explain import Attribution
 from palate.models.popularity import popularity_scores
 from palate.types import IdArray
 
@@ -102,6 +103,7 @@ class EASE(Model):
     model_kind = "ease"
     similarity_metric = "cosine"
     can_fold_in = True
+    can_explain = True
 
     weights_: np.ndarray
     reg_: float
@@ -166,6 +168,32 @@ class EASE(Model):
         idx = self.items_.index(item_ids, kind="item")
         engaged = idx[np.asarray(values, dtype=np.float64) > 0]
         return self.weights_[np.unique(engaged)].sum(axis=0).astype(np.float64)
+
+    def explain_history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's engaged items (the rows of X that ``x(u) B`` sums), value 1."""
+        engaged = self.engaged_
+        items = engaged.indices[engaged.indptr[row] : engaged.indptr[row + 1]].astype(np.int64)
+        return items, np.ones(len(items))
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """``score(u, i) = Σ_j x_j B(j, i)`` exactly: the contribution of history item j is
+        ``B(j, i)`` where the user engaged with j (value > 0), else 0; no baseline."""
+        history = np.asarray(history, dtype=np.int64)
+        engaged = (np.asarray(values, dtype=np.float64) > 0).astype(np.float64)
+        _, first = np.unique(history, return_index=True)  # an item counts once, as in x(u)
+        once = np.zeros(len(history))
+        once[first] = 1.0
+        contributions = self.weights_[history][:, items].T.astype(np.float64) * (engaged * once)
+        return Attribution(
+            score=contributions.sum(axis=1),
+            baseline=np.zeros(len(items)),
+            reference=0.0,
+            contributions=contributions,
+            history=history,
+            values=np.asarray(values, dtype=np.float64),
+        )
 
     def similarity_vectors(self) -> np.ndarray:
         """The rows of B (each item's weights on every other item)."""

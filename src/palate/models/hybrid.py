@@ -43,8 +43,12 @@ from palate.models.base import (
     fit_input,
     is_number,
 )
+from palate.models.explain import Attribution
 from palate.types import IdArray
 
+#: the history items per explained item whose removal is re-scored exactly (the normaliser
+#: of the blend moves with the history, so the other terms' removal holds it fixed)
+REMOVAL_CANDIDATES = 8
 #: the parts of a model file that belong to each component
 ENGAGEMENT_PREFIX = "engagement."
 RATING_PREFIX = "rating."
@@ -238,6 +242,99 @@ class HybridRecommender(Model):
         """The predicted rating of every item for a new user with these ratings."""
         return self.rating.fold_in(ratings)
 
+    # ------------------------------------------------------------------ explanations
+    @property
+    def can_explain(self) -> bool:  # type: ignore[override]
+        return self.engagement.can_explain and self.rating.can_explain
+
+    def explain_history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's training ratings (the rating model's)."""
+        return self.rating.explain_history(row)
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """The blended score split by rated item::
+
+            contribution(j, i) = e(j, i) / max_unseen(e)  +  α · r(j, i)
+
+        with e(j, i) the engagement model's contribution of j (``B(j, i)`` for EASE) and
+        r(j, i) the rating model's (see
+        :meth:`~palate.models.collaborative.CollaborativeFiltering.attribute`); the baseline
+        is ``α (c(i) + μ(i) − C)``. The normaliser ``max_unseen(e)`` is taken as fixed (it is
+        the score of the best unrated item), and clipping r̂ to the rating scale, like the
+        rating model's re-solve, shows up in ``unexplained``. The removal effects combine
+        the same way (with the normaliser held).
+        """
+        if not self.can_explain:
+            return Model.attribute(self, history, values, items, user_row)
+        history = np.asarray(history, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        threshold = self.config.positive_threshold
+        engaged_values = np.ones(len(values)) if threshold is None else (
+            values >= threshold).astype(np.float64)
+        # x(u) B of every item from the user's engaged rows (no product with all of B)
+        full = np.asarray(self.engagement.fold_in_scores(self.items_.ids[history],
+                                                         engaged_values), dtype=np.float64)
+        if user_row >= 0:
+            seen = self.seen_[user_row].indices
+            predicted = self.rating.predict_rows(np.full(len(items), user_row), items)
+        else:
+            seen = history
+            predicted = self.rating.link(
+                self.rating.fold_in_scores(self.items_.ids[history], values))[items]
+        masked = full.copy()
+        masked[seen] = -np.inf
+        top = float(masked.max()) if len(masked) else 0.0
+        scale = 1.0 / top if np.isfinite(top) and top > 1e-12 else 0.0
+        engaged = self.engagement.attribute(history, engaged_values, items, user_row)
+        rated = self.rating.attribute(history, values, items, user_row)
+        alpha = self.config.rating_weight
+        blended = scale * full[items] + alpha * (np.asarray(predicted, np.float64)
+                                                 - self.global_mean_)
+        contributions = scale * engaged.contributions + alpha * rated.contributions
+        removal = scale * _removal(engaged) + alpha * _removal(rated)
+        # the likely reasons: the largest terms of each item, re-scored exactly without them
+        few = min(REMOVAL_CANDIDATES, contributions.shape[1])
+        if few:
+            columns = np.unique(np.argsort(-contributions, axis=1)[:, :few])
+            exact = self._exact_removal(
+                full, masked, history[columns], engaged_values[columns], items,
+                rated.score, _removal(rated)[:, columns], blended,
+            )
+            removal[:, columns] = exact
+        return Attribution(
+            score=blended,
+            baseline=alpha * (rated.baseline - self.global_mean_),
+            reference=0.0,
+            contributions=contributions,
+            history=history,
+            values=values,
+            removal=removal,
+        )
+
+    def _exact_removal(
+        self, full: np.ndarray, masked: np.ndarray, rows: np.ndarray, engaged: np.ndarray,
+        items: np.ndarray, raw: np.ndarray, rating_removal: np.ndarray, blended: np.ndarray,
+    ) -> np.ndarray:
+        """The blend of ``items`` (n_listed,) minus the blend without each rated item at
+        ``rows`` (m,): shape (n_listed, m). Without j the engagement scores lose ``B(j, ·)``
+        (if engaged), j becomes an unseen item again, the normaliser is re-taken; the rating
+        model's raw score loses its exact removal term and is linked again."""
+        everything = np.arange(len(full), dtype=np.int64)
+        # each item's own engagement term over every item (B(j, ·) for EASE): (m, n_items)
+        weights = self.engagement.attribute(rows, engaged, everything, -1).contributions.T
+        without = full[None, :] - weights
+        eligible = np.where(np.isfinite(masked)[None, :], without, -np.inf)
+        eligible[np.arange(len(rows)), rows] = without[np.arange(len(rows)), rows]
+        top = eligible.max(axis=1)
+        usable = np.isfinite(top) & (top > 1e-12)
+        scale = np.where(usable, 1.0 / np.where(usable, top, 1.0), 0.0)  # (m,)
+        engaged_part = without[:, items].T * scale[None, :]  # (n_listed, m)
+        rated = self.rating.link(raw[:, None] - rating_removal)
+        alpha = self.config.rating_weight
+        return blended[:, None] - (engaged_part + alpha * (rated - self.global_mean_))
+
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Ranking scores are shown as they are (the predicted ratings are ``predict``'s)."""
         return raw
@@ -284,6 +381,10 @@ class HybridRecommender(Model):
             else:
                 self.rating = loaded
         self.global_mean_ = float(state.extra.get("global_mean", 0.0))
+
+
+def _removal(attribution: Attribution) -> np.ndarray:
+    return attribution.contributions if attribution.removal is None else attribution.removal
 
 
 __all__ = ["HybridConfig", "HybridRecommender"]

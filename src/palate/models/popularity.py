@@ -10,6 +10,7 @@ import numpy as np
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError
 from palate.models.base import Model, ModelState, ScoreKind, check_array_shapes, fit_input
+from palate.models.explain import Attribution
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Popularity(Model):
     """
 
     model_kind = "popularity"
+    can_explain = True
 
     item_means_: np.ndarray
     data_kind_: str
@@ -80,6 +82,15 @@ class Popularity(Model):
         known = i >= 0
         out[known] = self.item_means_[i[known]]
         return out
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """The same score for everyone: all baseline ("popular with everyone"), no history
+        term."""
+        scores = self.fallback_scores_[items].astype(np.float64)
+        return Attribution(scores, scores, 0.0, np.zeros((len(items), 0)),
+                           np.zeros(0, np.int64), np.zeros(0))
 
     def _save_state(self, state: ModelState) -> None:
         state.arrays["item_scores"] = self.fallback_scores_

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from palate.data.features import FeatureTable
 from palate.data.interactions import Interactions
+from palate.data.vocabulary import as_id_array
 from palate.errors import ConfigError, DataError, NotFittedError
 from palate.models.base import (
     FeedbackKind,
@@ -29,6 +30,7 @@ from palate.models.base import (
     seen_from_arrays,
     seen_matrix,
 )
+from palate.models.explain import Explanation, Reason
 from palate.models.scoring import Recommendations, check_k, ids_from_indices, user_rows
 from palate.ranking.filters import ItemPolicy, allowed_items
 from palate.ranking.scorer import VectorScorer
@@ -452,6 +454,50 @@ class RetrieveThenRank(Model):
                 RankedItem(_plain(items.ids[item]), float(score), tuple(names), tuple(reasons))
             )
         return out
+
+    @property
+    def can_explain(self) -> bool:  # type: ignore[override]
+        """The sources always say what found an item; the ranker's terms where it can."""
+        return True
+
+    def explain_items(
+        self,
+        user_id: Id | None,
+        item_ids: IdLike,
+        *,
+        ratings: Any = None,
+        top: int = 3,
+    ) -> list[Explanation]:
+        """The ranker's terms of each item's score (where ``ranker.can_explain``) and, for a
+        known user, the sources that found it (a ``source`` reason each)."""
+        self._check_fitted()
+        items = as_id_array(item_ids)
+        if self.ranker.can_explain:
+            out = self.ranker.explain_items(user_id, items, ratings=ratings, top=top)
+        else:
+            nan = float("nan")
+            out = [Explanation(_plain(i), nan, nan, nan, 0.0, nan, ()) for i in items]
+        if ratings is not None or user_id is None:
+            return out
+        _, rows = user_rows(self.users_, [user_id])
+        if rows[0] < 0:
+            return out
+        context = self._context(int(rows[0]), True)
+        found = [source.retrieve(context) for source in self.sources_]
+        index = self.items_.index(items, missing="ignore")
+        explained = []
+        for explanation, item in zip(out, index, strict=True):
+            sourced = []
+            for source, candidates in zip(self.sources_, found, strict=True):
+                hit = np.flatnonzero(candidates.items == item)
+                if item >= 0 and len(hit):
+                    anchor = int(candidates.anchors[hit[0]])
+                    start = _plain(self.items_.ids[anchor]) if anchor >= 0 else None
+                    sourced.append(Reason("source", 0.0, start, source=source.name))
+            explained.append(
+                dataclasses.replace(explanation, reasons=(*sourced, *explanation.reasons))
+            )
+        return explained
 
     def candidates(self, user_id: Id, exclude_seen: bool = True) -> IdArray:
         """The merged candidates the sources found for one user after the filters (what the

@@ -32,6 +32,7 @@ import numpy as np
 
 from palate.data.catalog import Catalog, genres_or_none, plain
 from palate.data.vocabulary import canonical_int
+from palate.errors import CapabilityError as ModelCapabilityError
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
@@ -39,9 +40,6 @@ from palate.service.feedback import FeedbackStore, Id, StoredRating
 
 logger = logging.getLogger(__name__)
 
-#: How many nearest neighbours of a recommended item are searched for one the user liked
-#: (every other item on catalogues up to this size).
-EXPLAIN_NEIGHBOURS = 1_000
 #: How many items at the top of each list get an explanation (the rest have none).
 EXPLAIN_TOP = 20
 
@@ -310,7 +308,7 @@ class ServedModel:
                     scores[listed] = model.fold_in(ratings)[model.items_.index(ids[listed])]
                 items = self._rows(ids, scores)
                 if explain:
-                    self._explain(items[:EXPLAIN_TOP], ratings, entry[1])
+                    self._explain(items[:EXPLAIN_TOP], user, ratings, entry[1])
                 results[position] = UserResult(
                     user,
                     items,
@@ -354,9 +352,8 @@ class ServedModel:
                     if fallback or self.model.score_kind == "popularity":
                         for item in items[:EXPLAIN_TOP]:
                             item["explanation"] = "popular with everyone"
-                    elif self.can_find_similar:
-                        history = {plain(i): 1.0 for i in model.seen_items(user)}
-                        self._explain(items[:EXPLAIN_TOP], history, rated)
+                    else:
+                        self._explain(items[:EXPLAIN_TOP], user)
                 results[position] = UserResult(
                     user,
                     items,
@@ -453,38 +450,54 @@ class ServedModel:
     def _explain(
         self,
         items: list[dict[str, Any]],
-        history: Mapping[Id, float],
-        live: Mapping[Id, float],
+        user: Id,
+        ratings: Mapping[Id, float] | None = None,
+        live: Mapping[Id, float] | None = None,
     ) -> None:
-        """For each recommended item, the nearest item the user liked.
+        """Each listed item's named terms of its score (the model's ``explain_items``).
 
-        ``history`` holds the user's training items (at predicted values); ``live`` the
-        ratings they sent, which replace history values and are quoted in the text.
+        ``ratings``: a folded-in user's ratings (training history at predicted values merged
+        with the live ones); None: the known user's training events. Only live ratings and
+        stored training ratings are quoted as values. ``because_of`` is the history item with
+        the largest named contribution.
         """
         if not items:
             return
-        ratings = {**history, **live}
-        if not self.can_find_similar or not ratings:
+        model = self.model
+        live = live or {}
+        if not model.can_explain:
             for item in items:
-                item["explanation"] = "from your ratings"
+                item["explanation"] = (
+                    f"this {self.model_kind} model's scores are not split into reasons"
+                )
             return
-        values = np.array(list(ratings.values()), dtype=np.float64)
-        liked = {i for i, v in ratings.items() if v >= values.mean()} or set(ratings)
-        n_items = len(self.model.items_)
-        k = min(EXPLAIN_NEIGHBOURS, max(n_items - 1, 1))
-        similar = self.model.similar_items([item["item_id"] for item in items], k=k)
-        for item, neighbours in zip(items, similar.similar_ids, strict=True):
-            match = next((plain(n) for n in neighbours if plain(n) in liked), None)
-            if match is None:
-                item["explanation"] = "from your ratings overall"
-                continue
-            label = self.catalog.label(match)
-            if match in live:
-                item["because_of"] = {**self.catalog.describe(match), "rating": live[match]}
-                item["explanation"] = f"similar to {label}, which you rated {live[match]:g}"
-            else:
-                item["because_of"] = {**self.catalog.describe(match), "rating": None}
-                item["explanation"] = f"similar to {label}, from your history"
+        try:
+            explained = model.explain_items(
+                user, [item["item_id"] for item in items], ratings=ratings
+            )
+        except ModelCapabilityError as error:
+            for item in items:
+                item["explanation"] = f"no explanation: {error}"
+            return
+        with_ratings = model.feedback_kind != "implicit"
+        for item, explanation in zip(items, explained, strict=True):
+            reasons = tuple(
+                dataclasses.replace(
+                    r, value=r.value if ratings is None or r.item_id is None
+                    else live.get(r.item_id)
+                ) if r.kind == "history" else r
+                for r in explanation.reasons
+            )
+            explanation = dataclasses.replace(explanation, reasons=reasons)
+            item["explanation"] = explanation.describe(self.catalog.label, with_ratings)
+            named = [r for r in reasons if r.kind == "history"]
+            if named:
+                top = named[0]
+                item["because_of"] = {
+                    **self.catalog.describe(top.item_id),
+                    "rating": top.value,
+                    "contribution": top.contribution,
+                }
 
     # ------------------------------------------------------------------ other answers
     def similar(self, item_ids: list[Id], k: int) -> list[dict[str, Any]]:

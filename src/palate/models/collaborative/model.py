@@ -24,11 +24,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 import scipy.special
 
 from palate.data.interactions import Interactions
 from palate.data.vocabulary import as_id_array
-from palate.errors import ConfigError, DataError
+from palate.errors import CapabilityError, ConfigError, DataError
 from palate.models.base import (
     FeedbackKind,
     Model,
@@ -47,6 +48,7 @@ from palate.models.collaborative.entries import item_means, training_entries
 from palate.models.collaborative.fold_in import check_new_ratings, fold_in_user, refit_users
 from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
+from palate.models.explain import Attribution
 from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores
 from palate.types import IdArray, IdLike
@@ -163,6 +165,8 @@ class CollaborativeFiltering(Model):
     #: the learned arrays (X, W, b, c, μ), set by fit, partial_fit and from_state
     _params: Parameters
     reg_: float
+    #: the training ratings (users × items), what explanations split a known user's score by
+    ratings_: sp.csr_matrix
     history_: list[dict[str, float]]
     rating_scale_: tuple[float, float] | None
     global_mean_: float
@@ -413,8 +417,12 @@ class CollaborativeFiltering(Model):
                 [self.fallback_scores_, np.full(len(fallback) - n_old, -np.inf, np.float32)]
             )
         seen.sort_indices()
+        ratings = _ratings_matrix(data)
+        if merge and "ratings_" in vars(self):
+            ratings = _merge_ratings(self.ratings_, ratings)
         self.users_, self.items_ = data.users, data.items
         self.seen_ = seen
+        self.ratings_ = ratings
         self.fallback_scores_ = np.asarray(fallback, dtype=np.float32)
         if not merge:
             self.data_fingerprint_ = data.fingerprint()
@@ -677,9 +685,124 @@ class CollaborativeFiltering(Model):
         z = p.X.astype(np.float64) @ w.astype(np.float64) + b + p.c + p.mu
         return np.asarray(z, dtype=np.float64)
 
+    # ------------------------------------------------------------------ explanations
+    @property
+    def can_explain(self) -> bool:  # type: ignore[override]
+        """Explicit ratings: the score is a sum of one term per rated item (see
+        :meth:`attribute`); the logistic fold-in of binary labels is not linear in them."""
+        return self.config.kind == "explicit"
+
+    def explain_history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's training ratings (item rows, values)."""
+        ratings = vars(self).get("ratings_")
+        if ratings is None:
+            raise CapabilityError(
+                "this model file holds no training ratings (saved by an older palate), so a "
+                "known user's score cannot be split by rating; pass the user's ratings as "
+                "explain_items(None, items, ratings=...), or save the model again"
+            )
+        start, end = ratings.indptr[row], ratings.indptr[row + 1]
+        return ratings.indices[start:end].astype(np.int64), ratings.data[start:end].astype(float)
+
+    def attribute(
+        self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
+    ) -> Attribution:
+        """The score of each item split into one term per rated item, exactly for the solve
+        palate uses.
+
+        With the items fixed the user's θ = [w, b] is the ridge solution of their ratings
+        (what :meth:`fold_in_user` computes; for a known user it is one ALS user step — the
+        user's stored vector re-solved from their ratings, the difference is reported as
+        ``unexplained``)::
+
+            θ = A⁻¹ Σ_j z_j t_j,   z_j = [x(j), 1],   t_j = y_j − c(j) − μ(j),
+            A = Σ_j z_j z_jᵀ + s · diag(λ, …, λ, λ_b),   s = max(n, floor) (count scaling)
+
+        so the score ``z_iᵀ θ + c(i) + μ(i)`` of item i is the baseline ``c(i) + μ(i)``
+        (the item's bias and mean: "rated highly by most people", compared with the global
+        mean) plus, per rated item j, ``contribution(j, i) = (z_iᵀ A⁻¹ z_j) t_j`` — the
+        whole personal part ``w·x(i) + b``. A contribution is exactly how much the score
+        drops if the user's rating of j is replaced by that item's baseline ``c(j) + μ(j)``;
+        each term also holds the rating's share of the user bias b.
+
+        Removing the rating of j altogether also changes A: it loses z_j z_jᵀ, and with count
+        scaling s becomes s' = max(n − 1, floor). With A' = Σ_j z_j z_jᵀ + s' Λ (shared by
+        every j) and θ' = A'⁻¹ Σ_j z_j t_j, Sherman–Morrison (the leave-one-out formula of
+        ridge regression) gives the re-solve without j exactly::
+
+            removal(j, i) = z_iᵀ (θ − θ') + (z_iᵀ A'⁻¹ z_j) r'_j / (1 − h'_j),
+            r'_j = t_j − z_jᵀ θ',   h'_j = z_jᵀ A'⁻¹ z_j
+
+        (A' = A when s does not change). Cost: O(n d² + n_items_listed · n · d) for n rated
+        items.
+        """
+        if not self.can_explain:
+            return Model.attribute(self, history, values, items, user_row)
+        p = self._params
+        history = np.asarray(history, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        if user_row < 0:
+            check_new_ratings(history, values, self.config.kind, self.rating_scale_)
+        offsets = (p.c.astype(np.float64) + p.mu)
+        X = p.X.astype(np.float64)
+        d = X.shape[1]
+        Z = np.hstack([X[history], np.ones((len(history), 1))])
+        t = values - offsets[history]
+        regularisation = self._regularisation()
+        n = len(history)
+        scale = max(float(n), regularisation.count_floors[0]) if regularisation.count_scaled \
+            else 1.0
+        A = Z.T @ Z + np.diag(regularisation.diagonal(d, True, np.float64) * scale)
+        G = np.linalg.solve(A, Z.T) if n else np.zeros((d + 1, 0))
+        Zi = np.hstack([X[items], np.ones((len(items), 1))])
+        K = Zi @ G
+        contributions = K * t[None, :]
+        removal = self._removal(Z, t, Zi, G, scale, regularisation.diagonal(d, True, np.float64))
+        baseline = offsets[items]
+        if user_row >= 0:
+            score = (
+                X[items] @ p.W[user_row].astype(np.float64) + float(p.b[user_row]) + baseline
+            )
+        else:
+            score = baseline + contributions.sum(axis=1)
+        return Attribution(score, baseline, float(self.global_mean_), contributions, history,
+                           values, removal)
+
+    def _removal(
+        self, Z: np.ndarray, t: np.ndarray, Zi: np.ndarray, G: np.ndarray, scale: float,
+        reg: np.ndarray,
+    ) -> np.ndarray:
+        """``removal(j, i)``: how much item i's score drops when the rating of j is removed
+        and the user re-solved, exactly, for every j at once (see :meth:`attribute`)."""
+        n = len(t)
+        if n == 0:
+            return np.zeros((len(Zi), 0))
+        if n == 1:  # no ratings left: w = 0, b = 0
+            return Zi @ (G @ t)[:, None]
+        regularisation = self._regularisation()
+        smaller = max(float(n - 1), regularisation.count_floors[0]) \
+            if regularisation.count_scaled else scale
+        theta = G @ t
+        G2 = G
+        if smaller != scale:  # A' = A − (s − s') Λ, shared by every leave-one-out system
+            A2 = Z.T @ Z + np.diag(reg * smaller)
+            G2 = np.linalg.solve(A2, Z.T)
+        theta2 = G2 @ t
+        residual = t - Z @ theta2
+        leverage = np.einsum("jk,kj->j", Z, G2)
+        return (Zi @ (theta - theta2))[:, None] + (Zi @ G2) * (
+            residual / np.maximum(1.0 - leverage, 1e-12))[None, :]
+
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
         state.arrays.update(self._learned().to_arrays())
+        ratings = vars(self).get("ratings_")
+        if ratings is not None:
+            state.arrays.update(
+                ratings_indptr=ratings.indptr.astype(np.int64),
+                ratings_indices=ratings.indices.astype(np.int32),
+                ratings_values=ratings.data.astype(np.float32),
+            )
         state.extra.update(
             global_mean=self.global_mean_,
             rating_scale=list(self.rating_scale_) if self.rating_scale_ else None,
@@ -700,6 +823,16 @@ class CollaborativeFiltering(Model):
         )
         check_array_shapes(state.arrays, {"fallback_scores": (n_items,)})
         self._params = params
+        arrays = state.arrays
+        if "ratings_indptr" in arrays:
+            check_array_shapes(arrays, {"ratings_indptr": (len(self.users_) + 1,)})
+            indices, values = arrays["ratings_indices"], arrays["ratings_values"]
+            if len(indices) != len(values) or len(indices) != int(arrays["ratings_indptr"][-1]):
+                raise DataError("the ratings arrays do not match the vocabularies")
+            self.ratings_ = sp.csr_matrix(
+                (np.asarray(values, np.float32), np.asarray(indices), arrays["ratings_indptr"]),
+                shape=(len(self.users_), n_items),
+            )
         extra = state.extra
         self.global_mean_ = float(extra.get("global_mean", 0.0))
         scale = extra.get("rating_scale")
@@ -708,6 +841,29 @@ class CollaborativeFiltering(Model):
         floors = extra.get("count_floors", [1.0, 1.0])
         self._count_floors = (float(floors[0]), float(floors[1]))
         self.reg_ = float(extra.get("reg", self.config.effective_reg))
+
+
+def _ratings_matrix(data: Interactions) -> sp.csr_matrix:
+    """Users × items matrix of the training values (explicit zeros kept), indices sorted."""
+    ratings = sp.coo_matrix(
+        (data.values.astype(np.float32), (data.user_idx, data.item_idx)), shape=data.shape
+    ).tocsr()
+    ratings.sort_indices()
+    return ratings
+
+
+def _merge_ratings(old: sp.csr_matrix, new: sp.csr_matrix) -> sp.csr_matrix:
+    """``new``'s values over ``old``'s (grown to ``new``'s shape), explicit zeros kept."""
+    a, b = old.tocoo(), new.tocoo()
+    keep = ~np.isin(a.row.astype(np.int64) * new.shape[1] + a.col,
+                    b.row.astype(np.int64) * new.shape[1] + b.col)
+    merged = sp.coo_matrix(
+        (np.concatenate([a.data[keep], b.data]),
+         (np.concatenate([a.row[keep], b.row]), np.concatenate([a.col[keep], b.col]))),
+        shape=new.shape,
+    ).tocsr()
+    merged.sort_indices()
+    return merged
 
 
 def _logit(p: float) -> float:
