@@ -227,8 +227,16 @@ def parse_policy(text: str, item_table: pd.DataFrame | None = None) -> ItemPolic
                 f"policy {text!r}: the item table has no column {column!r}; its columns are "
                 f"{', '.join(map(str, item_table.columns))}"
             )
-        if op in ("==", "!=") and is_multi_valued(item_table[column]):
+        values = item_table[column]
+        if op in ("==", "!=") and is_multi_valued(values):
             op = "contains" if op == "==" else "not contains"
+        given = value if isinstance(value, list) else [value]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and any(isinstance(v, str) for v in given):
+            raise ConfigError(
+                f"cannot read the policy {text!r}: {column} holds numbers, so the value must be "
+                f"a number, e.g. '{column}>=1970' (write COLUMN OP VALUE)"
+            )
     return ItemPolicy(column, op, value)
 
 
