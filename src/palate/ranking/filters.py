@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import os
 import re
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -273,8 +275,17 @@ class ItemFilter:
         ):
             raise ConfigError(f"min_ratings must be a whole number >= 0, got {self.min_ratings!r}")
         object.__setattr__(self, "min_ratings", int(self.min_ratings))
+        policies = [ItemPolicy.from_config(p) for p in self.policies]
+        # list values as tuples: a filter is hashable (a cache key)
         object.__setattr__(
-            self, "policies", tuple(ItemPolicy.from_config(p) for p in self.policies)
+            self,
+            "policies",
+            tuple(
+                dataclasses.replace(p, value=tuple(p.value))
+                if isinstance(p.value, (list, tuple))
+                else p
+                for p in policies
+            ),
         )
 
     def __bool__(self) -> bool:
@@ -296,6 +307,22 @@ class ItemFilter:
 
     def to_config(self) -> dict[str, Any]:
         return {"min_ratings": self.min_ratings, "policies": [p.to_config() for p in self.policies]}
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ItemFilter:
+        """From a TOML file: ``min_ratings = 21`` and ``[[policies]]`` tables of column, op
+        and value (what ``palate serve --policy-file`` reads)."""
+        try:
+            with open(path, "rb") as handle:
+                config = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"no such policy file: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the policy file {path}: {exc}") from exc
+        try:
+            return cls.from_config(config)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
 
     def tightened(self, other: ItemFilter) -> ItemFilter:
         """Both filters at once: the larger floor and every policy of either (an operator's
@@ -443,10 +470,17 @@ class FilteredModel:
         self, user_ids: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any
     ) -> Recommendations:
         """The model's ``recommend`` restricted to allowed items; same shapes, (n, k)."""
+        return self.recommend_with(
+            lambda m: self.model.recommend(user_ids, k=m, exclude_seen=exclude_seen, **kwargs), k
+        )
+
+    def recommend_with(
+        self, fetch: Callable[[int], Recommendations], k: int
+    ) -> Recommendations:
+        """:meth:`recommend` over another top-``m`` query of the same model (``fetch(m)``, e.g.
+        one answered from a vector index): its first ``k`` allowed items per row."""
         answer, cols = self._over_fetch(
-            lambda m: self.model.recommend(user_ids, k=m, exclude_seen=exclude_seen, **kwargs),
-            lambda r: (r.item_ids, np.isfinite(r.scores)),
-            k,
+            fetch, lambda r: (r.item_ids, np.isfinite(r.scores)), k
         )
         return dataclasses.replace(
             answer,
