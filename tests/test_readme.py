@@ -51,6 +51,7 @@ NOT_RUN = {
 TYPED = {
     # search "toy story", pick the first of the films listed, rate it 5, then an empty search
     "palate rate models/cf": "toy story\n1\n5\n\n",
+    "palate rate models/textbook --min-ratings 21": "toy story\n1\n5\n\n",
 }
 #: The file name the shell lines give the README's TOML block.
 PIPELINE_FILE = "pipeline.toml"

@@ -188,6 +188,8 @@ class ModelSpec:
     epochs_attribute : str or None
         The attribute of ``model.config`` holding the number of epochs ``fit`` runs (the
         length of a progress bar); None for models fitted in one step.
+    presets : mapping of str to mapping
+        Named sets of options (``--textbook``: the curriculum's exact cost J for ``cf``).
     """
 
     name: str
@@ -199,6 +201,15 @@ class ModelSpec:
     options: Mapping[str, str | None] = field(default_factory=dict)
     fit_inputs: frozenset[FitInput] = frozenset()
     epochs_attribute: str | None = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The options of preset ``name``; a ConfigError naming the models that have it."""
+        if name not in self.presets:
+            others = [spec.name for spec in _SPECS.values() if name in spec.presets]
+            where = f"; it applies to --model {', '.join(others)}" if others else ""
+            raise ConfigError(f"--{name} does not apply to --model {self.name}{where}")
+        return dict(self.presets[name])
 
     @property
     def trains_on(self) -> tuple[str, ...]:
@@ -325,6 +336,16 @@ class ModelSpec:
         return f"{flag} does not apply to --model {self.name} ({taken}){where}"
 
 
+#: The curriculum's cost J exactly, with mean normalisation: no learned item bias c(i), one λ
+#: for every vector (not scaled by counts), plain (unshrunk) item means, no bias penalty.
+TEXTBOOK: Mapping[str, Any] = {
+    "item_bias": False,
+    "reg_scaling": "none",
+    "mean_shrinkage": 0.0,
+    "bias_reg": 0.0,
+}
+
+
 def _same(*names: str) -> dict[str, str | None]:
     """Options named as the constructor arguments they set."""
     return {name: name for name in names}
@@ -344,10 +365,12 @@ _SPECS: dict[str, ModelSpec] = {
             data_kinds={"explicit": "explicit", "binary": "binary"},
             kind_argument="kind",
             options=_same(
-                "solver", "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed"
+                "solver", "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed",
+                "item_bias", "reg_scaling", "mean_shrinkage", "bias_reg",
             ),
             fit_inputs=frozenset({"callback", "validation"}),
             epochs_attribute="n_epochs",
+            presets={"textbook": TEXTBOOK},
         ),
         ModelSpec(
             name="ials",
