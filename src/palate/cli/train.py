@@ -230,6 +230,11 @@ def train(
                     report = rating_report(model, train_part, validation)
                 else:
                     report = ranking_report(model, train_part, validation, k=RANKING_K)
+        if validation is not None and spec.stops_early(model):
+            split["early_stopping"] = (
+                "on a split the model held out of the training part; the validation events "
+                "the metrics are measured on were not used to fit or stop"
+            )
         metrics = manifest_metrics(report, split)
         history = list(getattr(model, "history_", []))  # with the per-epoch validation metric
         if validation is not None:
@@ -450,7 +455,13 @@ def fit(
     item_features: Any = None,
 ) -> None:
     """Fit with a progress bar of the cost (and validation metric) per epoch, passing ``fit``
-    what the model's registry entry says it takes (validation events, features, a callback)."""
+    what the model's registry entry says it takes (validation events, features, a callback).
+
+    ``validation`` is the split the command reports its metric on. A model that would stop
+    early on it (:meth:`ModelSpec.stops_early`: two-tower) does not get it: it stops early on
+    a split it carves from ``train_part`` itself (its ``validation_fraction``), so the
+    reported metric comes from events that chose nothing.
+    """
     spec = model_spec(model.model_kind)
     # per-epoch validation of 0/1 labels is meaningful only with both labels present
     per_epoch = validation
@@ -459,6 +470,8 @@ def fit(
         and model.score_kind == "probability"
         and len(set(validation.values.tolist())) < 2
     ):
+        per_epoch = None
+    if spec.stops_early(model):
         per_epoch = None
     params = spec.fit_params(
         validation=per_epoch, user_features=user_features, item_features=item_features

@@ -190,6 +190,10 @@ class ModelSpec:
         length of a progress bar); None for models fitted in one step.
     presets : mapping of str to mapping
         Named sets of options (``--textbook``: the curriculum's exact cost J for ``cf``).
+    early_stopping_attribute : str or None
+        The attribute of ``model.config`` that, when set, makes ``fit(validation=...)`` stop
+        early on those events (choose the epoch, and so the model, there); None for models
+        that never do.
     """
 
     name: str
@@ -202,6 +206,15 @@ class ModelSpec:
     fit_inputs: frozenset[FitInput] = frozenset()
     epochs_attribute: str | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    early_stopping_attribute: str | None = None
+
+    def stops_early(self, model: Model) -> bool:
+        """Whether ``model.fit(validation=events)`` chooses its epoch on ``events``: then a
+        metric measured on ``events`` afterwards is not held out, and the events to report on
+        must not be passed to ``fit`` (the model stops early on a split of its own)."""
+        if "validation" not in self.fit_inputs or self.early_stopping_attribute is None:
+            return False
+        return bool(getattr(model.config, self.early_stopping_attribute))
 
     def preset(self, name: str) -> dict[str, Any]:
         """The options of preset ``name``; a ConfigError naming the models that have it."""
@@ -371,6 +384,7 @@ _SPECS: dict[str, ModelSpec] = {
             fit_inputs=frozenset({"callback", "validation"}),
             epochs_attribute="n_epochs",
             presets={"textbook": TEXTBOOK},
+            early_stopping_attribute="early_stopping",
         ),
         ModelSpec(
             name="ials",
@@ -405,6 +419,7 @@ _SPECS: dict[str, ModelSpec] = {
             ),
             fit_inputs=frozenset({"callback", "validation", "features"}),
             epochs_attribute="epochs",
+            early_stopping_attribute="early_stopping",
         ),
         ModelSpec(
             name="hybrid",
