@@ -6,7 +6,9 @@
   in-process), in README order, in one temporary working directory; the few lines that cannot
   run here are listed in :data:`NOT_RUN` with the reason.
 - TOML blocks are the pipeline configurations the shell lines read (``--pipeline
-  pipeline.toml``); each is also parsed and built into a pipeline on its own.
+  pipeline.toml``), each also parsed and built into a pipeline on its own, and the service's
+  policy files (``--policy-file policies.toml``: ``min_ratings`` and ``[[policies]]`` only),
+  each read as one.
 
 MovieLens releases come from ``$PALATE_DATA`` (``../shared/data``) or the cache, never from
 the network: an example whose release has no local copy is skipped, saying how to get one.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 import shlex
 import textwrap
+import tomllib
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ import palate
 from palate.cli.main import app
 from palate.data.loaders import find_movielens
 from palate.data.movielens import available
-from palate.ranking import read_pipeline_config
+from palate.ranking import ItemFilter, read_pipeline_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -48,9 +51,12 @@ NOT_RUN = {
 TYPED = {
     # search "toy story", pick the first of the films listed, rate it 5, then an empty search
     "palate rate models/cf": "toy story\n1\n5\n\n",
+    "palate rate models/textbook --min-ratings 21": "toy story\n1\n5\n\n",
 }
 #: The file name the shell lines give the README's TOML block.
 PIPELINE_FILE = "pipeline.toml"
+#: The keys of a policy file (the other TOML blocks are pipeline configurations).
+POLICY_FILE_KEYS = {"min_ratings", "policies"}
 
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
@@ -73,6 +79,14 @@ def blocks(lang: str) -> list[Block]:
         for m in FENCE.finditer(text)
         if m["lang"] == lang
     ]
+
+
+def is_policy_file(block: Block) -> bool:
+    return set(tomllib.loads(block.code)) <= POLICY_FILE_KEYS
+
+
+def pipeline_blocks() -> list[Block]:
+    return [b for b in blocks("toml") if not is_policy_file(b)]
 
 
 def shell_lines() -> list[tuple[int, str]]:
@@ -132,14 +146,23 @@ def readme_environment() -> Iterator[None]:
 def test_the_readme_has_the_examples_this_test_runs() -> None:
     assert len(blocks("python")) >= 3
     assert len(shell_lines()) >= 20
-    tomls = blocks("toml")
+    tomls = pipeline_blocks()
     assert len(tomls) == 1, "give each TOML block its own file name in this test"
     assert any(f"--pipeline {PIPELINE_FILE}" in command for _, command in shell_lines())
     for _, command in shell_lines():
         why_not_run(command)  # every program is run or listed with a reason
 
 
-@pytest.mark.parametrize("block", blocks("toml"), ids=lambda b: f"README.md:{b.line}")
+@pytest.mark.parametrize(
+    "block", [b for b in blocks("toml") if is_policy_file(b)], ids=lambda b: f"README.md:{b.line}"
+)
+def test_toml_examples_of_policy_files_read(block: Block, tmp_path: Path) -> None:
+    path = tmp_path / "policies.toml"
+    path.write_text(block.code)
+    assert ItemFilter.read(path)
+
+
+@pytest.mark.parametrize("block", pipeline_blocks(), ids=lambda b: f"README.md:{b.line}")
 def test_toml_examples_are_pipeline_configurations(block: Block, tmp_path: Path) -> None:
     path = tmp_path / PIPELINE_FILE
     path.write_text(block.code)
@@ -167,7 +190,7 @@ def test_python_examples_run(
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One working directory for all the shell lines: later lines use earlier models."""
     path = tmp_path_factory.mktemp("readme-shell")
-    (path / PIPELINE_FILE).write_text(blocks("toml")[0].code)
+    (path / PIPELINE_FILE).write_text(pipeline_blocks()[0].code)
     return path
 
 

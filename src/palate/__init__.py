@@ -26,7 +26,7 @@ from palate.models import (
     TwoTower,
 )
 from palate.persist import load, load_artifact, save
-from palate.ranking import ItemPolicy, RetrieveThenRank
+from palate.ranking import FilteredModel, ItemPolicy, RetrieveThenRank
 from palate.version import __version__
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "EASE",
+    "FilteredModel",
     "HybridRecommender",
     "ImplicitALS",
     "ItemPolicy",

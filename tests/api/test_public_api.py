@@ -13,6 +13,7 @@ EXPECTED = {
     "DataError",
     "DatasetNotFoundError",
     "EASE",
+    "FilteredModel",
     "HybridRecommender",
     "ImplicitALS",
     "ItemPolicy",

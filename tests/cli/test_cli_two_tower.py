@@ -85,3 +85,47 @@ def test_compile_is_a_two_tower_option(tmp_path: Path) -> None:
                                  "--compile", "--out", str(tmp_path / "tt"), "--json"])
     assert result.exit_code == 0, result.output
     assert load(tmp_path / "tt").config.compile is True
+
+
+def test_the_reported_metric_comes_from_events_early_stopping_never_saw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Early stopping runs on a split the model carves from the training part; the reported
+    validation RMSE is measured on the command's validation events, which neither fitted the
+    weights nor chose the epoch."""
+    import numpy as np
+
+    from palate.datasets import movielens
+    from palate.evaluation.metrics import rmse
+    from palate.evaluation.tune import validation_split
+
+    data = movielens_dir(tmp_path / "ml")
+    calls: list[tuple[TwoTower, object, dict[str, object]]] = []
+    original = TwoTower.fit
+
+    def spy(self: TwoTower, interactions: object, *args: object, **kwargs: object) -> TwoTower:
+        calls.append((self, interactions, dict(kwargs)))
+        return original(self, interactions, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TwoTower, "fit", spy)
+    out = tmp_path / "tt"
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "two-tower",
+                                      "--epochs", "6", "--embedding-size", "8",
+                                      "--batch-size", "128", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+
+    ratings = movielens(path=data, download=False).ratings
+    _, validation, _ = validation_split(ratings, 0.1, 0)
+    model, fitted_on, kwargs = calls[0]  # the fit whose metric is reported (then a refit)
+    assert kwargs.get("validation") is None  # it stopped early on a split of its own
+    assert model.config.early_stopping and model.config.validation_fraction > 0
+    held = set(zip(validation.user_ids.tolist(), validation.item_ids.tolist(), strict=True))
+    seen = set(zip(fitted_on.user_ids.tolist(), fitted_on.item_ids.tolist(), strict=True))  # type: ignore[attr-defined]
+    assert held and not held & seen
+    reported = payload["metrics"]["model"]["validation_rmse"]
+    measured = rmse(validation.values, model.predict(validation.user_ids, validation.item_ids))
+    assert np.isclose(reported, measured, rtol=1e-5)
+    manifest = read_manifest(out)
+    assert manifest["metrics"]["validation_rmse"] == pytest.approx(reported)
+    assert "not used to fit or stop" in manifest["metrics"]["validation"]["early_stopping"]

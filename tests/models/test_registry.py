@@ -250,3 +250,24 @@ def test_hybrid_options_set_its_rating_model() -> None:
     assert model.get_params()["rating"]["kind"] == "collaborative"
     with pytest.raises(ConfigError, match="trains on explicit ratings"):
         build_model("hybrid", "binary")
+
+
+def test_which_models_stop_early_on_the_validation_events_fit_gets() -> None:
+    from palate import EASE, CollaborativeFiltering, TwoTower
+    from palate.models.registry import model_spec
+
+    assert model_spec("two-tower").stops_early(TwoTower())
+    assert not model_spec("two-tower").stops_early(TwoTower(early_stopping=None))
+    assert not model_spec("cf").stops_early(CollaborativeFiltering())
+    assert model_spec("cf").stops_early(CollaborativeFiltering(early_stopping=2))
+    assert not model_spec("ease").stops_early(EASE())
+
+
+def test_the_textbook_preset_is_the_curriculums_cost() -> None:
+    from palate.errors import ConfigError
+    from palate.models.registry import TEXTBOOK, model_spec
+
+    model = model_spec("cf").build("explicit", **model_spec("cf").preset("textbook"))
+    assert {key: model.get_params()[key] for key in TEXTBOOK} == dict(TEXTBOOK)
+    with pytest.raises(ConfigError, match="applies to --model cf"):
+        model_spec("ials").preset("textbook")

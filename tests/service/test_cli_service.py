@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from palate import load
@@ -101,3 +102,35 @@ def test_serve_refuses_a_missing_model(tmp_path: Path) -> None:
     result = invoke(["serve", tmp_path / "nothing"])
     assert result.exit_code == 1
     assert "error:" in result.stderr
+
+
+def test_serve_refuses_a_policy_file_the_model_cannot_check(
+    tmp_path: Path, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policies = tmp_path / "policies.toml"
+    policies.write_text('min_ratings = 21\n\n[[policies]]\ncolumn = "studio"\nop = "=="\n'
+                        'value = "A24"\n')
+    result = invoke(["serve", model_dirs["cf"], "--policy-file", policies,
+                     "--feedback-db", tmp_path / "f.db"])
+    assert result.exit_code == 1
+    assert "studio" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_workers_read_the_policy_file(
+    tmp_path: Path, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from palate.cli import serve as serve_module
+
+    policies = tmp_path / "policies.toml"
+    policies.write_text("min_ratings = 21\n")
+    monkeypatch.setenv(serve_module._MODEL_ENV, str(model_dirs["cf"]))
+    monkeypatch.setenv(serve_module._FEEDBACK_ENV, str(tmp_path / "f.db"))
+    monkeypatch.setenv(serve_module._POLICY_ENV, str(policies))
+    app = serve_module.app_from_environment()
+    try:
+        with TestClient(app, base_url="http://localhost") as client:
+            assert client.get("/v1/model").json()["filters"]["min_ratings"] == 21
+    finally:
+        app.state.service.store.close()

@@ -120,3 +120,59 @@ def test_search_rate_and_watch_recommendations_change(
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
         assert shot.stat().st_size > 1000
+
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def movielens_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Collaborative filtering on MovieLens ml-latest-small, saved with titles and genres."""
+    import palate
+
+    if not (SHARED_DATA / "ml-latest-small" / "ratings.csv").is_file():
+        pytest.skip("shared ml-latest-small copy not present")
+    ml = palate.datasets.movielens(path=SHARED_DATA / "ml-latest-small", download=False)
+    model = palate.CollaborativeFiltering(embedding_size=16, epochs=5, seed=0).fit(ml.ratings)
+    return palate.save(model, tmp_path_factory.mktemp("ml") / "cf", item_table=ml.items)
+
+
+def test_a_new_visitor_starts_from_popular_films_and_rating_toy_story_changes_them(
+    browser,  # type: ignore[no-untyped-def]
+    movielens_model: Path,
+    tmp_path: Path,
+) -> None:
+    wait = WebDriverWait(browser, 30)
+    with running_server(movielens_model, tmp_path / "f.db", tmp_path / "server.log") as server:
+        browser.get(server.url + "/")
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        # no ratings yet: the model's starting list, not an empty "Recommended for you"
+        assert browser.find_element(By.ID, "recs-title").text == "Popular now"
+        assert browser.find_element(By.ID, "recommendations").get_attribute("data-list") == (
+            "popular"
+        )
+        before = recommended(browser)
+        assert len(before) == 10
+        assert "Rate a few titles" in browser.find_element(By.ID, "recs-note").text
+
+        box = browser.find_element(By.ID, "search")
+        box.send_keys("Toy Story")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        first = "//ul[@id='search-results']/li[.//span[text()='Toy Story (1995)']]"
+        wait.until(lambda d: d.find_elements(By.XPATH, first))
+        browser.find_element(By.XPATH, first + "//button[@data-value='5']").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#recommendations[data-ratings='1']"))
+
+        assert browser.find_element(By.ID, "recs-title").text == "Recommended for you"
+        assert browser.find_element(By.ID, "recommendations").get_attribute("data-list") == (
+            "personal"
+        )
+        after = recommended(browser)
+        assert len(after) == 10 and after != before
+        assert "1" not in after  # Toy Story itself is not recommended back
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "web_page_after_rating_toy_story.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+        assert shot.stat().st_size > 1000

@@ -23,6 +23,26 @@ ModelDir = Annotated[
     Path, typer.Argument(metavar="DIR", help="A model directory saved by `palate train`.")
 ]
 TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="How many items to list.")]
+MinRatings = Annotated[
+    int,
+    typer.Option(
+        "--min-ratings",
+        metavar="N",
+        min=0,
+        help="Never list items with fewer than N training events (the curriculum's lab keeps "
+        "films with more than 20 ratings: --min-ratings 21).",
+    ),
+]
+Policies = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        metavar="'COLUMN OP VALUE'",
+        help="List only items whose attribute passes, e.g. 'year>=1970', 'genres!=Horror' "
+        "(operators == != < <= > >= in, not in, contains, not contains); repeat for more. "
+        "The columns are those of the item table saved with the model.",
+    ),
+]
 
 
 class Metric(StrEnum):
@@ -38,6 +58,29 @@ def load_model_that_can(model_dir: Path, capability: str, otherwise: str) -> tup
         kind = artifact.manifest.get("model_kind")
         raise ConfigError(f"{model_dir} holds a {kind} model, which {otherwise}")
     return artifact, artifact.model
+
+
+def with_filters(
+    model: Any, artifact: Any, model_dir: Path, min_ratings: int, policies: list[str] | None
+) -> Any:
+    """``model`` restricted by --min-ratings and --policy (a FilteredModel), or as it is."""
+    if not min_ratings and not policies:
+        return model
+    from palate.ranking import FilteredModel, parse_policy
+
+    table = artifact.item_table
+    if policies and table is None:
+        raise ConfigError(
+            f"{model_dir} was saved without an item table, so --policy has no columns to read; "
+            "train it on a dataset with items (e.g. palate train --data ml-latest-small) or "
+            "leave --policy out"
+        )
+    parsed = [parse_policy(text, table) for text in policies or ()]
+    return FilteredModel(model, table, min_ratings=min_ratings, policies=parsed)
+
+
+def filters_note(min_ratings: int, policies: list[str] | None) -> dict[str, Any]:
+    return {"min_ratings": min_ratings, "policies": list(policies or ())}
 
 
 def score_meaning(model: Model, fallback: bool = False) -> tuple[str, str]:
@@ -92,6 +135,8 @@ def recommend(
             "contribute most, or popularity) and, for a pipeline, the sources that found it.",
         ),
     ] = False,
+    min_ratings: MinRatings = 0,
+    policy: Policies = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -119,6 +164,7 @@ def recommend(
                 "scores are not split into reasons; explain with a collaborative, ease, hybrid "
                 "or popularity model, or pass --pipeline CONFIG.toml"
             )
+        model = with_filters(model, artifact, model_dir, min_ratings, policy)
         catalog = Catalog(artifact.item_table, model.items_)
         user_id = typed_id(user, model.users_)
         known = user_id in model.users_
@@ -146,6 +192,7 @@ def recommend(
                 "note": note,
                 "k": k,
                 "include_seen": include_seen,
+                "filters": filters_note(min_ratings, policy),
                 "score": value_name,
                 "score_kind": "popularity" if fallback else model.score_kind,
                 "recommendations": rows,
@@ -355,6 +402,8 @@ def similar(
         Metric,
         typer.Option(help="euclidean: smallest ‖x(k) − x(i)‖²; cosine: 1 − cos(x(k), x(i))."),
     ] = Metric.euclidean,
+    min_ratings: MinRatings = 0,
+    policy: Policies = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -367,6 +416,7 @@ def similar(
         )
         catalog = Catalog(artifact.item_table, model.items_)
         item_id = resolve_item(s, catalog, item)
+        model = with_filters(model, artifact, model_dir, min_ratings, policy)
         result = model.similar_items([item_id], k=k, metric=metric.value)
         rows = catalog.rows(result.similar_ids[0], result.distances[0], value_name="distance")
         s.emit(
@@ -375,6 +425,7 @@ def similar(
                 "item": catalog.describe(item_id),
                 "metric": metric.value,
                 "k": k,
+                "filters": filters_note(min_ratings, policy),
                 "similar": rows,
             }
         )
@@ -416,6 +467,8 @@ def rate(
         ),
     ] = None,
     k: TopK = 10,
+    min_ratings: MinRatings = 0,
+    policy: Policies = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -435,7 +488,9 @@ def rate(
             ratings = ask_ratings(s, catalog, model)
         if not ratings:
             raise ConfigError("no ratings given; rate at least one item")
-        item_ids, scores = model.recommend_for_ratings(ratings, k=k)
+        item_ids, scores = with_filters(
+            model, artifact, model_dir, min_ratings, policy
+        ).recommend_for_ratings(ratings, k=k)
         if model.ranks_by != "prediction":  # show each item's prediction, in ranking order
             listed = np.isfinite(scores)
             scores = scores.copy()
@@ -448,6 +503,7 @@ def rate(
                 "model_dir": str(artifact.path),
                 "ratings": rated,
                 "k": k,
+                "filters": filters_note(min_ratings, policy),
                 "score": value_name,
                 "score_kind": model.score_kind,
                 "recommendations": rows,

@@ -23,6 +23,7 @@ _INDEX_ENV = "PALATE_SERVE_INDEX"
 _HOST_ENV = "PALATE_SERVE_HOST"
 _ALLOWED_HOSTS_ENV = "PALATE_SERVE_ALLOWED_HOSTS"
 _TIMEOUT_ENV = "PALATE_SERVE_REQUEST_TIMEOUT"
+_POLICY_ENV = "PALATE_SERVE_POLICY_FILE"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
 #: (numba reads its own setting once, at import; it is limited by a call instead.)
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -87,6 +88,16 @@ def serve(
             min=0.1, help="Seconds a request may take before it is answered with a 503 error."
         ),
     ] = 10.0,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-file",
+            metavar="POLICIES.toml",
+            help="Filters applied to every list: min_ratings = N (leave out items with fewer "
+            "training events) and [[policies]] tables of column, op and value. Requests may "
+            "add filters, never remove these; GET /v1/model lists them.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -110,6 +121,14 @@ def serve(
             check_model_dir(model_dir)  # no FIFO or device to block on
         manifest = read_manifest(model_dir)  # fail fast, with palate's message, on a bad dir
         check_allowed_hosts(allowed_host or ())
+        item_filter = None
+        if policy_file is not None:
+            from palate.persist import load_artifact
+            from palate.ranking import FilteredModel, ItemFilter
+
+            item_filter = ItemFilter.read(policy_file)
+            artifact = load_artifact(model_dir)  # fail here, not in every worker
+            FilteredModel(artifact.model, artifact.item_table, item_filter=item_filter)
         from palate.service.feedback import SQLiteFeedbackStore
 
         origin = str(model_dir.resolve())
@@ -125,6 +144,10 @@ def serve(
         os.environ[_HOST_ENV] = host
         os.environ[_ALLOWED_HOSTS_ENV] = ",".join(allowed_host or ())
         os.environ[_TIMEOUT_ENV] = repr(float(request_timeout))
+        if policy_file is None:
+            os.environ.pop(_POLICY_ENV, None)
+        else:
+            os.environ[_POLICY_ENV] = str(policy_file.resolve())
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
         # --port 0: bind here, so that the URL printed below names the port actually held,
@@ -143,6 +166,7 @@ def serve(
                 "feedback_db": str(feedback_db),
                 "workers": workers,
                 "index": None if index is None else index.value,
+                "filters": None if item_filter is None else item_filter.to_config(),
             }
         )
         s.note(f"serving {manifest.get('model_kind')} model {model_dir} at {url} (docs: {url}docs)")
@@ -189,6 +213,7 @@ def app_from_environment() -> Any:
         request_timeout=float(os.environ.get(_TIMEOUT_ENV) or 10.0),
         host=os.environ.get(_HOST_ENV, "127.0.0.1"),
         allowed_hosts=allowed or None,
+        item_filter=os.environ.get(_POLICY_ENV) or None,
     )
     # The loaded model (id tables, titles: ~0.5M objects at 100k items) lives as long as the
     # process: moved out of the cycle collector's reach, a full collection no longer walks it

@@ -13,7 +13,7 @@ from palate.cli._evaluate import ranking_report, rating_report, report_table
 from palate.cli._models import ModelOption, data_kind, training_events
 from palate.cli._session import JsonOption, Session, VerboseOption, json_safe, session
 from palate.cli.data import load_dataset
-from palate.errors import ArtifactError
+from palate.errors import ArtifactError, ConfigError
 from palate.evaluation.tune import validation_split
 from palate.models.base import Model
 from palate.models.collaborative import CollaborativeFilteringConfig
@@ -35,7 +35,13 @@ class Solver(StrEnum):
     adam = "adam"
 
 
+class RegScaling(StrEnum):
+    by_count = "count"
+    plain = "none"
+
+
 def train(
+    ctx: typer.Context,
     data: Annotated[
         str,
         typer.Option(
@@ -89,6 +95,41 @@ def train(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Adam mini-batch size (default: full batch).")
     ] = None,
+    textbook: Annotated[
+        bool,
+        typer.Option(
+            "--textbook",
+            help="cf with the curriculum's cost J exactly, mean-normalised: --no-item-bias "
+            "--reg-scaling none --mean-shrinkage 0 --bias-reg 0 (implies --model cf).",
+        ),
+    ] = False,
+    item_bias: Annotated[
+        bool | None,
+        typer.Option(
+            "--item-bias/--no-item-bias",
+            help="cf: learn an item bias c(i) beside the mean (default on).",
+            show_default=False,
+        ),
+    ] = None,
+    reg_scaling: Annotated[
+        RegScaling | None,
+        typer.Option(
+            help="cf: count scales each vector's λ by its number of ratings (default); none is "
+            "the textbook λ/2 Σ‖w‖² + λ/2 Σ‖x‖²."
+        ),
+    ] = None,
+    mean_shrinkage: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help=f"cf: shrink item means towards the global mean by this many pseudo-ratings "
+            f"(default {_DEFAULT.mean_shrinkage:g}; 0: plain means).",
+        ),
+    ] = None,
+    bias_reg: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="cf: the penalty on the biases (default by kind)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
     threshold: Annotated[
         float, typer.Option(help="With --kind binary on ratings: ratings >= this are positives.")
@@ -137,7 +178,17 @@ def train(
         dataset = load_dataset(s, data)
         if feedback is not None:
             dataset = with_feedback(s, dataset, feedback)
+        if textbook and _by_default(ctx, "model_name"):
+            model_name = "cf"
         spec = model_spec(model_name)
+        switches = _switches(
+            spec,
+            textbook,
+            item_bias=item_bias,
+            reg_scaling=reg_scaling,
+            mean_shrinkage=mean_shrinkage,
+            bias_reg=bias_reg,
+        )
         # models of engagement events (ials, ease) learn from the positives at --threshold
         # and keep the other rated items as 0 events: seen, so never recommended back
         ratings = training_events(
@@ -164,6 +215,7 @@ def train(
             batch_size=batch_size,
             seed=seed,
             compile=compile_step or None,
+            **switches,
         )
         s.say(f"Model  {describe_model(model)}")
         fit(
@@ -178,6 +230,11 @@ def train(
                     report = rating_report(model, train_part, validation)
                 else:
                     report = ranking_report(model, train_part, validation, k=RANKING_K)
+        if validation is not None and spec.stops_early(model):
+            split["early_stopping"] = (
+                "on a split the model held out of the training part; the validation events "
+                "the metrics are measured on were not used to fit or stop"
+            )
         metrics = manifest_metrics(report, split)
         history = list(getattr(model, "history_", []))  # with the per-epoch validation metric
         if validation is not None:
@@ -217,6 +274,29 @@ def train(
             )
             s.show(report_table(report, title, model_label=describe_model(model, short=True)))
         s.say(f"Saved the model to {path}")
+
+
+def _by_default(ctx: typer.Context, parameter: str) -> bool:
+    """Whether ``parameter`` was left at its default (not given on the command line)."""
+    source = ctx.get_parameter_source(parameter)
+    return source is None or source.name == "DEFAULT"
+
+
+def _switches(spec: Any, textbook: bool, **given: Any) -> dict[str, Any]:
+    """The cf switches given, with ``--textbook``'s preset filled in; a ConfigError where a
+    switch contradicts the preset."""
+    if not textbook:
+        return given
+    preset = spec.preset("textbook")
+    for option, value in given.items():
+        wanted = preset.get(option)
+        value = value.value if isinstance(value, StrEnum) else value
+        if value is not None and value != wanted:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(
+                f"--textbook sets {flag} {wanted}, but {flag} {value} was given; drop one of them"
+            )
+    return preset
 
 
 def with_feedback(s: Session, dataset: Any, path: Path) -> Any:
@@ -323,6 +403,13 @@ def _describe_collaborative(model: Any, short: bool) -> str:
         _describe_reg(model),
     ]
     details.append(f"{config.n_epochs} epochs")
+    if (
+        not config.item_bias
+        and config.reg_scaling == "none"
+        and config.mean_shrinkage == 0
+        and config.bias_reg == 0
+    ):
+        details.append("the textbook cost J, mean-normalised")
     if config.solver == "adam":
         details.append(f"learning rate {config.learning_rate:g}")
         details.append(f"batch {config.batch_size}" if config.batch_size else "full batch")
@@ -368,7 +455,13 @@ def fit(
     item_features: Any = None,
 ) -> None:
     """Fit with a progress bar of the cost (and validation metric) per epoch, passing ``fit``
-    what the model's registry entry says it takes (validation events, features, a callback)."""
+    what the model's registry entry says it takes (validation events, features, a callback).
+
+    ``validation`` is the split the command reports its metric on. A model that would stop
+    early on it (:meth:`ModelSpec.stops_early`: two-tower) does not get it: it stops early on
+    a split it carves from ``train_part`` itself (its ``validation_fraction``), so the
+    reported metric comes from events that chose nothing.
+    """
     spec = model_spec(model.model_kind)
     # per-epoch validation of 0/1 labels is meaningful only with both labels present
     per_epoch = validation
@@ -377,6 +470,8 @@ def fit(
         and model.score_kind == "probability"
         and len(set(validation.values.tolist())) < 2
     ):
+        per_epoch = None
+    if spec.stops_early(model):
         per_epoch = None
     params = spec.fit_params(
         validation=per_epoch, user_features=user_features, item_features=item_features

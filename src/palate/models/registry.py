@@ -188,6 +188,12 @@ class ModelSpec:
     epochs_attribute : str or None
         The attribute of ``model.config`` holding the number of epochs ``fit`` runs (the
         length of a progress bar); None for models fitted in one step.
+    presets : mapping of str to mapping
+        Named sets of options (``--textbook``: the curriculum's exact cost J for ``cf``).
+    early_stopping_attribute : str or None
+        The attribute of ``model.config`` that, when set, makes ``fit(validation=...)`` stop
+        early on those events (choose the epoch, and so the model, there); None for models
+        that never do.
     """
 
     name: str
@@ -202,6 +208,24 @@ class ModelSpec:
     #: component -> the model kind it is by default, for options that set a component's
     #: parameter (``"rating.epochs"``)
     components: Mapping[str, str] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    early_stopping_attribute: str | None = None
+
+    def stops_early(self, model: Model) -> bool:
+        """Whether ``model.fit(validation=events)`` chooses its epoch on ``events``: then a
+        metric measured on ``events`` afterwards is not held out, and the events to report on
+        must not be passed to ``fit`` (the model stops early on a split of its own)."""
+        if "validation" not in self.fit_inputs or self.early_stopping_attribute is None:
+            return False
+        return bool(getattr(model.config, self.early_stopping_attribute))
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The options of preset ``name``; a ConfigError naming the models that have it."""
+        if name not in self.presets:
+            others = [spec.name for spec in _SPECS.values() if name in spec.presets]
+            where = f"; it applies to --model {', '.join(others)}" if others else ""
+            raise ConfigError(f"--{name} does not apply to --model {self.name}{where}")
+        return dict(self.presets[name])
 
     @property
     def trains_on(self) -> tuple[str, ...]:
@@ -336,6 +360,16 @@ class ModelSpec:
         return f"{flag} does not apply to --model {self.name} ({taken}){where}"
 
 
+#: The curriculum's cost J exactly, with mean normalisation: no learned item bias c(i), one λ
+#: for every vector (not scaled by counts), plain (unshrunk) item means, no bias penalty.
+TEXTBOOK: Mapping[str, Any] = {
+    "item_bias": False,
+    "reg_scaling": "none",
+    "mean_shrinkage": 0.0,
+    "bias_reg": 0.0,
+}
+
+
 def _same(*names: str) -> dict[str, str | None]:
     """Options named as the constructor arguments they set."""
     return {name: name for name in names}
@@ -355,10 +389,13 @@ _SPECS: dict[str, ModelSpec] = {
             data_kinds={"explicit": "explicit", "binary": "binary"},
             kind_argument="kind",
             options=_same(
-                "solver", "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed"
+                "solver", "embedding_size", "reg", "epochs", "learning_rate", "batch_size", "seed",
+                "item_bias", "reg_scaling", "mean_shrinkage", "bias_reg",
             ),
             fit_inputs=frozenset({"callback", "validation"}),
             epochs_attribute="n_epochs",
+            presets={"textbook": TEXTBOOK},
+            early_stopping_attribute="early_stopping",
         ),
         ModelSpec(
             name="ials",
@@ -393,6 +430,7 @@ _SPECS: dict[str, ModelSpec] = {
             ),
             fit_inputs=frozenset({"callback", "validation", "features"}),
             epochs_attribute="epochs",
+            early_stopping_attribute="early_stopping",
         ),
         ModelSpec(
             name="hybrid",

@@ -42,6 +42,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Match
 
 from palate.errors import ConfigError, DataError, PalateError, UnknownIdError
+from palate.ranking.filters import ItemFilter
 from palate.service import schemas
 from palate.service.engine import CapabilityError, LiveFeedback, ServedModel, UserResult
 from palate.service.feedback import (
@@ -143,10 +144,17 @@ def _without_paths(message: str, *paths: str | os.PathLike[str] | None) -> str:
     return message
 
 
-def _load(model_dir: str | os.PathLike[str], generation: int, index: str | None) -> ServedModel:
+def _load(
+    model_dir: str | os.PathLike[str],
+    generation: int,
+    index: str | None,
+    item_filter: ItemFilter | None = None,
+) -> ServedModel:
     """:meth:`ServedModel.load` after :func:`check_model_dir`."""
     check_model_dir(model_dir)
-    return ServedModel.load(Path(model_dir), generation=generation, index=index)
+    return ServedModel.load(
+        Path(model_dir), generation=generation, index=index, item_filter=item_filter
+    )
 
 
 class Service:
@@ -165,9 +173,11 @@ class Service:
         admin_token: str | None,
         follow_published: bool = False,
         index: str | None = None,
+        item_filter: ItemFilter | None = None,
     ) -> None:
         self.store = store
         self.index = index
+        self.item_filter = item_filter
         self.admin_token = admin_token
         self.origin = str(Path(model_dir).expanduser().resolve())
         self._reload_lock = threading.Lock()
@@ -179,14 +189,14 @@ class Service:
             # a worker process of `palate serve`: serve what the database says this server
             # serves (the command's model, or the latest reload if this worker was restarted)
             try:
-                served = _load(published[1], published[0], index)
+                served = _load(published[1], published[0], index, item_filter)
             except PalateError as exc:
                 logger.warning("cannot load the published model %s (%s)", published[1], exc)
         if served is not None:
             self.model_dir, self.served = Path(published[1]), served  # type: ignore[index]
         else:
             self.model_dir = model_dir
-            self.served = _load(model_dir, 0, index)
+            self.served = _load(model_dir, 0, index, item_filter)
             publish = getattr(store, "publish_model", None)
             if publish is not None:
                 self.served.generation = publish(self.origin, origin=self.origin)
@@ -247,7 +257,7 @@ class Service:
             if generation > self.served.generation:
                 logger.info("following the reload to %s (generation %d)", model_dir, generation)
                 try:
-                    fresh = _load(model_dir, generation, self.index)
+                    fresh = _load(model_dir, generation, self.index, self.item_filter)
                 except Exception:
                     logger.exception("could not follow the reload to %s", model_dir)
                     self._failed_generation = generation
@@ -276,7 +286,7 @@ class Service:
         try:
             generation = self.served.generation + 1
             try:
-                fresh = _load(target, generation, self.index)
+                fresh = _load(target, generation, self.index, self.item_filter)
                 if abandoned is not None and abandoned.is_set():
                     logger.warning("the reload of %s finished after its time ran out; "
                                    "the model is dropped", target)
@@ -354,6 +364,7 @@ def create_app(
     max_live_ratings: int = MAX_LIVE_RATINGS,
     host: str = "127.0.0.1",
     allowed_hosts: Sequence[str] | None = None,
+    item_filter: ItemFilter | str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -399,6 +410,12 @@ def create_app(
         any); others get 400, which keeps web pages of other sites from reaching the service
         through DNS rebinding. Default: ``host`` and the local names (localhost, 127.0.0.1,
         ::1).
+    item_filter : ItemFilter or path of a TOML file, optional
+        The operator's filter, applied to every recommendation and similar-items list
+        (``palate serve --policy-file``): ``min_ratings = 21`` (leave out items with fewer
+        training events; the curriculum's lab keeps films with more than 20 ratings) and
+        ``[[policies]]`` tables of ``column``, ``op`` and ``value``. A request may add its own
+        ``min_ratings`` and ``policies``, never remove these; ``GET /v1/model`` lists them.
 
     Returns
     -------
@@ -414,8 +431,10 @@ def create_app(
     else:
         store = feedback_db
     token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV) or None
+    if item_filter is not None and not isinstance(item_filter, ItemFilter):
+        item_filter = ItemFilter.read(item_filter)
     service = Service(Path(model_dir), store, token, follow_published=follow_published,
-                      index=index)
+                      index=index, item_filter=item_filter)
 
     app = FastAPI(
         title="palate",
@@ -469,7 +488,7 @@ def create_app(
         # Concurrent requests wait for the current model call (in a worker thread) to end and
         # are then answered together by one call (one matrix product for all users).
         generation, results = await batcher.submit(
-            list(body.user_ids), body.k, body.exclude_seen, body.explain
+            list(body.user_ids), body.k, body.exclude_seen, body.explain, body.item_filter()
         )
         document = {
             "model_generation": generation,
@@ -484,7 +503,11 @@ def create_app(
         responses=_errors(404, 409),
     )
     def similar_items(body: schemas.SimilarItemsRequest) -> dict[str, Any]:
-        return {"results": service.refresh().similar(list(body.item_ids), body.k)}
+        return {
+            "results": service.refresh().similar(
+                list(body.item_ids), body.k, body.item_filter()
+            )
+        }
 
     @app.post("/v1/scores", response_model=schemas.ScoresResponse, responses=_errors(404))
     def scores(body: schemas.ScoresRequest) -> dict[str, Any]:
@@ -815,6 +838,7 @@ class _Pending:
     k: int
     exclude_seen: bool
     explain: bool
+    item_filter: ItemFilter | None
     future: asyncio.Future[tuple[int, list[UserResult]]]
 
 
@@ -823,9 +847,9 @@ class _Batcher:
 
     The model call runs in a worker thread (one BLAS thread per worker process), never on
     the event loop; while it runs, new requests queue up; the next batch takes all of them
-    (but those whose time ran out), grouped by ``(exclude_seen, explain)``, asks the model for
-    the largest ``k`` of the group, and gives each request its first ``k`` items (top-k lists
-    are sorted, so that is its own top-k). A lone request is answered at once.
+    (but those whose time ran out), grouped by ``(exclude_seen, explain, filters)``, asks the
+    model for the largest ``k`` of the group, and gives each request its first ``k`` items
+    (top-k lists are sorted, so that is its own top-k). A lone request is answered at once.
     """
 
     def __init__(self, service: Service, enabled: bool = True) -> None:
@@ -836,11 +860,16 @@ class _Batcher:
         self.threads = _DaemonPool("palate-model", size=1)
 
     async def submit(
-        self, users: list[Any], k: int, exclude_seen: bool, explain: bool
+        self,
+        users: list[Any],
+        k: int,
+        exclude_seen: bool,
+        explain: bool,
+        item_filter: ItemFilter | None = None,
     ) -> tuple[int, list[UserResult]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, list[UserResult]]] = loop.create_future()
-        self.pending.append(_Pending(users, k, exclude_seen, explain, future))
+        self.pending.append(_Pending(users, k, exclude_seen, explain, item_filter, future))
         if self.draining is None:
             self.draining = loop.create_task(self._drain())
         return await future
@@ -882,17 +911,23 @@ class _Batcher:
         except Exception as exc:
             return [(None, exc)] * len(batch)
         outcomes: dict[int, tuple[tuple[int, list[UserResult]] | None, Exception | None]] = {}
-        groups: dict[tuple[bool, bool], list[int]] = {}
+        groups: dict[tuple[bool, bool, ItemFilter | None], list[int]] = {}
         for n, member in enumerate(batch):
-            groups.setdefault((member.exclude_seen, member.explain), []).append(n)
-        for (exclude_seen, explain), positions in groups.items():
+            key = (member.exclude_seen, member.explain, member.item_filter)
+            groups.setdefault(key, []).append(n)
+        for (exclude_seen, explain, item_filter), positions in groups.items():
             members = [batch[n] for n in positions]
             try:
                 typed = [[served.user_id(u) for u in m.users] for m in members]
                 users = [u for part in typed for u in part]
                 k = max(m.k for m in members)
                 results = served.recommend(
-                    users, k, exclude_seen, service.live.for_users(users), explain=explain
+                    users,
+                    k,
+                    exclude_seen,
+                    service.live.for_users(users),
+                    explain=explain,
+                    item_filter=item_filter,
                 )
             except Exception as exc:
                 for n in positions:

@@ -36,6 +36,7 @@ from palate.errors import CapabilityError as ModelCapabilityError
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.models.base import Model
 from palate.persist import Artifact, load_artifact
+from palate.ranking.filters import FilteredModel, ItemFilter
 from palate.service.feedback import FeedbackStore, Id, StoredRating
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 #: How many items at the top of each list get an explanation (the rest have none).
 EXPLAIN_TOP = 20
 
+
+#: How many filtered views of a model (one per distinct request filter) are kept.
+FILTER_CACHE = 64
 
 #: Approximate indexes that ``palate serve --index`` answers recommendations from.
 SERVING_INDEXES = ("pq", "hnsw")
@@ -142,6 +146,9 @@ class ServedModel:
     can_fold_in : bool
         Whether live ratings change the user's recommendations at once.
     can_find_similar : bool
+    item_filter : ItemFilter
+        The operator's filter (``palate serve --policy-file``): applied to every list, and a
+        request's own filter only adds to it (:meth:`ItemFilter.tightened`).
     """
 
     artifact: Artifact
@@ -150,6 +157,8 @@ class ServedModel:
     can_find_similar: bool
     generation: int = 0
     serving_index: ServingIndex | None = None
+    item_filter: ItemFilter = field(default_factory=ItemFilter)
+    _filtered: dict[ItemFilter, FilteredModel] = field(default_factory=dict, repr=False)
     _descriptions: dict[Any, tuple[str | None, list[str] | None]] = field(
         default_factory=dict, repr=False
     )
@@ -158,13 +167,14 @@ class ServedModel:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path, generation: int = 0, index: str | None = None
-             ) -> ServedModel:
+    def load(cls, path: str | Path, generation: int = 0, index: str | None = None,
+             item_filter: ItemFilter | None = None) -> ServedModel:
         """Load and check a model directory; raises a PalateError when it cannot serve.
 
         ``index`` (``"pq"`` or ``"hnsw"``): answer known users' recommendations from an
         approximate vector index built now (see :class:`ServingIndex`) instead of scoring
-        every item.
+        every item. ``item_filter``: the operator's filter, checked against the model's item
+        table now.
         """
         artifact = load_artifact(path)
         model = artifact.model
@@ -175,7 +185,10 @@ class ServedModel:
             can_fold_in=bool(capabilities["can_fold_in"]),
             can_find_similar=capabilities["similarity_metric"] is not None,
             generation=generation,
+            item_filter=item_filter or ItemFilter(),
         )
+        if served.item_filter:
+            served.filtered(None)  # a policy on a column the item table lacks fails here
         served._descriptions = _descriptions(served.catalog)
         if index is not None:
             served.serving_index = ServingIndex(model, index)
@@ -245,6 +258,8 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         manifest = self.artifact.manifest
         low, high = self.rating_bounds
+        filtered = self.filtered(None)
+        allowed = len(self.model.items_) if filtered is None else int(filtered.allowed_.sum())
         return {
             "model_kind": self.model_kind,
             "kind": self.model.feedback_kind,
@@ -263,7 +278,29 @@ class ServedModel:
             "can_find_similar": self.can_find_similar,
             "generation": self.generation,
             "index": None if self.serving_index is None else self.serving_index.describe(),
+            "filters": {
+                **self.item_filter.to_config(),
+                "allowed_items": allowed,
+                "note": "the operator's filters, applied to every list; a request may add "
+                "min_ratings and policies of its own, never remove these",
+            },
         }
+
+    def filtered(self, request: ItemFilter | None) -> FilteredModel | None:
+        """The model restricted by the operator's filter tightened by ``request``'s, or None
+        when neither filters anything."""
+        wanted = self.item_filter if request is None else self.item_filter.tightened(request)
+        if not wanted:
+            return None
+        with self._lock:
+            found = self._filtered.get(wanted)
+        if found is None:
+            found = FilteredModel(self.model, self.artifact.item_table, item_filter=wanted)
+            with self._lock:
+                if len(self._filtered) >= FILTER_CACHE:
+                    self._filtered.pop(next(iter(self._filtered)))
+                self._filtered[wanted] = found
+        return found
 
     # ------------------------------------------------------------------ ids
     def user_id(self, raw: Id) -> Id:
@@ -289,19 +326,25 @@ class ServedModel:
         exclude_seen: bool,
         live: Mapping[Id, tuple[int, dict[Id, float]]],
         explain: bool = False,
+        item_filter: ItemFilter | None = None,
     ) -> list[UserResult]:
         """Top-k per user: fold-in for users with live ratings, else the model's answer.
 
-        ``live`` maps a user to (version, {item: value}) of their live ratings.
+        ``live`` maps a user to (version, {item: value}) of their live ratings;
+        ``item_filter`` the request's filter (added to the operator's).
         """
         model: Any = self.model
+        filtered = self.filtered(item_filter)
+        listing: Any = model if filtered is None else filtered
         results: dict[int, UserResult] = {}
         plain_rows: list[int] = []
         for position, user in enumerate(user_ids):
             entry = live.get(user)
             if entry and self.can_fold_in:
                 ratings = self.merged_ratings(user, entry)
-                ids, scores = model.recommend_for_ratings(ratings, k=k, exclude_seen=exclude_seen)
+                ids, scores = listing.recommend_for_ratings(
+                    ratings, k=k, exclude_seen=exclude_seen
+                )
                 if model.ranks_by != "prediction":  # show predictions, in the ranking's order
                     listed = np.isfinite(scores)
                     scores = scores.copy()
@@ -323,7 +366,13 @@ class ServedModel:
             extra = max((len(live[user_ids[p]][1]) for p in plain_rows if user_ids[p] in live),
                         default=0) if exclude_seen else 0
             batch = [user_ids[p] for p in plain_rows]
-            result = self._recommend_plain(batch, k + extra, exclude_seen)
+            result = (
+                self._recommend_plain(batch, k + extra, exclude_seen)
+                if filtered is None
+                else filtered.recommend_with(
+                    lambda m: self._recommend_plain(batch, m, exclude_seen), k + extra
+                )
+            )
             for row, position in enumerate(plain_rows):
                 user = user_ids[position]
                 rated = live.get(user, (0, {}))[1]
@@ -500,14 +549,17 @@ class ServedModel:
                 }
 
     # ------------------------------------------------------------------ other answers
-    def similar(self, item_ids: list[Id], k: int) -> list[dict[str, Any]]:
+    def similar(
+        self, item_ids: list[Id], k: int, item_filter: ItemFilter | None = None
+    ) -> list[dict[str, Any]]:
         if not self.can_find_similar:
             raise CapabilityError(
                 f"this {self.model_kind} model has no item features, so it cannot find similar "
                 "items; serve a collaborative or implicit_als model"
             )
         typed = [self.item_id(i) for i in item_ids]
-        result = self.model.similar_items(typed, k=k)
+        filtered = self.filtered(item_filter)
+        result = (self.model if filtered is None else filtered).similar_items(typed, k=k)
         return [
             {
                 "item": self.describe_item(item),

@@ -11,10 +11,12 @@ to the model, with live ratings of their own).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from palate.ranking.filters import ItemFilter, ItemPolicy
 
 #: Longest string id accepted (user or item).
 MAX_ID_LENGTH = 256
@@ -53,7 +55,60 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class RecommendationsRequest(_Body):
+#: Most policies in one request; most values in one ``in`` / ``not in`` policy.
+MAX_POLICIES = 20
+MAX_POLICY_VALUES = 100
+#: Largest support floor a request may ask for.
+MAX_MIN_RATINGS = 10**9
+
+PolicyScalar = Annotated[bool, Field(strict=True)] | IntId | Value | Annotated[
+    str, StringConstraints(max_length=MAX_ID_LENGTH, pattern=PRINTABLE, strict=True)
+]
+
+
+class PolicyIn(_Body):
+    """Keep only items whose attribute ``column`` satisfies ``op value`` (missing values fail)."""
+
+    column: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ] = Field(description="A column of the model's item table, e.g. year or genres.")
+    op: Literal[
+        "==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "not contains"
+    ] = Field(description="contains / not contains test one value of a multi-valued column "
+              "(genres).")
+    value: PolicyScalar | Annotated[list[PolicyScalar], Field(max_length=MAX_POLICY_VALUES)] = (
+        Field(description="A list for in / not in.")
+    )
+
+
+class _Filtered(_Body):
+    """Filters a request adds to the operator's (``GET /v1/model`` lists those)."""
+
+    min_ratings: int = Field(
+        0,
+        ge=0,
+        le=MAX_MIN_RATINGS,
+        strict=True,
+        description="Leave out items with fewer training events (the curriculum's lab keeps "
+        "films with more than 20 ratings: 21).",
+    )
+    policies: list[PolicyIn] = Field(
+        default_factory=list,
+        max_length=MAX_POLICIES,
+        description="Every policy must pass; columns are those of the model's item table.",
+    )
+
+    def item_filter(self) -> ItemFilter | None:
+        """The request's own filter, or None when it sets none."""
+        if not self.min_ratings and not self.policies:
+            return None
+        return ItemFilter(
+            self.min_ratings,
+            tuple(ItemPolicy(p.column, p.op, p.value) for p in self.policies),
+        )
+
+
+class RecommendationsRequest(_Filtered):
     user_ids: list[Id] = Field(
         min_length=1,
         max_length=MAX_BATCH,
@@ -105,7 +160,7 @@ class RecommendationsResponse(BaseModel):
     results: list[UserRecommendations]
 
 
-class SimilarItemsRequest(_Body):
+class SimilarItemsRequest(_Filtered):
     item_ids: list[Id] = Field(
         min_length=1,
         max_length=MAX_BATCH,

@@ -97,13 +97,21 @@ function renderRatings() {
 async function refresh() {
   const data = await api("/v1/recommendations", { user_ids: [userId], k: 10, exclude_seen: true, explain: true });
   const result = data.results[0];
+  // a visitor the model does not know yet gets the model's starting list (its fallback for
+  // unknown users: the most popular items, or the best shrunk mean ratings)
+  const popular = result.fallback || model.capabilities.score_kind === "popularity";
+  $("recs-title").textContent = popular ? "Popular now" : "Recommended for you";
   $("recs-note").textContent = result.fallback
-    ? "Rate a few titles: until then these are the most popular ones."
+    ? "Rate a few titles to get your own list: until then, these are popular with everyone."
     : (result.note || "");
   const list = $("recommendations");
   list.replaceChildren();
   list.dataset.generation = String(data.model_generation);
   list.dataset.ratings = String(result.live_ratings);
+  list.dataset.list = popular ? "popular" : "personal";
+  if (!result.items.length) {
+    list.append(el("li", { class: "muted" }, "Nothing to list yet: search a title above and rate it."));
+  }
   for (const item of result.items) {
     list.append(el("li", { class: "recommendation", "data-item": String(item.item_id) },
       titleNode(item), el("span", { class: "score" }, item.score.toFixed(2)), genres(item),
