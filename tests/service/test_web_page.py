@@ -170,6 +170,11 @@ def test_a_new_visitor_starts_from_popular_films_and_rating_toy_story_changes_th
         after = recommended(browser)
         assert len(after) == 10 and after != before
         assert "1" not in after  # Toy Story itself is not recommended back
+        # the reasons name only what the visitor rated: Toy Story, the one rating
+        whys = [w.text for w in browser.find_elements(By.CSS_SELECTOR, "#recommendations .why")]
+        assert whys and all(w.startswith("Why:") for w in whys)
+        named = [w for w in whys if "because you rated" in w]
+        assert named and all("because you rated Toy Story (1995) 5" in w for w in named)
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "web_page_after_rating_toy_story.png"
