@@ -533,3 +533,22 @@ def test_a_serving_index_needs_a_dot_product_model(
 ) -> None:
     with pytest.raises(ConfigError, match="cannot be served from a vector index"):
         make_client("ease", index="pq")
+
+
+def test_an_index_below_the_recall_floor_is_not_used(model_dirs: dict[str, Path]) -> None:
+    from palate.service.engine import ServedModel
+
+    served = ServedModel.load(model_dirs["cf"], index="pq", index_recall_floor=1.01)
+    assert served.serving_index is None  # every item scored exactly
+    described = served.describe()["index"]
+    assert described["used"] is False and described["recall_floor"] == 1.01
+    assert "below 1.01" in described["reason"] and described["kind"] == "pq"
+    model = load(model_dirs["cf"])
+    recs = served.recommend([3], 5, True, {})
+    assert item_ids_of(recs[0].items) == model.recommend([3], k=5).item_ids[0].tolist()
+    kept = ServedModel.load(model_dirs["cf"], index="pq", index_recall_floor=0.5)
+    assert kept.serving_index is not None and kept.describe()["index"]["used"] is True
+
+
+def item_ids_of(items: list[dict]) -> list:
+    return [item["item_id"] for item in items]

@@ -51,6 +51,9 @@ FILTER_CACHE = 64
 #: Approximate indexes that ``palate serve --index`` answers recommendations from.
 SERVING_INDEXES = ("pq", "hnsw")
 
+#: Below this recall@10 against the exact ranking, a serving index is not used.
+INDEX_RECALL_FLOOR = 0.95
+
 
 class ServingIndex:
     """Top-k of a model's linear scores ``U[u]·V[i] + b[u] + c[i]`` from a vector index.
@@ -157,6 +160,8 @@ class ServedModel:
     can_find_similar: bool
     generation: int = 0
     serving_index: ServingIndex | None = None
+    #: the index that was built and not used (recall below the floor), as /v1/model shows it
+    index_refused: dict[str, Any] | None = None
     item_filter: ItemFilter = field(default_factory=ItemFilter)
     _filtered: dict[ItemFilter, FilteredModel] = field(default_factory=dict, repr=False)
     _descriptions: dict[Any, tuple[str | None, list[str] | None]] = field(
@@ -168,13 +173,16 @@ class ServedModel:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path, generation: int = 0, index: str | None = None,
-             item_filter: ItemFilter | None = None) -> ServedModel:
+             item_filter: ItemFilter | None = None,
+             index_recall_floor: float = INDEX_RECALL_FLOOR) -> ServedModel:
         """Load and check a model directory; raises a PalateError when it cannot serve.
 
         ``index`` (``"pq"`` or ``"hnsw"``): answer known users' recommendations from an
         approximate vector index built now (see :class:`ServingIndex`) instead of scoring
-        every item. ``item_filter``: the operator's filter, checked against the model's item
-        table now.
+        every item — unless its recall@10 against the exact ranking, measured when it is
+        built, is below ``index_recall_floor``: then every item is scored exactly, a warning
+        is logged and ``GET /v1/model`` says why. ``item_filter``: the operator's filter,
+        checked against the model's item table now.
         """
         artifact = load_artifact(path)
         model = artifact.model
@@ -191,7 +199,19 @@ class ServedModel:
             served.filtered(None)  # a policy on a column the item table lacks fails here
         served._descriptions = _descriptions(served.catalog)
         if index is not None:
-            served.serving_index = ServingIndex(model, index)
+            built = ServingIndex(model, index)
+            recall = built.index.metadata_.get("recall_at_10")
+            if recall is not None and float(recall) < index_recall_floor:
+                served.index_refused = {
+                    **built.describe(), "used": False, "recall_floor": index_recall_floor,
+                    "reason": f"recall@10 {float(recall):.3f} is below {index_recall_floor:g}: "
+                    "every item is scored exactly",
+                }
+                logger.warning("the %s index of this model reaches recall@10 %.3f, below %g; "
+                               "scoring every item exactly instead", index, recall,
+                               index_recall_floor)
+            else:
+                served.serving_index = built
         served.self_check()
         return served
 
@@ -277,7 +297,8 @@ class ServedModel:
             "can_fold_in": self.can_fold_in,
             "can_find_similar": self.can_find_similar,
             "generation": self.generation,
-            "index": None if self.serving_index is None else self.serving_index.describe(),
+            "index": self.index_refused if self.serving_index is None else {
+                **self.serving_index.describe(), "used": True},
             "filters": {
                 **self.item_filter.to_config(),
                 "allowed_items": allowed,
