@@ -115,7 +115,8 @@ def serve(
                 "the service needs its extra: pip install 'palate[service]'"
             ) from exc
         from palate.persist import read_manifest
-        from palate.service.app import check_allowed_hosts, check_model_dir
+        from palate.service.app import check_model_dir
+        from palate.service.middleware import check_allowed_hosts
 
         if model_dir.exists():
             check_model_dir(model_dir)  # no FIFO or device to block on

@@ -21,36 +21,39 @@ import asyncio
 import hmac
 import logging
 import os
-import queue
 import stat
-import sys
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Body, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.routing import Match
 
-from palate.errors import ConfigError, DataError, PalateError, UnknownIdError
+from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.ranking.filters import ItemFilter
 from palate.service import schemas
-from palate.service.engine import CapabilityError, LiveFeedback, ServedModel, UserResult
+from palate.service.engine import LiveFeedback, ServedModel
 from palate.service.feedback import (
     FeedbackStore,
     Rating,
     SQLiteFeedbackStore,
     StoreUnavailableError,
 )
+from palate.service.middleware import (
+    BodyLimit,
+    ServiceError,
+    TimeBudget,
+    TrustedHosts,
+    check_allowed_hosts,
+    default_hosts,
+    install_error_handlers,
+    retrieve,
+)
+from palate.service.workers import Batcher, DaemonPool
 
 logger = logging.getLogger(__name__)
 
@@ -64,26 +67,11 @@ REQUEST_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 300.0
 #: Most items one user may have live ratings for (409 past it).
 MAX_LIVE_RATINGS = 10_000
-#: Host names always accepted in the ``Host`` header (besides the address bound to).
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 #: Most entries in a model directory that a (re)load looks at before reading it.
 _MAX_MODEL_FILES = 10_000
 
 T = TypeVar("T")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class ServiceError(Exception):
-    """An error answered with a status code and a JSON message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def check_model_dir(path: str | os.PathLike[str]) -> None:
@@ -422,7 +410,7 @@ def create_app(
     FastAPI
         ``app.state.service`` holds the :class:`Service`.
     """
-    hosts = check_allowed_hosts(allowed_hosts) if allowed_hosts else _default_hosts(host)
+    hosts = check_allowed_hosts(allowed_hosts) if allowed_hosts else default_hosts(host)
     if feedback_db is None:
         feedback_db = Path("feedback.db")
     store: FeedbackStore
@@ -442,15 +430,15 @@ def create_app(
         version=str(service.served.artifact.manifest.get("palate_version", "")),
     )
     app.state.service = service
-    _install_error_handlers(app)
-    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(_TrustedHosts, allowed_hosts=hosts)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(TrustedHosts, allowed_hosts=hosts)
     app.add_middleware(
-        _TimeBudget, seconds=request_timeout, exempt=("/v1/admin/reload",)
+        TimeBudget, seconds=request_timeout, exempt=("/v1/admin/reload",)
     )
 
     static = resources.files("palate.service") / "static"
-    admin_threads = _DaemonPool("palate-reload", size=2)
+    admin_threads = DaemonPool("palate-reload", size=2)
 
     # ------------------------------------------------------------------ pages and health
     @app.get("/", include_in_schema=False)
@@ -477,7 +465,7 @@ def create_app(
         return {**served.describe(), "feedback": {"users": service.live.n_users}}
 
     # ------------------------------------------------------------------ queries
-    batcher = _Batcher(service, enabled=batch_requests)
+    batcher = Batcher(service, enabled=batch_requests)
 
     @app.post(
         "/v1/recommendations",
@@ -626,7 +614,7 @@ def create_app(
             fresh = await asyncio.wait_for(asyncio.shield(work), reload_timeout)
         except TimeoutError:
             abandoned.set()
-            work.add_done_callback(_retrieve)
+            work.add_done_callback(retrieve)
             raise ServiceError(
                 503,
                 "timeout",
@@ -636,35 +624,6 @@ def create_app(
         return {"reloaded": True, "model": fresh.describe()}
 
     return app
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Done callback: fetch a dropped task's exception so asyncio does not log it as lost."""
-    if not task.cancelled():
-        task.exception()
-
-
-def check_allowed_hosts(hosts: Sequence[str]) -> list[str]:
-    """``hosts`` lower-cased; ConfigError for a pattern other than ``*`` or ``*.domain``."""
-    out = []
-    for host in hosts:
-        name = host.strip().lower()
-        if not name or (name != "*" and "*" in name and not (
-                name.startswith("*.") and "*" not in name[1:])):
-            raise ConfigError(
-                f"allowed host {host!r} is not a host name, a pattern like *.example.com, or *"
-            )
-        out.append(name.strip("[]"))
-    return out
-
-
-def _default_hosts(host: str) -> list[str]:
-    """The local names and ``host`` (unless it is a wildcard address such as 0.0.0.0)."""
-    hosts = list(LOCAL_HOSTS)
-    bound = host.strip("[]").lower()
-    if bound and bound not in ("0.0.0.0", "::") and bound not in hosts:
-        hosts.append(bound)
-    return hosts
 
 
 def _check_admin(service: Service, request: Request) -> None:
@@ -681,399 +640,6 @@ def _check_admin(service: Service, request: Request) -> None:
         raise ServiceError(
             401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'"
         )
-
-
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"error": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(UnknownIdError)
-    async def unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
-        return _error(404, "unknown_id", str(exc))
-
-    @app.exception_handler(CapabilityError)
-    async def capability(request: Request, exc: CapabilityError) -> JSONResponse:
-        return _error(409, "not_supported", str(exc))
-
-    @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return _error(503, "storage_unavailable", str(exc))
-
-    @app.exception_handler(PalateError)
-    async def palate_error(request: Request, exc: PalateError) -> JSONResponse:
-        status = 422 if isinstance(exc, (DataError, ConfigError)) else 400
-        return _error(status, "invalid_request", str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        first = details[0] if details else {"location": [], "message": "invalid request"}
-        where = ".".join(first["location"][1:]) or "body"
-        return _error(422, "invalid_request", f"{where}: {first['message']}", details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        headers = getattr(exc, "headers", None)
-        if exc.status_code == 405:  # every method of the path, not only its first route's
-            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-        return _error(
-            exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail),
-            headers=headers,
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", "internal error; see the service log")
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods some route of ``request``'s path answers."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
-
-
-# ---------------------------------------------------------------------- worker threads
-def _numba_threads() -> int | None:
-    """The calling thread's numba thread count, when numba is in use (it is per thread)."""
-    numba = sys.modules.get("numba")
-    if numba is None:
-        return None
-    try:
-        return int(numba.get_num_threads())
-    except Exception:  # pragma: no cover - no threading layer
-        return None
-
-
-class _DaemonPool:
-    """Up to ``size`` daemon threads that run blocking work for the event loop.
-
-    Daemon threads never hold up the process's exit (a stuck model call does not keep a
-    stopped server alive, as the default executor's threads would). Each thread runs with
-    the numba thread count of the thread that made the pool (``palate serve`` limits it to
-    one per worker process).
-    """
-
-    def __init__(self, name: str, size: int) -> None:
-        self.name, self.size = name, size
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...],
-                                            asyncio.AbstractEventLoop,
-                                            asyncio.Future[Any]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._idle = 0
-        self._numba = _numba_threads()
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            self._jobs.put((fn, args, loop, future))
-            if self._idle == 0 and self._threads < self.size:
-                self._threads += 1
-                self._idle += 1
-                threading.Thread(
-                    target=self._work, name=f"{self.name}-{self._threads}", daemon=True
-                ).start()
-        return await future
-
-    def _work(self) -> None:
-        if self._numba is not None:
-            try:
-                sys.modules["numba"].set_num_threads(self._numba)
-            except Exception:  # pragma: no cover - no threading layer
-                pass
-        while True:
-            fn, args, loop, future = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-            try:
-                outcome: tuple[Any, BaseException | None] = (fn(*args), None)
-            except BaseException as exc:  # handed to the awaiting coroutine
-                outcome = (None, exc)
-            with self._lock:
-                self._idle += 1
-            try:
-                loop.call_soon_threadsafe(_settle, future, outcome)
-            except RuntimeError:  # the loop has closed: nobody waits any more
-                pass
-
-
-def _settle(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
-    if future.done():  # the caller gave up (time budget, disconnect)
-        return
-    result, error = outcome
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-# ---------------------------------------------------------------------- batching
-@dataclass
-class _Pending:
-    users: list[Any]
-    k: int
-    exclude_seen: bool
-    explain: bool
-    item_filter: ItemFilter | None
-    future: asyncio.Future[tuple[int, list[UserResult]]]
-
-
-class _Batcher:
-    """Answers the recommendation requests that arrive together with one model call.
-
-    The model call runs in a worker thread (one BLAS thread per worker process), never on
-    the event loop; while it runs, new requests queue up; the next batch takes all of them
-    (but those whose time ran out), grouped by ``(exclude_seen, explain, filters)``, asks the
-    model for the largest ``k`` of the group, and gives each request its first ``k`` items
-    (top-k lists are sorted, so that is its own top-k). A lone request is answered at once.
-    """
-
-    def __init__(self, service: Service, enabled: bool = True) -> None:
-        self.service = service
-        self.enabled = enabled
-        self.pending: list[_Pending] = []
-        self.draining: asyncio.Task[None] | None = None
-        self.threads = _DaemonPool("palate-model", size=1)
-
-    async def submit(
-        self,
-        users: list[Any],
-        k: int,
-        exclude_seen: bool,
-        explain: bool,
-        item_filter: ItemFilter | None = None,
-    ) -> tuple[int, list[UserResult]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, list[UserResult]]] = loop.create_future()
-        self.pending.append(_Pending(users, k, exclude_seen, explain, item_filter, future))
-        if self.draining is None:
-            self.draining = loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self.pending:
-                await asyncio.sleep(0)  # requests already read from sockets join this batch
-                batch, self.pending = self.pending, []
-                batch = [m for m in batch if not m.future.done()]  # gave up meanwhile
-                parts = [batch] if self.enabled else [[m] for m in batch]
-                for part in parts:  # one model call per request when batching is off
-                    if part:
-                        await self._answer(part)
-        finally:
-            self.draining = None
-
-    async def _answer(self, batch: list[_Pending]) -> None:
-        try:
-            outcomes = await self.threads.run(self._compute, batch)
-        except Exception as exc:
-            outcomes = [(None, exc)] * len(batch)
-        for member, (result, error) in zip(batch, outcomes, strict=True):
-            if member.future.done():
-                continue
-            if error is not None:
-                member.future.set_exception(error)
-            elif result is not None:
-                member.future.set_result(result)
-
-    def _compute(
-        self, batch: list[_Pending]
-    ) -> list[tuple[tuple[int, list[UserResult]] | None, Exception | None]]:
-        """Every member's (answer, None) or (None, error); runs in the worker thread."""
-        service = self.service
-        try:
-            # one model for the whole batch, even if a reload lands meanwhile
-            served = service.refresh()
-        except Exception as exc:
-            return [(None, exc)] * len(batch)
-        outcomes: dict[int, tuple[tuple[int, list[UserResult]] | None, Exception | None]] = {}
-        groups: dict[tuple[bool, bool, ItemFilter | None], list[int]] = {}
-        for n, member in enumerate(batch):
-            key = (member.exclude_seen, member.explain, member.item_filter)
-            groups.setdefault(key, []).append(n)
-        for (exclude_seen, explain, item_filter), positions in groups.items():
-            members = [batch[n] for n in positions]
-            try:
-                typed = [[served.user_id(u) for u in m.users] for m in members]
-                users = [u for part in typed for u in part]
-                k = max(m.k for m in members)
-                results = served.recommend(
-                    users,
-                    k,
-                    exclude_seen,
-                    service.live.for_users(users),
-                    explain=explain,
-                    item_filter=item_filter,
-                )
-            except Exception as exc:
-                for n in positions:
-                    outcomes[n] = (None, exc)
-                continue
-            start = 0
-            for n, member, part in zip(positions, members, typed, strict=True):
-                mine = results[start : start + len(part)]
-                start += len(part)
-                if member.k < k:
-                    for result in mine:
-                        result.items = result.items[: member.k]
-                outcomes[n] = ((served.generation, mine), None)
-        return [outcomes[n] for n in range(len(batch))]
-
-
-# ---------------------------------------------------------------------- middleware
-class _TimeBudget:
-    """Answer a request that runs past ``seconds`` with a 503 ``timeout`` error.
-
-    The request runs as its own task; when its time is up before its response has started,
-    the client gets the 503 at once and the task is cancelled (work already handed to a
-    worker thread finishes there, its answer dropped). Paths in ``exempt`` keep no budget.
-    """
-
-    def __init__(
-        self, app: ASGIApp, seconds: float | None, exempt: Sequence[str] = ()
-    ) -> None:
-        self.app = app
-        self.seconds = seconds
-        self.exempt = frozenset(exempt)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.seconds is None or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        started = False
-        timed_out = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if timed_out:
-                return  # the client already has its 503
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.seconds)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if task in done or started:  # finished, or its response is already on its way
-            await task
-            return
-        timed_out = True
-        task.cancel()
-        task.add_done_callback(_retrieve)
-        logger.warning(
-            "%s %s ran past its time budget of %g s: answered 503",
-            scope.get("method"), scope.get("path"), self.seconds,
-        )
-        response = _error(
-            503,
-            "timeout",
-            f"the request did not finish within {self.seconds:g} s; try again later, or "
-            "ask for less (fewer users or items, a smaller k, no explanations)",
-        )
-        await response(scope, receive, send)
-
-
-class _TrustedHosts(TrustedHostMiddleware):
-    """Starlette's :class:`TrustedHostMiddleware`, answering refused hosts with a JSON 400."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.allow_any or scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        host = _host_name(Headers(scope=scope).get("host", ""))
-        for pattern in self.allowed_hosts:
-            if host == pattern or (pattern.startswith("*") and host.endswith(pattern[1:])):
-                await self.app(scope, receive, send)
-                return
-        response = _error(
-            400,
-            "invalid_host",
-            "the Host header names no host this service answers to (start it with "
-            "--allowed-host NAME to add one)",
-        )
-        await response(scope, receive, send)
-
-
-def _host_name(header: str) -> str:
-    """The host of a ``Host`` header, without its port: ``[::1]:80`` gives ``::1``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else ""
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-
-
-class _BodyLimit:
-    """Refuse request bodies over ``max_bytes`` (413), declared or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.max_bytes or declared < 0:
-                    await _send_too_large(send, self.max_bytes)
-                    return
-        received = 0
-        limit = self.max_bytes
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"request bodies are limited to {limit} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-async def _send_too_large(send: Send, limit: int) -> None:
-    response = _error(413, "too_large", f"request bodies are limited to {limit} bytes")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
 
 
 __all__ = ["ADMIN_TOKEN_ENV", "MAX_BODY_BYTES", "Service", "ServiceError", "create_app"]
