@@ -45,9 +45,11 @@ from palate.models.collaborative.als import AlsSweeps, fit_biases_first
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors
 from palate.models.collaborative.entries import item_means, training_entries
+from palate.models.collaborative.explain import ridge_attribution
 from palate.models.collaborative.fold_in import check_new_ratings, fold_in_user, refit_users
 from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
+from palate.models.collaborative.ranking import confidence_ranking
 from palate.models.explain import Attribution
 from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores
@@ -540,26 +542,10 @@ class CollaborativeFiltering(Model):
         cache = self._ranking_cache
         if cache is None or not all(x is y for x, y in zip(cache[0], key, strict=True)):
             counts = np.asarray(self.seen_.sum(axis=0), dtype=np.float64).ravel()
-            rated = counts > 0
-            mean_count = float(counts[rated].mean()) if rated.any() else 1.0
-            # w(i) = n(i) / (n(i) + m): how far the prediction may move from the global mean
-            weight = counts / (counts + self.config.confidence_prior * mean_count)
-            C = float(self.global_mean_)
-            dtype = linear.item_factors.dtype
-            user_offset = np.zeros(len(linear.user_factors)) if linear.user_offset is None \
-                else np.asarray(linear.user_offset, dtype=np.float64)
-            item_offset = np.zeros(len(weight)) if linear.item_offset is None \
-                else np.asarray(linear.item_offset, dtype=np.float64)
-            ranking = LinearScores(
-                np.hstack([linear.user_factors, user_offset[:, None].astype(dtype)]),
-                np.hstack([linear.item_factors * weight[:, None].astype(dtype),
-                           weight[:, None].astype(dtype)]),
-                None,
-                ((item_offset - C) * weight + C).astype(dtype),
+            found = confidence_ranking(
+                linear, counts, float(self.global_mean_), self.config.confidence_prior
             )
-            with np.errstate(divide="ignore"):
-                scale = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), np.inf)
-            cache = (key, ranking, scale, weight)
+            cache = (key, found.scores, found.similarity_scale, found.weight)
             self._ranking_cache = cache
         return cache[1], cache[2]
 
@@ -708,34 +694,12 @@ class CollaborativeFiltering(Model):
         self, history: np.ndarray, values: np.ndarray, items: np.ndarray, user_row: int
     ) -> Attribution:
         """The score of each item split into one term per rated item, exactly for the solve
-        palate uses.
-
-        With the items fixed the user's θ = [w, b] is the ridge solution of their ratings
-        (what :meth:`fold_in_user` computes; for a known user it is one ALS user step — the
-        user's stored vector re-solved from their ratings, the difference is reported as
-        ``unexplained``)::
-
-            θ = A⁻¹ Σ_j z_j t_j,   z_j = [x(j), 1],   t_j = y_j − c(j) − μ(j),
-            A = Σ_j z_j z_jᵀ + s · diag(λ, …, λ, λ_b),   s = max(n, floor) (count scaling)
-
-        so the score ``z_iᵀ θ + c(i) + μ(i)`` of item i is the baseline ``c(i) + μ(i)``
-        (the item's bias and mean: "rated highly by most people", compared with the global
-        mean) plus, per rated item j, ``contribution(j, i) = (z_iᵀ A⁻¹ z_j) t_j`` — the
-        whole personal part ``w·x(i) + b``. A contribution is exactly how much the score
-        drops if the user's rating of j is replaced by that item's baseline ``c(j) + μ(j)``;
-        each term also holds the rating's share of the user bias b.
-
-        Removing the rating of j altogether also changes A: it loses z_j z_jᵀ, and with count
-        scaling s becomes s' = max(n − 1, floor). With A' = Σ_j z_j z_jᵀ + s' Λ (shared by
-        every j) and θ' = A'⁻¹ Σ_j z_j t_j, Sherman–Morrison (the leave-one-out formula of
-        ridge regression) gives the re-solve without j exactly::
-
-            removal(j, i) = z_iᵀ (θ − θ') + (z_iᵀ A'⁻¹ z_j) r'_j / (1 − h'_j),
-            r'_j = t_j − z_jᵀ θ',   h'_j = z_jᵀ A'⁻¹ z_j
-
-        (A' = A when s does not change). Cost: O(n d² + n_items_listed · n · d) for n rated
-        items.
-        """
+        palate uses: the baseline ``c(i) + μ(i)`` ("rated highly by most people", against the
+        global mean) plus, per rated item j, ``(z_iᵀ A⁻¹ z_j) t_j`` with the user's (w, b)
+        re-solved from their ratings with the items fixed (one ALS user step for a known
+        user; the difference from the stored vector is ``unexplained``), and the exact
+        effect of removing each rating (see
+        :func:`palate.models.collaborative.explain.ridge_attribution`)."""
         if not self.can_explain:
             return Model.attribute(self, history, values, items, user_row)
         p = self._params
@@ -743,21 +707,11 @@ class CollaborativeFiltering(Model):
         values = np.asarray(values, dtype=np.float64)
         if user_row < 0:
             check_new_ratings(history, values, self.config.kind, self.rating_scale_)
-        offsets = (p.c.astype(np.float64) + p.mu)
+        offsets = p.c.astype(np.float64) + p.mu
         X = p.X.astype(np.float64)
-        d = X.shape[1]
-        Z = np.hstack([X[history], np.ones((len(history), 1))])
-        t = values - offsets[history]
-        regularisation = self._regularisation()
-        n = len(history)
-        scale = max(float(n), regularisation.count_floors[0]) if regularisation.count_scaled \
-            else 1.0
-        A = Z.T @ Z + np.diag(regularisation.diagonal(d, True, np.float64) * scale)
-        G = np.linalg.solve(A, Z.T) if n else np.zeros((d + 1, 0))
-        Zi = np.hstack([X[items], np.ones((len(items), 1))])
-        K = Zi @ G
-        contributions = K * t[None, :]
-        removal = self._removal(Z, t, Zi, G, scale, regularisation.diagonal(d, True, np.float64))
+        contributions, removal = ridge_attribution(
+            X, offsets, history, values, items, self._regularisation()
+        )
         baseline = offsets[items]
         if user_row >= 0:
             score = (
@@ -767,31 +721,6 @@ class CollaborativeFiltering(Model):
             score = baseline + contributions.sum(axis=1)
         return Attribution(score, baseline, float(self.global_mean_), contributions, history,
                            values, removal)
-
-    def _removal(
-        self, Z: np.ndarray, t: np.ndarray, Zi: np.ndarray, G: np.ndarray, scale: float,
-        reg: np.ndarray,
-    ) -> np.ndarray:
-        """``removal(j, i)``: how much item i's score drops when the rating of j is removed
-        and the user re-solved, exactly, for every j at once (see :meth:`attribute`)."""
-        n = len(t)
-        if n == 0:
-            return np.zeros((len(Zi), 0))
-        if n == 1:  # no ratings left: w = 0, b = 0
-            return Zi @ (G @ t)[:, None]
-        regularisation = self._regularisation()
-        smaller = max(float(n - 1), regularisation.count_floors[0]) \
-            if regularisation.count_scaled else scale
-        theta = G @ t
-        G2 = G
-        if smaller != scale:  # A' = A − (s − s') Λ, shared by every leave-one-out system
-            A2 = Z.T @ Z + np.diag(reg * smaller)
-            G2 = np.linalg.solve(A2, Z.T)
-        theta2 = G2 @ t
-        residual = t - Z @ theta2
-        leverage = np.einsum("jk,kj->j", Z, G2)
-        return (Zi @ (theta - theta2))[:, None] + (Zi @ G2) * (
-            residual / np.maximum(1.0 - leverage, 1e-12))[None, :]
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
