@@ -248,7 +248,9 @@ def _show(
     s.show(
         items_table(
             recommendations,
-            title=f"Top {K} for user {user_id} (unseen items)",
+            # ranked by the blend, so the predicted ratings shown are not in order
+            title=f"Top {K} for user {user_id} (unseen items; ranked by what they are likely "
+            "to watch and like, with their predicted rating)",
             value_name="predicted rating",
             value_key="score",
             value_format="{:.2f}",
@@ -258,7 +260,8 @@ def _show(
     s.show(
         items_table(
             similar,
-            title=f"Most similar to {catalog.label(anchor)} (‖x(k) − x(i)‖²)",
+            title=f"Most similar to {catalog.label(anchor)} (‖x(k) − x(i)‖² × (1 + n̄/n(k)): "
+            "rarely-rated items count as farther)",
             value_name="distance",
             value_format="{:.4f}",
             with_titles=catalog.has_titles,

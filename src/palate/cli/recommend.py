@@ -491,10 +491,7 @@ def rate(
         item_ids, scores = with_filters(
             model, artifact, model_dir, min_ratings, policy
         ).recommend_for_ratings(ratings, k=k)
-        if model.ranks_by != "prediction":  # show each item's prediction, in ranking order
-            listed = np.isfinite(scores)
-            scores = scores.copy()
-            scores[listed] = model.fold_in(ratings)[model.items_.index(item_ids[listed])]
+        scores = model.listed_fold_in_predictions(ratings, item_ids, scores)
         value_name, value_format = score_meaning(model)
         rows = catalog.rows(item_ids, scores)
         rated = [{**catalog.describe(i), "rating": r} for i, r in ratings.items()]

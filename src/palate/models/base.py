@@ -341,10 +341,11 @@ class Model:
         )
         if self.ranks_by == "prediction":
             return result
-        return dataclasses.replace(result, predictions=self._listed_predictions(result))
+        return dataclasses.replace(result, predictions=self.listed_predictions(result))
 
-    def _listed_predictions(self, result: Recommendations) -> np.ndarray:
-        """``predict`` of every listed (user, item) pair, NaN on the padding."""
+    def listed_predictions(self, result: Recommendations) -> np.ndarray:
+        """``predict`` of every listed (user, item) pair of ``result``, shape (n_users, k),
+        NaN on the padding: what to show beside a list ranked by something else."""
         n, k = result.item_ids.shape
         u = np.repeat(self.users_.index(result.user_ids, missing="ignore"), k)
         listed = np.isfinite(result.scores.reshape(-1))
@@ -482,6 +483,19 @@ class Model:
         self._check_fitted()
         items, values = ratings_arrays(ratings)
         return np.asarray(self.link(self.fold_in_scores(items, values)), dtype=np.float32)
+
+    def listed_fold_in_predictions(
+        self, ratings: RatingsLike, item_ids: IdArray, scores: np.ndarray
+    ) -> np.ndarray:
+        """What to show beside a new user's list (``recommend_for_ratings``'s ids and scores):
+        the scores when the model ranks by its prediction, else :meth:`fold_in`'s prediction
+        of each listed item (NaN stays on the padding)."""
+        if self.ranks_by == "prediction":
+            return scores
+        listed = np.isfinite(scores)
+        shown = np.array(scores, dtype=np.float32)
+        shown[listed] = self.fold_in(ratings)[self.items_.index(item_ids[listed])]
+        return shown
 
     def recommend_for_ratings(
         self, ratings: RatingsLike, k: int = 10, exclude_seen: bool = True

@@ -31,14 +31,12 @@ from palate.models.base import (
     check_array_shapes,
     fit_input,
 )
+from palate.models.collaborative.als import cg_steps_for
 from palate.models.popularity import popularity_scores
 from palate.models.ridge import SparseRows, solve_rows
 from palate.models.scoring import LinearScores
 
 logger = logging.getLogger(__name__)
-
-# same switch as CollaborativeFiltering: exact solves below this much Gram work per half-sweep
-_CG_THRESHOLD = 5e7
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ class ImplicitALS(Model):
         target = (1.0 + weight) / weight
         reg = np.full(d, self.config.reg)
         offset = float(np.sum((1.0 + weight) / weight))
-        steps = self._cg_steps(len(u), d)
+        steps = cg_steps_for(self.config.als_method, self.config.cg_steps, len(u), d, False)
         for epoch in range(1, self.config.epochs + 1):
             # users: w(u) with X fixed (the shared XᵀX term added inside the kernel)
             theta = W.astype(np.float64)
@@ -223,12 +221,6 @@ class ImplicitALS(Model):
                 callback(epoch, metrics)
         self.user_factors_, self.item_factors_ = W, X
         return self
-
-    def _cg_steps(self, nnz: int, d: int) -> int:
-        method = self.config.als_method
-        if method == "auto":
-            method = "cg" if nnz * d * d > _CG_THRESHOLD else "cholesky"
-        return 0 if method == "cholesky" else self.config.cg_steps
 
     # ------------------------------------------------------------------ scoring
     def linear_scores(self) -> LinearScores:

@@ -407,7 +407,7 @@ class RetrieveThenRank(Model):
         result = Recommendations(ids, ids_from_indices(self.items_, out_idx), out_val, rows < 0)
         if self.ranks_by == "prediction":
             return result
-        return dataclasses.replace(result, predictions=self._listed_predictions(result))
+        return dataclasses.replace(result, predictions=self.listed_predictions(result))
 
     def explain(
         self,

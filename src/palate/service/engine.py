@@ -366,10 +366,7 @@ class ServedModel:
                 ids, scores = listing.recommend_for_ratings(
                     ratings, k=k, exclude_seen=exclude_seen
                 )
-                if model.ranks_by != "prediction":  # show predictions, in the ranking's order
-                    listed = np.isfinite(scores)
-                    scores = scores.copy()
-                    scores[listed] = model.fold_in(ratings)[model.items_.index(ids[listed])]
+                scores = model.listed_fold_in_predictions(ratings, ids, scores)
                 items = self._rows(ids, scores)
                 if explain:
                     self._explain(items[:EXPLAIN_TOP], user, ratings, entry[1])
@@ -458,11 +455,7 @@ class ServedModel:
         if model.ranks_by == "prediction":
             return found
         # the model ranks by something else: each listed item's prediction beside it
-        listed = np.isfinite(scores)
-        predictions = np.full(scores.shape, np.nan, dtype=np.float32)
-        pair_users = np.repeat(np.asarray(ids, dtype=object), k).reshape(scores.shape)
-        predictions[listed] = model.predict(pair_users[listed], item_ids[listed])
-        return dataclasses.replace(found, predictions=predictions)
+        return dataclasses.replace(found, predictions=model.listed_predictions(found))
 
     def merged_ratings(self, user: Id, entry: tuple[int, dict[Id, float]]) -> dict[Id, float]:
         """Training history (as the model predicts it) overlaid with the live ratings."""

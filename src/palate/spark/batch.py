@@ -41,6 +41,7 @@ from pyspark.sql import types as T
 
 from palate.errors import ConfigError
 from palate.models.collaborative import CollaborativeFiltering, CollaborativeFilteringConfig
+from palate.models.collaborative.ranking import support_weights
 from palate.models.implicit import ImplicitALS
 from palate.models.scoring import check_k
 from palate.spark.als import SparkCollaborativeFiltering, SparkImplicitALS, dot
@@ -182,10 +183,7 @@ def _confidence_rows(
     :meth:`palate.CollaborativeFiltering.ranking_scores`: ``C + (r̂ − C) w(i)`` with
     ``w(i) = n(i) / (n(i) + m n̄)``, as ``[w(u), b(u)] · [x(i) w(i), w(i)] + offset(i)``."""
     counts, _, _, _ = model.item_aggregates()
-    rated = counts > 0
-    mean_count = float(counts[rated].mean()) if rated.any() else 1.0
-    prior = CollaborativeFilteringConfig().confidence_prior
-    weight = counts / (counts + prior * mean_count)
+    weight, factor = support_weights(counts, CollaborativeFilteringConfig().confidence_prior)
     C = float(model.global_mean_)
     spark = users.sparkSession
     weights = spark.createDataFrame(
@@ -206,9 +204,8 @@ def _confidence_rows(
         F.concat(F.col("vector"), F.array(F.col("offset").cast("float"))).alias("vector"),
         F.lit(0.0).cast("double").alias("offset"),
     )
-    # similar items: each distance times 1 + n̄ / n(k)
-    with np.errstate(divide="ignore"):
-        factor = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), 1.0)
+    # similar items: each distance times 1 + n̄ / n(k) (items without events are no candidates)
+    factor = np.where(np.isfinite(factor), factor, 1.0)
     scales = spark.createDataFrame(
         pd.DataFrame({"idx": np.arange(len(factor), dtype=np.int32), "scale": factor}),
         schema="idx int, scale double",

@@ -49,7 +49,7 @@ from palate.models.collaborative.explain import ridge_attribution
 from palate.models.collaborative.fold_in import check_new_ratings, fold_in_user, refit_users
 from palate.models.collaborative.gibbs import sample_posterior
 from palate.models.collaborative.parameters import Parameters, Snapshot
-from palate.models.collaborative.ranking import confidence_ranking
+from palate.models.collaborative.ranking import ConfidenceRanking, confidence_ranking
 from palate.models.explain import Attribution
 from palate.models.popularity import popularity_scores
 from palate.models.scoring import LinearScores
@@ -240,9 +240,7 @@ class CollaborativeFiltering(Model):
         self._count_floors = (1.0, 1.0)
         self.reg_ = self.config.effective_reg
         self._score_cache: tuple[tuple[np.ndarray, ...], LinearScores] | None = None
-        self._ranking_cache: tuple[tuple[Any, ...], LinearScores, np.ndarray, np.ndarray] | None = (
-            None
-        )
+        self._ranking_cache: tuple[tuple[Any, ...], ConfidenceRanking] | None = None
 
     # ------------------------------------------------------------------ learned state
     def _learned(self) -> Parameters:
@@ -405,29 +403,31 @@ class CollaborativeFiltering(Model):
         return data
 
     def _set_serving_data(self, data: Interactions, merge: bool = False) -> None:
-        """The seen-items matrix (every event, whatever its value) and the popularity fallback."""
-        seen = seen_matrix(data)
+        """The seen-items matrix (every event, whatever its value), the training ratings and
+        the popularity fallback; ``merge`` adds ``data`` to what the model already has."""
         by = "mean" if self.config.kind == "explicit" else "count"
         fallback, _ = popularity_scores(data, by)
-        if merge:
-            old = self.seen_.copy()
-            old.resize(seen.shape)
-            seen = ((old + seen) > 0).astype(np.float32).tocsr()
-            # keep the fallback learned from all earlier data; new items rank after it
-            n_old = len(self.fallback_scores_)
-            fallback = np.concatenate(
-                [self.fallback_scores_, np.full(len(fallback) - n_old, -np.inf, np.float32)]
-            )
-        seen.sort_indices()
         ratings = _ratings_matrix(data)
-        if merge and "ratings_" in vars(self):
+        if not merge:
+            self._set_events(data, fallback)
+            self.ratings_ = ratings
+            return
+        seen = seen_matrix(data)
+        old = self.seen_.copy()
+        old.resize(seen.shape)
+        seen = ((old + seen) > 0).astype(np.float32).tocsr()
+        seen.sort_indices()
+        # keep the fallback learned from all earlier data; new items rank after it
+        n_old = len(self.fallback_scores_)
+        fallback = np.concatenate(
+            [self.fallback_scores_, np.full(len(fallback) - n_old, -np.inf, np.float32)]
+        )
+        if "ratings_" in vars(self):
             ratings = _merge_ratings(self.ratings_, ratings)
         self.users_, self.items_ = data.users, data.items
         self.seen_ = seen
         self.ratings_ = ratings
         self.fallback_scores_ = np.asarray(fallback, dtype=np.float32)
-        if not merge:
-            self.data_fingerprint_ = data.fingerprint()
 
     # ------------------------------------------------------------------ training loops
     def _train(
@@ -534,20 +534,18 @@ class CollaborativeFiltering(Model):
             self._score_cache = cache
         return cache[1]
 
-    def _support(self) -> tuple[LinearScores, np.ndarray]:
-        """The confidence ranking's scores and each item's similarity scale, kept until the
-        parameters or the seen items change."""
+    def _confidence(self) -> ConfidenceRanking:
+        """The confidence ranking, kept until the parameters or the seen items change."""
         linear = self.linear_scores()
         key = (linear, self.seen_)
         cache = self._ranking_cache
         if cache is None or not all(x is y for x, y in zip(cache[0], key, strict=True)):
             counts = np.asarray(self.seen_.sum(axis=0), dtype=np.float64).ravel()
-            found = confidence_ranking(
+            cache = (key, confidence_ranking(
                 linear, counts, float(self.global_mean_), self.config.confidence_prior
-            )
-            cache = (key, found.scores, found.similarity_scale, found.weight)
+            ))
             self._ranking_cache = cache
-        return cache[1], cache[2]
+        return cache[1]
 
     def fold_in_ranking_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
         """A new user's items ranked as :meth:`recommend` ranks known users' items: the
@@ -555,9 +553,7 @@ class CollaborativeFiltering(Model):
         raw = self.fold_in_scores(item_ids, values)
         if self.config.ranking == "prediction":
             return raw
-        self._support()
-        assert self._ranking_cache is not None
-        weight = self._ranking_cache[3]
+        weight = self._confidence().weight
         C = float(self.global_mean_)
         return np.asarray(C + (raw - C) * weight, dtype=np.float64)
 
@@ -582,7 +578,7 @@ class CollaborativeFiltering(Model):
         """
         if self.config.ranking == "prediction":
             return self.linear_scores()
-        return self._support()[0]
+        return self._confidence().scores
 
     def similarity_scale(self) -> np.ndarray | None:
         """``rank_by="confidence"``: an item's distance is multiplied by 1 + n̄ / n(k), the
@@ -591,7 +587,7 @@ class CollaborativeFiltering(Model):
         neighbours of a well-known film."""
         if self.config.ranking == "prediction":
             return None
-        return self._support()[1]
+        return self._confidence().similarity_scale
 
     @property
     def ranks_by(self) -> RankKind:

@@ -26,14 +26,24 @@ class ConfidenceRanking:
     similarity_scale: np.ndarray
 
 
+def support_weights(counts: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """``w(i) = n(i) / (n(i) + prior · n̄)`` (how far a prediction may move from the global
+    mean) and the similar-items scale ``1 + n̄ / n(k)`` (inf for items without events), for
+    items with ``counts`` events each; n̄ is the mean over items with events."""
+    counts = np.asarray(counts, dtype=np.float64)
+    rated = counts > 0
+    mean_count = float(counts[rated].mean()) if rated.any() else 1.0
+    weight = counts / (counts + prior * mean_count)
+    with np.errstate(divide="ignore"):
+        scale = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), np.inf)
+    return weight, scale
+
+
 def confidence_ranking(
     linear: LinearScores, counts: np.ndarray, global_mean: float, prior: float
 ) -> ConfidenceRanking:
     """The support-shrunk ranking of ``linear`` for items with ``counts`` events each."""
-    rated = counts > 0
-    mean_count = float(counts[rated].mean()) if rated.any() else 1.0
-    # w(i) = n(i) / (n(i) + m): how far the prediction may move from the global mean
-    weight = counts / (counts + prior * mean_count)
+    weight, scale = support_weights(counts, prior)
     C = float(global_mean)
     dtype = linear.item_factors.dtype
     user_offset = np.zeros(len(linear.user_factors)) if linear.user_offset is None \
@@ -47,9 +57,7 @@ def confidence_ranking(
         None,
         ((item_offset - C) * weight + C).astype(dtype),
     )
-    with np.errstate(divide="ignore"):
-        scale = np.where(rated, 1.0 + mean_count / np.maximum(counts, 1e-12), np.inf)
     return ConfidenceRanking(scores, weight, scale)
 
 
-__all__ = ["ConfidenceRanking", "confidence_ranking"]
+__all__ = ["ConfidenceRanking", "confidence_ranking", "support_weights"]
