@@ -311,6 +311,36 @@ def test_sparse_cost_gradcheck_with_extensions(kind: str) -> None:
     assert torch.autograd.gradcheck(cost, (X, W, b, c))
 
 
+def test_sparse_cost_weights_count_an_entry_that_many_times() -> None:
+    # weight 2 on an entry is the same J as the entry listed twice (a hand-checkable identity)
+    p = random_problem("binary", 9)
+    n = len(p["y"])
+    weights = np.where(p["y"].numpy() > 0, 2.0, 1.0)
+    twice = np.flatnonzero(weights == 2.0)
+    doubled = {**p, "user": torch.cat([p["user"], p["user"][twice]]),
+               "item": torch.cat([p["item"], p["item"][twice]]),
+               "y": torch.cat([p["y"], p["y"][twice]])}
+    assert len(doubled["y"]) > n
+    got = sparse(p, 0.4, "binary", weights=torch.as_tensor(weights))
+    assert got == pytest.approx(sparse(doubled, 0.4, "binary"), rel=1e-12)
+    # and weights of 1 change nothing
+    assert sparse(p, 0.4, "binary", weights=torch.ones(n, dtype=torch.float64)) == (
+        pytest.approx(sparse(p, 0.4, "binary"), rel=1e-12)
+    )
+
+
+def test_sparse_cost_gradcheck_with_weights() -> None:
+    p = random_problem("binary", 10, n_m=5, n_u=4, n=2)
+    X, W, b = (torch.tensor(p[k], requires_grad=True) for k in ("X", "W", "b"))
+    weights = torch.as_tensor(np.where(p["y"].numpy() > 0, 3.0, 0.5))
+
+    def cost(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return sparse_cost(X, W, b, p["user"], p["item"], p["y"], 0.7, "binary",
+                           weights=weights)
+
+    assert torch.autograd.gradcheck(cost, (X, W, b))
+
+
 @pytest.mark.parametrize("kind", ["explicit", "binary"])
 def test_gradient_matches_central_differences_of_textbook_cost(kind: str) -> None:
     p = random_problem(kind, 8, n_m=4, n_u=3, n=2)
@@ -740,8 +770,10 @@ def test_positive_only_data_is_trained_with_sampled_negatives(solver: str, two_t
 
 def test_als_on_positive_only_data_converges(two_tastes) -> None:  # type: ignore[no-untyped-def]
     train, _, group = two_tastes
+    # one draw of the negatives, so that every sweep lowers the same J
     model = CollaborativeFiltering(kind="binary", embedding_size=2, reg=0.05, bias_reg=0.0,
-                                   negative_ratio=1.0, epochs=20).fit(train)
+                                   negative_ratio=1.0, epochs=20,
+                                   resample_negatives=False).fit(train)
     costs = np.array([h["cost"] for h in model.history_])
     assert np.all(np.isfinite(costs))
     assert costs[-1] < costs[0]
@@ -1107,3 +1139,47 @@ def test_every_ranking_hyperparameter_changes_the_list(planted_explicit: Any) ->
     for change in ({"rank_by": "prediction"}, {"confidence_prior": 1.0}):
         other = base.with_params(**change).fit(data).recommend(users, k=5)
         assert not np.array_equal(lists.item_ids, other.item_ids), change
+
+
+# ------------------------------------------------------------------------------ sampled negatives
+def test_negative_item_probabilities_follow_counts_to_the_power_beta() -> None:
+    from palate.models.collaborative.entries import negative_item_probabilities
+
+    counts = np.array([0, 1, 4, 9])
+    np.testing.assert_allclose(negative_item_probabilities(counts, 0.5), [0, 1 / 6, 2 / 6, 3 / 6])
+    np.testing.assert_allclose(negative_item_probabilities(counts, 1.0), [0, 1 / 14, 4 / 14, 9 / 14])
+    np.testing.assert_allclose(negative_item_probabilities(counts, 0.0), [0.25] * 4)
+
+
+def test_entry_weights_weigh_the_positives() -> None:
+    from palate.models.collaborative.entries import entry_weights
+
+    np.testing.assert_array_equal(entry_weights(np.array([1.0, 0.0, 1.0]), 3.0), [3, 1, 3])
+    assert entry_weights(np.array([1.0, 0.0]), 1.0) is None
+
+
+def test_popularity_sampled_negatives_follow_the_probabilities() -> None:
+    from palate.models.collaborative.entries import with_negatives
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 400, 6
+    u = np.arange(n_users, dtype=np.int64)
+    i = np.zeros(n_users, dtype=np.int64)  # every user's one positive is item 0
+    probs = np.array([0.0, 0.1, 0.1, 0.2, 0.2, 0.4])
+    nu, ni, y = with_negatives(u, i, np.ones(n_users), n_items, 20.0, rng, probs)
+    neg = ni[y == 0]
+    assert not np.any(neg == 0)  # probability 0, and every user's positive
+    # repeated pairs are dropped, so compare the share of users that drew each item at least
+    # once against 1 - (1 - p)^20 (the draws of a user are independent)
+    share = np.array([np.unique(nu[(y == 0) & (ni == k)]).size for k in range(n_items)]) / n_users
+    expected = 1 - (1 - probs) ** 20
+    np.testing.assert_allclose(share[1:], expected[1:], atol=0.08)
+
+
+def test_positive_weight_and_exponent_are_validated() -> None:
+    with pytest.raises(ConfigError, match="positive_weight"):
+        CollaborativeFiltering(kind="binary", positive_weight=0)
+    with pytest.raises(ConfigError, match="negative_exponent"):
+        CollaborativeFiltering(kind="binary", negative_exponent=1.5)
+    with pytest.raises(ConfigError, match="resample_negatives"):
+        CollaborativeFiltering(kind="binary", resample_negatives=1)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ import numpy as np
 from palate.data.interactions import Interactions
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, sparse_cost
-from palate.models.collaborative.entries import training_entries
+from palate.models.collaborative.entries import entry_weights, training_entries
 from palate.models.collaborative.parameters import Parameters
 
 if TYPE_CHECKING:  # torch is imported when the solver runs
@@ -69,15 +69,26 @@ def adam_epochs(
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     fixed: dict[str, torch.Tensor] = {}
 
-    def epoch_entries() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def epoch_entries() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if sampled or not fixed:
-            u, i, y = training_entries(data, config.kind, config.negative_ratio, rng)
+            u, i, y = training_entries(
+                data, config.kind, config.negative_ratio, rng, config.negative_exponent
+            )
             it = torch.as_tensor(i)
             target = torch.as_tensor(y, dtype=dtype)
             fixed.update(u=torch.as_tensor(u), i=it, t=target - mu[it] if explicit else target)
-        return fixed["u"], fixed["i"], fixed["t"]
+            weights = entry_weights(y, config.positive_weight) if sampled else None
+            if weights is not None:
+                fixed["w"] = torch.as_tensor(weights, dtype=dtype)
+        return fixed["u"], fixed["i"], fixed["t"], fixed.get("w")
 
-    def loss_on(u: torch.Tensor, i: torch.Tensor, t: torch.Tensor, scale: float) -> torch.Tensor:
+    def loss_on(
+        u: torch.Tensor,
+        i: torch.Tensor,
+        t: torch.Tensor,
+        w: torch.Tensor | None,
+        scale: float,
+    ) -> torch.Tensor:
         return sparse_cost(
             leaves["X"],
             leaves["W"],
@@ -93,27 +104,29 @@ def adam_epochs(
             bias_reg=regularisation.bias_reg,
             data_scale=scale,
             item_offset=None if explicit else mu,
+            weights=w,
         )
 
     def epoch() -> float:
-        u, i, t = epoch_entries()
+        u, i, t, w = epoch_entries()
         n = len(t)
         batch = config.batch_size
         if batch is None or batch >= n:
             optimizer.zero_grad()
-            loss_on(u, i, t, 1.0).backward()
+            loss_on(u, i, t, w, 1.0).backward()
             optimizer.step()
         else:
             order = torch.randperm(n, generator=gen)
             for start in range(0, n, batch):
                 sel = order[start : start + batch]
                 optimizer.zero_grad()
-                loss_on(u[sel], i[sel], t[sel], n / len(sel)).backward()
+                w_sel = None if w is None else w[sel]
+                loss_on(u[sel], i[sel], t[sel], w_sel, n / len(sel)).backward()
                 optimizer.step()
         with torch.no_grad():
             for name in trained:
                 setattr(params, name, leaves[name].detach().numpy().copy())
-            return float(loss_on(u, i, t, 1.0))
+            return float(loss_on(u, i, t, w, 1.0))
 
     return epoch
 

@@ -40,6 +40,9 @@ class CollaborativeFilteringConfig:
     reg_scaling: Literal["none", "count"] = "count"
     reg_count_floor: float = 0.5
     negative_ratio: float = 4.0
+    negative_exponent: float = 0.5
+    positive_weight: float = 1.0
+    resample_negatives: bool = True
     init_scale: float = 0.1
     als_method: Literal["auto", "cholesky", "cg"] = "auto"
     cg_steps: int = 2
@@ -118,6 +121,19 @@ class CollaborativeFilteringConfig:
         need(
             is_number(self.negative_ratio) and self.negative_ratio > 0,
             f"negative_ratio must be > 0, got {self.negative_ratio!r}",
+        )
+        need(
+            is_number(self.negative_exponent) and 0 <= self.negative_exponent <= 1,
+            "negative_exponent must be in [0, 1] (0: uniform negatives, 1: drawn in "
+            f"proportion to popularity), got {self.negative_exponent!r}",
+        )
+        need(
+            is_number(self.positive_weight) and self.positive_weight > 0,
+            f"positive_weight must be > 0, got {self.positive_weight!r}",
+        )
+        need(
+            isinstance(self.resample_negatives, bool),
+            f"resample_negatives must be True or False, got {self.resample_negatives!r}",
         )
         need(
             is_number(self.init_scale) and self.init_scale > 0,

@@ -113,6 +113,7 @@ def sparse_cost(
     bias_reg: float = 0.0,
     data_scale: float = 1.0,
     item_offset: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """J over observed entries only (the fast path used for training), as a torch scalar.
 
@@ -120,7 +121,8 @@ def sparse_cost(
     ``item_bias`` adds c(i) to every prediction; ``*_reg_scale`` multiply each row's λ and λ_b
     (the per-count "weighted-λ" regularisation); ``bias_reg`` puts λ_b/2 Σ b² on the biases;
     ``data_scale`` multiplies the data term (N/B for an unbiased mini-batch estimate);
-    ``item_offset`` is a fixed, unpenalised per-item term (μ(i) inside the sigmoid).
+    ``item_offset`` is a fixed, unpenalised per-item term (μ(i) inside the sigmoid);
+    ``weights`` multiply each entry's loss (the positives' ``positive_weight``).
     """
     import torch
 
@@ -132,9 +134,10 @@ def sparse_cost(
     if item_offset is not None:
         z = z + item_offset.index_select(0, item_idx)
     if kind == "explicit":
-        data_term = 0.5 * ((z - y) ** 2).sum()
+        losses = 0.5 * (z - y) ** 2
     else:
-        data_term = (torch.nn.functional.softplus(z) - y * z).sum()
+        losses = torch.nn.functional.softplus(z) - y * z
+    data_term = (losses if weights is None else weights * losses).sum()
     w_sq = (W**2).sum(1)
     x_sq = (X**2).sum(1)
     if user_reg_scale is not None:

@@ -134,8 +134,19 @@ class CollaborativeFiltering(Model):
         0 turns it off (plain weighted-λ).
     negative_ratio : float
         For positive-only binary data: unobserved (user, item) pairs sampled as y = 0, this
-        many per positive, uniformly over items the user has not engaged with. ALS draws them
-        once per fit (measured better than redrawing every sweep); Adam redraws every epoch.
+        many per positive, among the items the user has not engaged with.
+    negative_exponent : float
+        β in [0, 1]: a negative is item i with probability ∝ n(i)^β, n(i) its number of
+        positives (0: uniform; 1: in proportion to popularity). A popular item the user did
+        not engage with says more about their taste than an obscure one they never came
+        across; 0.5 measured best on MovieLens 100K validation splits.
+    positive_weight : float
+        Weight of each positive's logistic loss when negatives are sampled (the negatives
+        weigh 1): J's data term becomes ``Σ_pos w·(−log f) + Σ_neg (−log(1 − f))``. 1 is the
+        textbook cost.
+    resample_negatives : bool
+        Draw the negatives again before every ALS sweep (Adam always redraws every epoch);
+        False draws them once per fit.
     init_scale : float
         Standard deviation of the initial random factors.
     als_method : {"auto", "cholesky", "cg"}
@@ -192,6 +203,9 @@ class CollaborativeFiltering(Model):
         reg_scaling: Literal["none", "count"] = "count",
         reg_count_floor: float = 0.5,
         negative_ratio: float = 4.0,
+        negative_exponent: float = 0.5,
+        positive_weight: float = 1.0,
+        resample_negatives: bool = True,
         init_scale: float = 0.1,
         als_method: Literal["auto", "cholesky", "cg"] = "auto",
         cg_steps: int = 2,
@@ -219,6 +233,9 @@ class CollaborativeFiltering(Model):
             reg_scaling=reg_scaling,
             reg_count_floor=reg_count_floor,
             negative_ratio=negative_ratio,
+            negative_exponent=negative_exponent,
+            positive_weight=positive_weight,
+            resample_negatives=resample_negatives,
             init_scale=init_scale,
             als_method=als_method,
             cg_steps=cg_steps,
@@ -376,7 +393,11 @@ class CollaborativeFiltering(Model):
             if self.config.solver != "als":
                 logger.info("update_items=False solves users in closed form (ALS half-step)")
             entries = training_entries(
-                data, self.config.kind, self.config.negative_ratio, self._rng
+                data,
+                self.config.kind,
+                self.config.negative_ratio,
+                self._rng,
+                self.config.negative_exponent,
             )
             refit_users(
                 self._params,
