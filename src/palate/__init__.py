@@ -23,6 +23,7 @@ from palate.models import (
     Popularity,
     Recommendations,
     SimilarItems,
+    TopNBlend,
     TwoTower,
 )
 from palate.persist import load, load_artifact, save
@@ -48,6 +49,7 @@ __all__ = [
     "Recommendations",
     "RetrieveThenRank",
     "SimilarItems",
+    "TopNBlend",
     "TwoTower",
     "UnknownIdError",
     "UserFeatures",

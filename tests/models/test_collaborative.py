@@ -1147,7 +1147,8 @@ def test_negative_item_probabilities_follow_counts_to_the_power_beta() -> None:
 
     counts = np.array([0, 1, 4, 9])
     np.testing.assert_allclose(negative_item_probabilities(counts, 0.5), [0, 1 / 6, 2 / 6, 3 / 6])
-    np.testing.assert_allclose(negative_item_probabilities(counts, 1.0), [0, 1 / 14, 4 / 14, 9 / 14])
+    np.testing.assert_allclose(negative_item_probabilities(counts, 1.0),
+                               [0, 1 / 14, 4 / 14, 9 / 14])
     np.testing.assert_allclose(negative_item_probabilities(counts, 0.0), [0.25] * 4)
 
 

@@ -62,6 +62,75 @@ def test_closed_form_minimises_the_objective_on_random_data() -> None:
         assert objective(B + E) > objective(B)
 
 
+def per_column_penalised_ridge(X: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """B(:, j) = argmin ‖X(:, j) − X(:, −j) β‖² + Σ_k penalty(k) β(k)² over the other items."""
+    n = X.shape[1]
+    B = np.zeros((n, n))
+    for j in range(n):
+        others = [i for i in range(n) if i != j]
+        A = X[:, others]
+        B[others, j] = np.linalg.solve(A.T @ A + np.diag(penalty[others]), A.T @ X[:, j])
+    return B
+
+
+X_4X5 = np.array(
+    [[1, 1, 0, 0, 1], [1, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 0, 1]], dtype=float
+)
+
+
+def test_dropout_closed_form_equals_a_direct_solve_on_a_4x5_matrix() -> None:
+    # EDLAE: Λ = λ + p / (1 − p) · diag(XᵀX); item counts of X_4X5 are 3, 3, 3, 1, 2
+    reg, p = 0.5, 0.25
+    counts = X_4X5.sum(axis=0)
+    np.testing.assert_array_equal(counts, [3, 3, 3, 1, 2])
+    penalty = reg + p / (1 - p) * counts  # 1.5, 1.5, 1.5, 0.8333, 1.1667
+    B = ease_weights(X_4X5, reg, dropout=p)
+    np.testing.assert_allclose(B, per_column_penalised_ridge(X_4X5, penalty), atol=1e-5)
+    assert np.all(np.diag(B) == 0)
+    # p = 0 is EASE
+    np.testing.assert_allclose(ease_weights(X_4X5, reg, dropout=0.0), ease_weights(X_4X5, reg))
+
+
+def test_dropout_closed_form_is_the_expected_loss_of_dropped_inputs() -> None:
+    # E‖X − (M ∘ X) B / (1 − p)‖² over Bernoulli(1 − p) masks M, by enumerating the masks of
+    # a 2-user, 3-item matrix, equals ‖X − XB‖² + p / (1 − p) Σ_j G(j, j) ‖B(j, :)‖²
+    X = np.array([[1, 1, 0], [1, 1, 1]], dtype=float)
+    p = 0.4
+    B = np.random.default_rng(0).standard_normal((3, 3))
+    expected = 0.0
+    for bits in range(2**6):
+        M = np.array([(bits >> k) & 1 for k in range(6)], dtype=float).reshape(2, 3)
+        prob = np.prod(np.where(M == 1, 1 - p, p))
+        expected += prob * np.sum((X - (M * X) @ B / (1 - p)) ** 2)
+    G = X.T @ X
+    closed = np.sum((X - X @ B) ** 2) + p / (1 - p) * np.sum(np.diag(G) * np.sum(B**2, axis=1))
+    assert expected == pytest.approx(closed, rel=1e-12)
+
+
+def test_item_exponent_fits_on_columns_divided_by_counts_to_the_gamma() -> None:
+    reg, p, gamma = 0.5, 0.25, 0.5
+    counts = X_4X5.sum(axis=0)
+    scaled = X_4X5 / counts**gamma  # X̃ = X D^(−γ)
+    G = scaled.T @ scaled
+    lam = reg * np.mean(np.diag(G)) / np.mean(counts)  # λ on the scale of the unscaled Gram
+    penalty = lam + p / (1 - p) * np.diag(G)
+    B_tilde = per_column_penalised_ridge(scaled, penalty)
+    B = ease_weights(X_4X5, reg, dropout=p, item_exponent=gamma)
+    np.testing.assert_allclose(B, B_tilde / counts[:, None] ** gamma, atol=1e-5)
+    # the scores of a 0/1 history are those of the scaled history on B̃
+    x = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(x @ B, (x / counts**gamma) @ B_tilde, atol=1e-5)
+
+
+def test_dropout_and_item_exponent_are_validated() -> None:
+    for bad in (-0.1, 1.0, "0.5", float("nan")):
+        with pytest.raises(ConfigError, match="dropout"):
+            EASE(dropout=bad)  # type: ignore[arg-type]
+    for bad in (-0.1, 1.5, None):
+        with pytest.raises(ConfigError, match="item_exponent"):
+            EASE(item_exponent=bad)  # type: ignore[arg-type]
+
+
 def test_counts_are_treated_as_engagement_indicators() -> None:
     X = np.array([[3, 1, 0], [1, 0, 2], [0, 5, 1]], dtype=float)
     np.testing.assert_allclose(ease_weights(X, 1.0), ease_weights((X > 0).astype(float), 1.0))
@@ -155,9 +224,15 @@ def test_regularisation_changes_the_weights() -> None:
 def test_default_regularisation_follows_the_number_of_events() -> None:
     data = clicks()
     model = EASE().fit(data)
-    assert model.reg_ == 100.0  # 320 events: the lower clip
-    assert EASE().config.reg_for(50_000) == pytest.approx(300.0)
-    assert EASE().config.reg_for(200_000) == pytest.approx(600.0)
-    assert EASE().config.reg_for(10**8) == 1000.0
-    np.testing.assert_allclose(model.weights_, EASE(reg=100.0).fit(data).weights_)
+    assert model.reg_ == 200.0  # 320 events: the lower clip
+    assert EASE().config.reg_for(50_000) == pytest.approx(600.0)
+    assert EASE().config.reg_for(200_000) == pytest.approx(1200.0)
+    assert EASE().config.reg_for(10**8) == 2000.0
+    np.testing.assert_allclose(model.weights_, EASE(reg=200.0).fit(data).weights_)
     assert EASE(reg=7.0).fit(data).reg_ == 7.0
+    # plain EASE (neither extension) keeps half of that
+    plain = EASE(dropout=0.0, item_exponent=0.0).config
+    assert plain.reg_for(320) == 100.0
+    assert plain.reg_for(50_000) == pytest.approx(300.0)
+    assert plain.reg_for(10**8) == 1000.0
+    assert EASE(dropout=0.0).config.reg_for(50_000) == pytest.approx(600.0)

@@ -1,6 +1,6 @@
 """The contract every palate model keeps (the model contract of palate.models.base), checked
 for every model and objective: collaborative filtering (each solver, both kinds of label),
-implicit ALS, EASE, popularity, the two towers (ratings, binary, retrieval) and the
+implicit ALS, EASE, the top-N blend, popularity, the two towers (ratings, binary, retrieval) and the
 retrieve-then-rank pipeline. Add a model here and it is tested like the rest."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from palate import (
     Popularity,
     Recommendations,
     RetrieveThenRank,
+    TopNBlend,
     TwoTower,
     UserFeatures,
 )
@@ -114,6 +115,10 @@ CASES = [
     # 0 labels are events too: seen (never recommended) though not engagements
     Case("ials", ImplicitALS, "tiny_binary", "count", {"embedding_size": 3, "epochs": 3}),
     Case("ease", EASE, "tiny_binary", "count", {"reg": 1.0}),
+    Case("ease-plain", EASE, "tiny_binary", "count",
+         {"reg": 1.0, "dropout": 0.0, "item_exponent": 0.0}),
+    Case("blend", TopNBlend, "tiny_binary", "count",
+         {"item_model": EASE(reg=1.0), "factor_model": ImplicitALS(embedding_size=3, epochs=3)}),
     Case("two-tower-ratings", TwoTower, "tiny_explicit", "mean", TOWER),
     Case("two-tower-binary", TwoTower, "tiny_binary", "count",
          {**TOWER, "objective": "binary"}),
@@ -286,7 +291,7 @@ def test_predict_unknown_ids(case: Case, fitted: Model, data: Interactions) -> N
         assert np.all((finite > 0) & (finite < 1))
     if case.is_cf:
         assert np.isfinite(out).all()  # unknown items get the global mean
-    elif case.name.startswith(("popularity", "ials", "ease")):
+    elif case.name.startswith(("popularity", "ials", "ease", "blend")):
         assert np.isnan(out[:2]).all()  # nothing is known of the item
 
 
@@ -386,6 +391,9 @@ CF_HYPERPARAMETERS = [
     ("reg_scaling", {}, "tiny_explicit", "none"),
     ("negative_ratio", {"kind": "binary", "epochs": 3, "negative_ratio": 1.0},
      "tiny_positive_only", 3.0),
+    ("negative_exponent", {"kind": "binary", "epochs": 3}, "tiny_positive_only", 0.0),
+    ("positive_weight", {"kind": "binary", "epochs": 3}, "tiny_positive_only", 3.0),
+    ("resample_negatives", {"kind": "binary", "epochs": 3}, "tiny_positive_only", False),
     ("init_scale", {"epochs": 2}, "tiny_explicit", 0.5),
     ("als_method", {"als_method": "cholesky"}, "tiny_explicit", "cg"),
     ("als_method", {"als_method": "auto", "cg_steps": 1}, "tiny_explicit", "cg"),
@@ -465,6 +473,9 @@ INVALID = [
     ({"bias_reg": -1.0}, "bias_reg"),
     ({"reg_scaling": "sqrt"}, "reg_scaling"),
     ({"negative_ratio": 0.0}, "negative_ratio"),
+    ({"negative_exponent": -0.5}, "negative_exponent"),
+    ({"positive_weight": 0.0}, "positive_weight"),
+    ({"resample_negatives": "yes"}, "resample_negatives"),
     ({"init_scale": 0.0}, "init_scale"),
     ({"als_method": "qr"}, "als_method"),
     ({"cg_steps": 0}, "cg_steps"),

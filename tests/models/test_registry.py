@@ -14,6 +14,7 @@ from palate import (
     ImplicitALS,
     Interactions,
     Popularity,
+    TopNBlend,
     TwoTower,
 )
 from palate.errors import ArtifactError, ConfigError, MissingDependencyError
@@ -39,12 +40,15 @@ CLASSES: dict[str, type[Model]] = {
     "two-tower": TwoTower,
     "two_tower": TwoTower,
     "hybrid": HybridRecommender,
+    "blend": TopNBlend,
+    "topn-blend": TopNBlend,
+    "topn_blend": TopNBlend,
     "popularity": Popularity,
 }
 
 
 def test_the_command_line_names_in_help_order() -> None:
-    assert model_names() == ("cf", "ials", "ease", "two-tower", "hybrid", "popularity")
+    assert model_names() == ("cf", "ials", "ease", "blend", "two-tower", "hybrid", "popularity")
     assert [spec.name for spec in model_specs()] == list(model_names())
 
 
@@ -250,6 +254,16 @@ def test_hybrid_options_set_its_rating_model() -> None:
     assert model.get_params()["rating"]["kind"] == "collaborative"
     with pytest.raises(ConfigError, match="trains on explicit ratings"):
         build_model("hybrid", "binary")
+
+
+def test_blend_options_set_its_factor_model() -> None:
+    model = build_model("blend", "binary", embedding_size=7, epochs=2, seed=5)
+    assert isinstance(model, TopNBlend)
+    params = model.factor_model.get_params()
+    assert (params["embedding_size"], params["epochs"], params["seed"]) == (7, 2, 5)
+    assert model.get_params()["item_model"]["kind"] == "ease"
+    with pytest.raises(ConfigError, match="engagement events"):
+        build_model("blend", "explicit")
 
 
 def test_which_models_stop_early_on_the_validation_events_fit_gets() -> None:

@@ -1,6 +1,8 @@
-"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS, EASE, two towers."""
+"""Models: popularity baseline, collaborative filtering, implicit-feedback ALS, EASE, their
+top-N blend, two towers."""
 
 from palate.models.base import Model, ModelState
+from palate.models.blend import TopNBlend
 from palate.models.collaborative import (
     CollaborativeFiltering,
     CollaborativeFilteringConfig,
@@ -24,6 +26,7 @@ __all__ = [
     "Popularity",
     "Recommendations",
     "SimilarItems",
+    "TopNBlend",
     "TwoTower",
     "TwoTowerConfig",
     "textbook_cost",

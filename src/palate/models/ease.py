@@ -15,6 +15,25 @@ catalogues of up to a few tens of thousands of items (memory n_items² · 8 byte
 n_items² · 4 bytes stored). Scores of user u: ``x(u) B`` — a new user's scores come straight
 from their first events, with no solve at all.
 
+Two extensions, both measured on validation splits carved from the training data of MovieLens
+100K and 1M (``bench/tune_defaults.py``):
+
+- **dropout** (EDLAE, Steck 2020, "Autoencoders that don't overfit towards the identity"): the
+  closed form of training B to reconstruct X from a copy of X whose entries are dropped with
+  probability p (and the rest scaled by 1/(1 − p)). In expectation that adds the penalty
+  ``Σ_j (p / (1 − p)) G(j, j) ‖B(j, :)‖²`` — an item engaged with often gets a larger
+  penalty — so λI becomes the diagonal ``Λ = λI + (p / (1 − p)) diag(G)``::
+
+      P = (G + Λ)⁻¹,     B(i, j) = −P(i, j) / P(j, j)  (i ≠ j),     B(j, j) = 0
+
+  (the zero-diagonal variant; p = 0 is EASE).
+- **item_exponent** γ: the model is fitted on ``X̃ = X D^(−γ)`` (D the diagonal of the items'
+  engagement counts, so each column of X is divided by n(i)^γ), with λ scaled by
+  ``mean(diag(X̃ᵀX̃)) / mean(diag(XᵀX))``, and scores are ``x̃(u) B̃``. The weights kept are
+  ``B = D^(−γ) B̃`` so that scores stay ``x(u) B`` for a 0/1 history x(u). γ > 0 lets the
+  many co-occurrences of the most popular items weigh less in the regressions and in the
+  scores.
+
 Use it for positive-only data on a moderate catalogue; :class:`~palate.ImplicitALS` scales to
 larger catalogues and gives item vectors for vector indexes.
 """
@@ -36,12 +55,18 @@ from palate.models.base import (
     ModelState,
     check_array_shapes,
     fit_input,
+    is_number,
 )
 from palate.models.explain import Attribution
 from palate.models.popularity import popularity_scores
 from palate.types import IdArray
 
 logger = logging.getLogger(__name__)
+
+#: defaults of ``dropout`` and ``item_exponent``: chosen on validation splits carved from the
+#: training data of MovieLens 100K and 1M (``bench/tune_defaults.py --model ease``)
+DEFAULT_DROPOUT = 0.25
+DEFAULT_ITEM_EXPONENT = 0.2
 
 
 @dataclass(frozen=True)
@@ -50,13 +75,17 @@ class EASEConfig:
 
     reg: float | None = None
     max_items: int = 30_000
+    dropout: float = DEFAULT_DROPOUT
+    item_exponent: float = DEFAULT_ITEM_EXPONENT
 
     def reg_for(self, n_events: int) -> float:
         """λ for a training set of ``n_events`` engaged pairs: ``reg`` if given, else
-        ``300 · (n_events / 50,000)^(1/2)`` clipped to [100, 1000]."""
+        ``300 · (n_events / 50,000)^(1/2)`` clipped to [100, 1000] for plain EASE
+        (``dropout = item_exponent = 0``) and twice that with either extension."""
         if self.reg is not None:
             return float(self.reg)
-        return float(np.clip(300.0 * np.sqrt(n_events / 50_000), 100.0, 1000.0))
+        plain = float(np.clip(300.0 * np.sqrt(n_events / 50_000), 100.0, 1000.0))
+        return plain if self.dropout == 0 and self.item_exponent == 0 else 2.0 * plain
 
     def __post_init__(self) -> None:
         reg = self.reg
@@ -67,6 +96,14 @@ class EASEConfig:
             or reg <= 0
         ):
             raise ConfigError(f"reg must be a finite number > 0, got {reg!r}")
+        p = self.dropout
+        if not is_number(p) or not 0 <= p < 1:
+            raise ConfigError(f"dropout must be a number in [0, 1) (0: plain EASE), got {p!r}")
+        g = self.item_exponent
+        if not is_number(g) or not 0 <= g <= 1:
+            raise ConfigError(
+                f"item_exponent must be a number in [0, 1] (0: plain EASE), got {g!r}"
+            )
         m = self.max_items
         if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1:
             raise ConfigError(f"max_items must be a positive integer, got {m!r}")
@@ -78,10 +115,20 @@ class EASE(Model):
     Parameters
     ----------
     reg : float, optional
-        λ added to the diagonal of XᵀX. Default: ``300 · (n / 50,000)^(1/2)`` for ``n``
-        engaged training pairs, clipped to [100, 1000] (the value used is ``reg_``) — the best
-        λ on validation splits carved from the training data of MovieLens 100K (300) and 1M
-        (800) (``bench/tune_defaults.py``).
+        λ added to the diagonal of XᵀX (scaled as described above when ``item_exponent`` > 0).
+        Default: ``600 · (n / 50,000)^(1/2)`` for ``n`` engaged training pairs, clipped to
+        [200, 2000] (the value used is ``reg_``). With the default ``dropout`` and
+        ``item_exponent`` the best λ on validation splits carved from the training data was
+        600 on MovieLens 100K (36,000 pairs; the rule gives 510) and 1,600 on 1M (370,000
+        pairs; the rule gives 1,640) (``bench/tune_topn.py``). Plain EASE
+        (``dropout=0, item_exponent=0``) keeps its own best rule, half of that:
+        ``300 · (n / 50,000)^(1/2)`` clipped to [100, 1000] (``bench/tune_defaults.py``).
+    dropout : float
+        p in [0, 1): EDLAE's dropout penalty ``p / (1 − p) · XᵀX(j, j)`` on row j of B;
+        0 is plain EASE. Default 0.25 (validation, as ``reg``).
+    item_exponent : float
+        γ in [0, 1]: fit on X with each item's column divided by its count to the γ; 0 is
+        plain EASE. Default 0.2 (validation, as ``reg``).
     max_items : int
         Largest catalogue ``fit`` accepts (the weights are a dense items × items matrix);
         raise it knowingly, or use :class:`~palate.ImplicitALS` for large catalogues.
@@ -109,8 +156,16 @@ class EASE(Model):
     reg_: float
     engaged_: sp.csr_matrix
 
-    def __init__(self, reg: float | None = None, max_items: int = 30_000) -> None:
-        self.config = EASEConfig(reg=reg, max_items=max_items)
+    def __init__(
+        self,
+        reg: float | None = None,
+        max_items: int = 30_000,
+        dropout: float = DEFAULT_DROPOUT,
+        item_exponent: float = DEFAULT_ITEM_EXPONENT,
+    ) -> None:
+        self.config = EASEConfig(
+            reg=reg, max_items=max_items, dropout=dropout, item_exponent=item_exponent
+        )
 
     # ------------------------------------------------------------------ training
     def fit(self, interactions: Interactions) -> EASE:
@@ -137,7 +192,9 @@ class EASE(Model):
         self._set_events(data, fallback)
         self.engaged_ = engaged_matrix(data)
         self.reg_ = self.config.reg_for(self.engaged_.nnz)
-        self.weights_ = ease_weights(self.engaged_, self.reg_)
+        self.weights_ = ease_weights(
+            self.engaged_, self.reg_, self.config.dropout, self.config.item_exponent
+        )
         return self
 
     @property
@@ -235,8 +292,18 @@ def engaged_matrix(data: Interactions) -> sp.csr_matrix:
     return engaged
 
 
-def ease_weights(X: sp.spmatrix | np.ndarray, reg: float) -> np.ndarray:
-    """B = −P / diag(P) with P = (XᵀX + λI)⁻¹ and a zero diagonal.
+def ease_weights(
+    X: sp.spmatrix | np.ndarray,
+    reg: float,
+    dropout: float = 0.0,
+    item_exponent: float = 0.0,
+) -> np.ndarray:
+    """B = −P / diag(P) with P = (G + Λ)⁻¹ and a zero diagonal.
+
+    G = X̃ᵀX̃ with X̃ = X D^(−γ) (γ = ``item_exponent``; D the items' engagement counts) and
+    ``Λ = λ s I + (p / (1 − p)) diag(G)`` (p = ``dropout``; s = mean(diag(G)) / mean(counts)
+    keeps λ on the scale of the unscaled Gram). The rows of the result are multiplied by
+    n(i)^(−γ), so that ``x B`` is the score of a 0/1 history x. With p = γ = 0 this is EASE.
 
     Parameters
     ----------
@@ -244,6 +311,10 @@ def ease_weights(X: sp.spmatrix | np.ndarray, reg: float) -> np.ndarray:
         Engagement indicators (any non-zero counts as 1).
     reg : float
         λ > 0.
+    dropout : float
+        p in [0, 1).
+    item_exponent : float
+        γ >= 0.
 
     Returns
     -------
@@ -252,13 +323,22 @@ def ease_weights(X: sp.spmatrix | np.ndarray, reg: float) -> np.ndarray:
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.data[:] = 1.0
     G = (X.T @ X).toarray()
-    G[np.diag_indices_from(G)] += reg
-    # P = G⁻¹ through Cholesky (G is symmetric positive definite for λ > 0)
+    counts = np.diag(G).copy()
+    scale = np.ones(len(G))
+    if item_exponent:
+        scale = np.maximum(counts, 1.0) ** -item_exponent
+        G *= scale[:, None]
+        G *= scale[None, :]
+    diagonal = np.diag(G).copy()
+    lam = reg * (diagonal.mean() / max(counts.mean(), 1e-300) if len(G) else 1.0)
+    G[np.diag_indices_from(G)] += lam + dropout / (1.0 - dropout) * diagonal
+    # P = (G + Λ)⁻¹ through Cholesky (symmetric positive definite for λ > 0)
     c, lower = scipy.linalg.cho_factor(G, overwrite_a=True, check_finite=False)
     P = scipy.linalg.cho_solve((c, lower), np.eye(len(G)), overwrite_b=True, check_finite=False)
     B = P / -np.diag(P)[None, :]
     B[np.diag_indices_from(B)] = 0.0
-    return B.astype(np.float32)
+    B *= scale[:, None]
+    return np.ascontiguousarray(B, dtype=np.float32)
 
 
 __all__ = ["EASE", "EASEConfig", "ease_weights"]

@@ -47,6 +47,7 @@ _MODEL_KINDS: dict[str, str] = {
     "two_tower": "palate.models.two_tower.model:TwoTower",
     "retrieve_then_rank": "palate.ranking.pipeline:RetrieveThenRank",
     "hybrid": "palate.models.hybrid:HybridRecommender",
+    "topn_blend": "palate.models.blend:TopNBlend",
 }
 
 
@@ -415,6 +416,18 @@ _SPECS: dict[str, ModelSpec] = {
             "to ~30k items",
             data_kinds={"binary": None},
             options={**_same("reg"), **_NO_SEED},
+        ),
+        ModelSpec(
+            name="blend",
+            model_kind="topn_blend",
+            summary="EASE and implicit-feedback ALS blended (positive-only data; the best "
+            "top-N lists measured; the model options set its ALS)",
+            aliases=("topn-blend",),
+            data_kinds={"binary": None},
+            options={
+                name: f"factor_model.{name}" for name in ("embedding_size", "epochs", "seed")
+            },
+            components={"factor_model": "implicit_als"},
         ),
         ModelSpec(
             name="two-tower",

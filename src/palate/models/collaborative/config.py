@@ -39,9 +39,9 @@ class CollaborativeFilteringConfig:
     bias_epochs: int = 3
     reg_scaling: Literal["none", "count"] = "count"
     reg_count_floor: float = 0.5
-    negative_ratio: float = 4.0
+    negative_ratio: float = 8.0
     negative_exponent: float = 0.5
-    positive_weight: float = 1.0
+    positive_weight: float = 2.0
     resample_negatives: bool = True
     init_scale: float = 0.1
     als_method: Literal["auto", "cholesky", "cg"] = "auto"
