@@ -789,7 +789,7 @@ def test_labelled_binary_data_is_used_as_given(tiny_binary: Interactions) -> Non
     J, _ = model_cost(model, tiny_binary)  # J over exactly the given events
     assert float(J.detach()) == pytest.approx(model.history_[-1]["cost"], rel=1e-9)
     # no negatives are sampled, so negative_ratio does not matter
-    other = model.with_params(negative_ratio=model.config.negative_ratio + 1.5).fit(tiny_binary)
+    other = model.with_params(negative_ratio=model.config.sampling[0] + 1.5).fit(tiny_binary)
     np.testing.assert_array_equal(other.item_factors_, model.item_factors_)
 
 
@@ -1184,3 +1184,12 @@ def test_positive_weight_and_exponent_are_validated() -> None:
         CollaborativeFiltering(kind="binary", negative_exponent=1.5)
     with pytest.raises(ConfigError, match="resample_negatives"):
         CollaborativeFiltering(kind="binary", resample_negatives=1)  # type: ignore[arg-type]
+
+
+def test_sampling_defaults_depend_on_the_solver() -> None:
+    from palate.models.collaborative.config import CollaborativeFilteringConfig as Config
+
+    assert Config(kind="binary").sampling == (12.0, 0.5, 3.0)
+    assert Config(kind="binary", solver="adam").sampling == (4.0, 0.0, 1.0)
+    assert Config(kind="binary", solver="adam", negative_ratio=2, positive_weight=5).sampling == (
+        2.0, 0.0, 5.0)

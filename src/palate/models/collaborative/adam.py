@@ -68,16 +68,17 @@ def adam_epochs(
     sampled = not explicit and data.is_positive_only
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     fixed: dict[str, torch.Tensor] = {}
+    ratio, exponent, positive_weight = config.sampling
 
     def epoch_entries() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if sampled or not fixed:
             u, i, y = training_entries(
-                data, config.kind, config.negative_ratio, rng, config.negative_exponent
+                data, config.kind, ratio, rng, exponent
             )
             it = torch.as_tensor(i)
             target = torch.as_tensor(y, dtype=dtype)
             fixed.update(u=torch.as_tensor(u), i=it, t=target - mu[it] if explicit else target)
-            weights = entry_weights(y, config.positive_weight) if sampled else None
+            weights = entry_weights(y, positive_weight) if sampled else None
             if weights is not None:
                 fixed["w"] = torch.as_tensor(weights, dtype=dtype)
         return fixed["u"], fixed["i"], fixed["t"], fixed.get("w")

@@ -156,10 +156,9 @@ class AlsSweeps:
         config, data = self.config, self.data
         sampled = config.kind == "binary" and data.is_positive_only
         if self._layout is None or (sampled and config.resample_negatives):
-            entries = training_entries(
-                data, config.kind, config.negative_ratio, self.rng, config.negative_exponent
-            )
-            weights = entry_weights(entries[2], config.positive_weight) if sampled else None
+            ratio, exponent, positive_weight = config.sampling
+            entries = training_entries(data, config.kind, ratio, self.rng, exponent)
+            weights = entry_weights(entries[2], positive_weight) if sampled else None
             self._layout = Layout.build(
                 entries,
                 data.n_users,

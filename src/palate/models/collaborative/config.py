@@ -39,9 +39,9 @@ class CollaborativeFilteringConfig:
     bias_epochs: int = 3
     reg_scaling: Literal["none", "count"] = "count"
     reg_count_floor: float = 0.5
-    negative_ratio: float = 8.0
-    negative_exponent: float = 0.5
-    positive_weight: float = 2.0
+    negative_ratio: float | None = None
+    negative_exponent: float | None = None
+    positive_weight: float | None = None
     resample_negatives: bool = True
     init_scale: float = 0.1
     als_method: Literal["auto", "cholesky", "cg"] = "auto"
@@ -119,17 +119,21 @@ class CollaborativeFilteringConfig:
             f"reg_scaling must be 'none' (textbook J) or 'count', got {self.reg_scaling!r}",
         )
         need(
-            is_number(self.negative_ratio) and self.negative_ratio > 0,
-            f"negative_ratio must be > 0, got {self.negative_ratio!r}",
+            self.negative_ratio is None
+            or (is_number(self.negative_ratio) and self.negative_ratio > 0),
+            f"negative_ratio must be > 0 or None (the solver's default), got "
+            f"{self.negative_ratio!r}",
         )
         need(
-            is_number(self.negative_exponent) and 0 <= self.negative_exponent <= 1,
+            self.negative_exponent is None
+            or (is_number(self.negative_exponent) and 0 <= self.negative_exponent <= 1),
             "negative_exponent must be in [0, 1] (0: uniform negatives, 1: drawn in "
-            f"proportion to popularity), got {self.negative_exponent!r}",
+            f"proportion to popularity) or None, got {self.negative_exponent!r}",
         )
         need(
-            is_number(self.positive_weight) and self.positive_weight > 0,
-            f"positive_weight must be > 0, got {self.positive_weight!r}",
+            self.positive_weight is None
+            or (is_number(self.positive_weight) and self.positive_weight > 0),
+            f"positive_weight must be > 0 or None, got {self.positive_weight!r}",
         )
         need(
             isinstance(self.resample_negatives, bool),
@@ -203,6 +207,20 @@ class CollaborativeFilteringConfig:
             return self.effective_reg
         scaled = 0.12 * (max(int(n_events), 1) / 100_000) ** -0.25
         return float(min(0.12, max(0.05, scaled)))
+
+    @property
+    def sampling(self) -> tuple[float, float, float]:
+        """(negative_ratio, negative_exponent, positive_weight) for positive-only binary data:
+        the values given, else the solver's defaults — ALS (12, 0.5, 3): chosen on validation
+        splits carved from the training positives of MovieLens 100K, checked on 1M; Adam
+        (4, 0, 1): uniform negatives and the textbook weights, which measured better for it
+        (the popularity-drawn negatives lowered its validation NDCG@10 from 0.183 to 0.149)."""
+        ratio, exponent, weight = (4.0, 0.0, 1.0) if self.solver == "adam" else (12.0, 0.5, 3.0)
+        return (
+            ratio if self.negative_ratio is None else float(self.negative_ratio),
+            exponent if self.negative_exponent is None else float(self.negative_exponent),
+            weight if self.positive_weight is None else float(self.positive_weight),
+        )
 
     @property
     def effective_bias_reg(self) -> float:

@@ -79,12 +79,17 @@ def with_negatives(
     if item_probs is None:
         neg_i = rng.integers(0, n_items, n_neg)
     else:
-        neg_i = rng.choice(n_items, n_neg, p=item_probs)
+        cdf = np.cumsum(item_probs)
+        neg_i = np.searchsorted(cdf, rng.random(n_neg) * cdf[-1], side="right")
+        neg_i = np.minimum(neg_i, n_items - 1)
     positive_keys = np.sort(u * n_items + i)
-    keys = neg_u * n_items + neg_i
+    # sorted first: the repeats are neighbours, and the look-ups into the sorted positives
+    # walk forwards (much faster than np.unique and unordered searches on millions of keys)
+    keys = np.sort(neg_u * n_items + neg_i)
+    if len(keys):
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
     pos = np.searchsorted(positive_keys, keys).clip(max=len(positive_keys) - 1)
-    keep = positive_keys[pos] != keys
-    keys = np.unique(keys[keep])
+    keys = keys[positive_keys[pos] != keys]
     neg_u, neg_i = keys // n_items, keys % n_items
     return (
         np.concatenate([u, neg_u]),

@@ -132,22 +132,24 @@ class CollaborativeFiltering(Model):
         with ``floor = reg_count_floor ×`` the mean number of ratings per user (item): the
         floor keeps rarely-rated items and users from fitting their few ratings exactly.
         0 turns it off (plain weighted-λ).
-    negative_ratio : float
+    negative_ratio : float, optional
         For positive-only binary data: unobserved (user, item) pairs sampled as y = 0, this
-        many per positive, among the items the user has not engaged with. The defaults for
-        positive-only data (8 negatives per positive, ``positive_weight`` 2,
-        ``negative_exponent`` 0.5, redrawn every sweep) were chosen on validation splits
-        carved from the training positives of MovieLens 100K and checked on 1M
-        (``bench/tune_topn.py``).
-    negative_exponent : float
+        many per positive, among the items the user has not engaged with. Default 12 for ALS,
+        4 for Adam. The ALS defaults for positive-only data (12 negatives per positive,
+        ``positive_weight`` 3, ``negative_exponent`` 0.5, redrawn every sweep) were chosen on
+        validation splits carved from the training positives of MovieLens 100K (mean of three
+        seeds) and checked on 1M (``bench/tune_topn.py``); Adam keeps 4, 0 and 1, which
+        measured better for it.
+    negative_exponent : float, optional
         β in [0, 1]: a negative is item i with probability ∝ n(i)^β, n(i) its number of
         positives (0: uniform; 1: in proportion to popularity). A popular item the user did
         not engage with says more about their taste than an obscure one they never came
-        across; 0.5 measured best on MovieLens 100K validation splits.
-    positive_weight : float
+        across. Default 0.5 for ALS, 0 for Adam.
+    positive_weight : float, optional
         Weight of each positive's logistic loss when negatives are sampled (the negatives
         weigh 1): J's data term becomes ``Σ_pos w·(−log f) + Σ_neg (−log(1 − f))``. 1 is the
-        textbook cost; labelled 0/1 data (no sampled negatives) always uses 1.
+        textbook cost; labelled 0/1 data (no sampled negatives) always uses 1. Default 3 for
+        ALS, 1 for Adam.
     resample_negatives : bool
         Draw the negatives again before every ALS sweep (Adam always redraws every epoch);
         False draws them once per fit.
@@ -206,9 +208,9 @@ class CollaborativeFiltering(Model):
         bias_epochs: int = 3,
         reg_scaling: Literal["none", "count"] = "count",
         reg_count_floor: float = 0.5,
-        negative_ratio: float = 8.0,
-        negative_exponent: float = 0.5,
-        positive_weight: float = 2.0,
+        negative_ratio: float | None = None,
+        negative_exponent: float | None = None,
+        positive_weight: float | None = None,
         resample_negatives: bool = True,
         init_scale: float = 0.1,
         als_method: Literal["auto", "cholesky", "cg"] = "auto",
@@ -399,9 +401,9 @@ class CollaborativeFiltering(Model):
             entries = training_entries(
                 data,
                 self.config.kind,
-                self.config.negative_ratio,
+                self.config.sampling[0],
                 self._rng,
-                self.config.negative_exponent,
+                self.config.sampling[1],
             )
             refit_users(
                 self._params,
