@@ -14,8 +14,11 @@ Usage::
     python tune_topn.py --dataset ml-100k --model ease \\
         --grid '[{"reg": 300}, {"reg": 600, "dropout": 0.25, "item_exponent": 0.2}]'
 
+    python tune_topn.py --dataset ml-1m --preset ease      # the grids behind the defaults
+
 ``--grid`` is a JSON list of keyword-argument sets for ``palate_model(--model, **kwargs)`` (the
-registry's names: ``ease``, ``cf``, ``ials``, ``blend``); results go to
+registry's names: ``ease``, ``cf``, ``ials``, ``blend``); ``--preset`` runs one of the grids in
+:data:`PRESETS` (the ones the defaults were chosen from); results go to
 ``results/tune_<model>_<dataset>.json`` (or ``--out``).
 """
 
@@ -32,6 +35,44 @@ from common import RESULTS_DIR, command_line, git_commit, now_iso, palate_model,
 from p2_implicit import DEFAULT_ML100K, TOP_N, load_positives, make_split, score
 
 import palate
+
+
+def _ease_grid(regs: list[float]) -> list[dict[str, Any]]:
+    pairs = [(0, 0), (0.25, 0), (0.5, 0), (0, 0.2), (0.25, 0.1), (0.25, 0.2), (0.5, 0.2),
+             (0.25, 0.3)]
+    grid: list[dict[str, Any]] = [{"dropout": 0, "item_exponent": 0}]
+    grid += [{"reg": r, "dropout": p, "item_exponent": g} for r in regs for p, g in pairs]
+    return [*grid, {}]
+
+
+_CF_100K: list[dict[str, Any]] = [
+    {"negative_ratio": 4, "negative_exponent": 0, "positive_weight": 1,
+     "resample_negatives": False},  # the defaults before sampling was tuned
+    {"negative_ratio": 4, "negative_exponent": 0, "positive_weight": 1},
+    {"negative_ratio": 4, "positive_weight": 1},
+    *({"negative_ratio": r, "positive_weight": w, "seed": seed}
+      for r, w in ((8, 2), (10, 2.5)) for seed in (0, 1, 2)),
+    {}, {"seed": 1}, {"seed": 2},  # the defaults: 12 negatives, exponent 0.5, weight 3
+    {"negative_ratio": 16, "positive_weight": 4},
+    {"embedding_size": 64}, {"reg": 0.03}, {"reg": 0.08},
+    {"solver": "adam"}, {"solver": "adam", "negative_exponent": 0.5},
+    {"solver": "adam", "negative_ratio": 12, "positive_weight": 3},
+]
+
+#: (model, dataset) -> the grid the defaults were chosen from
+PRESETS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("ease", "ml-100k"): _ease_grid([300, 450, 600, 900]),
+    ("ease", "ml-1m"): _ease_grid([800, 1600, 2400]),
+    **{("blend", ds): [{"factor_weight": w} for w in (0, 0.2, 0.3, 0.4, 0.5, 0.6, 1)]
+       for ds in ("ml-100k", "ml-1m")},
+    ("cf", "ml-100k"): [{"kind": "binary", **params} for params in _CF_100K],
+    ("cf", "ml-1m"): [{"kind": "binary", **params} for params in (
+        {"negative_ratio": 4, "negative_exponent": 0, "positive_weight": 1,
+         "resample_negatives": False},
+        {"negative_ratio": 4, "positive_weight": 1},
+        {},
+    )],
+}
 
 
 def validation_split(dataset: str, data_dir: Path) -> Any:
@@ -57,11 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m"])
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--model", default="ease")
-    parser.add_argument("--grid", required=True, help="JSON list of parameter sets")
+    parser.add_argument("--grid", default=None, help="JSON list of parameter sets")
+    parser.add_argument("--preset", default=None, choices=sorted({m for m, _ in PRESETS}),
+                        help="run the grid the defaults were chosen from (sets --model)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     data_dir = args.data or DEFAULT_ML100K.parent / args.dataset
-    grid = json.loads(args.grid)
+    if args.preset is not None:
+        args.model = args.preset
+        grid = PRESETS[(args.preset, args.dataset)]
+    elif args.grid is not None:
+        grid = json.loads(args.grid)
+    else:
+        parser.error("give --grid or --preset")
     split = validation_split(args.dataset, data_dir)
     print("validation split: " + ", ".join(f"{k} {v}" for k, v in split.stats.items()))
     rows = []

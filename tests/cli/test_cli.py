@@ -565,3 +565,14 @@ def test_train_without_model_trains_the_hybrid_default(ratings_csv: Path, tmp_pa
     shown = as_json(invoke(["recommend", out, "--user", "0", "-k", "3", "--json"]))
     assert shown["score"] == "predicted rating" and len(shown["recommendations"]) == 3
     assert all(1 <= row["score"] <= 5 for row in shown["recommendations"])
+
+
+def test_train_on_engagement_events_uses_the_top_n_blend_by_default(tmp_path: Path) -> None:
+    events = tmp_path / "clicks.csv"
+    rows = [f"{u},{i}" for u in range(1, 13) for i in range(1, 9) if (u + i) % 3 != 0]
+    events.write_text("user_id,item_id\n" + "\n".join(rows) + "\n")
+    document = as_json(invoke(["train", "--data", events, "--out", tmp_path / "m",
+                               "--validation-fraction", "0", "--json"]))
+    assert document["model"] == "blend"
+    assert document["kind"] == "binary"
+    assert document["config"]["item_model"]["kind"] == "ease"

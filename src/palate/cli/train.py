@@ -180,6 +180,11 @@ def train(
             dataset = with_feedback(s, dataset, feedback)
         if textbook and _by_default(ctx, "model_name"):
             model_name = "cf"
+        elif _by_default(ctx, "model_name") and (
+            kind is Kind.binary if kind is not None else dataset.ratings.kind != "explicit"
+        ):
+            # the default learns ratings; engagement events get the default top-N model
+            model_name = "blend"
         spec = model_spec(model_name)
         switches = _switches(
             spec,
@@ -378,8 +383,12 @@ def _describe_two_tower(model: Any, short: bool) -> str:
 def _describe_ease(model: Any, short: bool) -> str:
     if short:
         return "EASE"
-    reg = model.config.reg
-    return f"EASE (item-to-item, λ {'by data size' if reg is None else format(reg, 'g')})"
+    c = model.config
+    extensions = ""
+    if c.dropout or c.item_exponent:
+        extensions = f", dropout {c.dropout:g}, item exponent {c.item_exponent:g}"
+    reg = "by data size" if c.reg is None else format(c.reg, "g")
+    return f"EASE (item-to-item, λ {reg}{extensions})"
 
 
 def _describe_implicit_als(model: Any, short: bool) -> str:
@@ -426,8 +435,19 @@ def _describe_hybrid(model: Any, short: bool) -> str:
     )
 
 
+def _describe_blend(model: Any, short: bool) -> str:
+    if short:
+        return "blend (EASE + implicit ALS)"
+    return (
+        f"blend: {describe_model(model.item_model, short=True)} and "
+        f"{describe_model(model.factor_model, short=True)}, standardised per user "
+        f"(weight {model.config.factor_weight:g} on the second)"
+    )
+
+
 #: How each model kind is described in the command's output.
 _DESCRIPTIONS = {
+    "topn_blend": _describe_blend,
     "hybrid": _describe_hybrid,
     "popularity": _describe_popularity,
     "two_tower": _describe_two_tower,

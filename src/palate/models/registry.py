@@ -420,8 +420,8 @@ _SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             name="blend",
             model_kind="topn_blend",
-            summary="EASE and implicit-feedback ALS blended (positive-only data; the best "
-            "top-N lists measured; the model options set its ALS)",
+            summary="EASE and implicit-feedback ALS blended (positive-only data; the "
+            "default for engagement events; the model options set its ALS)",
             aliases=("topn-blend",),
             data_kinds={"binary": None},
             options={
