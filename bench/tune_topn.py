@@ -19,7 +19,7 @@ Usage::
 ``--grid`` is a JSON list of keyword-argument sets for ``palate_model(--model, **kwargs)`` (the
 registry's names: ``ease``, ``cf``, ``ials``, ``blend``); ``--preset`` runs one of the grids in
 :data:`PRESETS` (the ones the defaults were chosen from); results go to
-``results/tune_<model>_<dataset>.json`` (or ``--out``).
+``results/tune_topn_<model>_<dataset>.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
               f"fit {row['fit_seconds']:.1f}s", flush=True)
     best = max(rows, key=lambda r: r["ndcg@10"])
     print("best:", json.dumps(best["params"]), f"{best['ndcg@10']:.4f}")
-    out = args.out or RESULTS_DIR / f"tune_{args.model}_{args.dataset}.json"
+    out = args.out or RESULTS_DIR / f"tune_topn_{args.model}_{args.dataset}.json"
     write_json(out, {
         "procedure": __doc__.split("Usage::")[0].strip(),
         "dataset": args.dataset,

@@ -25,6 +25,7 @@ EXPECTED = {
     "Recommendations",
     "RetrieveThenRank",
     "SimilarItems",
+    "TopNBlend",
     "TwoTower",
     "UnknownIdError",
     "UserFeatures",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity, TwoTower
+from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity, TopNBlend, TwoTower
 from palate.cli import app
 from palate.models.base import Model
 from palate.persist import load, read_manifest
@@ -18,6 +18,7 @@ CLASSES: dict[str, type[Model]] = {
     "cf": CollaborativeFiltering,
     "ials": ImplicitALS,
     "ease": EASE,
+    "blend": TopNBlend,
     "two-tower": TwoTower,
     "popularity": Popularity,
 }
@@ -27,6 +28,7 @@ FAST = {
     "cf": ["--epochs", "2", "--embedding-size", "2"],
     "ials": ["--epochs", "2", "--embedding-size", "2"],
     "ease": [],
+    "blend": ["--epochs", "2", "--embedding-size", "2"],
     "two-tower": ["--epochs", "1", "--embedding-size", "4", "--batch-size", "256"],
     "popularity": [],
 }
@@ -35,12 +37,13 @@ GRIDS = {
     "cf": ["--grid", "reg=0.05,0.5", "--set", "epochs=2"],
     "ials": ["--grid", "reg=1,10", "--set", "epochs=2"],
     "ease": ["--grid", "reg=10,100"],
+    "blend": ["--grid", "factor_weight=0.2,0.6"],
     "two-tower": ["--grid", "learning_rate=0.001,0.01", "--set", "epochs=1"],
     "popularity": ["--grid", "prior=1,10"],
 }
-#: What the data becomes for each model: engagement events for ials and ease.
-KINDS = {"cf": "explicit", "ials": "binary", "ease": "binary", "two-tower": "explicit",
-         "popularity": "explicit"}
+#: What the data becomes for each model: engagement events for ials, ease and blend.
+KINDS = {"cf": "explicit", "ials": "binary", "ease": "binary", "blend": "binary",
+         "two-tower": "explicit", "popularity": "explicit"}
 
 
 def invoke(args: list[object]) -> Result:
@@ -114,7 +117,8 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(
     out = ["--out", tmp_path / "m"] if command == "train" else []
     result = invoke([command, "--data", ratings_csv, "--model", "deep", *out])
     assert result.exit_code == 2
-    assert "'deep' is not a model; choose from cf, ials, ease, two-tower, hybrid, popularity" in (
+    names = "cf, ials, ease, blend, two-tower, hybrid, popularity"
+    assert f"'deep' is not a model; choose from {names}" in (
         " ".join(result.output.replace("│", " ").split())
     )
 
