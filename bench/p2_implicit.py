@@ -22,8 +22,10 @@ Every model is fitted on the identical training positives and ranked for the ide
   numba kernels on first use is not counted as fitting.
 
 Models: palate ``CollaborativeFiltering(kind="binary")`` at its defaults (ALS with sampled
-negatives) and with ``solver="adam"``, palate ``Popularity()``, EASE (Steck 2019, closed form,
-lambda = 250, below), and the ``implicit`` library's ``AlternatingLeastSquares(factors=64,
+negatives) and with ``solver="adam"``, palate ``ImplicitALS()``, ``TopNBlend()`` (EASE and
+ImplicitALS blended), ``EASE()`` at its defaults and as plain EASE (``dropout=0,
+item_exponent=0``), ``Popularity()``, EASE (Steck 2019, closed form, lambda = 250, numpy in
+this script), and the ``implicit`` library's ``AlternatingLeastSquares(factors=64,
 regularization=50, alpha=10)`` and ``BayesianPersonalizedRanking()`` (defaults), LightFM's
 WARP loss and cornac's BPR (settings in ``RUNNERS``: picked among a few tried on this split,
 which favours them, not palate). A model whose import fails is skipped with a message.

@@ -236,3 +236,12 @@ def test_default_regularisation_follows_the_number_of_events() -> None:
     assert plain.reg_for(50_000) == pytest.approx(300.0)
     assert plain.reg_for(10**8) == 1000.0
     assert EASE(dropout=0.0).config.reg_for(50_000) == pytest.approx(600.0)
+
+
+def test_the_hybrid_keeps_plain_ease_as_its_engagement_model() -> None:
+    # EASE's extensions were chosen on positive-only data; the hybrid's rating weight on
+    # plain EASE (bench/topn_ratings.py)
+    params = palate.HybridRecommender().engagement.get_params()
+    assert params["dropout"] == 0.0 and params["item_exponent"] == 0.0
+    chosen = palate.HybridRecommender(engagement=EASE(dropout=0.5)).engagement.get_params()
+    assert chosen["dropout"] == 0.5
