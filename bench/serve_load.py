@@ -199,6 +199,9 @@ def run_server(
             "--log-level",
             "warning",
             "--no-batch" if kind == "palate-unbatched" else "--batch",
+            # the write path is measured at full speed, not at a client's limit
+            "--write-rate",
+            "off",
         ]
         if kind.startswith("palate-") and kind.split("-", 1)[1] in ("pq", "hnsw"):
             command += ["--index", kind.split("-", 1)[1]]
