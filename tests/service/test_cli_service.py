@@ -177,3 +177,24 @@ def test_the_workers_read_the_access_settings(
         app.state.service.store.close()
     monkeypatch.delenv(serve_module._WRITE_RATE_ENV)
     assert serve_module._write_rate(None) == "600/minute"
+
+
+def test_workers_get_a_health_check_timeout_that_fits_the_model_load(
+    tmp_path: Path, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn's default (5 s) killed workers still loading a model; palate serve sets more."""
+    import uvicorn
+
+    from palate.cli import serve as serve_module
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    for name in (serve_module._MODEL_ENV, serve_module._FEEDBACK_ENV):
+        monkeypatch.setenv(name, "")  # restored afterwards: serve sets them for its workers
+    for workers in ("1", "2"):
+        result = invoke(["serve", model_dirs["cf"], "--workers", workers,
+                         "--feedback-db", tmp_path / "f.db"])
+        assert result.exit_code == 0, result.output
+    assert "timeout_worker_healthcheck" not in calls[0]
+    assert calls[1]["timeout_worker_healthcheck"] == serve_module.HEALTHCHECK_SECONDS
+    assert calls[1]["workers"] == 2

@@ -215,7 +215,29 @@ def serve(
             access_log=verbose,
             # requests end within their time budget; don't wait longer on shutdown
             timeout_graceful_shutdown=max(1, int(request_timeout) + 2),
+            **_healthcheck(workers, index),
         )
+
+
+#: Seconds a worker process may go without answering uvicorn's health check: its model load
+#: (and, with --index, the index build) happens meanwhile, and takes longer than uvicorn's
+#: default 5 s on big models or a busy machine (a worker killed while loading restarts, loads
+#: again, and is killed again).
+HEALTHCHECK_SECONDS = 60
+HEALTHCHECK_SECONDS_HNSW = 900
+
+
+def _healthcheck(workers: int, index: ServingIndexKind | None) -> dict[str, Any]:
+    """uvicorn's worker health-check timeout for ``--workers N`` (N > 1)."""
+    import inspect
+
+    import uvicorn
+
+    supported = inspect.signature(uvicorn.Config).parameters
+    if workers < 2 or "timeout_worker_healthcheck" not in supported:
+        return {}
+    seconds = HEALTHCHECK_SECONDS_HNSW if index == ServingIndexKind.hnsw else HEALTHCHECK_SECONDS
+    return {"timeout_worker_healthcheck": seconds}
 
 
 def _free_port_socket(host: str) -> socket.socket:
