@@ -192,8 +192,7 @@ def train(
         # models of engagement events (ials, ease) learn from the positives at --threshold
         # and keep the other rated items as 0 events: seen, so never recommended back
         ratings = training_events(
-            spec, dataset.ratings, None if kind is None else kind.value, threshold,
-            keep_negatives=True,
+            spec, dataset.ratings, None if kind is None else kind.value, threshold
         )
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
