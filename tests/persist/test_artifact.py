@@ -429,6 +429,21 @@ def test_malformed_manifest_field_is_refused(int_model: Popularity, tmp_path: Pa
         load(path)
 
 
+def test_training_data_is_recorded_and_optional(int_model: Popularity, tmp_path: Path) -> None:
+    path = save(int_model, tmp_path / "model", training_data={"name": "ml-100k"})
+    assert read_manifest(path)["training_data"] == {"name": "ml-100k"}
+    edit_manifest(path, training_data="ml-100k")
+    with pytest.raises(ArtifactError, match="'training_data' field"):
+        load(path)
+    older = save(int_model, tmp_path / "older")  # files written before the field existed
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["training_data"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    assert load(older).model_kind == int_model.model_kind
+    with pytest.raises(ConfigError, match="training_data must be a dict"):
+        save(int_model, tmp_path / "bad", training_data=["ml-100k"])  # type: ignore[arg-type]
+
+
 def test_file_names_outside_the_directory_are_refused(
     int_model: Popularity, tmp_path: Path
 ) -> None:

@@ -246,7 +246,17 @@ def train(
                 s, model, ratings, None,
                 user_features=dataset.user_features, item_features=dataset.item_features,
             )
-        path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items)
+        training_data = {
+            "name": dataset.name,
+            "events": ratings.kind,
+            "n_events": len(ratings),
+            "n_users": ratings.n_users,
+            "n_items": ratings.n_items,
+            # explicit ratings turned into engagement events: positives at this rating
+            "threshold": threshold if dataset.ratings.kind != ratings.kind else None,
+        }
+        path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items,
+                    training_data=training_data)
 
         s.emit(
             {
@@ -254,12 +264,7 @@ def train(
                 "model": spec.name,
                 "kind": ratings.kind,
                 "config": model.get_params(),
-                "data": {
-                    "name": dataset.name,
-                    "n_events": len(ratings),
-                    "n_users": ratings.n_users,
-                    "n_items": ratings.n_items,
-                },
+                "data": training_data,
                 "split": split,
                 "metrics": report,
                 "history": history,

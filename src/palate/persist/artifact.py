@@ -90,6 +90,7 @@ def save(
     metrics: dict[str, Any] | None = None,
     item_table: pd.DataFrame | None = None,
     data_fingerprint: str | None = None,
+    training_data: dict[str, Any] | None = None,
 ) -> Path:
     """Save a fitted model as a directory that :func:`load` can read back.
 
@@ -117,6 +118,10 @@ def save(
     data_fingerprint : str, optional
         Identifies the training data (e.g. ``Interactions.fingerprint()``). Defaults to the
         model's ``data_fingerprint_`` attribute when it has one.
+    training_data : dict, optional
+        JSON-serialisable description of the data the model was fitted on, recorded as the
+        manifest's ``training_data`` (``palate train`` writes the dataset's name, the kind
+        and counts of the events, and the threshold ratings were turned into positives at).
 
     Returns
     -------
@@ -162,9 +167,13 @@ def save(
         )
     if metrics is not None and not isinstance(metrics, dict):
         raise ConfigError(f"metrics must be a dict of name -> value, got {type(metrics).__name__}")
+    if training_data is not None and not isinstance(training_data, dict):
+        raise ConfigError(
+            f"training_data must be a dict, got {type(training_data).__name__}"
+        )
 
     try:
-        files = _encode_model(model, metrics, item_table, data_fingerprint)
+        files = _encode_model(model, metrics, item_table, data_fingerprint, training_data)
     except PalateError:
         raise
     except Exception as exc:  # a model's to_state, safetensors or pyarrow failed
@@ -211,6 +220,7 @@ def _encode_model(
     metrics: dict[str, Any] | None,
     item_table: pd.DataFrame | None,
     data_fingerprint: str | None,
+    training_data: dict[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the model directory, by name, with ``manifest.json`` last.
 
@@ -232,6 +242,9 @@ def _encode_model(
         "extra": _json_checked(state.extra, "the model's extra state"),
         "data_fingerprint": data_fingerprint,
         "metrics": _json_checked(metrics or {}, "metrics"),
+        "training_data": (
+            None if training_data is None else _json_checked(training_data, "training_data")
+        ),
         "arrays": arrays_section,
         "vocabularies": vocabulary_section,
         "item_table": item_section,
@@ -506,7 +519,19 @@ _MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+#: Fields that manifests written by older palate versions lack.
+_OPTIONAL_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "training_data": (dict, type(None)),
+}
+
+
 def _check_manifest_fields(manifest: dict[str, Any], manifest_path: Path) -> None:
+    for key, types in _OPTIONAL_MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), types):
+            raise ArtifactError(
+                f"{manifest_path} has a malformed {key!r} field; the model directory is "
+                "corrupt, save the model again"
+            )
     for key, types in _MANIFEST_FIELDS.items():
         if key not in manifest or not isinstance(manifest[key], types):
             raise ArtifactError(
