@@ -33,7 +33,7 @@ from palate.persist import (
     registry,
     save,
 )
-from palate.persist import artifact as artifact_module
+from palate.persist import formats as formats_module
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -483,7 +483,7 @@ def test_exception_while_rebuilding_is_wrapped(tiny_registered: None, tmp_path: 
     path = save(TinyModel().build(), tmp_path / "tiny")
     manifest = read_manifest(path)
     # a consistent set of files whose mask no longer fits the vocabulary
-    mask_bytes = artifact_module.safetensors_numpy.save(
+    mask_bytes = formats_module.safetensors_numpy.save(
         {"mask": np.array([1, 0], dtype=np.uint8), "weights": np.zeros((2, 3))}
     )
     (path / "arrays.safetensors").write_bytes(mask_bytes)
@@ -551,7 +551,7 @@ def test_crash_in_the_array_writer_leaves_the_old_model(
     def broken_writer(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(artifact_module.safetensors_numpy, "save", broken_writer)
+    monkeypatch.setattr(formats_module.safetensors_numpy, "save", broken_writer)
     new = Popularity(by="mean").fit(interactions(shift=1.0))
     with pytest.raises(ArtifactError, match="disk on fire"):
         save(new, tmp_path / "model", overwrite=True)
