@@ -174,6 +174,108 @@ def _cornac_mf() -> Any:
     return MF(seed=CORNAC_SEED)
 
 
+# ----------------------------------------------------------------------------- myFM
+MYFM_RANK = 10
+MYFM_SAMPLES = 200
+MYFM_SEED = 0
+
+
+@dataclass
+class MyFMData:
+    """A training fold as myFM relation blocks: one row per user ([one-hot user | the items
+    the user rated, each 1/sqrt(n)]) and one per item ([one-hot item | the users who rated
+    it, each 1/sqrt(n)]), built from the training rows only, and the index maps."""
+
+    users: dict[Any, int]
+    items: dict[Any, int]
+    user_block: Any
+    item_block: Any
+    user_rows: np.ndarray
+    item_rows: np.ndarray
+    y: np.ndarray
+    implicit: bool
+
+
+def _myfm_block(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
+                implicit: bool) -> Any:
+    """[I | N / sqrt(|N|)] for the entities of ``rows`` (one row each, plus an all-zero row
+    at the end for ids the fold never saw), ``cols`` the other side of every training row."""
+    import scipy.sparse as sps
+
+    eye = sps.identity(n_rows, format="csr")
+    if implicit:
+        counts = np.bincount(rows, minlength=n_rows).astype(np.float64)
+        weights = 1.0 / np.sqrt(counts[rows])
+        implicit_part = sps.csr_matrix((weights, (rows, cols)), shape=(n_rows, n_cols))
+        block = sps.hstack([eye, implicit_part], format="csr")
+    else:
+        block = eye
+    zero = sps.csr_matrix((1, block.shape[1]))
+    return sps.vstack([block, zero], format="csr")
+
+
+def _myfm_prepare(implicit: bool) -> Callable[[pd.DataFrame], MyFMData]:
+    def prepare(train: pd.DataFrame) -> MyFMData:
+        user_ids, user_rows = np.unique(train["user"].to_numpy(), return_inverse=True)
+        item_ids, item_rows = np.unique(train["item"].to_numpy(), return_inverse=True)
+        n_u, n_i = len(user_ids), len(item_ids)
+        return MyFMData(
+            users={u: k for k, u in enumerate(user_ids.tolist())},
+            items={i: k for k, i in enumerate(item_ids.tolist())},
+            user_block=_myfm_block(user_rows, item_rows, n_u, n_i, implicit),
+            item_block=_myfm_block(item_rows, user_rows, n_i, n_u, implicit),
+            user_rows=user_rows.astype(np.int64),
+            item_rows=item_rows.astype(np.int64),
+            y=train["rating"].to_numpy(dtype=np.float64),
+            implicit=implicit,
+        )
+
+    return prepare
+
+
+def _myfm_relations(data: MyFMData, user_rows: np.ndarray, item_rows: np.ndarray) -> list[Any]:
+    from myfm import RelationBlock
+
+    return [RelationBlock(user_rows, data.user_block), RelationBlock(item_rows, data.item_block)]
+
+
+def _myfm_fit(model: Any, data: MyFMData) -> Any:
+    # group order follows the columns: user block [user, items], item block [item, users]
+    n_u, n_i = len(data.users), len(data.items)
+    groups = [n_u, n_i, n_i, n_u] if data.implicit else [n_u, n_i]
+    # myFM draws a progress bar on stderr; keep the table readable
+    with contextlib.redirect_stderr(io.StringIO()):
+        model.fit(
+            None,
+            data.y,
+            X_rel=_myfm_relations(data, data.user_rows, data.item_rows),
+            n_iter=MYFM_SAMPLES,
+            n_kept_samples=MYFM_SAMPLES,
+            group_shapes=groups,
+        )
+    model.palate_data_ = data
+    return model
+
+
+def _myfm_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
+    data: MyFMData = model.palate_data_
+    n_u, n_i = len(data.users), len(data.items)
+    users = np.array([data.users.get(u, n_u) for u in test["user"].tolist()], dtype=np.int64)
+    items = np.array([data.items.get(i, n_i) for i in test["item"].tolist()], dtype=np.int64)
+    pred = model.predict(None, X_rel=_myfm_relations(data, users, items))
+    return np.asarray(pred, dtype=np.float64)
+
+
+def _myfm() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():  # myFM 0.4 imports pkg_resources (setuptools < 81)
+        warnings.simplefilter("ignore")
+        import myfm
+
+    return myfm.MyFMRegressor(rank=MYFM_RANK, random_seed=MYFM_SEED)
+
+
 RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
@@ -229,6 +331,25 @@ RUNNERS: dict[str, Runner] = {
             _cornac_prepare,
             _cornac_fit,
             _cornac_predict,
+        ),
+        Runner(
+            "myfm",
+            f"myFM MyFMRegressor(rank={MYFM_RANK}), {MYFM_SAMPLES} Gibbs samples, all kept; "
+            "relation blocks [user | items the user rated / sqrt(n)] and [item | users who "
+            "rated it / sqrt(n)] from the training rows, one hyperprior group per block part",
+            _myfm,
+            _myfm_prepare(implicit=True),
+            _myfm_fit,
+            _myfm_predict,
+        ),
+        Runner(
+            "myfm-plain",
+            f"myFM MyFMRegressor(rank={MYFM_RANK}), {MYFM_SAMPLES} Gibbs samples, all kept; "
+            "one-hot user and item only (no implicit features)",
+            _myfm,
+            _myfm_prepare(implicit=False),
+            _myfm_fit,
+            _myfm_predict,
         ),
         Runner(
             "palate-popularity",
