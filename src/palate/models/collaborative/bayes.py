@@ -157,7 +157,7 @@ def sample_noise_scales(
 def _gaussian_draw(prec: np.ndarray, rhs: np.ndarray, noise: np.ndarray, out: np.ndarray
                    ) -> None:
     """out = prec⁻¹ rhs + L⁻ᵀ noise with prec = L Lᵀ: a draw of N(prec⁻¹ rhs, prec⁻¹).
-    ``prec`` is overwritten by L."""
+    Only the lower triangle of ``prec`` is read; it is overwritten by L."""
     D = prec.shape[0]
     for j in range(D):
         s = prec[j, j]
@@ -297,12 +297,14 @@ def _sample_implicit(cols_indptr, cols_indices, weights, implicit, t, gram, resi
             w2 = alpha * w * w
             for a in range(D):
                 rhs[a] += alpha * w * g[a]
-                for b in range(D):
+                for b in range(a + 1):  # the lower triangle: all the draw reads
                     prec[a, b] += w2 * G[a, b]
         for a in range(D):
             s = 0.0
-            for b in range(D):
+            for b in range(a + 1):
                 s += prec[a, b] * old[b]
+            for b in range(a + 1, D):
+                s += prec[b, a] * old[b]
             rhs[a] += s - precision[a] * old[a]
         _gaussian_draw(prec, rhs, noise[k], new)
         for a in range(D):
