@@ -29,7 +29,8 @@ CLASSES: dict[str, type[Model]] = {
     "two-tower": TwoTower,
     "popularity": Popularity,
 }
-ALIASES = {"collaborative": "cf", "bayesian": "bayes", "implicit_als": "ials", "two_tower": "two-tower"}
+ALIASES = {"collaborative": "cf", "bayesian": "bayes", "implicit_als": "ials",
+           "two_tower": "two-tower"}
 #: Small settings so that each run takes a fraction of a second.
 FAST = {
     "cf": ["--epochs", "2", "--embedding-size", "2"],
@@ -49,8 +50,8 @@ GRIDS = {
     "popularity": ["--grid", "prior=1,10"],
 }
 #: What the data becomes for each model: engagement events for ials and ease.
-KINDS = {"cf": "explicit", "bayes": "explicit", "ials": "binary", "ease": "binary", "two-tower": "explicit",
-         "popularity": "explicit"}
+KINDS = {"cf": "explicit", "bayes": "explicit", "ials": "binary", "ease": "binary",
+         "two-tower": "explicit", "popularity": "explicit"}
 
 
 def invoke(args: list[object]) -> Result:
@@ -124,7 +125,8 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(
     out = ["--out", tmp_path / "m"] if command == "train" else []
     result = invoke([command, "--data", ratings_csv, "--model", "deep", *out])
     assert result.exit_code == 2
-    assert "'deep' is not a model; choose from cf, bayes, ials, ease, two-tower, hybrid, popularity" in (
+    models = "cf, bayes, ials, ease, two-tower, hybrid, popularity"
+    assert f"'deep' is not a model; choose from {models}" in (
         " ".join(result.output.replace("│", " ").split())
     )
 

@@ -23,7 +23,8 @@ class BayesianCollaborativeFiltering(CollaborativeFiltering):
 
     Prediction for user j on item i, averaged over ``samples`` posterior draws::
 
-        μ + b(j) + c(i) + (w(j) + |N(j)|^-1/2 Σ_{k∈N(j)} y(k)) · (x(i) + |N(i)|^-1/2 Σ_{l∈N(i)} z(l))
+        μ + b(j) + c(i) + (w(j) + |N(j)|^-1/2 Σ_{k∈N(j)} y(k))
+                        · (x(i) + |N(i)|^-1/2 Σ_{l∈N(i)} z(l))
 
     with N(j) the items user j rated and N(i) the users who rated item i in the training
     data (SVD++-style implicit terms on both sides), Gaussian priors whose means and
