@@ -401,7 +401,7 @@ CF_HYPERPARAMETERS = [
     ("samples", {"solver": "bayes", "samples": 2}, "tiny_explicit", 3),
     ("epochs", {"solver": "bayes", "samples": 2}, "tiny_explicit", 1),
     ("implicit", {"solver": "bayes", "samples": 3}, "tiny_explicit", False),
-    ("noise_dof", {"solver": "bayes", "samples": 3}, "tiny_explicit", None),
+    ("noise_dof", {"solver": "bayes", "samples": 3, "noise_dof": 4.0}, "tiny_explicit", None),
     ("init_scale", {"solver": "bayes", "samples": 3}, "tiny_explicit", 0.5),
     ("seed", {"solver": "bayes", "samples": 3, "seed": 0}, "tiny_explicit", 1),
 ]
