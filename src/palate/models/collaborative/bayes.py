@@ -188,7 +188,7 @@ def _gaussian_draw(prec: np.ndarray, rhs: np.ndarray, noise: np.ndarray, out: np
 
 @njit(cache=True, fastmath=True)
 def _statistics(indptr, indices, values, other, t, row_scale, col_scale, gram, resid,
-                row_sse):  # type: ignore[no-untyped-def]
+                row_sse):
     """Per row: G = Σ κ x xᵀ and g = Σ κ x (r − x·t) with x = [other[:d], 1],
     r = value − other[d] (the other side's bias) and κ the other side's noise scale; and
     ``row_sse`` = Σ κ (r − x·t)². Returns Σ τ κ (r − x·t)² (τ = ``row_scale``).
@@ -228,14 +228,14 @@ def _statistics(indptr, indices, values, other, t, row_scale, col_scale, gram, r
 
 
 @njit(cache=True)
-def _scale_rows(gram, resid, row_scale):  # type: ignore[no-untyped-def]
+def _scale_rows(gram, resid, row_scale):
     for row in range(gram.shape[0]):
         gram[row] *= row_scale[row]
         resid[row] *= row_scale[row]
 
 
 @njit(cache=True, fastmath=True)
-def _sample_own_rows(own, t, gram, resid, alpha, mean, precision, noise):  # type: ignore[no-untyped-def]
+def _sample_own_rows(own, t, gram, resid, alpha, mean, precision, noise):
     """Draw each row's own vector [w, β] given its implicit part (t = own + implicit sum),
     then update t and the residual sums g = h − G t."""
     n_rows, D = own.shape
@@ -267,7 +267,7 @@ def _sample_own_rows(own, t, gram, resid, alpha, mean, precision, noise):  # typ
 
 @njit(cache=True, fastmath=True)
 def _sample_implicit(cols_indptr, cols_indices, weights, implicit, t, gram, resid, alpha,
-                     mean, precision, noise):  # type: ignore[no-untyped-def]
+                     mean, precision, noise):
     """Draw each implicit vector y(k) in turn: it enters t(l) / √n_l for every row l of N(k)
     (``cols_indices[cols_indptr[k]:cols_indptr[k+1]]``)."""
     n_cols, D = implicit.shape
