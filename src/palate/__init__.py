@@ -17,6 +17,7 @@ from palate.errors import (
 )
 from palate.models import (
     EASE,
+    BayesianCollaborativeFiltering,
     CollaborativeFiltering,
     HybridRecommender,
     ImplicitALS,
@@ -31,6 +32,7 @@ from palate.version import __version__
 
 __all__ = [
     "ArtifactError",
+    "BayesianCollaborativeFiltering",
     "CollaborativeFiltering",
     "ConfigError",
     "DataError",

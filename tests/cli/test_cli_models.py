@@ -9,22 +9,32 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity, TwoTower
+from palate import (
+    EASE,
+    BayesianCollaborativeFiltering,
+    CollaborativeFiltering,
+    ImplicitALS,
+    Popularity,
+    TwoTower,
+)
 from palate.cli import app
 from palate.models.base import Model
 from palate.persist import load, read_manifest
 
 CLASSES: dict[str, type[Model]] = {
     "cf": CollaborativeFiltering,
+    "bayes": BayesianCollaborativeFiltering,
     "ials": ImplicitALS,
     "ease": EASE,
     "two-tower": TwoTower,
     "popularity": Popularity,
 }
-ALIASES = {"collaborative": "cf", "implicit_als": "ials", "two_tower": "two-tower"}
+ALIASES = {"collaborative": "cf", "bayesian": "bayes", "implicit_als": "ials",
+           "two_tower": "two-tower"}
 #: Small settings so that each run takes a fraction of a second.
 FAST = {
     "cf": ["--epochs", "2", "--embedding-size", "2"],
+    "bayes": ["--epochs", "1", "--embedding-size", "2"],
     "ials": ["--epochs", "2", "--embedding-size", "2"],
     "ease": [],
     "two-tower": ["--epochs", "1", "--embedding-size", "4", "--batch-size", "256"],
@@ -33,14 +43,15 @@ FAST = {
 #: A grid each model can search, and a setting held fixed to keep trials short.
 GRIDS = {
     "cf": ["--grid", "reg=0.05,0.5", "--set", "epochs=2"],
+    "bayes": ["--grid", "embedding_size=2,3", "--set", "epochs=1"],
     "ials": ["--grid", "reg=1,10", "--set", "epochs=2"],
     "ease": ["--grid", "reg=10,100"],
     "two-tower": ["--grid", "learning_rate=0.001,0.01", "--set", "epochs=1"],
     "popularity": ["--grid", "prior=1,10"],
 }
 #: What the data becomes for each model: engagement events for ials and ease.
-KINDS = {"cf": "explicit", "ials": "binary", "ease": "binary", "two-tower": "explicit",
-         "popularity": "explicit"}
+KINDS = {"cf": "explicit", "bayes": "explicit", "ials": "binary", "ease": "binary",
+         "two-tower": "explicit", "popularity": "explicit"}
 
 
 def invoke(args: list[object]) -> Result:
@@ -114,7 +125,8 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(
     out = ["--out", tmp_path / "m"] if command == "train" else []
     result = invoke([command, "--data", ratings_csv, "--model", "deep", *out])
     assert result.exit_code == 2
-    assert "'deep' is not a model; choose from cf, ials, ease, two-tower, hybrid, popularity" in (
+    models = "cf, bayes, ials, ease, two-tower, hybrid, popularity"
+    assert f"'deep' is not a model; choose from {models}" in (
         " ".join(result.output.replace("│", " ").split())
     )
 

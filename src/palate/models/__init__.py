@@ -2,6 +2,7 @@
 
 from palate.models.base import Model, ModelState
 from palate.models.collaborative import (
+    BayesianCollaborativeFiltering,
     CollaborativeFiltering,
     CollaborativeFilteringConfig,
     textbook_cost,
@@ -14,6 +15,7 @@ from palate.models.scoring import Recommendations, SimilarItems
 from palate.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
+    "BayesianCollaborativeFiltering",
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
     "EASE",
