@@ -6,11 +6,16 @@ Every model is fitted and scored on the identical train/test rows of each fold:
 - folds: ``sklearn.model_selection.KFold(n_splits=5, shuffle=True, random_state=0)``;
 - metrics: RMSE and MAE of the predicted rating on the test rows; fit and predict seconds
   measured with ``time.perf_counter``. Building each library's training structure
-  (``Interactions`` / Surprise ``Trainset``) is timed apart as "prep".
+  (``Interactions`` / Surprise ``Trainset`` / myFM relation blocks) is timed apart as "prep".
 
-Models run at their default settings: palate ``CollaborativeFiltering()`` (ALS) and
-``CollaborativeFiltering(solver="adam")``, Surprise ``SVD()`` and ``KNNBaseline`` with the
-item-based pearson_baseline similarity. A model whose import fails is skipped with a message.
+Models run at their default settings: palate ``BayesianCollaborativeFiltering()`` (the
+``bayes`` model), ``CollaborativeFiltering()`` (ALS) and ``CollaborativeFiltering(solver=
+"adam")``, myFM's Bayesian factorization machine (rank 10, 200 Gibbs samples) with and without
+SVD++-style implicit features, Surprise ``SVD()`` and ``KNNBaseline`` with the item-based
+pearson_baseline similarity. A model whose import fails is skipped with a message.
+``--validate`` scores on a tenth of each fold's training rows instead of its test rows: the
+protocol that chose palate's defaults.
+
 
 Usage::
 
@@ -56,6 +61,7 @@ N_SPLITS = 5
 SPLIT_SEED = 0
 RATING_SCALE = (1.0, 5.0)
 REFERENCE_MODEL = "surprise-svd"
+VALIDATION_SEED = 1
 
 
 @dataclass
@@ -99,6 +105,13 @@ def _palate(name: str, **kwargs: Any) -> Callable[[], Any]:
         return palate_model(name, **kwargs)
 
     return make
+
+
+def _with_params(make: Callable[[], Any], extra: dict[str, Any]) -> Callable[[], Any]:
+    def remade() -> Any:
+        return make().with_params(**extra)
+
+    return remade
 
 
 # ----------------------------------------------------------------------------- Surprise
@@ -174,6 +187,108 @@ def _cornac_mf() -> Any:
     return MF(seed=CORNAC_SEED)
 
 
+# ----------------------------------------------------------------------------- myFM
+MYFM_RANK = 10
+MYFM_SAMPLES = 200
+MYFM_SEED = 0
+
+
+@dataclass
+class MyFMData:
+    """A training fold as myFM relation blocks: one row per user ([one-hot user | the items
+    the user rated, each 1/sqrt(n)]) and one per item ([one-hot item | the users who rated
+    it, each 1/sqrt(n)]), built from the training rows only, and the index maps."""
+
+    users: dict[Any, int]
+    items: dict[Any, int]
+    user_block: Any
+    item_block: Any
+    user_rows: np.ndarray
+    item_rows: np.ndarray
+    y: np.ndarray
+    implicit: bool
+
+
+def _myfm_block(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
+                implicit: bool) -> Any:
+    """[I | N / sqrt(|N|)] for the entities of ``rows`` (one row each, plus an all-zero row
+    at the end for ids the fold never saw), ``cols`` the other side of every training row."""
+    import scipy.sparse as sps
+
+    eye = sps.identity(n_rows, format="csr")
+    if implicit:
+        counts = np.bincount(rows, minlength=n_rows).astype(np.float64)
+        weights = 1.0 / np.sqrt(counts[rows])
+        implicit_part = sps.csr_matrix((weights, (rows, cols)), shape=(n_rows, n_cols))
+        block = sps.hstack([eye, implicit_part], format="csr")
+    else:
+        block = eye
+    zero = sps.csr_matrix((1, block.shape[1]))
+    return sps.vstack([block, zero], format="csr")
+
+
+def _myfm_prepare(implicit: bool) -> Callable[[pd.DataFrame], MyFMData]:
+    def prepare(train: pd.DataFrame) -> MyFMData:
+        user_ids, user_rows = np.unique(train["user"].to_numpy(), return_inverse=True)
+        item_ids, item_rows = np.unique(train["item"].to_numpy(), return_inverse=True)
+        n_u, n_i = len(user_ids), len(item_ids)
+        return MyFMData(
+            users={u: k for k, u in enumerate(user_ids.tolist())},
+            items={i: k for k, i in enumerate(item_ids.tolist())},
+            user_block=_myfm_block(user_rows, item_rows, n_u, n_i, implicit),
+            item_block=_myfm_block(item_rows, user_rows, n_i, n_u, implicit),
+            user_rows=user_rows.astype(np.int64),
+            item_rows=item_rows.astype(np.int64),
+            y=train["rating"].to_numpy(dtype=np.float64),
+            implicit=implicit,
+        )
+
+    return prepare
+
+
+def _myfm_relations(data: MyFMData, user_rows: np.ndarray, item_rows: np.ndarray) -> list[Any]:
+    from myfm import RelationBlock
+
+    return [RelationBlock(user_rows, data.user_block), RelationBlock(item_rows, data.item_block)]
+
+
+def _myfm_fit(model: Any, data: MyFMData) -> Any:
+    # group order follows the columns: user block [user, items], item block [item, users]
+    n_u, n_i = len(data.users), len(data.items)
+    groups = [n_u, n_i, n_i, n_u] if data.implicit else [n_u, n_i]
+    # myFM draws a progress bar on stderr; keep the table readable
+    with contextlib.redirect_stderr(io.StringIO()):
+        model.fit(
+            None,
+            data.y,
+            X_rel=_myfm_relations(data, data.user_rows, data.item_rows),
+            n_iter=MYFM_SAMPLES,
+            n_kept_samples=MYFM_SAMPLES,
+            group_shapes=groups,
+        )
+    model.palate_data_ = data
+    return model
+
+
+def _myfm_predict(model: Any, test: pd.DataFrame) -> np.ndarray:
+    data: MyFMData = model.palate_data_
+    n_u, n_i = len(data.users), len(data.items)
+    users = np.array([data.users.get(u, n_u) for u in test["user"].tolist()], dtype=np.int64)
+    items = np.array([data.items.get(i, n_i) for i in test["item"].tolist()], dtype=np.int64)
+    pred = model.predict(None, X_rel=_myfm_relations(data, users, items))
+    return np.asarray(pred, dtype=np.float64)
+
+
+def _myfm() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():  # myFM 0.4 imports pkg_resources (setuptools < 81)
+        warnings.simplefilter("ignore")
+        import myfm
+
+    return myfm.MyFMRegressor(rank=MYFM_RANK, random_seed=MYFM_SEED)
+
+
 RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
@@ -205,6 +320,16 @@ RUNNERS: dict[str, Runner] = {
             _palate_predict,
         ),
         Runner(
+            "palate-bayes",
+            "palate BayesianCollaborativeFiltering() (defaults: solver='bayes', "
+            "embedding_size=10, 200 samples after 5 burn-in sweeps, implicit terms on both "
+            "sides, per-user and per-item noise levels)",
+            _palate("bayes"),
+            _palate_prepare,
+            _palate_fit,
+            _palate_predict,
+        ),
+        Runner(
             "surprise-svd",
             "Surprise SVD() (defaults)",
             _surprise_svd,
@@ -231,6 +356,25 @@ RUNNERS: dict[str, Runner] = {
             _cornac_predict,
         ),
         Runner(
+            "myfm",
+            f"myFM MyFMRegressor(rank={MYFM_RANK}), {MYFM_SAMPLES} Gibbs samples, all kept; "
+            "relation blocks [user | items the user rated / sqrt(n)] and [item | users who "
+            "rated it / sqrt(n)] from the training rows, one hyperprior group per block part",
+            _myfm,
+            _myfm_prepare(implicit=True),
+            _myfm_fit,
+            _myfm_predict,
+        ),
+        Runner(
+            "myfm-plain",
+            f"myFM MyFMRegressor(rank={MYFM_RANK}), {MYFM_SAMPLES} Gibbs samples, all kept; "
+            "one-hot user and item only (no implicit features)",
+            _myfm,
+            _myfm_prepare(implicit=False),
+            _myfm_fit,
+            _myfm_predict,
+        ),
+        Runner(
             "palate-popularity",
             "palate Popularity(by='mean'): item mean shrunk to the global mean (baseline)",
             _palate("popularity", by="mean"),
@@ -241,6 +385,9 @@ RUNNERS: dict[str, Runner] = {
     )
 }
 DEFAULT_MODELS = [
+    "palate-bayes",
+    "myfm",
+    "myfm-plain",
     "palate-als",
     "palate-adam",
     "palate-gibbs",
@@ -262,6 +409,14 @@ def folds(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The P1 folds: KFold(5, shuffle=True, random_state=0) over the row positions."""
     splitter = KFold(n_splits=N_SPLITS, shuffle=True, random_state=SPLIT_SEED)
     return list(splitter.split(np.arange(n_rows)))
+
+
+def validation_split(train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``--validate``: a random tenth of a fold's training rows (default_rng(1)) becomes the
+    held-out set and the rest the training set; the fold's test rows are not used."""
+    order = np.random.default_rng(VALIDATION_SEED).permutation(len(train_rows))
+    n_val = len(train_rows) // 10
+    return np.sort(train_rows[order[n_val:]]), np.sort(train_rows[order[:n_val]])
 
 
 def run_fold(
@@ -378,7 +533,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="result file (default: results/p1_ml100k.json for a full run, "
                              "results/cache/p1_ml100k-partial.json otherwise)")
+    parser.add_argument("--validate", action="store_true",
+                        help="score on a random 10%% of each fold's training rows, training "
+                             "on the other 90%% (how defaults are chosen; the test rows are "
+                             "not used)")
+    parser.add_argument("--params", default=None,
+                        help="JSON keyword arguments for the palate models (validation runs)")
     args = parser.parse_args(argv)
+    if args.params:
+        import json
+
+        extra = json.loads(args.params)
+        for runner in RUNNERS.values():
+            if runner.name.startswith("palate-"):
+                runner.make = _with_params(runner.make, extra)
+                runner.description += f" with {extra}"
 
     names = parse_list(args.models) or DEFAULT_MODELS
     unknown = [n for n in names if n not in RUNNERS]
@@ -386,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) {unknown}; choose from {list(RUNNERS)}")
     if not 1 <= args.folds <= N_SPLITS:
         parser.error(f"--folds must be between 1 and {N_SPLITS}")
-    full_run = args.folds == N_SPLITS and names == DEFAULT_MODELS
+    full_run = (args.folds == N_SPLITS and names == DEFAULT_MODELS and not args.validate
+                and not args.params)
     tag = "ml100k" if args.dataset == "ml-100k" else "ml1m"
     out = args.out or (RESULTS_DIR / f"p1_{tag}.json" if full_run
                        else RESULTS_DIR / "cache" / f"p1_{tag}-partial.json")
@@ -417,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
                  "n // 10 row positions are the test set")
     per_model: dict[str, list[dict[str, Any]]] = {r.name: [] for r in runners}
     fold_info = []
+    if args.validate:
+        all_folds = [validation_split(train_rows) for train_rows, _ in all_folds]
+        split += ("; --validate: each fold's training rows split again, a random 10% "
+                  f"(default_rng({VALIDATION_SEED})) held out, the test rows unused")
     for fold, (train_rows, test_rows) in enumerate(all_folds):
         train = ratings.iloc[train_rows].reset_index(drop=True)
         test = ratings.iloc[test_rows].reset_index(drop=True)

@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, finish, machine_note, now_iso, print_table  # noqa: E402
 
 N_ITEMS, N_USERS, DIM, SEEN = 100_000, 10_000, 32, 20
+#: the "palate-small" server: the same model with 1,000 items, where scoring costs little, so
+#: its gap to the constant server is the service's own work (validation, batching, JSON)
+SMALL_ITEMS = 1_000
 CACHE = RESULTS_DIR / "cache" / "serve_model_100k"
 
 RECOMMEND_LUA = """
@@ -56,7 +59,7 @@ end
 """
 
 
-def build_model(path: Path) -> Path:
+def build_model(path: Path, n_items: int = N_ITEMS) -> Path:
     """A fitted-looking CollaborativeFiltering with random factors, saved with titles."""
     if (path / "manifest.json").exists():
         return path
@@ -66,24 +69,24 @@ def build_model(path: Path) -> Path:
     from palate.models.base import ModelState
 
     rng = np.random.default_rng(0)
-    seen = np.stack([rng.choice(N_ITEMS, SEEN, replace=False) for _ in range(N_USERS)])
+    seen = np.stack([rng.choice(n_items, SEEN, replace=False) for _ in range(N_USERS)])
     seen.sort(axis=1)
     config = CollaborativeFiltering(embedding_size=DIM).get_params()
     state = ModelState(
         config=config,
         arrays={
-            "item_factors": rng.normal(0, 0.3, (N_ITEMS, DIM)).astype(np.float32),
+            "item_factors": rng.normal(0, 0.3, (n_items, DIM)).astype(np.float32),
             "user_factors": rng.normal(0, 0.3, (N_USERS, DIM)).astype(np.float32),
             "user_bias": rng.normal(0, 0.1, N_USERS).astype(np.float32),
-            "item_bias": rng.normal(0, 0.1, N_ITEMS).astype(np.float32),
-            "item_means": rng.uniform(2.5, 4.5, N_ITEMS).astype(np.float32),
-            "fallback_scores": rng.uniform(2.5, 4.5, N_ITEMS).astype(np.float32),
+            "item_bias": rng.normal(0, 0.1, n_items).astype(np.float32),
+            "item_means": rng.uniform(2.5, 4.5, n_items).astype(np.float32),
+            "fallback_scores": rng.uniform(2.5, 4.5, n_items).astype(np.float32),
             "seen_indptr": np.arange(0, N_USERS * SEEN + 1, SEEN, dtype=np.int64),
             "seen_indices": seen.reshape(-1).astype(np.int32),
         },
         vocabularies={
             "users": Vocabulary(np.arange(N_USERS)),
-            "items": Vocabulary(np.arange(N_ITEMS)),
+            "items": Vocabulary(np.arange(n_items)),
         },
         extra={
             "global_mean": 3.5,
@@ -95,9 +98,9 @@ def build_model(path: Path) -> Path:
     model = CollaborativeFiltering.from_state(state)
     items = pd.DataFrame(
         {
-            "item_id": np.arange(N_ITEMS),
-            "title": [f"Item {i}" for i in range(N_ITEMS)],
-            "genres": [["Drama"]] * N_ITEMS,
+            "item_id": np.arange(n_items),
+            "title": [f"Item {i}" for i in range(n_items)],
+            "genres": [["Drama"]] * n_items,
         }
     )
     return save(model, path, item_table=items, overwrite=True)
@@ -199,6 +202,9 @@ def run_server(
             "--log-level",
             "warning",
             "--no-batch" if kind == "palate-unbatched" else "--batch",
+            # the write path is measured at full speed, not at a client's limit
+            "--write-rate",
+            "off",
         ]
         if kind.startswith("palate-") and kind.split("-", 1)[1] in ("pq", "hnsw"):
             command += ["--index", kind.split("-", 1)[1]]
@@ -258,9 +264,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--servers",
-        default="constant,palate,palate-unbatched",
+        default="constant,palate,palate-pq,palate-small",
         help="which servers to load, in order (palate-unbatched: palate serve --no-batch; "
-        "palate-pq / palate-hnsw: palate serve --index pq / hnsw)",
+        "palate-pq / palate-hnsw: palate serve --index pq / hnsw; palate-small: the same "
+        f"model with {SMALL_ITEMS:,} items, the service's own cost)",
     )
     args = parser.parse_args()
     servers = args.servers.split(",")
@@ -268,11 +275,28 @@ def main() -> int:
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
     model = build_model(CACHE)
+    small = RESULTS_DIR / "cache" / f"serve_model_{SMALL_ITEMS}"
+    if "palate-small" in servers:
+        build_model(small, SMALL_ITEMS)
     work = Path(tempfile.mkdtemp(prefix="palate-serve-load-"))
     results = {
-        name: run_server(name, model, args.workers, args.duration, args.port, work)
+        name: run_server(
+            name, small if name == "palate-small" else model, args.workers, args.duration,
+            args.port, work,
+        )
         for name in servers
     }
+    constant = results.get("constant")
+    if constant is not None:  # the targets are ratios to the constant server, same run
+        for name, result in results.items():
+            if name == "constant":
+                continue
+            result["vs_constant"] = {
+                "recommend_64_throughput": result["recommend_64"]["requests_per_s"]
+                / constant["recommend_64"]["requests_per_s"],
+                "recommend_1_p99_extra_ms": result["recommend_1"]["p99_ms"]
+                - constant["recommend_1"]["p99_ms"],
+            }
     rows = []
     for label, key, metric in [
         ("recommend, 1 connection: p99 ms", "recommend_1", "p99_ms"),
@@ -291,6 +315,13 @@ def main() -> int:
                 for name in servers
             ]
         )
+    if constant is not None:
+        rows.append(["recommend, 64 connections: × constant"] + [
+            "1" if name == "constant" else
+            f"{results[name]['vs_constant']['recommend_64_throughput']:.2f}" for name in servers])
+        rows.append(["recommend, 1 connection: p99 − constant's, ms"] + [
+            "0" if name == "constant" else
+            f"{results[name]['vs_constant']['recommend_1_p99_extra_ms']:+.2f}" for name in servers])
     print_table(
         f"palate serve, {N_ITEMS:,} items, {args.workers} workers, wrk {args.duration}s",
         ["measure", *servers],

@@ -17,6 +17,7 @@ from palate.errors import (
 )
 from palate.models import (
     EASE,
+    BayesianCollaborativeFiltering,
     CollaborativeFiltering,
     HybridRecommender,
     ImplicitALS,
@@ -32,6 +33,7 @@ from palate.version import __version__
 
 __all__ = [
     "ArtifactError",
+    "BayesianCollaborativeFiltering",
     "CollaborativeFiltering",
     "ConfigError",
     "DataError",

@@ -8,6 +8,7 @@ import palate
 
 EXPECTED = {
     "ArtifactError",
+    "BayesianCollaborativeFiltering",
     "CollaborativeFiltering",
     "ConfigError",
     "DataError",

@@ -26,7 +26,14 @@ def test_train_ials_on_ratings_then_recommend(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["kind"] == "binary"  # ratings became positives at the threshold
-    assert read_manifest(out)["model_kind"] == "implicit_als"
+    manifest = read_manifest(out)
+    assert manifest["model_kind"] == "implicit_als"
+    # the manifest says what the model was fitted on, and how ratings became events
+    assert manifest["training_data"] == payload["data"] == {
+        "name": "ratings", "events": "binary", "n_events": 2000,
+        "n_users": payload["data"]["n_users"], "n_items": payload["data"]["n_items"],
+        "threshold": 4.0,
+    }
     model = load(out)
     assert model.config.embedding_size == 8 and model.config.epochs == 3
     user = str(frame["user_id"].iloc[0])

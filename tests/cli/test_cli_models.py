@@ -9,23 +9,34 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from palate import EASE, CollaborativeFiltering, ImplicitALS, Popularity, TopNBlend, TwoTower
+from palate import (
+    EASE,
+    BayesianCollaborativeFiltering,
+    CollaborativeFiltering,
+    ImplicitALS,
+    Popularity,
+    TopNBlend,
+    TwoTower,
+)
 from palate.cli import app
 from palate.models.base import Model
 from palate.persist import load, read_manifest
 
 CLASSES: dict[str, type[Model]] = {
     "cf": CollaborativeFiltering,
+    "bayes": BayesianCollaborativeFiltering,
     "ials": ImplicitALS,
     "ease": EASE,
     "blend": TopNBlend,
     "two-tower": TwoTower,
     "popularity": Popularity,
 }
-ALIASES = {"collaborative": "cf", "implicit_als": "ials", "two_tower": "two-tower"}
+ALIASES = {"collaborative": "cf", "bayesian": "bayes", "implicit_als": "ials",
+           "two_tower": "two-tower"}
 #: Small settings so that each run takes a fraction of a second.
 FAST = {
     "cf": ["--epochs", "2", "--embedding-size", "2"],
+    "bayes": ["--epochs", "1", "--embedding-size", "2"],
     "ials": ["--epochs", "2", "--embedding-size", "2"],
     "ease": [],
     "blend": ["--epochs", "2", "--embedding-size", "2"],
@@ -35,6 +46,7 @@ FAST = {
 #: A grid each model can search, and a setting held fixed to keep trials short.
 GRIDS = {
     "cf": ["--grid", "reg=0.05,0.5", "--set", "epochs=2"],
+    "bayes": ["--grid", "embedding_size=2,3", "--set", "epochs=1"],
     "ials": ["--grid", "reg=1,10", "--set", "epochs=2"],
     "ease": ["--grid", "reg=10,100"],
     "blend": ["--grid", "factor_weight=0.2,0.6"],
@@ -42,8 +54,8 @@ GRIDS = {
     "popularity": ["--grid", "prior=1,10"],
 }
 #: What the data becomes for each model: engagement events for ials, ease and blend.
-KINDS = {"cf": "explicit", "ials": "binary", "ease": "binary", "blend": "binary",
-         "two-tower": "explicit", "popularity": "explicit"}
+KINDS = {"cf": "explicit", "bayes": "explicit", "ials": "binary", "ease": "binary",
+         "blend": "binary", "two-tower": "explicit", "popularity": "explicit"}
 
 
 def invoke(args: list[object]) -> Result:
@@ -117,8 +129,8 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(
     out = ["--out", tmp_path / "m"] if command == "train" else []
     result = invoke([command, "--data", ratings_csv, "--model", "deep", *out])
     assert result.exit_code == 2
-    names = "cf, ials, ease, blend, two-tower, hybrid, popularity"
-    assert f"'deep' is not a model; choose from {names}" in (
+    models = "cf, bayes, ials, ease, blend, two-tower, hybrid, popularity"
+    assert f"'deep' is not a model; choose from {models}" in (
         " ".join(result.output.replace("│", " ").split())
     )
 

@@ -17,6 +17,7 @@ import pytest
 import palate
 from palate import (
     EASE,
+    BayesianCollaborativeFiltering,
     CollaborativeFiltering,
     ConfigError,
     DataError,
@@ -104,6 +105,8 @@ CASES = [
          {"embedding_size": 3, "epochs": 20, "solver": "adam"}),
     Case("cf-gibbs-explicit", CollaborativeFiltering, "tiny_explicit", "mean",
          {"embedding_size": 3, "epochs": 4, "samples": 3, "solver": "gibbs"}),
+    Case("cf-bayes-explicit", BayesianCollaborativeFiltering, "tiny_explicit", "mean",
+         {"embedding_size": 3, "epochs": 2, "samples": 3}),
     Case("cf-als-binary", CollaborativeFiltering, "tiny_binary", "count",
          {"embedding_size": 3, "epochs": 8, "kind": "binary"}),
     Case("cf-adam-binary", CollaborativeFiltering, "tiny_binary", "count",
@@ -404,6 +407,13 @@ CF_HYPERPARAMETERS = [
     ("solver", {}, "tiny_explicit", "adam"),
     ("solver", {}, "tiny_explicit", "gibbs"),
     ("samples", {"solver": "gibbs", "samples": 2}, "tiny_explicit", 3),
+    ("solver", {}, "tiny_explicit", "bayes"),
+    ("samples", {"solver": "bayes", "samples": 2}, "tiny_explicit", 3),
+    ("epochs", {"solver": "bayes", "samples": 2}, "tiny_explicit", 1),
+    ("implicit", {"solver": "bayes", "samples": 3}, "tiny_explicit", False),
+    ("noise_dof", {"solver": "bayes", "samples": 3, "noise_dof": 4.0}, "tiny_explicit", None),
+    ("init_scale", {"solver": "bayes", "samples": 3}, "tiny_explicit", 0.5),
+    ("seed", {"solver": "bayes", "samples": 3, "seed": 0}, "tiny_explicit", 1),
 ]
 
 
@@ -465,6 +475,10 @@ INVALID = [
     ({"solver": "sgd"}, "solver"),
     ({"solver": "gibbs", "kind": "binary"}, "gibbs"),
     ({"samples": 0}, "samples"),
+    ({"solver": "bayes", "kind": "binary"}, "bayes"),
+    ({"implicit": "yes"}, "implicit"),
+    ({"noise_dof": 0.0}, "noise_dof"),
+    ({"noise_dof": "4"}, "noise_dof"),
     ({"epochs": 0}, "epochs"),
     ({"epochs": 2.0}, "epochs"),
     ({"learning_rate": 0.0}, "learning_rate"),

@@ -48,7 +48,9 @@ CLASSES: dict[str, type[Model]] = {
 
 
 def test_the_command_line_names_in_help_order() -> None:
-    assert model_names() == ("cf", "ials", "ease", "blend", "two-tower", "hybrid", "popularity")
+    assert model_names() == (
+        "cf", "bayes", "ials", "ease", "blend", "two-tower", "hybrid", "popularity"
+    )
     assert [spec.name for spec in model_specs()] == list(model_names())
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from palate.models import _topk
 from palate.models._topk import top_k_sorted
 from palate.models.scoring import top_k
 
@@ -65,3 +67,36 @@ def test_linear_scores_rank_as_the_full_score_rows() -> None:
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     assert not set(got[0][1]) & set(seen[0].indices)  # row 0 of seen excluded for rows[1] = 0
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_blocked_products_rank_like_the_whole_product(shifted: bool) -> None:
+    """top_k_of_products (block by block, exclusions skipped) == top_k_sorted on the whole."""
+    rng = np.random.default_rng(5)
+    n, m, d, k = 7, 3 * 4096 + 123, 6, 12
+    queries = rng.normal(size=(n, d)).astype(np.float32)
+    factors = rng.normal(size=(m, d)).astype(np.float32)
+    factors[100:400] = factors[50]  # ties across many columns: lower index first
+    rows = rng.normal(size=n).astype(np.float32) if shifted else None
+    cols = rng.normal(size=m).astype(np.float32) if shifted else None
+    excluded = [np.sort(rng.choice(m, 40, replace=False)) for _ in range(n)]
+    excluded[2] = np.array([], dtype=np.int64)
+    starts = np.cumsum([0] + [len(e) for e in excluded[:-1]])
+    ends = starts + [len(e) for e in excluded]
+    whole = queries @ np.ascontiguousarray(factors.T)
+    for r, e in enumerate(excluded):
+        whole[r, e] = -np.inf
+    expected_idx, expected_val = _topk.top_k_sorted(whole, k, rows, cols)
+    original = _topk.BLOCK_BYTES
+    try:
+        _topk.BLOCK_BYTES = 1  # the smallest blocks (4096 columns): several per row
+        idx, val = _topk.top_k_of_products(
+            queries, np.ascontiguousarray(factors.T), k, rows, cols,
+            (starts, ends, np.concatenate(excluded)),
+        )
+    finally:
+        _topk.BLOCK_BYTES = original
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(val, expected_val, rtol=1e-6)
+    for r, e in enumerate(excluded):
+        assert not np.isin(idx[r], e).any()

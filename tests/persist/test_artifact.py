@@ -33,7 +33,7 @@ from palate.persist import (
     registry,
     save,
 )
-from palate.persist import artifact as artifact_module
+from palate.persist import formats as formats_module
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -429,6 +429,21 @@ def test_malformed_manifest_field_is_refused(int_model: Popularity, tmp_path: Pa
         load(path)
 
 
+def test_training_data_is_recorded_and_optional(int_model: Popularity, tmp_path: Path) -> None:
+    path = save(int_model, tmp_path / "model", training_data={"name": "ml-100k"})
+    assert read_manifest(path)["training_data"] == {"name": "ml-100k"}
+    edit_manifest(path, training_data="ml-100k")
+    with pytest.raises(ArtifactError, match="'training_data' field"):
+        load(path)
+    older = save(int_model, tmp_path / "older")  # files written before the field existed
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["training_data"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    assert load(older).model_kind == int_model.model_kind
+    with pytest.raises(ConfigError, match="training_data must be a dict"):
+        save(int_model, tmp_path / "bad", training_data=["ml-100k"])  # type: ignore[arg-type]
+
+
 def test_file_names_outside_the_directory_are_refused(
     int_model: Popularity, tmp_path: Path
 ) -> None:
@@ -468,7 +483,7 @@ def test_exception_while_rebuilding_is_wrapped(tiny_registered: None, tmp_path: 
     path = save(TinyModel().build(), tmp_path / "tiny")
     manifest = read_manifest(path)
     # a consistent set of files whose mask no longer fits the vocabulary
-    mask_bytes = artifact_module.safetensors_numpy.save(
+    mask_bytes = formats_module.safetensors_numpy.save(
         {"mask": np.array([1, 0], dtype=np.uint8), "weights": np.zeros((2, 3))}
     )
     (path / "arrays.safetensors").write_bytes(mask_bytes)
@@ -536,7 +551,7 @@ def test_crash_in_the_array_writer_leaves_the_old_model(
     def broken_writer(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(artifact_module.safetensors_numpy, "save", broken_writer)
+    monkeypatch.setattr(formats_module.safetensors_numpy, "save", broken_writer)
     new = Popularity(by="mean").fit(interactions(shift=1.0))
     with pytest.raises(ArtifactError, match="disk on fire"):
         save(new, tmp_path / "model", overwrite=True)

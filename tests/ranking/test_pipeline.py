@@ -154,6 +154,14 @@ def test_mmr_lambda_changes_the_order_only(catalogue: Catalogue, cf) -> None:  #
         palate.RetrieveThenRank(cf, mmr_lambda=2.0)
 
 
+@pytest.mark.parametrize("blocked", ["abc", b"abc", 7])
+def test_block_items_is_a_list_not_a_string(cf, blocked: object) -> None:  # type: ignore[no-untyped-def]
+    # a string would block its characters one by one
+    with pytest.raises(ConfigError, match="block_items must be a list"):
+        palate.RetrieveThenRank(cf, block_items=blocked)  # type: ignore[arg-type]
+    assert palate.RetrieveThenRank(cf, block_items=["abc"]).block_items == ["abc"]
+
+
 def test_unknown_users_get_the_fallback(catalogue: Catalogue, cf) -> None:  # type: ignore[no-untyped-def]
     pipeline = fitted(cf, catalogue, Popular(top=3), SimilarToRecent())
     result = pipeline.recommend(["nobody", "u1"], k=3)

@@ -134,3 +134,67 @@ def test_the_workers_read_the_policy_file(
             assert client.get("/v1/model").json()["filters"]["min_ratings"] == 21
     finally:
         app.state.service.store.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--api-key-file", "short 7\n", "at least 16 characters"),
+     ("--write-rate", "often", "600/minute")],
+)
+def test_serve_refuses_bad_access_settings(
+    tmp_path: Path, model_dirs: dict[str, Path], option: str, value: str, message: str
+) -> None:
+    setting: object = value
+    if option == "--api-key-file":
+        setting = tmp_path / "keys.txt"
+        setting.write_text(value)
+    result = invoke(["serve", model_dirs["cf"], option, setting,
+                     "--feedback-db", tmp_path / "f.db"])
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_the_workers_read_the_access_settings(
+    tmp_path: Path, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from palate.cli import serve as serve_module
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("a-long-enough-key-000 7\n")
+    monkeypatch.setenv(serve_module._MODEL_ENV, str(model_dirs["cf"]))
+    monkeypatch.setenv(serve_module._FEEDBACK_ENV, str(tmp_path / "f.db"))
+    monkeypatch.setenv(serve_module._API_KEYS_ENV, str(keys))
+    monkeypatch.setenv(serve_module._WRITE_RATE_ENV, "off")
+    app = serve_module.app_from_environment()
+    try:
+        with TestClient(app, base_url="http://localhost") as client:
+            feedback = client.get("/v1/model").json()["feedback"]
+            assert feedback["api_keys"] is True and feedback["write_rate"] is None
+            assert client.get("/v1/users/7/ratings").status_code == 401
+    finally:
+        app.state.service.store.close()
+    monkeypatch.delenv(serve_module._WRITE_RATE_ENV)
+    assert serve_module._write_rate(None) == "600/minute"
+
+
+def test_workers_get_a_health_check_timeout_that_fits_the_model_load(
+    tmp_path: Path, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn's default (5 s) killed workers still loading a model; palate serve sets more."""
+    import uvicorn
+
+    from palate.cli import serve as serve_module
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    for name in (serve_module._MODEL_ENV, serve_module._FEEDBACK_ENV):
+        monkeypatch.setenv(name, "")  # restored afterwards: serve sets them for its workers
+    for workers in ("1", "2"):
+        result = invoke(["serve", model_dirs["cf"], "--workers", workers,
+                         "--feedback-db", tmp_path / "f.db"])
+        assert result.exit_code == 0, result.output
+    assert "timeout_worker_healthcheck" not in calls[0]
+    assert calls[1]["timeout_worker_healthcheck"] == serve_module.HEALTHCHECK_SECONDS
+    assert calls[1]["workers"] == 2

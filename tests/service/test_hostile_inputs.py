@@ -105,8 +105,8 @@ def test_openapi_declares_every_error_response(client: TestClient) -> None:
         ("post", "/v1/similar-items"): {"404", "409"},
         ("post", "/v1/scores"): {"404"},
         ("get", "/v1/items"): set(),
-        ("post", "/v1/users/{user_id}/ratings"): {"404", "409"},
-        ("get", "/v1/users/{user_id}/ratings"): set(),
+        ("post", "/v1/users/{user_id}/ratings"): {"401", "403", "404", "409", "429"},
+        ("get", "/v1/users/{user_id}/ratings"): {"401", "403"},
         ("post", "/v1/admin/reload"): {"401", "409"},
     }
     for (method, path), extra in expected.items():

@@ -71,6 +71,30 @@ def test_a_slow_recommendation_neither_blocks_health_nor_outlives_its_budget(
     assert body["error"] == "timeout"
 
 
+def test_a_slow_thread_pool_route_is_answered_at_its_budget(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routes run in the thread pool (similar items) get their 503 at the deadline, not when
+    the stuck work ends."""
+    client = make_client("cf", request_timeout=0.5)
+    served = client.app.state.service.served  # type: ignore[attr-defined]
+    blocker = Blocker()
+    real = served.similar
+    monkeypatch.setattr(served, "similar", lambda *a, **k: blocker(lambda: real(*a, **k)))
+
+    async def run() -> tuple[httpx.Response, bool]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            answer = await http.post("/v1/similar-items", json={"item_ids": [1], "k": 3})
+        still_running = blocker.running.is_set()
+        blocker.release.set()
+        return answer, still_running
+
+    answer, still_running = asyncio.run(run())
+    assert still_running  # answered while the work was still stuck
+    assert_error(answer, 503, "did not finish within 0.5 s")
+
+
 def test_a_slow_reload_runs_aside_and_is_refused_when_out_of_time(
     make_client: ClientFactory, model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

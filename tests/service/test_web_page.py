@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .server import running_server
@@ -120,6 +121,45 @@ def test_search_rate_and_watch_recommendations_change(
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
         assert shot.stat().st_size > 1000
+
+
+def test_with_api_keys_the_page_signs_in_before_rating(
+    browser,
+    model_dirs: dict[str, Path],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("visitor-key-0123456789 web-visitor\n")
+    wait = WebDriverWait(browser, 20)
+    with running_server(model_dirs["cf"], tmp_path / "f.db", tmp_path / "server.log",
+                        extra=("--api-key-file", str(keys))) as server:
+        browser.get(server.url + "/")
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        form = browser.find_element(By.ID, "key-form")
+        assert form.is_displayed()
+        assert "API key" in browser.find_element(By.ID, "key-note").text  # not signed in
+        assert len(recommended(browser)) == 10  # browsing needs no key
+
+        user = browser.find_element(By.ID, "key-user")
+        user.clear()
+        user.send_keys("web-visitor")
+        browser.find_element(By.ID, "key-value").send_keys("visitor-key-0123456789")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(lambda d: d.find_element(By.ID, "key-note").text == "Signed in.")
+        assert browser.find_element(By.ID, "user-id").text == "web-visitor"
+
+        box = browser.find_element(By.ID, "search")
+        box.send_keys("Item 1")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(lambda d: d.find_elements(
+            By.XPATH, "//ul[@id='search-results']/li[1]//span[text()='Item 1']"))
+        browser.find_element(
+            By.CSS_SELECTOR, "#search-results li:first-child button[data-value='5']"
+        ).click()
+        wait.until(lambda d: d.find_element(By.ID, "rating-count").text == "(1)")
+        stored = httpx.get(server.url + "/v1/users/web-visitor/ratings",
+                           headers={"Authorization": "Bearer visitor-key-0123456789"})
+        assert [r["item_id"] for r in stored.json()["ratings"]] == [1]
 
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

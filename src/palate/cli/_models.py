@@ -66,17 +66,14 @@ def as_kind(
 
 
 def training_events(
-    spec: ModelSpec,
-    ratings: Interactions,
-    kind: str | None,
-    threshold: float,
-    keep_negatives: bool = False,
+    spec: ModelSpec, ratings: Interactions, kind: str | None, threshold: float
 ) -> Interactions:
     """The events ``spec``'s model trains on: ``kind`` (None: what the data holds), or
-    engagement events for models that train on nothing else (ratings become positives at
-    ``threshold``; with ``keep_negatives`` the others stay as 0 events)."""
+    engagement events for models that train on nothing else: ratings at ``threshold`` or
+    above become positives and the others stay as 0 events (seen, so never recommended back,
+    and never relevant in an evaluation) — the same events in train, evaluate and tune."""
     if spec.engagement_only:
-        return as_kind(ratings, "binary", threshold, keep_negatives=keep_negatives)
+        return as_kind(ratings, "binary", threshold, keep_negatives=True)
     return as_kind(ratings, kind, threshold)
 
 

@@ -24,6 +24,8 @@ _HOST_ENV = "PALATE_SERVE_HOST"
 _ALLOWED_HOSTS_ENV = "PALATE_SERVE_ALLOWED_HOSTS"
 _TIMEOUT_ENV = "PALATE_SERVE_REQUEST_TIMEOUT"
 _POLICY_ENV = "PALATE_SERVE_POLICY_FILE"
+_API_KEYS_ENV = "PALATE_SERVE_API_KEY_FILE"
+_WRITE_RATE_ENV = "PALATE_SERVE_WRITE_RATE"
 #: One thread per worker for NumPy's BLAS, OpenMP, numba and torch: scale by processes.
 #: (numba reads its own setting once, at import; it is limited by a call instead.)
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -98,6 +100,25 @@ def serve(
             "add filters, never remove these; GET /v1/model lists them.",
         ),
     ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            metavar="KEYS",
+            help="Guard reading and writing users' live ratings with API keys: one "
+            "'KEY USER_ID' or 'KEY *' (any user) per line; KEY may be sha256:HEX. Clients "
+            "send 'Authorization: Bearer KEY'. Default: anyone may.",
+        ),
+    ] = None,
+    write_rate: Annotated[
+        str,
+        typer.Option(
+            "--write-rate",
+            metavar="N/PERIOD",
+            help="Most rating writes per client (API key, else address) and worker, like "
+            "600/minute or 20/second; past it, 429 with Retry-After. 'off': no limit.",
+        ),
+    ] = "600/minute",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -122,6 +143,13 @@ def serve(
             check_model_dir(model_dir)  # no FIFO or device to block on
         manifest = read_manifest(model_dir)  # fail fast, with palate's message, on a bad dir
         check_allowed_hosts(allowed_host or ())
+        from palate.service.access import ApiKeys, WriteLimiter
+
+        if api_key_file is not None:
+            ApiKeys.read(api_key_file)  # fail here, with the line, not in every worker
+        rate = None if write_rate.strip().lower() in ("off", "none", "0") else write_rate
+        if rate is not None:
+            WriteLimiter(rate)
         item_filter = None
         if policy_file is not None:
             from palate.persist import load_artifact
@@ -149,6 +177,11 @@ def serve(
             os.environ.pop(_POLICY_ENV, None)
         else:
             os.environ[_POLICY_ENV] = str(policy_file.resolve())
+        if api_key_file is None:
+            os.environ.pop(_API_KEYS_ENV, None)
+        else:
+            os.environ[_API_KEYS_ENV] = str(api_key_file.resolve())
+        os.environ[_WRITE_RATE_ENV] = rate or "off"
         for name in _THREAD_ENV:
             os.environ.setdefault(name, "1")
         # --port 0: bind here, so that the URL printed below names the port actually held,
@@ -168,6 +201,8 @@ def serve(
                 "workers": workers,
                 "index": None if index is None else index.value,
                 "filters": None if item_filter is None else item_filter.to_config(),
+                "api_keys": api_key_file is not None,
+                "write_rate": rate,
             }
         )
         s.note(f"serving {manifest.get('model_kind')} model {model_dir} at {url} (docs: {url}docs)")
@@ -180,7 +215,29 @@ def serve(
             access_log=verbose,
             # requests end within their time budget; don't wait longer on shutdown
             timeout_graceful_shutdown=max(1, int(request_timeout) + 2),
+            **_healthcheck(workers, index),
         )
+
+
+#: Seconds a worker process may go without answering uvicorn's health check: its model load
+#: (and, with --index, the index build) happens meanwhile, and takes longer than uvicorn's
+#: default 5 s on big models or a busy machine (a worker killed while loading restarts, loads
+#: again, and is killed again).
+HEALTHCHECK_SECONDS = 60
+HEALTHCHECK_SECONDS_HNSW = 900
+
+
+def _healthcheck(workers: int, index: ServingIndexKind | None) -> dict[str, Any]:
+    """uvicorn's worker health-check timeout for ``--workers N`` (N > 1)."""
+    import inspect
+
+    import uvicorn
+
+    supported = inspect.signature(uvicorn.Config).parameters
+    if workers < 2 or "timeout_worker_healthcheck" not in supported:
+        return {}
+    seconds = HEALTHCHECK_SECONDS_HNSW if index == ServingIndexKind.hnsw else HEALTHCHECK_SECONDS
+    return {"timeout_worker_healthcheck": seconds}
 
 
 def _free_port_socket(host: str) -> socket.socket:
@@ -215,6 +272,8 @@ def app_from_environment() -> Any:
         host=os.environ.get(_HOST_ENV, "127.0.0.1"),
         allowed_hosts=allowed or None,
         item_filter=os.environ.get(_POLICY_ENV) or None,
+        api_keys=os.environ.get(_API_KEYS_ENV) or None,
+        write_rate=_write_rate(os.environ.get(_WRITE_RATE_ENV)),
     )
     # The loaded model (id tables, titles: ~0.5M objects at 100k items) lives as long as the
     # process: moved out of the cycle collector's reach, a full collection no longer walks it
@@ -222,6 +281,15 @@ def app_from_environment() -> Any:
     gc.collect()
     gc.freeze()
     return app
+
+
+def _write_rate(setting: str | None) -> str | None:
+    """The write limit a worker applies: the default when unset, None for 'off'."""
+    from palate.service.app import WRITE_RATE
+
+    if setting is None:
+        return WRITE_RATE
+    return None if setting == "off" else setting
 
 
 def _one_thread() -> None:

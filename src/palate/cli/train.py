@@ -197,8 +197,7 @@ def train(
         # models of engagement events (ials, ease) learn from the positives at --threshold
         # and keep the other rated items as 0 events: seen, so never recommended back
         ratings = training_events(
-            spec, dataset.ratings, None if kind is None else kind.value, threshold,
-            keep_negatives=True,
+            spec, dataset.ratings, None if kind is None else kind.value, threshold
         )
         s.say(
             f"Data   {dataset.name}: {len(ratings):,} {ratings.kind} events, "
@@ -252,7 +251,17 @@ def train(
                 s, model, ratings, None,
                 user_features=dataset.user_features, item_features=dataset.item_features,
             )
-        path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items)
+        training_data = {
+            "name": dataset.name,
+            "events": ratings.kind,
+            "n_events": len(ratings),
+            "n_users": ratings.n_users,
+            "n_items": ratings.n_items,
+            # explicit ratings turned into engagement events: positives at this rating
+            "threshold": threshold if dataset.ratings.kind != ratings.kind else None,
+        }
+        path = save(model, out, overwrite=overwrite, metrics=metrics, item_table=dataset.items,
+                    training_data=training_data)
 
         s.emit(
             {
@@ -260,12 +269,7 @@ def train(
                 "model": spec.name,
                 "kind": ratings.kind,
                 "config": model.get_params(),
-                "data": {
-                    "name": dataset.name,
-                    "n_events": len(ratings),
-                    "n_users": ratings.n_users,
-                    "n_items": ratings.n_items,
-                },
+                "data": training_data,
                 "split": split,
                 "metrics": report,
                 "history": history,

@@ -4,6 +4,7 @@ top-N blend, two towers."""
 from palate.models.base import Model, ModelState
 from palate.models.blend import TopNBlend
 from palate.models.collaborative import (
+    BayesianCollaborativeFiltering,
     CollaborativeFiltering,
     CollaborativeFilteringConfig,
     textbook_cost,
@@ -16,6 +17,7 @@ from palate.models.scoring import Recommendations, SimilarItems
 from palate.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
+    "BayesianCollaborativeFiltering",
     "CollaborativeFiltering",
     "CollaborativeFilteringConfig",
     "EASE",

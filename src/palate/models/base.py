@@ -297,11 +297,17 @@ class Model:
         if linear.item_offset is not None:
             raw += linear.item_offset[it]
         ub, ib = u[both], i[both]
-        personal = np.einsum(
-            "ij,ij->i",
-            np.asarray(linear.user_factors[ub], dtype=np.float64),
-            np.asarray(linear.item_factors[ib], dtype=np.float64),
-        )
+        personal = np.empty(len(ub), dtype=np.float64)
+        # in blocks: wide factors (posterior draws side by side) would otherwise need two
+        # float64 copies of (pairs × width)
+        step = max(1, 2**22 // max(linear.user_factors.shape[1], 1))
+        for start in range(0, len(ub), step):
+            part = slice(start, start + step)
+            personal[part] = np.einsum(
+                "ij,ij->i",
+                np.asarray(linear.user_factors[ub[part]], dtype=np.float64),
+                np.asarray(linear.item_factors[ib[part]], dtype=np.float64),
+            )
         if linear.user_offset is not None:
             personal += linear.user_offset[ub]
         raw[both[known_i]] += personal

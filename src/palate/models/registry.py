@@ -42,6 +42,7 @@ _TARGET_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _MODEL_KINDS: dict[str, str] = {
     "popularity": "palate.models.popularity:Popularity",
     "collaborative": "palate.models.collaborative.model:CollaborativeFiltering",
+    "bayes": "palate.models.collaborative.bayes_model:BayesianCollaborativeFiltering",
     "implicit_als": "palate.models.implicit:ImplicitALS",
     "ease": "palate.models.ease:EASE",
     "two_tower": "palate.models.two_tower.model:TwoTower",
@@ -397,6 +398,17 @@ _SPECS: dict[str, ModelSpec] = {
             epochs_attribute="n_epochs",
             presets={"textbook": TEXTBOOK},
             early_stopping_attribute="early_stopping",
+        ),
+        ModelSpec(
+            name="bayes",
+            model_kind="bayes",
+            summary="fully Bayesian collaborative filtering with implicit terms (Gibbs "
+            "sampling): the most accurate rating predictor",
+            aliases=("bayesian",),
+            data_kinds={"explicit": None},
+            options=_same("embedding_size", "epochs", "seed"),
+            fit_inputs=frozenset({"callback", "validation"}),
+            epochs_attribute="n_sweeps",
         ),
         ModelSpec(
             name="ials",

@@ -30,14 +30,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import safetensors.numpy as safetensors_numpy
 
 from palate.data.vocabulary import Vocabulary
 from palate.errors import ArtifactError, ConfigError, PalateError
 from palate.models.base import Model, ModelState
-from palate.persist import atomic
+from palate.persist import atomic, formats
+from palate.persist.formats import ARRAYS_FILE, ITEMS_FILE
 from palate.persist.registry import is_registered, resolve_model_class
 
 logger = logging.getLogger(__name__)
@@ -45,14 +43,10 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "palate-model"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-ARRAYS_FILE = "arrays.safetensors"
-ITEMS_FILE = "items.parquet"
-ID_COLUMN = "id"
 
 _MAX_MANIFEST_BYTES = 16 * 2**20
 _VOCABULARY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
-_ID_TYPES = {"int64", "str"}
 
 PathLike = str | os.PathLike[str]
 
@@ -90,6 +84,7 @@ def save(
     metrics: dict[str, Any] | None = None,
     item_table: pd.DataFrame | None = None,
     data_fingerprint: str | None = None,
+    training_data: dict[str, Any] | None = None,
 ) -> Path:
     """Save a fitted model as a directory that :func:`load` can read back.
 
@@ -117,6 +112,10 @@ def save(
     data_fingerprint : str, optional
         Identifies the training data (e.g. ``Interactions.fingerprint()``). Defaults to the
         model's ``data_fingerprint_`` attribute when it has one.
+    training_data : dict, optional
+        JSON-serialisable description of the data the model was fitted on, recorded as the
+        manifest's ``training_data`` (``palate train`` writes the dataset's name, the kind
+        and counts of the events, and the threshold ratings were turned into positives at).
 
     Returns
     -------
@@ -162,9 +161,13 @@ def save(
         )
     if metrics is not None and not isinstance(metrics, dict):
         raise ConfigError(f"metrics must be a dict of name -> value, got {type(metrics).__name__}")
+    if training_data is not None and not isinstance(training_data, dict):
+        raise ConfigError(
+            f"training_data must be a dict, got {type(training_data).__name__}"
+        )
 
     try:
-        files = _encode_model(model, metrics, item_table, data_fingerprint)
+        files = _encode_model(model, metrics, item_table, data_fingerprint, training_data)
     except PalateError:
         raise
     except Exception as exc:  # a model's to_state, safetensors or pyarrow failed
@@ -211,6 +214,7 @@ def _encode_model(
     metrics: dict[str, Any] | None,
     item_table: pd.DataFrame | None,
     data_fingerprint: str | None,
+    training_data: dict[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the model directory, by name, with ``manifest.json`` last.
 
@@ -218,20 +222,23 @@ def _encode_model(
     """
     state = model.to_state()
     _check_state(state, type(model).__name__)
-    files, arrays_section, vocabulary_section = _encode_state(state)
+    files, arrays_section, vocabulary_section = formats.encode_state(state)
     item_section: dict[str, Any] | None = None
     if item_table is not None:
-        files[ITEMS_FILE], item_section = _encode_item_table(item_table)
+        files[ITEMS_FILE], item_section = formats.encode_item_table(item_table)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "palate_version": _palate_version(),
         "model_kind": model.model_kind,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "config": _json_checked(state.config, "the model config"),
-        "extra": _json_checked(state.extra, "the model's extra state"),
+        "config": formats.json_checked(state.config, "the model config"),
+        "extra": formats.json_checked(state.extra, "the model's extra state"),
         "data_fingerprint": data_fingerprint,
-        "metrics": _json_checked(metrics or {}, "metrics"),
+        "metrics": formats.json_checked(metrics or {}, "metrics"),
+        "training_data": (
+            None if training_data is None else formats.json_checked(training_data, "training_data")
+        ),
         "arrays": arrays_section,
         "vocabularies": vocabulary_section,
         "item_table": item_section,
@@ -331,88 +338,6 @@ def _check_state(state: object, model_name: str) -> None:
             raise ArtifactError(f"{fix}; vocabulary {name!r} is {type(vocabulary).__name__}")
 
 
-def _encode_state(
-    state: ModelState,
-) -> tuple[dict[str, bytes], dict[str, Any], dict[str, Any]]:
-    """The file contents for a state, and the manifest sections describing them."""
-    tensors: dict[str, np.ndarray] = {}
-    described: dict[str, Any] = {}
-    for name, array in state.arrays.items():
-        stored = array.astype(np.uint8) if array.dtype.kind == "b" else array
-        stored = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("="))
-        tensors[name] = stored
-        described[name] = {
-            "dtype": array.dtype.name,
-            "stored_dtype": stored.dtype.name,
-            "shape": list(array.shape),
-        }
-    files = {ARRAYS_FILE: safetensors_numpy.save(tensors)}
-    arrays_section = {"file": ARRAYS_FILE, "tensors": described}
-
-    vocabulary_section: dict[str, Any] = {}
-    for name, vocabulary in state.vocabularies.items():
-        file_name = f"vocab_{name}.parquet"
-        files[file_name], id_type = _encode_vocabulary(vocabulary, name)
-        vocabulary_section[name] = {"file": file_name, "id_type": id_type, "size": len(vocabulary)}
-    return files, arrays_section, vocabulary_section
-
-
-def _encode_vocabulary(vocabulary: Vocabulary, name: str) -> tuple[bytes, str]:
-    ids = vocabulary.ids
-    if vocabulary.is_integer:
-        column, id_type = pa.array(ids, type=pa.int64()), "int64"
-    else:
-        try:
-            column, id_type = pa.array(ids, type=pa.string()), "str"
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ArtifactError(
-                f"vocabulary {name!r} holds ids that are neither integers nor strings ({exc}); "
-                "use int or str ids"
-            ) from exc
-    return _parquet_bytes(pa.table({ID_COLUMN: column})), id_type
-
-
-def _encode_item_table(frame: pd.DataFrame) -> tuple[bytes, dict[str, Any]]:
-    if not isinstance(frame, pd.DataFrame):
-        raise ConfigError(
-            f"item_table must be a pandas DataFrame, got {type(frame).__name__}"
-        )
-    try:
-        table = pa.Table.from_pandas(frame)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise ArtifactError(
-            f"the item table cannot be stored as Parquet ({exc}); its columns must hold "
-            "numbers, strings, booleans, dates or lists of those"
-        ) from exc
-    section = {"file": ITEMS_FILE, "rows": len(frame), "columns": [str(c) for c in frame.columns]}
-    return _parquet_bytes(table), section
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _json_checked(value: dict[str, Any], what: str) -> dict[str, Any]:
-    """``value`` as plain JSON types; refuses what JSON cannot hold instead of guessing."""
-    try:
-        return json.loads(json.dumps(value, allow_nan=False, default=_json_default))
-    except (TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{what} must be JSON-serialisable: numbers, strings, booleans, None, lists and "
-            f"dicts, with None instead of NaN or infinity ({exc})"
-        ) from exc
-
-
 # ---------------------------------------------------------------------------------- load
 
 
@@ -506,7 +431,19 @@ _MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+#: Fields that manifests written by older palate versions lack.
+_OPTIONAL_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "training_data": (dict, type(None)),
+}
+
+
 def _check_manifest_fields(manifest: dict[str, Any], manifest_path: Path) -> None:
+    for key, types in _OPTIONAL_MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), types):
+            raise ArtifactError(
+                f"{manifest_path} has a malformed {key!r} field; the model directory is "
+                "corrupt, save the model again"
+            )
     for key, types in _MANIFEST_FIELDS.items():
         if key not in manifest or not isinstance(manifest[key], types):
             raise ArtifactError(
@@ -574,18 +511,20 @@ def _load(path: PathLike, *, with_item_table: bool) -> Artifact:
 
     arrays_section = _section(manifest["arrays"], "arrays", directory)
     arrays_file = _referenced_file(arrays_section, manifest, directory)
-    arrays = _decode_arrays(contents[arrays_file], arrays_section, directory)
+    arrays = formats.decode_arrays(contents[arrays_file], arrays_section, directory)
     vocabularies: dict[str, Vocabulary] = {}
     for name, entry in manifest["vocabularies"].items():
         section = _section(entry, f"vocabularies.{name}", directory)
         vocabulary_file = _referenced_file(section, manifest, directory)
-        vocabularies[name] = _decode_vocabulary(contents[vocabulary_file], name, section, directory)
+        vocabularies[name] = formats.decode_vocabulary(
+            contents[vocabulary_file], name, section, directory
+        )
     item_table: pd.DataFrame | None = None
     if manifest["item_table"] is not None:
         section = _section(manifest["item_table"], "item_table", directory)
         items_file = _referenced_file(section, manifest, directory)
         if with_item_table:
-            item_table = _decode_item_table(contents[items_file], directory)
+            item_table = formats.decode_item_table(contents[items_file], directory)
 
     state = ModelState(
         config=manifest["config"],
@@ -608,23 +547,16 @@ def _load(path: PathLike, *, with_item_table: bool) -> Artifact:
     return Artifact(model=model, manifest=manifest, item_table=item_table, path=directory)
 
 
-def _corrupt(directory: Path, detail: str) -> ArtifactError:
-    return ArtifactError(
-        f"the model at {directory} is corrupt: {detail}; save the model again "
-        "(or restore the directory from a copy)"
-    )
-
-
 def _section(entry: Any, where: str, directory: Path) -> dict[str, Any]:
     if not isinstance(entry, dict):
-        raise _corrupt(directory, f"the manifest's {where!r} entry is malformed")
+        raise formats.corrupt(directory, f"the manifest's {where!r} entry is malformed")
     return entry
 
 
 def _referenced_file(section: dict[str, Any], manifest: dict[str, Any], directory: Path) -> str:
     name = section.get("file")
     if not isinstance(name, str) or name not in manifest["files"]:
-        raise _corrupt(directory, f"the manifest refers to {name!r}, which it does not list")
+        raise formats.corrupt(directory, f"the manifest refers to {name!r}, which it does not list")
     return name
 
 
@@ -633,128 +565,37 @@ def _read_verified_files(directory: Path, manifest: dict[str, Any]) -> dict[str,
     contents: dict[str, bytes] = {}
     for name, record in manifest["files"].items():
         if not isinstance(name, str) or not _FILE_NAME.match(name) or name == MANIFEST_FILE:
-            raise _corrupt(directory, f"the manifest lists an invalid file name {name!r}")
+            raise formats.corrupt(directory, f"the manifest lists an invalid file name {name!r}")
         if (
             not isinstance(record, dict)
             or not isinstance(record.get("bytes"), int)
             or not isinstance(record.get("sha256"), str)
         ):
-            raise _corrupt(directory, f"the manifest entry for {name} is malformed")
+            raise formats.corrupt(directory, f"the manifest entry for {name} is malformed")
         expected_size, expected_digest = record["bytes"], record["sha256"]
         file_path = directory / name
         try:
             with open(file_path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 if size != expected_size:
-                    raise _corrupt(
+                    raise formats.corrupt(
                         directory,
                         f"{name} is {size} bytes but was saved with {expected_size} "
                         "(truncated or replaced)",
                     )
                 data = handle.read()
         except FileNotFoundError as exc:
-            raise _corrupt(directory, f"{name} is missing") from exc
+            raise formats.corrupt(directory, f"{name} is missing") from exc
         except OSError as exc:
             raise ArtifactError(f"cannot read {file_path}: {exc}") from exc
         if len(data) != expected_size:
-            raise _corrupt(directory, f"{name} changed while it was being read")
+            raise formats.corrupt(directory, f"{name} changed while it was being read")
         if hashlib.sha256(data).hexdigest() != expected_digest:
-            raise _corrupt(
+            raise formats.corrupt(
                 directory, f"the SHA-256 of {name} does not match the manifest (edited or swapped)"
             )
         contents[name] = data
     return contents
-
-
-def _decode_arrays(data: bytes, section: dict[str, Any], directory: Path) -> dict[str, np.ndarray]:
-    described = section.get("tensors")
-    if not isinstance(described, dict):
-        raise _corrupt(directory, "the manifest's array list is malformed")
-    try:
-        stored = safetensors_numpy.load(data)
-    except Exception as exc:  # safetensors raises its own error type
-        raise _corrupt(directory, f"{ARRAYS_FILE} cannot be decoded ({exc})") from exc
-    if set(stored) != set(described):
-        raise _corrupt(
-            directory,
-            f"{ARRAYS_FILE} holds arrays {sorted(stored)} but the manifest lists "
-            f"{sorted(described)}",
-        )
-    arrays: dict[str, np.ndarray] = {}
-    for name, array in stored.items():
-        info = described[name]
-        if (
-            not isinstance(info, dict)
-            or info.get("stored_dtype") != array.dtype.name
-            or info.get("shape") != list(array.shape)
-        ):
-            raise _corrupt(directory, f"array {name!r} does not match its manifest entry")
-        if info.get("dtype") == "bool":
-            if array.size and array.max() > 1:
-                raise _corrupt(directory, f"boolean array {name!r} holds values other than 0/1")
-            array = array.astype(bool)
-        elif info.get("dtype") != array.dtype.name:
-            raise _corrupt(directory, f"array {name!r} does not match its manifest entry")
-        if not array.flags.writeable:
-            array = array.copy()
-        arrays[name] = array
-    return arrays
-
-
-def _decode_vocabulary(
-    data: bytes, name: str, section: dict[str, Any], directory: Path
-) -> Vocabulary:
-    id_type, size = section.get("id_type"), section.get("size")
-    if id_type not in _ID_TYPES or not isinstance(size, int):
-        raise _corrupt(directory, f"the manifest entry of vocabulary {name!r} is malformed")
-    table = _read_parquet(data, section["file"], directory)
-    if table.column_names != [ID_COLUMN]:
-        raise _corrupt(directory, f"{section['file']} must have exactly one column {ID_COLUMN!r}")
-    column = table.column(ID_COLUMN)
-    expected = pa.types.is_int64 if id_type == "int64" else _is_string_type
-    if not expected(column.type) or column.null_count or len(column) != size:
-        raise _corrupt(directory, f"{section['file']} does not match its manifest entry")
-    if id_type == "int64":
-        ids = column.to_numpy().astype(np.int64, copy=False)
-    else:
-        ids = np.array(column.to_pylist(), dtype=object)
-    try:
-        return Vocabulary(ids)
-    except PalateError as exc:
-        raise _corrupt(directory, f"vocabulary {name!r}: {exc}") from exc
-
-
-def _is_string_type(arrow_type: pa.DataType) -> bool:
-    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
-
-
-def _read_parquet(data: bytes, name: str, directory: Path) -> pa.Table:
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except Exception as exc:  # pyarrow raises several unrelated types
-        raise _corrupt(directory, f"{name} cannot be read as Parquet ({exc})") from exc
-    for field in table.schema:
-        # extension types may name their own deserialisers; plain Arrow types cannot
-        if isinstance(field.type, pa.BaseExtensionType):
-            raise _corrupt(directory, f"{name} uses the Arrow extension type {field.type}")
-    return table
-
-
-def _decode_item_table(data: bytes, directory: Path) -> pd.DataFrame:
-    table = _read_parquet(data, ITEMS_FILE, directory)
-    try:
-        frame = table.to_pandas()
-    except Exception as exc:  # pyarrow raises several unrelated types
-        raise _corrupt(directory, f"{ITEMS_FILE} cannot be converted to pandas ({exc})") from exc
-    # pyarrow gives list cells as NumPy arrays; hand back the lists that were saved
-    for position, field in enumerate(table.schema):
-        if field.name in frame.columns and (
-            pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
-        ):
-            frame[field.name] = pd.Series(
-                table.column(position).to_pylist(), index=frame.index, dtype=object
-            )
-    return frame
 
 
 __all__ = [

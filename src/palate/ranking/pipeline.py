@@ -135,6 +135,13 @@ class RetrieveThenRank(Model):
         ]
         if not self.sources:
             raise ConfigError("give at least one candidate source")
+        if isinstance(block_items, (str, bytes)) or not isinstance(
+            block_items, (Sequence, np.ndarray, pd.Index, set, frozenset)
+        ):
+            raise ConfigError(
+                f"block_items must be a list of item ids, e.g. [260, 1196] or ['abc'], got "
+                f"{block_items!r}"
+            )
         self.block_items = list(block_items)
         self.policies = [ItemPolicy.from_config(p) for p in policies]
         if (

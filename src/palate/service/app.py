@@ -36,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from palate.errors import ConfigError, PalateError, UnknownIdError
 from palate.ranking.filters import ItemFilter
 from palate.service import schemas
+from palate.service.access import ApiKeys, WriteLimiter, client_key
 from palate.service.engine import LiveFeedback, ServedModel
 from palate.service.feedback import (
     FeedbackStore,
@@ -67,6 +68,8 @@ REQUEST_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 300.0
 #: Most items one user may have live ratings for (409 past it).
 MAX_LIVE_RATINGS = 10_000
+#: Most rating writes (POST requests) per client per window, unless configured.
+WRITE_RATE = "600/minute"
 #: Most entries in a model directory that a (re)load looks at before reading it.
 _MAX_MODEL_FILES = 10_000
 
@@ -322,10 +325,12 @@ _COMMON_ERRORS: dict[int, str] = {
 
 #: Error responses of some routes.
 _ROUTE_ERRORS: dict[int, str] = {
-    401: "The admin token is missing or wrong, or reloading is switched off.",
+    401: "The admin token or API key is missing or wrong, or reloading is switched off.",
+    403: "The API key does not grant access to this user.",
     404: "An unknown user or item.",
     409: "The served model cannot do this, a user's live ratings are at their limit, or "
     "another reload is running.",
+    429: "Too many rating writes from this client; wait the Retry-After seconds.",
 }
 
 
@@ -353,6 +358,8 @@ def create_app(
     host: str = "127.0.0.1",
     allowed_hosts: Sequence[str] | None = None,
     item_filter: ItemFilter | str | os.PathLike[str] | None = None,
+    api_keys: ApiKeys | str | os.PathLike[str] | None = None,
+    write_rate: str | None = WRITE_RATE,
 ) -> FastAPI:
     """Build the service for a saved model directory.
 
@@ -404,6 +411,13 @@ def create_app(
         training events; the curriculum's lab keeps films with more than 20 ratings) and
         ``[[policies]]`` tables of ``column``, ``op`` and ``value``. A request may add its own
         ``min_ratings`` and ``policies``, never remove these; ``GET /v1/model`` lists them.
+    api_keys : ApiKeys or path of a key file, optional
+        When given, reading and writing a user's live ratings needs an API key the file
+        grants for that user (401 without a known key, 403 for another user's key); see
+        :mod:`palate.service.access` for the file's format. Default: anyone may.
+    write_rate : str or None
+        Most rating writes per client (its API key, else its address) per window, like
+        ``"600/minute"``; past it, 429 with ``Retry-After``. None: no limit.
 
     Returns
     -------
@@ -421,6 +435,10 @@ def create_app(
     token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV) or None
     if item_filter is not None and not isinstance(item_filter, ItemFilter):
         item_filter = ItemFilter.read(item_filter)
+    keys = api_keys if api_keys is None or isinstance(api_keys, ApiKeys) else ApiKeys.read(
+        api_keys
+    )
+    limiter = WriteLimiter(write_rate) if write_rate else None
     service = Service(Path(model_dir), store, token, follow_published=follow_published,
                       index=index, item_filter=item_filter)
 
@@ -462,7 +480,14 @@ def create_app(
     @app.get("/v1/model", responses=_errors())
     def model_info() -> dict[str, Any]:
         served = service.refresh()
-        return {**served.describe(), "feedback": {"users": service.live.n_users}}
+        return {
+            **served.describe(),
+            "feedback": {
+                "users": service.live.n_users,
+                "api_keys": keys is not None,
+                "write_rate": limiter.rate if limiter is not None else None,
+            },
+        }
 
     # ------------------------------------------------------------------ queries
     batcher = Batcher(service, enabled=batch_requests)
@@ -530,11 +555,17 @@ def create_app(
     @app.post(
         "/v1/users/{user_id}/ratings",
         response_model=schemas.RatingsResponse,
-        responses=_errors(404, 409),
+        responses=_errors(401, 403, 404, 409, 429),
     )
-    def add_ratings(user_id: schemas.UserIdPath, body: schemas.RatingsRequest) -> dict[str, Any]:
+    def add_ratings(
+        user_id: schemas.UserIdPath, body: schemas.RatingsRequest, request: Request
+    ) -> dict[str, Any]:
         served = service.refresh()
         user = served.user_id(user_id)
+        if keys is not None:
+            keys.check(request.headers, user)
+        if limiter is not None:
+            limiter.hit(client_key(request.headers, request.client and request.client.host))
         seen: set[Any] = set()
         ratings = []
         for rating in body.ratings:
@@ -581,11 +612,13 @@ def create_app(
     @app.get(
         "/v1/users/{user_id}/ratings",
         response_model=schemas.UserRatingsResponse,
-        responses=_errors(),
+        responses=_errors(401, 403),
     )
-    def user_ratings(user_id: schemas.UserIdPath) -> dict[str, Any]:
+    def user_ratings(user_id: schemas.UserIdPath, request: Request) -> dict[str, Any]:
         served = service.refresh()
         user = served.user_id(user_id)
+        if keys is not None:
+            keys.check(request.headers, user)
         live = service.live.user(user)
         return {
             "user_id": user,
@@ -642,4 +675,6 @@ def _check_admin(service: Service, request: Request) -> None:
         )
 
 
-__all__ = ["ADMIN_TOKEN_ENV", "MAX_BODY_BYTES", "Service", "ServiceError", "create_app"]
+__all__ = [
+    "ADMIN_TOKEN_ENV", "MAX_BODY_BYTES", "WRITE_RATE", "Service", "ServiceError", "create_app"
+]

@@ -38,9 +38,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class ServiceError(Exception):
     """An error answered with a status code and a JSON message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers
 
 
 def retrieve(task: asyncio.Future[Any]) -> None:
@@ -65,7 +68,7 @@ def error(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, headers=exc.headers)
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -150,9 +153,9 @@ def default_hosts(host: str) -> list[str]:
 class TimeBudget:
     """Answer a request that runs past ``seconds`` with a 503 ``timeout`` error.
 
-    The request runs as its own task; when its time is up before its response has started,
-    the client gets the 503 at once and the task is cancelled (work already handed to a
-    worker thread finishes there, its answer dropped). Paths in ``exempt`` keep no budget.
+    When its time is up before its response has started, the request is cancelled where it
+    waits and the client gets the 503 at once (work already handed to a worker thread
+    finishes there, its answer dropped). Paths in ``exempt`` keep no budget.
     """
 
     def __init__(
@@ -167,28 +170,22 @@ class TimeBudget:
             await self.app(scope, receive, send)
             return
         started = False
-        timed_out = False
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if timed_out:
-                return  # the client already has its 503
             if message["type"] == "http.response.start":
                 started = True
+                budget.reschedule(None)  # its response is on its way: let it finish
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        # the deadline cancels the request where it waits (no task of its own per request)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.seconds)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if task in done or started:  # finished, or its response is already on its way
-            await task
+            async with asyncio.timeout(self.seconds) as budget:
+                await self.app(scope, receive, guarded_send)
             return
-        timed_out = True
-        task.cancel()
-        task.add_done_callback(retrieve)
+        except TimeoutError:
+            if started:  # pragma: no cover - the deadline is off once the response starts
+                raise
         logger.warning(
             "%s %s ran past its time budget of %g s: answered 503",
             scope.get("method"), scope.get("path"), self.seconds,

@@ -26,9 +26,11 @@ class CollaborativeFilteringConfig:
     kind: Literal["explicit", "binary"] = "explicit"
     embedding_size: int = 32
     reg: float | None = None
-    solver: Literal["als", "adam", "gibbs"] = "als"
+    solver: Literal["als", "adam", "gibbs", "bayes"] = "als"
     epochs: int | None = None
     samples: int = 20
+    implicit: bool = True
+    noise_dof: float | None = 4.0
     learning_rate: float = 0.1
     batch_size: int | None = None
     mean_normalize: bool | None = None
@@ -62,8 +64,8 @@ class CollaborativeFilteringConfig:
             f"kind must be 'explicit' or 'binary', not {self.kind!r}",
         )
         need(
-            self.solver in ("als", "adam", "gibbs"),
-            f"solver must be 'als', 'adam' or 'gibbs', not {self.solver!r}",
+            self.solver in ("als", "adam", "gibbs", "bayes"),
+            f"solver must be 'als', 'adam', 'gibbs' or 'bayes', not {self.solver!r}",
         )
         need(
             is_int(self.embedding_size) and self.embedding_size >= 1,
@@ -159,9 +161,18 @@ class CollaborativeFilteringConfig:
             f"samples must be a positive integer, got {self.samples!r}",
         )
         need(
-            self.solver != "gibbs" or self.kind == "explicit",
-            "solver='gibbs' samples a Gaussian posterior: use it with kind='explicit' "
-            "(solver='als' for binary data)",
+            self.solver not in ("gibbs", "bayes") or self.kind == "explicit",
+            f"solver={self.solver!r} samples a Gaussian posterior: use it with "
+            "kind='explicit' (solver='als' for binary data)",
+        )
+        need(
+            isinstance(self.implicit, bool),
+            f"implicit must be True or False, got {self.implicit!r}",
+        )
+        need(
+            self.noise_dof is None or (is_number(self.noise_dof) and self.noise_dof > 0),
+            "noise_dof must be > 0 (per-user and per-item noise levels, solver='bayes') or "
+            f"None (one noise level), got {self.noise_dof!r}",
         )
         need(
             self.seed is None or is_int(self.seed),
@@ -231,11 +242,18 @@ class CollaborativeFilteringConfig:
 
     @property
     def n_epochs(self) -> int:
-        """Epochs of ``fit``: ``epochs``, or 80 for Adam and 15 ALS sweeps (the burn-in of
-        Gibbs sampling)."""
+        """Epochs of ``fit``: ``epochs``, or 80 for Adam, 15 ALS sweeps (the burn-in of
+        ``gibbs``) and 5 burn-in sweeps of ``bayes`` (draws not averaged)."""
         if self.epochs is not None:
             return self.epochs
-        return 80 if self.solver == "adam" else 15
+        return {"adam": 80, "bayes": 5}.get(self.solver, 15)
+
+    @property
+    def n_sweeps(self) -> int:
+        """Sweeps of ``fit``: :attr:`n_epochs`, plus the ``samples`` draws of the samplers."""
+        if self.solver in ("gibbs", "bayes"):
+            return self.n_epochs + self.samples
+        return self.n_epochs
 
     @property
     def normalizes(self) -> bool:

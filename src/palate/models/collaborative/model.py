@@ -42,6 +42,7 @@ from palate.models.base import (
 )
 from palate.models.collaborative.adam import adam_epochs
 from palate.models.collaborative.als import AlsSweeps, fit_biases_first
+from palate.models.collaborative.bayes import sample_bayes
 from palate.models.collaborative.config import CollaborativeFilteringConfig
 from palate.models.collaborative.cost import Regularisation, count_floors
 from palate.models.collaborative.entries import item_means, training_entries
@@ -87,17 +88,31 @@ class CollaborativeFiltering(Model):
         binary data. With
         ``reg_scaling="count"`` (default) each row's λ is multiplied by its number of ratings
         ("weighted-λ", measured to generalise better); ``"none"`` is the textbook J.
-    solver : {"als", "adam", "gibbs"}
-        Alternating least squares (fast default), autodiff + Adam (the curriculum's loop), or
+    solver : {"als", "adam", "gibbs", "bayes"}
+        Alternating least squares (fast default), autodiff + Adam (the curriculum's loop),
         ``gibbs``: ALS, then ``samples`` sweeps that draw every row from its conditional
         posterior (Bayesian MF: J is the negative log posterior up to 1/σ²) and average the
-        predictions of the draws — better held-out accuracy for a few more sweeps.
+        predictions of the draws — better held-out accuracy for a few more sweeps; or
+        ``bayes``: the fully Bayesian model of :mod:`~palate.models.collaborative.bayes`
+        (SVD++-style implicit terms for users and items, sampled priors and noise levels,
+        so ``reg``, ``bias_reg`` and ``reg_scaling`` do not apply to its training) — the
+        most accurate rating predictor here; :class:`~palate.BayesianCollaborativeFiltering`
+        is it with the settings chosen on validation splits.
     epochs : int, optional
-        ALS sweeps (default 15; the burn-in for gibbs) or Adam epochs (default 80).
+        ALS sweeps (default 15; the burn-in for gibbs), Adam epochs (default 80), or burn-in
+        sweeps of ``bayes`` (default 5).
     samples : int
-        Posterior draws averaged by ``solver="gibbs"`` (the factor matrices are stored as the
-        concatenation of the draws, so ``item_factors_`` has ``samples · embedding_size``
-        columns).
+        Posterior draws averaged by ``solver="gibbs"`` and ``"bayes"`` (the factor matrices
+        are stored as the concatenation of the draws, so ``item_factors_`` has
+        ``samples · embedding_size`` columns).
+    implicit : bool
+        ``solver="bayes"``: add the implicit terms |N(j)|^-1/2 Σ y(k) to each user's vector
+        and |N(i)|^-1/2 Σ z(l) to each item's (N: who rated what in the training data).
+    noise_dof : float or None
+        ``solver="bayes"``: ν of the Gamma(ν/2, ν/2) prior of each user's and each item's
+        noise-precision scale (ratings of user j on item i have precision α τ(j) κ(i)), so
+        users and items whose ratings the model fits badly weigh less; None: one noise
+        level for every rating.
     learning_rate : float
         Adam step size.
     batch_size : int, optional
@@ -195,9 +210,11 @@ class CollaborativeFiltering(Model):
         kind: Literal["explicit", "binary"] = "explicit",
         embedding_size: int = 32,
         reg: float | None = None,
-        solver: Literal["als", "adam", "gibbs"] = "als",
+        solver: Literal["als", "adam", "gibbs", "bayes"] = "als",
         epochs: int | None = None,
         samples: int = 20,
+        implicit: bool = True,
+        noise_dof: float | None = 4.0,
         learning_rate: float = 0.1,
         batch_size: int | None = None,
         mean_normalize: bool | None = None,
@@ -228,6 +245,8 @@ class CollaborativeFiltering(Model):
             solver=solver,
             epochs=epochs,
             samples=samples,
+            implicit=implicit,
+            noise_dof=noise_dof,
             learning_rate=learning_rate,
             batch_size=batch_size,
             mean_normalize=mean_normalize,
@@ -328,9 +347,7 @@ class CollaborativeFiltering(Model):
             data,
             config.embedding_size,
             config.init_scale,
-            item_means(data, config.mean_shrinkage)
-            if config.normalizes
-            else np.zeros(data.n_items),
+            self._offsets(data),
             config.numpy_dtype,
             self._rng,
         )
@@ -352,6 +369,16 @@ class CollaborativeFiltering(Model):
         self._train(data, self.config.n_epochs, validation, callback)
         return self
 
+    def _offsets(self, data: Interactions) -> np.ndarray:
+        """μ(i): the shrunk item means under mean normalisation (the global mean for every
+        item with ``solver="bayes"``, whose item biases have a sampled prior of their own —
+        measured better on validation splits than shrunk means), else zeros."""
+        if not self.config.normalizes:
+            return np.zeros(data.n_items)
+        if self.config.solver == "bayes":
+            return np.full(data.n_items, data.global_mean())
+        return item_means(data, self.config.mean_shrinkage)
+
     def partial_fit(
         self,
         interactions: Interactions,
@@ -370,9 +397,10 @@ class CollaborativeFiltering(Model):
         """
         if not self.is_fitted:
             return self.fit(interactions, callback=callback)
-        if self.config.solver == "gibbs" and update_items:
+        if self.config.solver in ("gibbs", "bayes") and update_items:
             raise ConfigError(
-                "partial_fit(update_items=True) is not available for solver='gibbs' (its "
+                f"partial_fit(update_items=True) is not available for solver="
+                f"{self.config.solver!r} (its "
                 "factors are an average of posterior draws); refit with fit(), or pass "
                 "update_items=False to solve users with the items fixed"
             )
@@ -477,6 +505,9 @@ class CollaborativeFiltering(Model):
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
+        if self.config.solver == "bayes":
+            self._sample_bayes(data, epochs, validation, callback)
+            return
         sweeps: AlsSweeps | None = None
         if self.config.solver == "adam":
             step = adam_epochs(self._params, data, self.config, self._regularisation(), self._rng)
@@ -525,6 +556,41 @@ class CollaborativeFiltering(Model):
                 callback(len(self.history_), metrics)
 
         sample_posterior(sweeps, self.config.samples, len(data), record)
+        if validation is not None:
+            self.history_[-1].update(self._validation_metrics(validation))
+
+    def _sample_bayes(
+        self,
+        data: Interactions,
+        burn_in: int,
+        validation: Interactions | None,
+        callback: Callback | None,
+    ) -> None:
+        """``burn_in`` + ``samples`` sweeps of the fully Bayesian sampler; the model keeps
+        the average of the last ``samples`` draws' predictions
+        (:func:`~palate.models.collaborative.bayes.sample_bayes`)."""
+        config = self.config
+
+        def record(sweep: int, mse: float, kept: bool) -> None:
+            metrics = {"epoch": float(len(self.history_) + 1), "train_mse": mse,
+                       "sample": float(kept)}
+            self.history_.append(metrics)
+            if callback is not None:
+                callback(len(self.history_), metrics)
+
+        sample_bayes(
+            self._params,
+            data,
+            config.embedding_size,
+            burn_in,
+            config.samples,
+            config.implicit,
+            config.noise_dof,
+            self._rng,
+            config.numpy_dtype,
+            config.init_scale,
+            record,
+        )
         if validation is not None:
             self.history_[-1].update(self._validation_metrics(validation))
 
@@ -770,7 +836,7 @@ class CollaborativeFiltering(Model):
             len(self.users_),
             n_items,
             config.embedding_size,
-            config.solver == "gibbs",
+            config.solver in ("gibbs", "bayes"),
             config.numpy_dtype,
         )
         check_array_shapes(state.arrays, {"fallback_scores": (n_items,)})

@@ -3,13 +3,16 @@
 
 const $ = (id) => document.getElementById(id);
 let model = null;
-const userId = localStorage.getItem("palate-user") || ("web-" + Math.random().toString(36).slice(2, 10));
+let userId = localStorage.getItem("palate-user") || ("web-" + Math.random().toString(36).slice(2, 10));
 localStorage.setItem("palate-user", userId);
+// the API key (when the service guards ratings with keys) lives for this tab only
+let apiKey = sessionStorage.getItem("palate-key") || "";
 const myRatings = new Map();
 
 async function api(path, body) {
-  const init = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  const headers = apiKey ? { Authorization: "Bearer " + apiKey } : {};
+  const init = body === undefined ? { headers } : {
+    method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body),
   };
   const response = await fetch(path, init);
   const data = await response.json();
@@ -135,13 +138,40 @@ async function showSimilar(item) {
   section.scrollIntoView({ behavior: "smooth" });
 }
 
+async function signIn(event) {
+  event.preventDefault();
+  userId = $("key-user").value.trim() || userId;
+  apiKey = $("key-value").value.trim();
+  localStorage.setItem("palate-user", userId);
+  sessionStorage.setItem("palate-key", apiKey);
+  $("user-id").textContent = userId;
+  await loadRatings();
+  await refresh();
+}
+
+async function loadRatings() {
+  myRatings.clear();
+  try {
+    const saved = await api(`/v1/users/${encodeURIComponent(userId)}/ratings`);
+    for (const r of saved.ratings) myRatings.set(r.item_id, r);
+    $("key-note").textContent = model.feedback.api_keys ? "Signed in." : "";
+  } catch (error) {
+    // a service with API keys: without a key for this user, browse but do not rate
+    $("key-note").textContent = error.message;
+  }
+  renderRatings();
+}
+
 async function start() {
   $("user-id").textContent = userId;
   model = await api("/v1/model");
   $("model-info").textContent = `${model.model_kind} model, ${model.n_items.toLocaleString()} items`;
-  const saved = await api(`/v1/users/${encodeURIComponent(userId)}/ratings`);
-  for (const r of saved.ratings) myRatings.set(r.item_id, r);
-  renderRatings();
+  if (model.feedback.api_keys) {
+    $("key-form").hidden = false;
+    $("key-user").value = userId;
+    $("key-form").addEventListener("submit", signIn);
+  }
+  await loadRatings();
   $("search-form").addEventListener("submit", search);
   await refresh();
   document.body.dataset.ready = "1";
