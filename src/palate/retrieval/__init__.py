@@ -6,9 +6,9 @@
   with its provenance.
 """
 
+from palate.retrieval.faiss_index import FaissIndex
 from palate.retrieval.index import (
     ExactIndex,
-    FaissIndex,
     Neighbors,
     load_index,
     make_index,

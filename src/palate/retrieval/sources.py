@@ -31,7 +31,8 @@ from palate.data.catalog import genre_lists
 from palate.data.dataset import with_derived_user_columns
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
-from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index, not_in
+from palate.retrieval.faiss_index import FaissIndex
+from palate.retrieval.index import VectorIndexBase, make_index, not_in
 
 ItemLabel = Callable[[int], str]
 
