@@ -17,8 +17,8 @@ import numpy as np
 
 from palate.errors import ConfigError
 from palate.retrieval.index import (
-    Exclude,
     ExactIndex,
+    Exclude,
     Metric,
     Neighbors,
     VectorIndexBase,
@@ -335,15 +335,13 @@ class FaissIndex(VectorIndexBase):
                 index = faiss.index_factory(d, f"PQ{pq_m}x4fs", self._faiss_metric())
                 sample = 100_000
             else:
-                self.nlist = self.nlist or _default_nlist(n)
-                index = faiss.index_factory(
-                    d, f"IVF{self.nlist},PQ{pq_m}x4fs", self._faiss_metric()
-                )
-                sample = max(100_000, 64 * self.nlist)
+                nlist = self.nlist = self.nlist or _default_nlist(n)
+                index = faiss.index_factory(d, f"IVF{nlist},PQ{pq_m}x4fs", self._faiss_metric())
+                sample = max(100_000, 64 * nlist)
             index.train(x if n <= sample else x[rng.choice(n, sample, replace=False)])
             index.add(x)
             if kind == "ivfpq":
-                faiss.extract_index_ivf(index).nprobe = min(self.nprobe, self.nlist)
+                faiss.extract_index_ivf(index).nprobe = min(self.nprobe, nlist)
             return index
         # "ivf": float vectors in cells
         nlist = self.nlist or _default_nlist(n)
@@ -395,13 +393,20 @@ class FaissIndex(VectorIndexBase):
         return self._recall_of(queries, exact)
 
     def _time_per_query(self, queries: np.ndarray, k: int) -> float:
-        """Median milliseconds of one query at a time (after one untimed search)."""
-        self.search(queries[:1], k)
-        times = []
-        for q in queries[:_AUTO_TIMED]:
-            start = time.perf_counter()
-            self.search(q[None, :], k)
-            times.append(time.perf_counter() - start)
+        """Median milliseconds of one query at a time (after one untimed search), on one
+        FAISS thread as a request is served (the build's thread count is restored)."""
+        faiss = _faiss()
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            self.search(queries[:1], k)
+            times = []
+            for q in queries[:_AUTO_TIMED]:
+                start = time.perf_counter()
+                self.search(q[None, :], k)
+                times.append(time.perf_counter() - start)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return float(np.median(times) * 1e3)
 
     def _build_auto(self, x: np.ndarray, sample_queries: Any, rng: np.random.Generator) -> None:
@@ -535,12 +540,16 @@ class FaissIndex(VectorIndexBase):
         out_val = np.full((len(q), k), np.nan, dtype=np.float32)
         short: list[np.ndarray] = []
         pending = ann_rows
-        # every (query, excluded row) pair as one sorted key query * n + row
-        excluded_keys = None
+        # every (query, excluded row) pair as one sorted key query * n + row, or one list
+        # shared by every query (the similar items of one user's recent items)
+        excluded_keys = shared = None
         if lists is not None and counts.sum():
-            excluded_keys = np.concatenate(
-                [r * n + lists[r] for r in range(len(q)) if len(lists[r])]
-            )
+            if all(e is lists[0] for e in lists):
+                shared = lists[0]
+            else:
+                excluded_keys = np.concatenate(
+                    [r * n + lists[r] for r in range(len(q)) if len(lists[r])]
+                )
         # Over-fetch adaptively: first room for k excluded rows among the neighbours (most
         # of a heavy user's items are nowhere near the query), then 4x wider, up to
         # k + all of them; rows still short go to the exact scan.
@@ -548,7 +557,9 @@ class FaissIndex(VectorIndexBase):
         while len(pending):
             raw_val, raw_idx = self._faiss_search(q[pending], fetch, k)
             keep = raw_idx >= 0
-            if excluded_keys is not None:
+            if shared is not None:
+                keep &= not_in(raw_idx.reshape(-1), shared).reshape(raw_idx.shape)
+            elif excluded_keys is not None:
                 keys = pending[:, None] * n + np.maximum(raw_idx, 0)
                 keep &= not_in(keys.reshape(-1), excluded_keys).reshape(keys.shape)
             found = keep.sum(axis=1)
