@@ -133,3 +133,24 @@ def test_target_errors_name_the_fix() -> None:
         FaissIndex("ivfpq", mips_to_l2=True)
     with pytest.raises(ConfigError, match="'auto'"):
         make_index({"kind": "annoy"})
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_batch_with_exclusions_equals_its_queries_one_by_one(shared: bool) -> None:
+    """Exclusions are filtered for the whole batch at once (one list shared by every query,
+    as for the similar items of one user's recent items, or one list each)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    q = rng.normal(size=(12, 8)).astype(np.float32)
+    index = FaissIndex("pq", "l2", pq_m=4, refine_factor=20, recall_sample=0).build(x)
+    exact = ExactIndex("l2").build(x)
+    near = exact.search(q, 40).indices  # rows right next to the queries
+    one = np.concatenate([near[:, :5].ravel(), rng.choice(3000, 200, replace=False)])
+    lists = [one] * len(q) if shared else [np.concatenate([near[i, :25], one[:50]])
+                                            for i in range(len(q))]
+    batch = index.search(q, 10, exclude=lists)
+    for i in range(len(q)):
+        alone = index.search(q[i : i + 1], 10, exclude=[lists[i]])
+        np.testing.assert_array_equal(batch.indices[i], alone.indices[0])
+        assert not np.isin(batch.indices[i], lists[i]).any()
+        assert (batch.indices[i] >= 0).all()
