@@ -393,8 +393,9 @@ def part_auto(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         rows.append(row)
         print(f"{name}: auto trials")
         for t in row["trials"]:
-            print(f"  {t['kind']:5s} pq_m={t['pq_m']} refine={t['refine_factor']} "
-                  f"nlist={t['nlist']} nprobe={t['nprobe']}: recall {t['recall_at_10']:.4f}, "
+            setting = ", ".join(f"{k}={t[k]}" for k in ("pq_m", "refine_factor", "nlist",
+                                                        "nprobe") if k in t)
+            print(f"  {t['kind']:5s} {setting}: recall {t['recall_at_10']:.4f}, "
                   f"p50 {t['p50_ms']:.3f} ms")
         del index, exact
         gc.collect()
@@ -442,9 +443,20 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         },
         vocabularies={"users": ratings.users, "items": ratings.items},
     ))
-    nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
     similar, similar_build = hnsw_index(ranker.item_factors_, args, "l2", small=True)
-    for index in (nearest, similar):
+    if args.pipeline_nearest == "hnsw":
+        nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
+        indexes = (nearest, similar)
+    else:
+        from palate.retrieval import FaissIndex
+
+        faiss.omp_set_num_threads(args.build_threads)
+        start = time.perf_counter()
+        nearest = FaissIndex("pq", pq_m=args.dim // 2, refine_factor=args.pipeline_refine,
+                             recall_sample=0, seed=args.seed).build(ranker.item_factors_)
+        nearest_build = time.perf_counter() - start
+        indexes = (similar,)
+    for index in indexes:
         index.ef_search = args.pipeline_ef_search
         index._attach()
     faiss.omp_set_num_threads(1)
@@ -516,7 +528,8 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     )
     return {"items": ratings.n_items, "users_in_catalogue": ratings.n_users,
             "events": len(ratings), "dim": args.dim, "users_timed": args.users,
-            "ef_search": args.pipeline_ef_search, "index_build_seconds":
+            "ef_search": args.pipeline_ef_search, "nearest_index": args.pipeline_nearest,
+            "nearest_refine_factor": args.pipeline_refine, "index_build_seconds":
             {"nearest": nearest_build, "similar": similar_build},
             "exact_scan_p50_ms": exact_p50, "exact_scan_p99_ms": exact_p99, "rows": rows}
 
@@ -535,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", default="64,128,256,512")
     parser.add_argument("--pipeline-ef-search", type=int, default=64)
     parser.add_argument("--candidates", default="270,500")
+    parser.add_argument("--pipeline-nearest", choices=("hnsw", "pq"), default="hnsw",
+                        help="pipeline part: NearestToUser's index, the HNSW graph of the ann "
+                             "part or FaissIndex('pq', pq_m=dim/2, refine_factor="
+                             "--pipeline-refine)")
+    parser.add_argument("--pipeline-refine", type=int, default=10)
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--pq-m", default="64", help="pq part: sub-quantizer counts")

@@ -247,14 +247,15 @@ class FaissIndex(VectorIndexBase):
         }
 
     def setting(self) -> dict[str, Any]:
-        """The concrete setting searched with (for ``"auto"``: the one it picked)."""
-        return {
-            "kind": self.index_kind,
-            "pq_m": self.pq_m,
-            "refine_factor": self.refine_factor,
-            "nlist": self.nlist,
-            "nprobe": self.nprobe,
-        }
+        """The concrete setting searched with (for ``"auto"``: the one it picked): the kind
+        and the parameters that kind uses among ``pq_m``, ``refine_factor``, ``nlist``,
+        ``nprobe``."""
+        used = {
+            "pq": ("pq_m", "refine_factor"),
+            "ivfpq": ("pq_m", "refine_factor", "nlist", "nprobe"),
+            "ivf": ("nlist", "nprobe"),
+        }.get(self.index_kind, ())
+        return {"kind": self.index_kind, **{name: getattr(self, name) for name in used}}
 
     def _faiss_metric(self) -> int:
         faiss = _faiss()
@@ -421,6 +422,7 @@ class FaissIndex(VectorIndexBase):
         key = f"recall_at_{self.recall_k}"
         trials: list[dict[str, Any]] = []
         built: dict[tuple[str, int | None], Any] = {}
+        given = {name: getattr(self, name) for name in SETTING_KEYS if name != "kind"}
 
         def trial(**setting: Any) -> dict[str, Any]:
             for name, value in setting.items():
@@ -474,8 +476,11 @@ class FaissIndex(VectorIndexBase):
         chosen = min(meeting, key=lambda t: t["p50_ms"]) if meeting else max(
             trials, key=lambda t: t[key]
         )
+        for name, value in given.items():  # what the chosen setting does not use
+            setattr(self, name, value)
         for name in SETTING_KEYS:
-            setattr(self, "index_kind" if name == "kind" else name, chosen[name])
+            if name in chosen:
+                setattr(self, "index_kind" if name == "kind" else name, chosen[name])
         family = (self.index_kind, self.pq_m if self._quantised else None)
         self._index = built.get(family)
         if self._index is None:
