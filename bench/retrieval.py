@@ -30,7 +30,8 @@ Parts (``--parts``, default all):
   and every setting it tried.
 - **pipeline**: a full ``RetrieveThenRank.recommend([user], k=10)`` on the same catalogue, the
   ranker's vectors being the planted ones (an ``ImplicitALS`` rebuilt from them, so scoring is
-  ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean),
+  ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean;
+  each item's 30 nearest computed at fit time, ``--similar-precomputed``),
   TopInFavoriteGenres (3 x 10), TopInSegment (top 20 per country, a random attribute of 50
   values), Popular (20) and NearestToUser (HNSW, top 100, sized up to ``--candidates``), merge,
   seen-item and block-list filtering, ranking of the candidates; p50/p99 over ``--users``
@@ -464,8 +465,17 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     users_table = pd.DataFrame({"user_id": ratings.users.ids,
                                 "country": rng.integers(0, 50, ratings.n_users).astype(str)})
     blocked = rng.choice(ratings.items.ids, 1000, replace=False).tolist()
-    base = [SimilarToRecent(index=similar), TopInFavoriteGenres(), TopInSegment("country"),
-            Popular()]
+    base = [SimilarToRecent(index=similar, precomputed=args.similar_precomputed),
+            TopInFavoriteGenres(), TopInSegment("country"), Popular()]
+    # the related-items table (minutes at 1M items) is cached beside the graph it came from
+    related_path = CACHE / (f"related_{len(ranker.item_factors_)}x{args.dim}_M16_efc40_"
+                            f"seed{args.seed}_{args.similar_precomputed}.npz")
+    similar_source = base[0]
+    assert isinstance(similar_source, SimilarToRecent)
+    if args.similar_precomputed and related_path.exists() and not args.rebuild:
+        with np.load(related_path, allow_pickle=False) as cached:
+            similar_source.related_ = cached["related"]
+            similar_source.related_distances_ = cached["distances"]
     rows = []
     sample = rng.choice(ratings.users.ids, args.users, replace=False)
     if args.gc_freeze:
@@ -476,9 +486,16 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         gc.freeze()
     for target in [int(c) for c in parse_list(args.candidates) or ["270", "500"]]:
         top = max(10, target - sum(s.size for s in base))
+        faiss.omp_set_num_threads(args.build_threads)  # the related-items table, once
+        start = time.perf_counter()
         pipeline = RetrieveThenRank(
             ranker, [*base, NearestToUser(top=top, index=nearest)], block_items=blocked
         ).fit(ratings, item_table=data.items, user_table=users_table)
+        fit_seconds = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        if similar_source.related_ is not None and not related_path.exists():
+            np.savez(related_path, related=similar_source.related_,
+                     distances=similar_source.related_distances_)
         pipeline.recommend(sample[:5], k=10)
         if args.profile:
             import cProfile
@@ -501,6 +518,7 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         print(f"  slowest requests (order, ms): "
               f"{[(int(i), round(times[i] * 1e3, 1)) for i in sorted(slowest)]}")
         rows.append({"config": f"retrieve then rank, nearest top {top}", "target": target,
+                     "fit_seconds": fit_seconds,
                      "candidates": float(np.mean(counts)), "p50_ms": p50, "p99_ms": p99})
     times = []
     ranker.recommend(sample[:2], k=10)
@@ -553,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
                              "part or FaissIndex('pq', pq_m=dim/2, refine_factor="
                              "--pipeline-refine)")
     parser.add_argument("--pipeline-refine", type=int, default=10)
+    parser.add_argument("--similar-precomputed", type=int, default=30,
+                        help="pipeline part: SimilarToRecent(precomputed=...), related items "
+                             "per item computed at fit time (0: search per request)")
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--pq-m", default="64", help="pq part: sub-quantizer counts")
