@@ -522,7 +522,7 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
                      "candidates": float(np.mean(counts)), "p50_ms": p50, "p99_ms": p99})
     times = []
     ranker.recommend(sample[:2], k=10)
-    for user in sample[: min(len(sample), 100)]:
+    for user in sample[: min(len(sample), args.whole_catalogue_users)]:
         start = time.perf_counter()
         ranker.recommend([user], k=10)
         times.append(time.perf_counter() - start)
@@ -571,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
                              "part or FaissIndex('pq', pq_m=dim/2, refine_factor="
                              "--pipeline-refine)")
     parser.add_argument("--pipeline-refine", type=int, default=10)
+    parser.add_argument("--whole-catalogue-users", type=int, default=100,
+                        help="pipeline part: users timed scoring the whole catalogue")
     parser.add_argument("--similar-precomputed", type=int, default=30,
                         help="pipeline part: SimilarToRecent(precomputed=...), related items "
                              "per item computed at fit time (0: search per request)")
