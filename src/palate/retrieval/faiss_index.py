@@ -457,7 +457,6 @@ class FaissIndex(VectorIndexBase):
                         break
                     if result["p50_ms"] > best["p50_ms"]:
                         break  # slower than the flat scan and still short
-                built.pop(("pq", pq_m), None)
         if n >= _AUTO_MIN_IVF and pq_ms:
             nlist = _default_nlist(n)
             for nprobe in _AUTO_NPROBE:
@@ -481,10 +480,9 @@ class FaissIndex(VectorIndexBase):
         for name in SETTING_KEYS:
             if name in chosen:
                 setattr(self, "index_kind" if name == "kind" else name, chosen[name])
-        family = (self.index_kind, self.pq_m if self._quantised else None)
-        self._index = built.get(family)
-        if self._index is None:
-            self._index = self._build_kind(x, rng)
+        # the very index that was measured (4-bit codes are small: every family is kept
+        # until the choice is made)
+        self._index = built[(self.index_kind, self.pq_m if self._quantised else None)]
         built.clear()
         self._attach_search_settings()
         self.metadata_.update(
