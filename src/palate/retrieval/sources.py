@@ -31,8 +31,9 @@ from palate.data.catalog import genre_lists
 from palate.data.dataset import with_derived_user_columns
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
+from palate.retrieval.factory import make_index
 from palate.retrieval.faiss_index import FaissIndex
-from palate.retrieval.index import VectorIndexBase, make_index, not_in
+from palate.retrieval.index import VectorIndexBase, not_in
 
 ItemLabel = Callable[[int], str]
 
