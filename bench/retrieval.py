@@ -20,13 +20,23 @@ Parts (``--parts``, default all):
 - **pq**: palate ``FaissIndex("pq")`` (4-bit product-quantised codes scanned by FAISS's
   SIMD "fast scan", the best ``refine_factor × k`` re-ranked exactly) over the same vectors
   and queries as **ann**, for each ``--pq-m`` and ``--refine-factors``.
+- **auto**: palate ``FaissIndex("auto", target_recall=0.99)`` over the item vectors of each
+  ``--vector-sets`` set (``gaussian``: the planted factors; ``movielens``: the same redrawn
+  with the mean and covariance of ImplicitALS vectors learned on MovieLens 1M), choosing its
+  setting on ``--recall-sample`` user vectors, then timed one query at a time on
+  ``--queries`` other users (``--repeats`` passes) beside one exact scan of the same vectors
+  timed in the same run (before and after; the faster is the reference): held-out
+  recall@10, p50/p99, p99 ÷ the exact p50 (target ≤ ``--ann-ratio``), build time, memory,
+  and every setting it tried.
 - **pipeline**: a full ``RetrieveThenRank.recommend([user], k=10)`` on the same catalogue, the
   ranker's vectors being the planted ones (an ``ImplicitALS`` rebuilt from them, so scoring is
-  ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean),
+  ``w(u) · x(i)``): SimilarToRecent (10 x 10, HNSW over the item vectors, squared Euclidean;
+  each item's 30 nearest computed at fit time, ``--similar-precomputed``),
   TopInFavoriteGenres (3 x 10), TopInSegment (top 20 per country, a random attribute of 50
   values), Popular (20) and NearestToUser (HNSW, top 100, sized up to ``--candidates``), merge,
   seen-item and block-list filtering, ranking of the candidates; p50/p99 over ``--users``
-  users, beside ranking the whole catalogue with the same vectors.
+  users, beside ranking the whole catalogue with the same vectors and one exact scan of the
+  item vectors (p99 ÷ its p50: the target is ≤ 0.7).
 
 Every timing runs with one BLAS / OpenMP thread (``OMP_NUM_THREADS=1`` etc. are set before
 NumPy loads); index builds use ``--build-threads``.
@@ -309,6 +319,102 @@ def part_pq(args: argparse.Namespace, data: Any) -> dict[str, Any]:
             "build_threads": args.build_threads, "sweep": rows}
 
 
+def vector_set(data: Any, name: str, seed: int, n_queries: int, n_sample: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item vectors, timed queries, recall-sample queries): the planted Gaussian item and
+    user vectors, or (``"movielens"``) the same redrawn with the mean and covariance of
+    vectors learned on MovieLens 1M. Timed and sample queries are different users."""
+    x = data.true_item_factors.astype(np.float32)
+    users = data.true_user_factors.astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    chosen = rng.choice(len(users), n_queries + n_sample, replace=False)
+    queries, sample = users[chosen[:n_queries]], users[chosen[n_queries:]]
+    if name == "movielens":
+        stats = learned_statistics(x.shape[1], seed)
+        scale = users.std()
+        x = (stats["item_mean"] + (x / x.std()) @ stats["item_chol"].T).astype(np.float32)
+        queries, sample = (
+            (stats["user_mean"] + (u / scale) @ stats["user_chol"].T).astype(np.float32)
+            for u in (queries, sample)
+        )
+    return x, queries, sample
+
+
+def part_auto(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    """FaissIndex("auto", target_recall): the setting it picks at 1M items, its held-out
+    recall@10 and p50/p99 one query at a time, beside one exact scan of the same vectors
+    timed in the same run (target: p99 <= ``--ann-ratio`` x the exact scan's p50)."""
+    import faiss
+
+    from palate.retrieval import ExactIndex, FaissIndex
+    from palate.retrieval.index import recall_against_exact
+
+    out: dict[str, Any] = {"target_recall": args.target_recall, "ratio_target": args.ann_ratio,
+                           "sets": {}}
+    rows = []
+    for name in parse_list(args.vector_sets) or ["gaussian", "movielens"]:
+        x, queries, sample = vector_set(data, name, args.seed, args.queries, args.recall_sample)
+        faiss.omp_set_num_threads(1)
+        exact = ExactIndex().build(x)
+        truth = exact.search(queries, 10)
+        exact_p50, exact_p99, _ = timed_queries(exact, queries[: args.exact_queries])
+        faiss.omp_set_num_threads(args.build_threads)
+        start = time.perf_counter()
+        index = FaissIndex("auto", target_recall=args.target_recall,
+                           recall_sample=args.recall_sample, seed=args.seed).build(x, sample)
+        build = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        memory = index.memory_bytes()
+        found = index.search(queries, 10).indices
+        times: list[float] = []
+        index.search(queries[:1], 10)
+        for _ in range(args.repeats):
+            for q in queries:
+                start = time.perf_counter()
+                index.search(q[None, :], 10)
+                times.append(time.perf_counter() - start)
+        p50, p99 = percentiles(times)
+        recall = recall_against_exact(queries, x, found, truth, "inner_product")
+        # the exact scan again after the ANN timing: the load moves
+        exact_p50_after, _, _ = timed_queries(exact, queries[: args.exact_queries])
+        reference = min(exact_p50, exact_p50_after)
+        row = {
+            "vectors": name, "items": len(x), "dim": x.shape[1],
+            "setting": index.metadata_["setting"],
+            "build_recall_at_10": index.measured_recall, "meets_target": index.meets_target,
+            "held_out_recall_at_10": recall, "p50_ms": p50, "p99_ms": p99,
+            "timed_queries": len(times),
+            "exact_p50_ms": exact_p50, "exact_p99_ms": exact_p99,
+            "exact_p50_after_ms": exact_p50_after,
+            "p99_over_exact_p50": p99 / reference,
+            "build_seconds": build, "memory_bytes": memory,
+            "vectors_bytes": int(x.nbytes), "trials": index.metadata_["auto_trials"],
+        }
+        out["sets"][name] = row
+        rows.append(row)
+        print(f"{name}: auto trials")
+        for t in row["trials"]:
+            setting = ", ".join(f"{k}={t[k]}" for k in ("pq_m", "refine_factor", "nlist",
+                                                        "nprobe") if k in t)
+            print(f"  {t['kind']:5s} {setting}: recall {t['recall_at_10']:.4f}, "
+                  f"p50 {t['p50_ms']:.3f} ms")
+        del index, exact
+        gc.collect()
+    print_table(
+        f"FaissIndex('auto', target_recall={args.target_recall}), {args.items:,} x {args.dim}, "
+        f"one query at a time, one thread, k = 10 ({args.queries} queries x {args.repeats})",
+        ["vectors", "setting", "recall@10 (held out)", "p50 ms", "p99 ms", "exact p50 ms",
+         "p99 / exact p50", "build s", "memory MB"],
+        [[r["vectors"],
+          ", ".join(f"{k}={v}" for k, v in r["setting"].items() if v is not None),
+          f"{r['held_out_recall_at_10']:.4f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+          f"{r['exact_p50_ms']:.2f} / {r['exact_p50_after_ms']:.2f}",
+          f"{r['p99_over_exact_p50']:.3f}", f"{r['build_seconds']:.1f}",
+          f"{r['memory_bytes'] / 1e6:.0f}"] for r in rows],
+    )
+    return out
+
+
 def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     import faiss
     import pandas as pd
@@ -338,9 +444,20 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         },
         vocabularies={"users": ratings.users, "items": ratings.items},
     ))
-    nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
     similar, similar_build = hnsw_index(ranker.item_factors_, args, "l2", small=True)
-    for index in (nearest, similar):
+    if args.pipeline_nearest == "hnsw":
+        nearest, nearest_build = hnsw_index(ranker.item_factors_, args, "inner_product")
+        indexes = (nearest, similar)
+    else:
+        from palate.retrieval import FaissIndex
+
+        faiss.omp_set_num_threads(args.build_threads)
+        start = time.perf_counter()
+        nearest = FaissIndex("pq", pq_m=args.dim // 2, refine_factor=args.pipeline_refine,
+                             recall_sample=0, seed=args.seed).build(ranker.item_factors_)
+        nearest_build = time.perf_counter() - start
+        indexes = (similar,)
+    for index in indexes:
         index.ef_search = args.pipeline_ef_search
         index._attach()
     faiss.omp_set_num_threads(1)
@@ -348,8 +465,17 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     users_table = pd.DataFrame({"user_id": ratings.users.ids,
                                 "country": rng.integers(0, 50, ratings.n_users).astype(str)})
     blocked = rng.choice(ratings.items.ids, 1000, replace=False).tolist()
-    base = [SimilarToRecent(index=similar), TopInFavoriteGenres(), TopInSegment("country"),
-            Popular()]
+    base = [SimilarToRecent(index=similar, precomputed=args.similar_precomputed),
+            TopInFavoriteGenres(), TopInSegment("country"), Popular()]
+    # the related-items table (minutes at 1M items) is cached beside the graph it came from
+    related_path = CACHE / (f"related_{len(ranker.item_factors_)}x{args.dim}_M16_efc40_"
+                            f"seed{args.seed}_{args.similar_precomputed}.npz")
+    similar_source = base[0]
+    assert isinstance(similar_source, SimilarToRecent)
+    if args.similar_precomputed and related_path.exists() and not args.rebuild:
+        with np.load(related_path, allow_pickle=False) as cached:
+            similar_source.related_ = cached["related"]
+            similar_source.related_distances_ = cached["distances"]
     rows = []
     sample = rng.choice(ratings.users.ids, args.users, replace=False)
     if args.gc_freeze:
@@ -360,9 +486,16 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         gc.freeze()
     for target in [int(c) for c in parse_list(args.candidates) or ["270", "500"]]:
         top = max(10, target - sum(s.size for s in base))
+        faiss.omp_set_num_threads(args.build_threads)  # the related-items table, once
+        start = time.perf_counter()
         pipeline = RetrieveThenRank(
             ranker, [*base, NearestToUser(top=top, index=nearest)], block_items=blocked
         ).fit(ratings, item_table=data.items, user_table=users_table)
+        fit_seconds = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        if similar_source.related_ is not None and not related_path.exists():
+            np.savez(related_path, related=similar_source.related_,
+                     distances=similar_source.related_distances_)
         pipeline.recommend(sample[:5], k=10)
         if args.profile:
             import cProfile
@@ -385,27 +518,38 @@ def part_pipeline(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         print(f"  slowest requests (order, ms): "
               f"{[(int(i), round(times[i] * 1e3, 1)) for i in sorted(slowest)]}")
         rows.append({"config": f"retrieve then rank, nearest top {top}", "target": target,
+                     "fit_seconds": fit_seconds,
                      "candidates": float(np.mean(counts)), "p50_ms": p50, "p99_ms": p99})
     times = []
     ranker.recommend(sample[:2], k=10)
-    for user in sample[: min(len(sample), 100)]:
+    for user in sample[: min(len(sample), args.whole_catalogue_users)]:
         start = time.perf_counter()
         ranker.recommend([user], k=10)
         times.append(time.perf_counter() - start)
     p50, p99 = percentiles(times)
     rows.append({"config": "whole catalogue (ImplicitALS.recommend)", "target": None,
                  "candidates": float(ratings.n_items), "p50_ms": p50, "p99_ms": p99})
+    # the reference of the target: one exact scan of the same item vectors, same run
+    from palate.retrieval import ExactIndex
+
+    exact = ExactIndex().build(ranker.item_factors_)
+    user_vectors = ranker.user_factors_[ratings.users.index(sample[: args.exact_queries])]
+    exact_p50, exact_p99, _ = timed_queries(exact, user_vectors)
+    for r in rows:
+        r["p99_over_exact_p50"] = r["p99_ms"] / exact_p50
     print_table(
         f"One request, {ratings.n_items:,} items x {args.dim} dims, one thread, "
-        f"{args.users} users",
-        ["configuration", "candidates", "p50 ms", "p99 ms"],
-        [[r["config"], f"{r['candidates']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
-         for r in rows],
+        f"{args.users} users; one exact scan of the item vectors: p50 {exact_p50:.2f} ms",
+        ["configuration", "candidates", "p50 ms", "p99 ms", "p99 / exact p50"],
+        [[r["config"], f"{r['candidates']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+          f"{r['p99_over_exact_p50']:.3f}"] for r in rows],
     )
     return {"items": ratings.n_items, "users_in_catalogue": ratings.n_users,
             "events": len(ratings), "dim": args.dim, "users_timed": args.users,
-            "ef_search": args.pipeline_ef_search, "index_build_seconds":
-            {"nearest": nearest_build, "similar": similar_build}, "rows": rows}
+            "ef_search": args.pipeline_ef_search, "nearest_index": args.pipeline_nearest,
+            "nearest_refine_factor": args.pipeline_refine, "index_build_seconds":
+            {"nearest": nearest_build, "similar": similar_build},
+            "exact_scan_p50_ms": exact_p50, "exact_scan_p99_ms": exact_p99, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,6 +566,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", default="64,128,256,512")
     parser.add_argument("--pipeline-ef-search", type=int, default=64)
     parser.add_argument("--candidates", default="270,500")
+    parser.add_argument("--pipeline-nearest", choices=("hnsw", "pq"), default="hnsw",
+                        help="pipeline part: NearestToUser's index, the HNSW graph of the ann "
+                             "part or FaissIndex('pq', pq_m=dim/2, refine_factor="
+                             "--pipeline-refine)")
+    parser.add_argument("--pipeline-refine", type=int, default=10)
+    parser.add_argument("--whole-catalogue-users", type=int, default=100,
+                        help="pipeline part: users timed scoring the whole catalogue")
+    parser.add_argument("--similar-precomputed", type=int, default=30,
+                        help="pipeline part: SimilarToRecent(precomputed=...), related items "
+                             "per item computed at fit time (0: search per request)")
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--pq-m", default="64", help="pq part: sub-quantizer counts")
@@ -437,6 +591,16 @@ def main(argv: list[str] | None = None) -> int:
              "mean and covariance of vectors learned on MovieLens 1M (needs ml-1m cached)")
     parser.add_argument("--mips-to-l2", action="store_true",
                         help="ann part: FaissIndex(mips_to_l2=True) (a Euclidean graph)")
+    parser.add_argument("--target-recall", type=float, default=0.99,
+                        help="auto part: the recall@10 FaissIndex('auto') must reach")
+    parser.add_argument("--ann-ratio", type=float, default=0.15,
+                        help="auto part: target p99 as a share of one exact scan's p50")
+    parser.add_argument("--vector-sets", default="gaussian,movielens",
+                        help="auto part: the vector sets measured")
+    parser.add_argument("--recall-sample", type=int, default=1000,
+                        help="auto part: users (not among the timed ones) auto measures on")
+    parser.add_argument("--repeats", type=int, default=4,
+                        help="auto part: passes over the timed queries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "retrieval.json")
     args = parser.parse_args(argv)
@@ -446,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(), "machine": machine_note(), "versions": library_versions(),
     }
     data = None
-    if {"ann", "pq", "pipeline"} & set(parts):
+    if {"ann", "pq", "auto", "pipeline"} & set(parts):
         start = time.perf_counter()
         data = catalogue(args.items, args.dim, args.catalogue_users, args.seed)
         payload["catalogue_seconds"] = time.perf_counter() - start
@@ -458,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
             payload[part] = part_ann(args, data)
         elif part == "pq":
             payload[part] = part_pq(args, data)
+        elif part == "auto":
+            payload[part] = part_auto(args, data)
         elif part == "pipeline":
             payload[part] = part_pipeline(args, data)
         else:

@@ -256,7 +256,7 @@ def test_many_exclusions_far_from_the_query_need_no_wide_search(monkeypatch) -> 
     fetched: list[int] = []
     search = index._faiss_search
     monkeypatch.setattr(index, "_faiss_search",
-                        lambda qq, fetch: (fetched.append(fetch), search(qq, fetch))[1])
+                        lambda qq, fetch, *k: (fetched.append(fetch), search(qq, fetch, *k))[1])
     monkeypatch.setattr(index._exact, "_search", lambda *a: pytest.fail("exact scan used"))
     found = index.search(q, 10, exclude=[far])
     assert fetched == [20]

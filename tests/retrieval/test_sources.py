@@ -173,3 +173,34 @@ def test_configuration_errors(catalogue) -> None:  # type: ignore[no-untyped-def
     fitted.user_table = None
     with pytest.raises(DataError, match="user table"):
         TopInSegment("country").fit(fitted)
+
+
+@pytest.mark.parametrize("precomputed", [2, 7])
+def test_precomputed_related_items_equal_the_search(catalogue, monkeypatch, precomputed) -> None:  # type: ignore[no-untyped-def]
+    """Related items read from the table computed at fit time are what the index search
+    finds; an anchor whose stored items are all seen is searched (2 stored: u1 has seen
+    the neighbours of some of its items)."""
+    data = catalogue[0]
+    fitted = source_data(catalogue)
+    searched = SimilarToRecent(n_recent=3, n_similar=2).fit(fitted)
+    stored = SimilarToRecent(n_recent=3, n_similar=2, precomputed=precomputed).fit(fitted)
+    assert stored.related_ is not None and stored.related_.shape == (8, precomputed)
+    assert (stored.related_ != np.arange(8)[:, None]).all()  # never the item itself
+    for user in ("u1", "u2", "u3"):
+        a, b = searched.retrieve(context(data, user)), stored.retrieve(context(data, user))
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_array_equal(a.anchors, b.anchors)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    # model files: the table comes back without being computed again
+    arrays, extra = stored.state()
+    assert {"related", "related_distances"} <= set(arrays)
+    import palate.retrieval.sources as sources
+
+    monkeypatch.setattr(sources, "_related_items", lambda *a: pytest.fail("recomputed"))
+    copy = make_source(stored.config())
+    assert isinstance(copy, SimilarToRecent)
+    copy.restore(arrays, extra, fitted)
+    found = copy.retrieve(context(data, "u1"))
+    np.testing.assert_array_equal(found.items, stored.retrieve(context(data, "u1")).items)
+    with pytest.raises(ConfigError, match="precomputed"):
+        SimilarToRecent(precomputed=-1)

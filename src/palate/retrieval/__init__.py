@@ -6,12 +6,8 @@
   with its provenance.
 """
 
-from palate.retrieval.index import (
-    ExactIndex,
-    FaissIndex,
-    Neighbors,
-    load_index,
-    make_index,
-)
+from palate.retrieval.factory import load_index, make_index
+from palate.retrieval.faiss_index import FaissIndex
+from palate.retrieval.index import ExactIndex, Neighbors
 
 __all__ = ["ExactIndex", "FaissIndex", "Neighbors", "load_index", "make_index"]

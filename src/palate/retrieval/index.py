@@ -1,4 +1,5 @@
-"""Vector indexes: exact (blocked matrix product + partial sort) and approximate (FAISS).
+"""Vector indexes: exact (blocked matrix product + partial sort) and approximate (FAISS,
+in :mod:`palate.retrieval.faiss_index`).
 
 Both answer ``search(queries, k, exclude=...)`` with the ``k`` best rows of the indexed matrix
 per query, by inner product (largest ``q · x`` first) or by squared Euclidean distance
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 import numpy as np
 import scipy.sparse as sp
 
-from palate.errors import ArtifactError, ConfigError, DataError, NotFittedError
+from palate.errors import ConfigError, DataError, NotFittedError
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +120,13 @@ def exclusion_lists(exclude: Exclude, n_queries: int, n_rows: int) -> list[np.nd
             for e in exclude
         ]
     out = []
+    done: dict[int, np.ndarray] = {}  # one list given for many queries is cleaned once
     for rows in lists:
-        rows = np.unique(rows)
-        out.append(rows[(rows >= 0) & (rows < n_rows)])
+        key = id(rows)
+        if key not in done:
+            unique = np.unique(rows)
+            done[key] = unique[(unique >= 0) & (unique < n_rows)]
+        out.append(done[key])
     return out
 
 
@@ -289,7 +293,7 @@ class ExactIndex(VectorIndexBase):
             ``indices`` and ``values``, shape (n_queries, k).
         """
         q = self._queries(queries)
-        k = _check_k(k)
+        k = check_k(k)
         lists = exclusion_lists(exclude, len(q), len(self))
         return self._search(q, k, lists)
 
@@ -385,444 +389,19 @@ def recall_against_exact(
     return float(np.mean(hits)) if hits else 1.0
 
 
-def _check_k(k: Any) -> int:
+def check_k(k: Any) -> int:
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     return int(k)
 
 
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ConfigError(
-            "the approximate index needs FAISS; install it with pip install 'palate[ann]' "
-            "(or use ExactIndex)"
-        ) from exc
-    return faiss
-
-
-class FaissIndex(VectorIndexBase):
-    """Approximate nearest-neighbour search on FAISS: HNSW graphs, an inverted file (IVF), or
-    a scan of 4-bit product-quantised codes re-ranked exactly (PQ).
-
-    At build time the index searches a sample of queries both ways and stores in
-    ``metadata_`` the recall@k (mean over the sample of the share of the k returned rows that
-    are as good as the exact k-th best, so that ties count; see :func:`recall_against_exact`)
-    and the plain id overlap ``|ANN top-k ∩ exact top-k| / k``.
-    Exclusions are served by over-fetching: first ``k + min(len(exclude), k)`` neighbours,
-    then 4x as many for the queries left short, up to ``k + len(exclude)`` (HNSW widens its
-    beam to match); a query with more than ``max_overfetch`` exclusions, or one still short,
-    is answered by the exact scan instead, so it always gets ``k`` results.
-
-    Parameters
-    ----------
-    kind : {"hnsw", "ivf", "pq"}
-        ``"pq"`` builds in seconds and keeps recall high on vectors without low-dimensional
-        structure (e.g. 64-dim factors), where graphs need very wide beams: every row's
-        4-bit codes are scanned with SIMD table lookups (FAISS "fast scan"), then the best
-        ``refine_factor × k`` are scored exactly on the stored vectors.
-    metric : {"inner_product", "l2"}
-    hnsw_m : int
-        Graph degree M of HNSW (memory ∝ M; higher: better recall, slower build).
-    ef_construction, ef_search : int
-        Beam widths of HNSW when building and searching (efSearch trades speed for recall).
-    nlist : int, optional
-        IVF cells; default ``4 √n`` (at most n / 39, as FAISS wants 39 points per cell).
-    nprobe : int
-        IVF cells visited per query.
-    recall_sample : int
-        Queries used to measure recall at build time (0: do not measure).
-    recall_k : int
-        k of the recall measurement.
-    max_overfetch : int
-        Most exclusions served by over-fetching; beyond, the exact scan answers.
-    pq_m : int, optional
-        Sub-quantizers of ``"pq"`` (must divide the dimension); default one per dimension.
-        Fewer: a faster scan, coarser candidates.
-    refine_factor : int
-        ``"pq"`` re-ranks ``refine_factor × k`` candidates exactly.
-    mips_to_l2 : bool
-        Answer inner-product queries with a Euclidean index: every row gets one more
-        coordinate ``√(M² − ‖x‖²)`` (``M`` the largest norm) and every query a 0, so that
-        ``‖q̃ − x̃‖² = ‖q‖² + M² − 2 q·x`` orders rows exactly as ``q · x`` does. It can help
-        when norms vary widely; on vectors of similar norms it measured worse (BENCHMARKS.md).
-    seed : int
-        Seeds the IVF training sample and the recall sample.
-
-    Examples
-    --------
-    >>> index = FaissIndex("hnsw", ef_search=64).build(vectors)  # doctest: +SKIP
-    >>> index.metadata_["recall_at_10"]  # doctest: +SKIP
-    0.997
-    """
-
-    kind = "faiss"
-    KINDS: ClassVar[tuple[str, ...]] = ("hnsw", "ivf", "pq")
-
-    def __init__(
-        self,
-        kind: Literal["hnsw", "ivf", "pq"] = "hnsw",
-        metric: Metric = "inner_product",
-        *,
-        hnsw_m: int = 32,
-        ef_construction: int = 200,
-        ef_search: int = 128,
-        nlist: int | None = None,
-        nprobe: int = 16,
-        recall_sample: int = 1000,
-        recall_k: int = 10,
-        max_overfetch: int = 2048,
-        mips_to_l2: bool = False,
-        pq_m: int | None = None,
-        refine_factor: int = 10,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(metric)
-        if kind not in self.KINDS:
-            raise ConfigError(f"kind must be 'hnsw', 'ivf' or 'pq', got {kind!r}")
-        for name, value, low in (
-            ("hnsw_m", hnsw_m, 2),
-            ("ef_construction", ef_construction, 1),
-            ("ef_search", ef_search, 1),
-            ("nprobe", nprobe, 1),
-            ("recall_sample", recall_sample, 0),
-            ("recall_k", recall_k, 1),
-            ("max_overfetch", max_overfetch, 0),
-            ("refine_factor", refine_factor, 1),
-        ):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if nlist is not None and (not isinstance(nlist, (int, np.integer)) or nlist < 1):
-            raise ConfigError(f"nlist must be a positive integer or None, got {nlist!r}")
-        self.index_kind = kind
-        self.hnsw_m = int(hnsw_m)
-        self.ef_construction = int(ef_construction)
-        self.ef_search = int(ef_search)
-        self.nlist = None if nlist is None else int(nlist)
-        self.nprobe = int(nprobe)
-        self.recall_sample = int(recall_sample)
-        self.recall_k = int(recall_k)
-        self.max_overfetch = int(max_overfetch)
-        if not isinstance(mips_to_l2, bool):
-            raise ConfigError(f"mips_to_l2 must be True or False, got {mips_to_l2!r}")
-        self.mips_to_l2 = bool(mips_to_l2)
-        if pq_m is not None and (
-            not isinstance(pq_m, (int, np.integer)) or isinstance(pq_m, bool) or pq_m < 1
-        ):
-            raise ConfigError(f"pq_m must be a positive integer or None, got {pq_m!r}")
-        if kind == "pq" and mips_to_l2:
-            raise ConfigError("mips_to_l2 applies to 'hnsw' and 'ivf'; 'pq' re-ranks exactly")
-        self.pq_m = None if pq_m is None else int(pq_m)
-        self.refine_factor = int(refine_factor)
-        self.seed = int(seed)
-        self._index: Any = None
-        self._exact: ExactIndex | None = None
-        self._max_norm2 = 0.0
-
-    @property
-    def is_exact(self) -> bool:
-        return False
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "kind": self.index_kind,
-            "metric": self.metric,
-            "hnsw_m": self.hnsw_m,
-            "ef_construction": self.ef_construction,
-            "ef_search": self.ef_search,
-            "nlist": self.nlist,
-            "nprobe": self.nprobe,
-            "recall_sample": self.recall_sample,
-            "recall_k": self.recall_k,
-            "max_overfetch": self.max_overfetch,
-            "mips_to_l2": self.mips_to_l2,
-            "pq_m": self.pq_m,
-            "refine_factor": self.refine_factor,
-            "seed": self.seed,
-        }
-
-    def _faiss_metric(self) -> int:
-        faiss = _faiss()
-        inner = self.metric == "inner_product" and not self._transformed
-        return int(faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2)
-
-    @property
-    def _transformed(self) -> bool:
-        return self.metric == "inner_product" and self.mips_to_l2
-
-    def _augment(self, x: np.ndarray, rows: bool) -> np.ndarray:
-        """Rows: ``[x, √(M² − ‖x‖²)]``; queries: ``[q, 0]`` (see ``mips_to_l2``)."""
-        if rows:
-            norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-            extra = np.sqrt(np.maximum(self._max_norm2 - norms, 0.0))
-        else:
-            extra = np.zeros(len(x))
-        return np.ascontiguousarray(np.hstack([x, extra[:, None].astype(np.float32)]))
-
-    def build(self, vectors: Any, sample_queries: Any = None) -> FaissIndex:
-        """Index the rows of ``vectors`` and measure recall against the exact scan.
-
-        Parameters
-        ----------
-        vectors : ndarray, shape (n, dim)
-        sample_queries : ndarray, shape (m, dim), optional
-            Queries like those the index will serve (e.g. user vectors), from which
-            ``recall_sample`` are drawn; default: rows of ``vectors``.
-        """
-        faiss = _faiss()
-        x = _as_vectors(vectors)
-        n, d = x.shape
-        rng = np.random.default_rng(self.seed)
-        self._max_norm2 = float(np.einsum("ij,ij->i", x, x).max()) if self._transformed else 0.0
-        stored = self._augment(x, rows=True) if self._transformed else x
-        if self.index_kind == "hnsw":
-            index = faiss.IndexHNSWFlat(stored.shape[1], self.hnsw_m, self._faiss_metric())
-            index.hnsw.efConstruction = self.ef_construction
-            index.hnsw.efSearch = self.ef_search
-            index.add(stored)
-        elif self.index_kind == "pq":
-            # 4-bit codes scanned with SIMD lookups ("fast scan"), the best
-            # refine_factor × k then re-ranked exactly on the stored vectors
-            pq_m = self.pq_m or d
-            if d % pq_m:
-                raise ConfigError(f"pq_m must divide the dimension {d}, got {pq_m}")
-            index = faiss.index_factory(d, f"PQ{pq_m}x4fs", self._faiss_metric())
-            index.train(x if n <= 100_000 else x[rng.choice(n, 100_000, replace=False)])
-            index.add(x)
-            self.pq_m = pq_m
-        else:
-            # FAISS wants at least 39 training points per cell
-            nlist = self.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
-            quantizer = (
-                faiss.IndexFlatIP(d) if self.metric == "inner_product" else faiss.IndexFlatL2(d)
-            )
-            d_stored = stored.shape[1]
-            if self._transformed:
-                quantizer = faiss.IndexFlatL2(d_stored)
-            index = faiss.IndexIVFFlat(quantizer, d_stored, nlist, self._faiss_metric())
-            train = stored if n <= 64 * nlist else stored[rng.choice(n, 64 * nlist, replace=False)]
-            index.train(train)
-            index.add(stored)
-            index.nprobe = min(self.nprobe, nlist)
-            self.nlist = nlist
-        self._index = index
-        self.vectors_ = x
-        self._exact = ExactIndex(self.metric)
-        self._exact.vectors_ = x
-        self._exact._prepare()
-        self.metadata_ = {"n": n, "dim": d, "mips_max_norm2": self._max_norm2}
-        self.metadata_.update(self._measure_recall(sample_queries, rng))
-        logger.info("built %s index over %d vectors: %s", self.index_kind, n, self.metadata_)
-        return self
-
-    def _measure_recall(self, sample_queries: Any, rng: np.random.Generator) -> dict[str, Any]:
-        key = f"recall_at_{self.recall_k}"
-        if self.recall_sample == 0:
-            return {key: None, "recall_sample": 0}
-        pool = self.vectors_ if sample_queries is None else _as_vectors(sample_queries)
-        assert pool is not None
-        m = min(self.recall_sample, len(pool))
-        queries = pool[rng.choice(len(pool), m, replace=False)]
-        k = min(self.recall_k, len(self))
-        approximate = self.search(queries, k)
-        exact = self._exact.search(queries, k)  # type: ignore[union-attr]
-        overlap = [
-            len(np.intersect1d(a[a >= 0], e[e >= 0]))
-            for a, e in zip(approximate.indices, exact.indices, strict=True)
-        ]
-        return {
-            key: recall_against_exact(
-                queries, self.vectors_, approximate.indices, exact, self.metric  # type: ignore[arg-type]
-            ),
-            f"id_overlap_at_{self.recall_k}": float(np.mean(overlap) / k),
-            "recall_sample": m,
-        }
-
-    @property
-    def measured_recall(self) -> float | None:
-        """Recall@``recall_k`` against the exact scan, measured when the index was built."""
-        value = self.metadata_.get(f"recall_at_{self.recall_k}")
-        return None if value is None else float(value)
-
-    def search(self, queries: Any, k: int, exclude: Exclude = None) -> Neighbors:
-        """The (approximately) ``k`` best rows per query; see :meth:`ExactIndex.search`."""
-        q = self._queries(queries)
-        k = _check_k(k)
-        n = len(self)
-        lists = exclusion_lists(exclude, len(q), n)
-        counts = np.zeros(len(q), dtype=np.int64) if lists is None else np.array(
-            [len(e) for e in lists], dtype=np.int64
-        )
-        exact_rows = np.flatnonzero(counts > self.max_overfetch)
-        ann_rows = np.flatnonzero(counts <= self.max_overfetch)
-        out_idx = np.full((len(q), k), -1, dtype=np.int64)
-        out_val = np.full((len(q), k), np.nan, dtype=np.float32)
-        short: list[int] = []
-        pending = ann_rows
-        # Over-fetch adaptively: first room for k excluded rows among the neighbours (most
-        # of a heavy user's items are nowhere near the query), then 4x wider, up to
-        # k + all of them; rows still short go to the exact scan.
-        fetch = min(n, k + min(int(counts[pending].max(initial=0)), k))
-        while len(pending):
-            raw_val, raw_idx = self._faiss_search(q[pending], fetch)
-            retry: list[int] = []
-            for j, r in enumerate(pending):
-                idx, val = raw_idx[j], raw_val[j]
-                keep = idx >= 0
-                if lists is not None and len(lists[r]):
-                    keep &= not_in(idx, lists[r])
-                idx, val = idx[keep][:k], val[keep][:k]
-                if len(idx) < min(k, n - int(counts[r])):
-                    (retry if fetch < min(n, k + int(counts[r])) else short).append(int(r))
-                    continue
-                out_idx[r, : len(idx)] = idx
-                out_val[r, : len(idx)] = val
-            pending = np.asarray(retry, dtype=np.int64)
-            if len(pending):
-                fetch = min(n, 4 * fetch, k + int(counts[pending].max()))
-        if short:
-            exact_rows = np.concatenate([exact_rows, np.asarray(short, dtype=np.int64)])
-        if len(exact_rows):
-            sub = None if lists is None else [lists[r] for r in exact_rows]
-            result = self._exact._search(q[exact_rows], k, sub)  # type: ignore[union-attr]
-            out_idx[exact_rows], out_val[exact_rows] = result.indices, result.values
-        return Neighbors(out_idx, out_val)
-
-    def _refined(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``fetch`` of ``refine_factor × fetch`` quantised-scan candidates, by exact
-        score (FAISS's conventions: inner product descending, squared distance ascending)."""
-        x = self.vectors_
-        assert x is not None
-        n = len(x)
-        wide = min(n, fetch * self.refine_factor)
-        _, found = self._index.search(q, wide)
-        found = np.asarray(found, dtype=np.int64)
-        out_val = np.full((len(q), fetch), np.nan, dtype=np.float32)
-        out_idx = np.full((len(q), fetch), -1, dtype=np.int64)
-        for r in range(len(q)):
-            rows = found[r][found[r] >= 0]
-            if self.metric == "l2":
-                diff = x[rows] - q[r]
-                exact = np.einsum("ij,ij->i", diff, diff)
-                order = np.argsort(exact, kind="stable")[:fetch]
-            else:
-                exact = x[rows] @ q[r]
-                order = np.argsort(-exact, kind="stable")[:fetch]
-            out_idx[r, : len(order)] = rows[order]
-            out_val[r, : len(order)] = exact[order]
-        return out_val, out_idx
-
-    def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        faiss = _faiss()
-        query = self._augment(q, rows=False) if self._transformed else q
-        if self.index_kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.ef_search, fetch)
-            values, indices = self._index.search(query, fetch, params=params)
-        elif self.index_kind == "pq":
-            return self._refined(q, fetch)
-        else:
-            values, indices = self._index.search(query, fetch)
-        values = np.asarray(values, dtype=np.float64)
-        if self._transformed:  # q·x = (‖q‖² + M² − ‖q̃ − x̃‖²) / 2
-            norms = np.einsum("ij,ij->i", q, q, dtype=np.float64)
-            values = (norms[:, None] + self._max_norm2 - values) / 2.0
-        return values.astype(np.float32), np.asarray(indices, dtype=np.int64)
-
-    def _save_extra(self, target: Path) -> None:
-        _faiss().write_index(self._index, str(target / FAISS_FILE))
-
-    def _load_extra(self, source: Path) -> None:
-        self._index = _faiss().read_index(str(source / FAISS_FILE))
-        self._attach()
-
-    def to_bytes(self) -> np.ndarray:
-        """The FAISS index serialised by FAISS, as a uint8 array (for model files)."""
-        self._check_built()
-        return np.asarray(_faiss().serialize_index(self._index), dtype=np.uint8)
-
-    def restore(self, vectors: np.ndarray, data: np.ndarray, metadata: dict[str, Any]) -> None:
-        """Rebuild from :meth:`to_bytes` output and the indexed vectors."""
-        self.vectors_ = _as_vectors(vectors)
-        self._index = _faiss().deserialize_index(np.asarray(data, dtype=np.uint8))
-        self.metadata_ = dict(metadata)
-        self._attach()
-
-    def _attach(self) -> None:
-        """Search settings on the FAISS index, and the exact scan beside it."""
-        self._max_norm2 = float(self.metadata_.get("mips_max_norm2", 0.0))
-        if self.index_kind == "hnsw":
-            self._index.hnsw.efSearch = self.ef_search
-        elif self.index_kind == "ivf":
-            self._index.nprobe = self.nprobe
-        self._exact = ExactIndex(self.metric)
-        self._exact.vectors_ = self.vectors_
-        self._exact._prepare()
-
-
-_INDEX_KINDS: dict[str, type[VectorIndexBase]] = {"exact": ExactIndex, "faiss": FaissIndex}
-
-
-def make_index(params: dict[str, Any]) -> VectorIndexBase:
-    """An unbuilt index from ``{"kind": "exact" | "hnsw" | "ivf" | "pq", ...parameters}``."""
-    params = dict(params)
-    kind = params.pop("kind", "exact")
-    if kind == "exact":
-        return ExactIndex(**params)
-    if kind in FaissIndex.KINDS:
-        return FaissIndex(kind, **params)
-    raise ConfigError(f"index kind must be 'exact', 'hnsw', 'ivf' or 'pq', got {kind!r}")
-
-
-def load_index(path: str | os.PathLike[str]) -> VectorIndexBase:
-    """Read an index directory written by ``index.save(path)``.
-
-    Raises
-    ------
-    ArtifactError
-        If the directory is missing, of another format, or names an unknown index kind.
-    """
-    source = Path(path).expanduser()
-    try:
-        document = json.loads((source / INDEX_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(
-            f"no readable {INDEX_FILE} in {source} ({exc}); write the index with index.save(path)"
-        ) from exc
-    if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:
-        raise ArtifactError(f"{source} does not hold a palate vector index")
-    if document.get("format_version", 0) > INDEX_FORMAT_VERSION:
-        raise ArtifactError(f"the index at {source} was written by a newer palate; upgrade palate")
-    cls = _INDEX_KINDS.get(document.get("kind", ""))
-    if cls is None:
-        raise ArtifactError(f"{source} names an unknown index kind {document.get('kind')!r}")
-    params = dict(document.get("params", {}))
-    try:
-        if cls is FaissIndex:
-            index: VectorIndexBase = FaissIndex(params.pop("kind"), **params)
-        else:
-            index = ExactIndex(**params)
-        vectors = np.load(source / VECTORS_FILE, allow_pickle=False)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ArtifactError(
-            f"the index at {source} is corrupt ({exc}); build and save it again"
-        ) from exc
-    index.vectors_ = _as_vectors(vectors)
-    index.metadata_ = dict(document.get("metadata", {}))
-    index._load_extra(source)
-    return index
-
-
 __all__ = [
     "METRICS",
     "ExactIndex",
-    "FaissIndex",
     "Metric",
     "Neighbors",
     "VectorIndexBase",
+    "check_k",
     "exclusion_lists",
     "recall_against_exact",
-    "load_index",
-    "make_index",
 ]

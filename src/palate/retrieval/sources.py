@@ -31,7 +31,9 @@ from palate.data.catalog import genre_lists
 from palate.data.dataset import with_derived_user_columns
 from palate.data.interactions import Interactions
 from palate.errors import ConfigError, DataError
-from palate.retrieval.index import FaissIndex, VectorIndexBase, make_index, not_in
+from palate.retrieval.factory import make_index
+from palate.retrieval.faiss_index import FaissIndex
+from palate.retrieval.index import VectorIndexBase, not_in
 
 ItemLabel = Callable[[int], str]
 
@@ -260,6 +262,13 @@ class SimilarToRecent(_IndexedSource):
     index : dict or index
         The vector index, e.g. ``{"kind": "exact"}`` or ``{"kind": "hnsw", "ef_search": 64}``,
         or an index already built over the item features with metric ``"l2"``.
+    precomputed : int
+        Related items computed ahead of time (the curriculum's "computed ahead of time"):
+        ``fit`` stores every item's ``precomputed`` nearest items (one batched index search
+        over the catalogue, ``n_items × precomputed`` int32 + float32), and a request reads
+        its recent items' rows instead of searching the index; an anchor left with fewer
+        than ``n_similar`` unseen items is searched as before. 0 (default): always search.
+        Take it at least ``n_similar``, with room for seen items (e.g. ``3 × n_similar``).
     """
 
     kind = "similar_to_recent"
@@ -272,13 +281,26 @@ class SimilarToRecent(_IndexedSource):
         n_similar: int = 10,
         min_value: float | None = None,
         index: Mapping[str, Any] | VectorIndexBase | None = None,
+        precomputed: int = 0,
     ) -> None:
         self.n_recent = _positive_int(n_recent, "n_recent")
         self.n_similar = _positive_int(n_similar, "n_similar")
         if min_value is not None and not isinstance(min_value, (int, float)):
             raise ConfigError(f"min_value must be a number or None, got {min_value!r}")
         self.min_value = None if min_value is None else float(min_value)
+        if (
+            not isinstance(precomputed, (int, np.integer))
+            or isinstance(precomputed, bool)
+            or precomputed < 0
+        ):
+            raise ConfigError(
+                f"precomputed must be an integer >= 0 (0: search at request time), "
+                f"got {precomputed!r}"
+            )
+        self.precomputed = int(precomputed)
         self.index, self.index_ = _index_setting(index, self._metric)
+        self.related_: np.ndarray | None = None
+        self.related_distances_: np.ndarray | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -286,6 +308,7 @@ class SimilarToRecent(_IndexedSource):
             "n_similar": self.n_similar,
             "min_value": self.min_value,
             "index": _index_params(self.index, self.index_),
+            "precomputed": self.precomputed,
         }
 
     @property
@@ -295,10 +318,44 @@ class SimilarToRecent(_IndexedSource):
     def fit(self, data: SourceData) -> SimilarToRecent:
         if data.similarity_vectors is None:
             raise ConfigError("SimilarToRecent needs item features; rank with CF or a two-tower")
-        self.index_ = _fitted_index(
+        index = _fitted_index(
             self.index, self.index_, self._metric, data.similarity_vectors, None
         )
+        restored = self.__dict__.pop("_restored_related", None)
+        if not self.precomputed:
+            self.related_ = self.related_distances_ = None
+        elif restored is not None and len(restored[0]) == len(index):
+            self.related_, self.related_distances_ = restored
+        elif index is not self.index_ or self.related_ is None:
+            self.related_, self.related_distances_ = _related_items(index, self.precomputed)
+        self.index_ = index
         return self
+
+    def _found(self, anchors: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(items, distances), shape (len(anchors), n_similar), -1 / NaN where none."""
+        k = self.n_similar
+        if self.related_ is None or self.related_distances_ is None:
+            found = self.index_.search(  # type: ignore[union-attr]
+                self.index_.vectors_[anchors], k, exclude=[seen] * len(anchors)  # type: ignore[union-attr, index]
+            )
+            return found.indices, found.values
+        rows = self.related_[anchors].astype(np.int64)
+        keep = rows >= 0
+        if len(seen):
+            keep &= not_in(rows.reshape(-1), seen).reshape(rows.shape)
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        items = np.take_along_axis(rows, order, axis=1)
+        values = np.take_along_axis(self.related_distances_[anchors], order, axis=1)
+        valid = np.take_along_axis(keep, order, axis=1)
+        items, values = np.where(valid, items, -1), np.where(valid, values, np.nan)
+        n_items = len(self.related_)
+        short = np.flatnonzero(valid.sum(axis=1) < np.minimum(k, n_items - len(seen)))
+        if len(short):  # seen items filled the stored rows: search these anchors
+            found = self.index_.search(  # type: ignore[union-attr]
+                self.index_.vectors_[anchors[short]], k, exclude=[seen] * len(short)  # type: ignore[union-attr, index]
+            )
+            items[short], values[short] = found.indices, found.values
+        return items, values
 
     def retrieve(self, user: UserContext) -> Candidates:
         recent = user.recent
@@ -307,13 +364,10 @@ class SimilarToRecent(_IndexedSource):
         anchors = recent[: self.n_recent]
         if not len(anchors) or self.index_ is None:
             return Candidates.empty()
-        vectors = self.index_.vectors_[anchors]  # type: ignore[index]
-        found = self.index_.search(  # type: ignore[attr-defined]
-            vectors, self.n_similar, exclude=[user.seen] * len(anchors)
-        )
-        items = found.indices.reshape(-1)
-        scores = -found.values.reshape(-1)
-        origin = np.repeat(anchors, found.indices.shape[1])
+        found_items, found_values = self._found(anchors, user.seen)
+        items = found_items.reshape(-1)
+        scores = -found_values.reshape(-1)
+        origin = np.repeat(anchors, found_items.shape[1])
         valid = items >= 0
         items, scores, origin = items[valid], scores[valid], origin[valid]
         # the best anchor of every item: sort by score, keep first occurrences
@@ -328,6 +382,43 @@ class SimilarToRecent(_IndexedSource):
 
     def _indexed_vectors(self, data: SourceData) -> np.ndarray | None:
         return data.similarity_vectors
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, extra = super().state()
+        if self.related_ is not None and self.related_distances_ is not None:
+            arrays = {**arrays, "related": self.related_,
+                      "related_distances": self.related_distances_}
+        return arrays, extra
+
+    def restore(
+        self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any], data: SourceData
+    ) -> None:
+        if "related" in arrays and "related_distances" in arrays:
+            related = np.asarray(arrays["related"], dtype=np.int32)
+            distances = np.asarray(arrays["related_distances"], dtype=np.float32)
+            # an exact index is rebuilt by fit, which then keeps these
+            self._restored_related = (related, distances)
+            self.related_, self.related_distances_ = related, distances
+        super().restore(arrays, extra, data)
+        self.__dict__.pop("_restored_related", None)
+
+
+def _related_items(index: VectorIndexBase, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every indexed item's ``n`` nearest other items (int32, -1 where fewer) and their
+    squared distances (float32), by one index search per block of items."""
+    vectors = index.vectors_
+    assert vectors is not None
+    n_items = len(vectors)
+    related = np.full((n_items, n), -1, dtype=np.int32)
+    distances = np.full((n_items, n), np.nan, dtype=np.float32)
+    block = 65_536
+    for start in range(0, n_items, block):
+        rows = np.arange(start, min(start + block, n_items))
+        found = index.search(vectors[rows], min(n + 1, n_items), exclude=rows[:, None])  # type: ignore[attr-defined]
+        width = min(n, found.indices.shape[1])
+        related[rows, :width] = found.indices[:, :width]
+        distances[rows, :width] = found.values[:, :width]
+    return related, distances
 
 
 class NearestToUser(_IndexedSource):
