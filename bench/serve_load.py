@@ -206,7 +206,7 @@ def run_server(
             "--write-rate",
             "off",
         ]
-        if kind.startswith("palate-") and kind.split("-", 1)[1] in ("pq", "hnsw"):
+        if kind.startswith("palate-") and kind.split("-", 1)[1] in ("pq", "hnsw", "auto"):
             command += ["--index", kind.split("-", 1)[1]]
     else:
         command = [
@@ -266,7 +266,7 @@ def main() -> int:
         "--servers",
         default="constant,palate,palate-pq,palate-small",
         help="which servers to load, in order (palate-unbatched: palate serve --no-batch; "
-        "palate-pq / palate-hnsw: palate serve --index pq / hnsw; palate-small: the same "
+        "palate-pq / -hnsw / -auto: palate serve --index pq / hnsw / auto; palate-small: the same "
         f"model with {SMALL_ITEMS:,} items, the service's own cost)",
     )
     args = parser.parse_args()

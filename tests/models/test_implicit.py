@@ -146,3 +146,17 @@ def test_negative_values_are_refused() -> None:
     data = Interactions.from_arrays([0, 1], [0, 1], [1.0, -2.0])
     with pytest.raises(DataError, match="must be >= 0"):
         ImplicitALS().fit(data)
+
+
+def test_the_scores_and_their_transposed_factors_are_kept_between_calls() -> None:
+    """Vᵀ is copied once per fit, not once per recommend (at 1M items the copy cost more
+    than the product)."""
+    model = ImplicitALS(embedding_size=4, epochs=2).fit(clicks())
+    scores = model.linear_scores()
+    assert model.linear_scores() is scores and model.ranking_scores() is scores
+    transposed = scores.item_factors_t
+    model.recommend([0, 1], k=3)
+    assert model.linear_scores().item_factors_t is transposed
+    model.fit(clicks(seed=1))  # new parameters: new scores
+    assert model.linear_scores() is not scores
+    np.testing.assert_array_equal(model.linear_scores().item_factors, model.item_factors_)

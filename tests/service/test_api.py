@@ -501,7 +501,7 @@ def test_ratings_written_by_another_worker_are_folded_in(
     assert result["provenance"] == "fold_in" and result["live_ratings"] == 1
 
 
-@pytest.mark.parametrize("index", ["pq", "hnsw"])
+@pytest.mark.parametrize("index", ["pq", "hnsw", "auto"])
 @pytest.mark.parametrize("name", ["cf", "binary", "ials"])
 def test_a_serving_index_answers_as_the_model_does(
     make_client: ClientFactory, model_dirs: dict[str, Path], name: str, index: str
@@ -524,7 +524,9 @@ def test_a_serving_index_answers_as_the_model_does(
                                       np.array(item_ids(result)))
             np.testing.assert_allclose(scores, predicted, rtol=1e-4, atol=1e-5)
     described = indexed.get("/v1/model").json()["index"]
-    assert described["kind"] == index and described["recall_at_10"] == pytest.approx(1.0)
+    # auto names the kind it chose (on 40 items: the cheapest that reaches recall 0.99)
+    assert described["kind"] == index if index != "auto" else described["kind"] != "auto"
+    assert described["recall_at_10"] == pytest.approx(1.0)
     assert make_client(name).get("/v1/model").json()["index"] is None
 
 

@@ -193,6 +193,19 @@ class Model:
             "use a model with has_linear_scores (CollaborativeFiltering, ImplicitALS, TwoTower)"
         )
 
+    def _kept_linear_scores(
+        self, user_factors: np.ndarray, item_factors: np.ndarray
+    ) -> LinearScores:
+        """``LinearScores(*arrays)``, kept while the model holds these very arrays: the
+        contiguous Vᵀ it prepares at its first product is then made once per fit, not once
+        per call (at 1M × 64 items that copy costs more than the product)."""
+        arrays = (user_factors, item_factors)
+        cache = self.__dict__.get("_linear_scores_kept")
+        if cache is None or not all(x is y for x, y in zip(cache[0], arrays, strict=True)):
+            cache = (arrays, LinearScores(user_factors, item_factors))
+            self.__dict__["_linear_scores_kept"] = cache
+        return cache[1]
+
     def ranking_scores(self) -> LinearScores:
         """What :meth:`recommend` ranks by for models with ``has_linear_scores``: by default
         the raw scores themselves; a model that ranks by something else (``ranks_by``) returns

@@ -227,7 +227,7 @@ class ImplicitALS(Model):
         """Preference scores ``w(u)·x(i)`` (not probabilities) as factors; an unknown user
         scores 0."""
         self._check_fitted()
-        return LinearScores(self.user_factors_, self.item_factors_)
+        return self._kept_linear_scores(self.user_factors_, self.item_factors_)
 
     def similarity_vectors(self) -> np.ndarray:
         """x(i): related items by cosine distance of the item vectors."""

@@ -572,7 +572,7 @@ class TwoTower(Model):
         """The raw scores ``v_u · v_m`` (before the link) as the precomputed user and item
         vectors (what a vector index needs to serve them)."""
         self._check_fitted()
-        return LinearScores(self.vectors_.users, self.vectors_.items)
+        return self._kept_linear_scores(self.vectors_.users, self.vectors_.items)
 
     def predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Predicted ratings (ratings objective), probabilities (binary) or ``v_u · v_m``
