@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 Objective = Literal["ratings", "binary", "retrieval"]
 OBJECTIVES = ("ratings", "binary", "retrieval")
+IdSides = Literal["both", "users", "items"]
+ID_SIDES = ("both", "users", "items")
 DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
 #: Share of training examples whose derived features are set to their cold values. Chosen on
 #: validation items (``bench/two_tower_dropout.py``, ML-100K): 0.5 ranks cold items well above
@@ -32,13 +34,17 @@ class TwoTowerConfig:
     embedding_size: int = 32
     id_embedding_size: int = 0
     id_dropout: float = 0.2
+    id_embedding_sides: IdSides = "both"
+    item_hidden_sizes: tuple[int, ...] | None = None
     derived_features: bool = True
-    derived_dropout: float = DEFAULT_DERIVED_DROPOUT
+    derived_dropout: float | tuple[float, float] = DEFAULT_DERIVED_DROPOUT
     epochs: int = 30
     batch_size: int = 1024
     learning_rate: float = 1e-3
     reg: float = 0.0
     temperature: float | None = None
+    uniform_negatives: int = 0
+    log_q_correction: bool = True
     early_stopping: int | None = 3
     validation_fraction: float = 0.1
     mean_shrinkage: float = 5.0
@@ -49,6 +55,10 @@ class TwoTowerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if self.item_hidden_sizes is not None:
+            object.__setattr__(self, "item_hidden_sizes", tuple(self.item_hidden_sizes))
+        if isinstance(self.derived_dropout, (list, tuple)):
+            object.__setattr__(self, "derived_dropout", tuple(self.derived_dropout))
 
         def need(condition: bool, message: str) -> None:
             if not condition:
@@ -62,6 +72,17 @@ class TwoTowerConfig:
             all(is_int(h) and h >= 1 for h in self.hidden_sizes),
             f"hidden_sizes must be positive integers, e.g. (256, 128); got {self.hidden_sizes!r}",
         )
+        need(
+            self.item_hidden_sizes is None
+            or all(is_int(h) and h >= 1 for h in self.item_hidden_sizes),
+            "item_hidden_sizes must be None (as hidden_sizes), () (one linear layer: a sum "
+            f"of feature embeddings) or positive integers; got {self.item_hidden_sizes!r}",
+        )
+        need(
+            self.id_embedding_sides in ID_SIDES,
+            "id_embedding_sides must be 'both', 'users' or 'items', not "
+            f"{self.id_embedding_sides!r}",
+        )
         for name in ("embedding_size", "epochs", "batch_size", "max_categories"):
             value = getattr(self, name)
             need(is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
@@ -73,11 +94,21 @@ class TwoTowerConfig:
             is_number(self.id_dropout) and 0 <= self.id_dropout < 1,
             f"id_dropout must be in [0, 1), got {self.id_dropout!r}",
         )
+        need(
+            is_int(self.uniform_negatives) and self.uniform_negatives >= 0,
+            f"uniform_negatives must be an integer >= 0, got {self.uniform_negatives!r}",
+        )
+        need(isinstance(self.log_q_correction, bool), "log_q_correction must be True or False")
         need(isinstance(self.derived_features, bool), "derived_features must be True or False")
         need(isinstance(self.compile, bool), "compile must be True or False")
+        rates = (
+            self.derived_dropout if isinstance(self.derived_dropout, tuple)
+            else (self.derived_dropout,)
+        )
         need(
-            is_number(self.derived_dropout) and 0 <= self.derived_dropout <= 1,
-            f"derived_dropout must be in [0, 1], got {self.derived_dropout!r}",
+            len(rates) in (1, 2) and all(is_number(r) and 0 <= r <= 1 for r in rates),
+            "derived_dropout must be in [0, 1], or a (users, items) pair of such rates; got "
+            f"{self.derived_dropout!r}",
         )
         need(
             is_number(self.learning_rate) and self.learning_rate > 0,
@@ -111,6 +142,28 @@ class TwoTowerConfig:
         )
 
     @property
+    def derived_dropouts(self) -> tuple[float, float]:
+        """The cold-start dropout of the (user, item) derived features."""
+        if isinstance(self.derived_dropout, tuple):
+            return float(self.derived_dropout[0]), float(self.derived_dropout[1])
+        return float(self.derived_dropout), float(self.derived_dropout)
+
+    @property
+    def tower_hidden_sizes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The hidden layers of the (user, item) towers."""
+        item = self.hidden_sizes if self.item_hidden_sizes is None else self.item_hidden_sizes
+        return self.hidden_sizes, item
+
+    @property
+    def id_embedding_sizes(self) -> tuple[int, int]:
+        """The id embedding length of the (user, item) towers (0: none)."""
+        size = self.id_embedding_size
+        return (
+            size if self.id_embedding_sides in ("both", "users") else 0,
+            size if self.id_embedding_sides in ("both", "items") else 0,
+        )
+
+    @property
     def effective_temperature(self) -> float:
         """τ: ``temperature``, or 0.25 for binary labels and 0.05 for retrieval."""
         if self.temperature is not None:
@@ -130,8 +183,10 @@ class TwoTowerConfig:
             temperature=self.effective_temperature,
             id_dropout=self.id_dropout,
             early_stopping=self.early_stopping,
-            derived_dropout=self.derived_dropout,
+            derived_dropout=self.derived_dropouts,
             compile=self.compile,
+            uniform_negatives=self.uniform_negatives,
+            log_q_correction=self.log_q_correction,
         )
 
 
@@ -194,6 +249,8 @@ def rating_scale_of(data: Interactions) -> tuple[float, float]:
 __all__ = [
     "DEFAULT_DERIVED_DROPOUT",
     "DEFAULT_TEMPERATURE",
+    "ID_SIDES",
+    "IdSides",
     "OBJECTIVES",
     "Objective",
     "TwoTowerConfig",
