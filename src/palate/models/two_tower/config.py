@@ -24,6 +24,28 @@ DEFAULT_TEMPERATURE = {"ratings": 1.0, "binary": 0.25, "retrieval": 0.05}
 #: 0 and keeps the warm RMSE within 3% of CF, which 0.8 (better on cold items) does not.
 DEFAULT_DERIVED_DROPOUT = 0.5
 
+#: The set-up for ranking new items (item cold start), the two-tower registry preset
+#: ``cold_items``: the retrieval objective on positive events; users keep a learned id
+#: embedding (trained users are known) while items are built from their attributes alone
+#: (no item id embedding; their derived count and mean are never seen, so a new item and a
+#: trained one go through the same function), and the item tower is one linear layer — a sum
+#: of one learned vector per feature value, as LightFM builds items from features. Chosen on
+#: validation items carved from the training items of ML-100K (``bench/two_tower_cold_items.py``;
+#: BENCHMARKS.md). ``id_dropout=0``: a user with no id is scored through an untrained row,
+#: so serve new users with another configuration.
+COLD_ITEMS: dict[str, object] = {
+    "objective": "retrieval",
+    "id_embedding_size": 32,
+    "id_embedding_sides": "users",
+    "id_dropout": 0.0,
+    "item_hidden_sizes": (),
+    "derived_dropout": (0.0, 1.0),
+    "temperature": 0.05,
+    "learning_rate": 1e-3,
+    "epochs": 10,
+    "early_stopping": None,
+}
+
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
@@ -247,6 +269,7 @@ def rating_scale_of(data: Interactions) -> tuple[float, float]:
 
 
 __all__ = [
+    "COLD_ITEMS",
     "DEFAULT_DERIVED_DROPOUT",
     "DEFAULT_TEMPERATURE",
     "ID_SIDES",
