@@ -89,8 +89,9 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated candidate names")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "two_tower_cold_items.json")
     args = parser.parse_args()
-    import palate
     import torch
+
+    import palate
 
     torch.set_num_threads(1)
     ml = palate.datasets.movielens("ml-100k", path=args.data, download=False)
