@@ -868,6 +868,15 @@ def test_cold_item_set_up_ranks_new_items_by_genre_taste() -> None:
     assert np.mean(prefers_action == (taste == "action")) > 0.9
 
 
+def test_warm_preset_is_registered_and_turns_the_dropout_off() -> None:
+    from palate.models.registry import model_spec
+    from palate.models.two_tower.config import WARM
+
+    preset = model_spec("two-tower").preset("warm")
+    assert preset == WARM
+    assert TwoTower(**preset).config.derived_dropouts == (0.0, 0.0)
+
+
 @pytest.mark.parametrize(
     ("bad", "match"),
     [({"id_embedding_sides": "all"}, "id_embedding_sides"),
