@@ -35,6 +35,7 @@ from palate import (
 )
 from palate.errors import CapabilityError
 from palate.models.base import Model
+from palate.models.two_tower.config import COLD_ITEMS
 from palate.retrieval.sources import Popular, SimilarToRecent
 
 K = 3
@@ -128,6 +129,8 @@ CASES = [
     Case("two-tower-retrieval", TwoTower, "tiny_positive_only", "count",
          {**TOWER, "objective": "retrieval", "batch_size": 8}),
     Case("two-tower-features", TwoTower, "tiny_explicit", "mean", TOWER, feature_tables),
+    Case("two-tower-cold-items", TwoTower, "tiny_positive_only", "count",
+         {**COLD_ITEMS, **TOWER, "batch_size": 8, "id_embedding_size": 4}, feature_tables),
     Case("pipeline", lambda **options: pipeline(**options), "tiny_explicit", "mean",
          {"embedding_size": 3, "epochs": 8}),
     Case("hybrid", HybridRecommender, "tiny_explicit", "mean",

@@ -12,6 +12,7 @@ import torch
 
 import palate
 from palate import ConfigError, DataError, Interactions, ItemFeatures, TwoTower, UserFeatures
+from palate.models.two_tower.config import COLD_ITEMS as COLD_ITEMS_PRESET
 from palate.models.two_tower.losses import (
     binary_loss,
     ratings_loss,
@@ -21,6 +22,7 @@ from palate.models.two_tower.losses import (
 from palate.models.two_tower.towers import Tower, flops_per_example, l2_normalise
 
 SMALL = {"hidden_sizes": (16,), "embedding_size": 8, "batch_size": 64, "seed": 0}
+COLD_ITEMS_SMALL = {**COLD_ITEMS_PRESET, **SMALL, "id_embedding_size": 8}
 
 
 # ------------------------------------------------------------------------------ losses
@@ -721,3 +723,169 @@ def test_a_failing_compiler_leaves_training_uncompiled(
     eager = TwoTower(**options).fit(data, user_features=users, item_features=items)
     assert "torch.compile failed" in caplog.text and "no C++ compiler" in caplog.text
     assert [h["loss"] for h in model.history_] == [h["loss"] for h in eager.history_]
+
+
+# ------------------------------------------------------------------------------ cold items
+def test_retrieval_loss_with_extra_negatives_known_answer() -> None:
+    v_u = torch.tensor([[1.0, 0.0]])
+    v_m = torch.tensor([[1.0, 0.0]])
+    negatives = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # the second extra negative is the row's own item (5 == 5): masked
+    idx = torch.tensor([7, 5])
+    # logits [1 − 0, 0 − log 2, masked]: −log softmax = log(e + 1/2) − 1 = log(1 + e^−1/2)
+    loss = retrieval_loss(v_u, v_m, torch.tensor([5]), torch.zeros(1), 1.0, negatives, idx,
+                          torch.log(torch.tensor([2.0, 1.0])))
+    assert float(loss) == pytest.approx(np.log1p(np.exp(-1.0) / 2))
+    with pytest.raises(ValueError, match="corrections"):
+        retrieval_loss(v_u, v_m, torch.tensor([5]), torch.zeros(1), 1.0, negatives)
+
+
+def test_retrieval_loss_with_extra_negatives_gradient() -> None:
+    u, m, n = _unit(4, 3, 6), _unit(4, 3, 7), _unit(3, 3, 8)
+    items = torch.tensor([0, 1, 2, 1])
+    log_q = torch.log(torch.tensor([0.1, 0.4, 0.2, 0.4], dtype=torch.float64))
+    extra = torch.tensor([2, 5, 6])  # item 2 is row 2's positive: masked there
+    extra_q = torch.log(torch.tensor([0.3, 0.05, 0.05], dtype=torch.float64))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: retrieval_loss(l2_normalise(a), l2_normalise(b), items, log_q, 0.5,
+                                       l2_normalise(c), extra, extra_q),
+        (u, m, n),
+    )
+
+
+def test_mixed_log_q_is_the_log_of_the_expected_draws() -> None:
+    from palate.models.two_tower.training import mixed_log_q
+
+    log_q = torch.log(torch.tensor([0.5, 0.1], dtype=torch.float64))
+    # B = 4 in-batch draws with q, B' = 2 uniform draws of N = 10 items: 4 q + 2/10
+    out = mixed_log_q(log_q, 4, 2, 10)
+    np.testing.assert_allclose(out.numpy(), np.log([2.2, 0.6]))
+
+
+def test_batch_loss_wires_uniform_negatives_and_the_correction() -> None:
+    from palate.models.two_tower.training import LoopSettings, batch_loss, tower_inputs
+
+    torch.manual_seed(0)
+    users, items = Tower(3, (), 2), Tower(3, (), 2)
+    x = np.eye(3, dtype=np.float32)
+    q = np.array([0.6, 0.3, 0.1])
+    inputs = tower_inputs(x, x, torch.device("cpu"), np.log(q).astype(np.float32))
+    u, i, t = torch.tensor([0, 1]), torch.tensor([0, 2]), torch.ones(2)
+    negatives = torch.tensor([1, 2, 2])
+    v_u = users(inputs.users[u]).detach().numpy().astype(np.float64)
+    v_m = items(inputs.items).detach().numpy().astype(np.float64)
+
+    def by_hand(correction: np.ndarray) -> float:
+        columns = [*i.tolist(), *negatives.tolist()]
+        z = v_u @ v_m[columns].T / 0.5 - correction[columns][None, :]
+        z[1, 3] = z[1, 4] = -np.inf  # row 1's positive, item 2, drawn twice: masked
+        return float(np.mean([np.logaddexp.reduce(z[b]) - z[b, b] for b in range(2)]))
+
+    for corrected in (True, False):
+        settings = LoopSettings("retrieval", 1, 2, 1e-3, 0.0, 0.5, 0.0, None,
+                                uniform_negatives=3, log_q_correction=corrected)
+        loss = batch_loss(users, items, inputs, u, i, t, settings, negatives=negatives).detach()
+        expected = by_hand(np.log(2 * q + 3 / 3) if corrected else np.zeros(3))
+        assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_linear_item_tower_is_a_sum_of_feature_vectors() -> None:
+    tower = Tower(4, (), 3)
+    (layer,) = list(tower.layers)
+    x = torch.tensor([[1.0, 0.0, 1.0, 0.0]])  # two features on
+    weight, bias = layer.weight.detach(), layer.bias.detach()
+    expected = l2_normalise((bias + weight[:, 0] + weight[:, 2])[None, :])
+    torch.testing.assert_close(tower(x).detach(), expected)
+
+
+def test_id_embeddings_on_one_side_and_per_side_derived_dropout() -> None:
+    data, users, items, _, item_frame = planted(40, 20)
+    model = TwoTower(**{**SMALL, "epochs": 3, "early_stopping": None, "id_embedding_size": 4,
+                        "id_embedding_sides": "users", "derived_dropout": (0.0, 1.0)})
+    model.fit(data, user_features=users, item_features=items)
+    assert model.user_tower_.id_embedding is not None
+    assert model.item_tower_.id_embedding is None
+    # items go through one function of their attributes: a trained item's vector is that of
+    # a new item with the same attributes
+    ids = data.items.ids[:5]
+    rows = item_frame.set_index("item_id").loc[ids].reset_index(drop=True)
+    np.testing.assert_allclose(model.item_vectors(ids), model.item_vectors(features=rows),
+                               atol=1e-6)
+    # the users' derived features are seen in training (rate 0): they change the vectors
+    before, after = _perturbed_derived_user_vectors(model)
+    assert not np.allclose(before, after)
+    items_model = TwoTower(**{**SMALL, "epochs": 3, "early_stopping": None,
+                              "id_embedding_size": 4, "id_embedding_sides": "items"})
+    items_model.fit(data, user_features=users, item_features=items)
+    assert items_model.user_tower_.id_embedding is None
+    assert items_model.item_tower_.id_embedding is not None
+
+
+def _perturbed_derived_user_vectors(model: TwoTower) -> tuple[np.ndarray, np.ndarray]:
+    before = model.user_vectors().copy()
+    mask, _ = model.features_.user_side.cold_columns()
+    inputs = model.features_.user_inputs
+    inputs[:, mask] += np.random.default_rng(0).normal(size=(len(inputs), int(mask.sum())))
+    model.refresh_vectors()
+    return before, model.user_vectors()
+
+
+def test_cold_items_preset_saves_and_loads_identically(tmp_path: Path) -> None:
+    from palate.models.registry import model_spec
+
+    preset = model_spec("two-tower").preset("cold_items")
+    assert preset == COLD_ITEMS_PRESET
+    data, users, items, _, _ = planted(40, 20)
+    positives = data.subset(np.flatnonzero(data.values >= 4))
+    model = TwoTower(**{**preset, "hidden_sizes": (16,), "embedding_size": 8,
+                        "id_embedding_size": 4, "batch_size": 32, "epochs": 3,
+                        "uniform_negatives": 8})
+    model.fit(positives, user_features=users, item_features=items)
+    palate.save(model, tmp_path / "cold")
+    loaded = palate.load(tmp_path / "cold")
+    assert loaded.get_params() == model.get_params()
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.user_vectors(), model.user_vectors())
+    new = {"genres": ["drama"], "year": 1999}
+    np.testing.assert_array_equal(loaded.item_vectors(features=new),
+                                  model.item_vectors(features=new))
+    a, b = model.recommend(data.users.ids[:3], k=4), loaded.recommend(data.users.ids[:3], k=4)
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+
+
+def test_cold_item_set_up_ranks_new_items_by_genre_taste() -> None:
+    """Planted: half the users like "action", half "drama" (only their ratings say so — no
+    taste attribute); new items of each genre must rank first for the users of that genre."""
+    data, _, items, user_frame, item_frame = planted(80, 40)
+    positives = data.subset(np.flatnonzero(data.values >= 4))
+    users = UserFeatures(user_frame[["user_id", "age"]], {"age": "numeric"})
+    model = TwoTower(**{**COLD_ITEMS_SMALL, "epochs": 30, "learning_rate": 0.01})
+    model.fit(positives, user_features=users, item_features=items)
+    new = pd.DataFrame({"genres": [["action"], ["drama"]], "year": [2000, 2000]})
+    scores = model.user_vectors(data.users.ids) @ model.item_vectors(features=new).T
+    taste = user_frame.set_index("user_id").loc[data.users.ids, "taste"].to_numpy()
+    prefers_action = scores[:, 0] > scores[:, 1]
+    assert np.mean(prefers_action == (taste == "action")) > 0.9
+
+
+def test_warm_preset_is_registered_and_turns_the_dropout_off() -> None:
+    from palate.models.registry import model_spec
+    from palate.models.two_tower.config import WARM
+
+    preset = model_spec("two-tower").preset("warm")
+    assert preset == WARM
+    assert TwoTower(**preset).config.derived_dropouts == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [({"id_embedding_sides": "all"}, "id_embedding_sides"),
+     ({"item_hidden_sizes": (0,)}, "item_hidden_sizes"),
+     ({"derived_dropout": (0.1, 1.5)}, "derived_dropout"),
+     ({"derived_dropout": (0.1, 0.2, 0.3)}, "derived_dropout"),
+     ({"uniform_negatives": -1}, "uniform_negatives"),
+     ({"log_q_correction": "yes"}, "log_q_correction")],
+)
+def test_bad_cold_item_options_are_refused(bad: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        TwoTower(**bad)

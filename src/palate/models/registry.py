@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from palate.errors import ConfigError, MissingDependencyError
 from palate.models.base import Model
+from palate.models.two_tower.config import COLD_ITEMS, WARM
 
 # ---------------------------------------------------------------------------- model kinds
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
@@ -456,6 +457,7 @@ _SPECS: dict[str, ModelSpec] = {
             fit_inputs=frozenset({"callback", "validation", "features"}),
             epochs_attribute="epochs",
             early_stopping_attribute="early_stopping",
+            presets={"cold_items": COLD_ITEMS, "warm": WARM},
         ),
         ModelSpec(
             name="hybrid",

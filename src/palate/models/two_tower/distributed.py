@@ -258,7 +258,7 @@ def train_process(job: ShardJob, backend: str = "gloo") -> dict[str, Any]:
         config = TwoTowerConfig(**job.params)
         device = torch.device(config.device)
         user_tower = make_tower(config, job.user_inputs.shape[1], len(job.user_inputs))
-        item_tower = make_tower(config, job.item_inputs.shape[1], len(job.item_inputs))
+        item_tower = make_tower(config, job.item_inputs.shape[1], len(job.item_inputs), "item")
         load_tower_arrays(user_tower, item_tower, job.initial_weights, device)
         targets = Targets(config.objective, job.rating_scale)
 

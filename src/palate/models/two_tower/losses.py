@@ -12,6 +12,15 @@ With unit vectors ``v_u`` (user tower) and ``v_m`` (item tower) and ``s = v_u ·
   ``L = mean_b [−log softmax(z_b)_b]``. Other columns holding the same item as the positive
   are masked (they are not negatives).
 
+  With ``uniform_negatives`` B' > 0 (mixed negative sampling, Yang et al., 2020), B' items
+  drawn uniformly from the N training items join the in-batch items as negatives of every
+  pair (those equal to a row's positive are masked for that row). Each column's correction is
+  then the log of its expected number of draws under the mixed proposal,
+  ``log(B q(c) + B'/N)`` (for B' = 0 this is ``log q(c)`` shifted by the constant ``log B``,
+  which leaves the softmax unchanged). Uniform negatives show every item, however rarely
+  rated, as a negative as often as any other, as WARP's (LightFM's) sampling does.
+  ``log_q_correction=False`` drops the correction (logits ``v_u · v_m / τ``).
+
 L2 regularisation of the tower weights is applied by the optimiser (``reg`` as Adam's weight
 decay, the gradient of ``reg/2 ‖W‖²``).
 """
@@ -52,8 +61,12 @@ def retrieval_loss(
     item_idx: torch.Tensor,
     log_q: torch.Tensor,
     temperature: float,
+    negative_vectors: torch.Tensor | None = None,
+    negative_idx: torch.Tensor | None = None,
+    negative_log_q: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """In-batch softmax cross-entropy with the log-frequency correction.
+    """In-batch softmax cross-entropy with the log-frequency correction, optionally with
+    extra negatives shared by every pair.
 
     Parameters
     ----------
@@ -62,13 +75,25 @@ def retrieval_loss(
     item_idx : tensor of int (B,)
         Item of each pair (repeated items are masked as negatives).
     log_q : tensor (B,)
-        ``log q(item)`` of each pair's item.
+        The correction subtracted from each in-batch column's logit (``log q(item)``).
     temperature : float
+    negative_vectors : tensor (B', d), optional
+        Item vectors of extra negatives (uniformly drawn items).
+    negative_idx : tensor of int (B',), optional
+        Their items: one equal to row b's positive is masked for that row.
+    negative_log_q : tensor (B',), optional
+        Their corrections.
     """
     logits = user_vectors @ item_vectors.T / temperature - log_q[None, :]
     same = item_idx[:, None] == item_idx[None, :]
     same.fill_diagonal_(False)
     logits = logits.masked_fill(same, float("-inf"))
+    if negative_vectors is not None:
+        if negative_idx is None or negative_log_q is None:
+            raise ValueError("extra negatives need their items and their corrections")
+        extra = user_vectors @ negative_vectors.T / temperature - negative_log_q[None, :]
+        extra = extra.masked_fill(item_idx[:, None] == negative_idx[None, :], float("-inf"))
+        logits = torch.cat([logits, extra], dim=1)
     target = torch.arange(len(item_idx), device=logits.device)
     return F.cross_entropy(logits, target)
 

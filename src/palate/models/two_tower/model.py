@@ -23,6 +23,7 @@ from palate.models.base import (
 from palate.models.scoring import LinearScores, check_k, ids_from_indices, top_k
 from palate.models.two_tower.config import (
     DEFAULT_DERIVED_DROPOUT,
+    IdSides,
     Objective,
     TwoTowerConfig,
     check_fit_data,
@@ -91,6 +92,14 @@ class TwoTower(Model):
         concatenated to each tower's features (a hybrid); ``id_dropout`` of the training
         examples use the shared "no id" row instead, so cold users and items stay served.
     id_dropout : float
+    id_embedding_sides : {"both", "users", "items"}
+        Which towers get the id embedding of ``id_embedding_size``. ``"users"`` suits a
+        catalogue whose new items must be scored from their attributes: the item tower then
+        never learns from item ids, so a new item is built exactly like a trained one.
+    item_hidden_sizes : tuple of int, optional
+        ReLU layers of the item tower (None: ``hidden_sizes``). ``()``: one linear layer,
+        ``v_m = N(W x_m + b)`` — a sum of one learned vector per feature value, as LightFM
+        builds items from their features.
     derived_features : bool
         Add the features derived from the training ratings (counts, shrunk mean ratings, mean
         rating per genre of the first multi-valued item column).
@@ -99,13 +108,22 @@ class TwoTower(Model):
         examples the item's derived features are replaced by those of an item without
         ratings, and independently the user's by those of a user without ratings, so the
         towers learn to score from attributes alone as well. 0: off; 1: the derived features
-        are never seen with their values (the predictions do not depend on them).
+        are never seen with their values (the predictions do not depend on them). A
+        ``(users, items)`` pair sets the two sides apart.
     epochs, batch_size, learning_rate : int, int, float
         Adam on shuffled mini-batches.
     reg : float
         L2 penalty on the weights (Adam's weight decay).
     temperature : float, optional
         τ of the binary and retrieval objectives (default 0.25 and 0.05).
+    uniform_negatives : int
+        Retrieval objective: this many items drawn uniformly from the training items join
+        each batch's in-batch negatives (mixed negative sampling), so that rarely rated items
+        are seen as negatives as often as popular ones; the log-frequency correction then
+        uses the mixed sampling frequencies (:mod:`~palate.models.two_tower.losses`).
+    log_q_correction : bool
+        Retrieval objective: subtract the log sampling frequency from each logit (default),
+        so the scores estimate p(item | user) with popularity in it.
     early_stopping : int or None
         Patience in epochs on the validation metric (RMSE, log loss or retrieval loss); the
         best epoch's weights are kept.
@@ -168,13 +186,17 @@ class TwoTower(Model):
         embedding_size: int = 32,
         id_embedding_size: int = 0,
         id_dropout: float = 0.2,
+        id_embedding_sides: IdSides = "both",
+        item_hidden_sizes: Sequence[int] | None = None,
         derived_features: bool = True,
-        derived_dropout: float = DEFAULT_DERIVED_DROPOUT,
+        derived_dropout: float | tuple[float, float] = DEFAULT_DERIVED_DROPOUT,
         epochs: int = 30,
         batch_size: int = 1024,
         learning_rate: float = 1e-3,
         reg: float = 0.0,
         temperature: float | None = None,
+        uniform_negatives: int = 0,
+        log_q_correction: bool = True,
         early_stopping: int | None = 3,
         validation_fraction: float = 0.1,
         mean_shrinkage: float = 5.0,
@@ -189,6 +211,8 @@ class TwoTower(Model):
             embedding_size=embedding_size,
             id_embedding_size=id_embedding_size,
             id_dropout=id_dropout,
+            id_embedding_sides=id_embedding_sides,
+            item_hidden_sizes=None if item_hidden_sizes is None else tuple(item_hidden_sizes),
             derived_features=derived_features,
             derived_dropout=derived_dropout,
             epochs=epochs,
@@ -196,6 +220,8 @@ class TwoTower(Model):
             learning_rate=learning_rate,
             reg=reg,
             temperature=temperature,
+            uniform_negatives=uniform_negatives,
+            log_q_correction=log_q_correction,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             mean_shrinkage=mean_shrinkage,
@@ -208,6 +234,10 @@ class TwoTower(Model):
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         params["hidden_sizes"] = list(self.config.hidden_sizes)
+        if self.config.item_hidden_sizes is not None:
+            params["item_hidden_sizes"] = list(self.config.item_hidden_sizes)
+        if isinstance(self.config.derived_dropout, tuple):
+            params["derived_dropout"] = list(self.config.derived_dropout)
         return params
 
     # ------------------------------------------------------------------ fitting
@@ -411,7 +441,7 @@ class TwoTower(Model):
 
         self.vectors_ = served_vectors(
             self.user_tower_, self.item_tower_, self.features_,
-            (self.n_trained_users_, self.n_trained_items_), self.config.derived_dropout,
+            (self.n_trained_users_, self.n_trained_items_), self.config.derived_dropouts,
             torch.device(self.config.device),
         )
 
@@ -450,9 +480,10 @@ class TwoTower(Model):
 
         from palate.models.two_tower.towers import new_vectors
 
+        rate = self.config.derived_dropouts[0 if side == "user" else 1]
         return new_vectors(
             self.user_tower_ if side == "user" else self.item_tower_, self.features_.side(side),
-            frame, derived, self.config.derived_dropout, torch.device(self.config.device),
+            frame, derived, rate, torch.device(self.config.device),
         )
 
     def user_vectors(

@@ -96,11 +96,16 @@ class TowerVectors:
     no_item: np.ndarray  # v_m of an item with no features, no history and no id
 
 
-def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int) -> Tower:
-    """One tower of the configured shape over ``input_size`` encoded features, with an id
-    embedding of ``n_ids`` rows (plus the "no id" row) when ``config.id_embedding_size``."""
+def make_tower(config: TwoTowerConfig, input_size: int, n_ids: int, side: str = "user"
+               ) -> Tower:
+    """The ``side`` (``"user"`` or ``"item"``) tower of the configured shape over
+    ``input_size`` encoded features, with an id embedding of ``n_ids`` rows (plus the "no
+    id" row) when ``config.id_embedding_size`` and ``config.id_embedding_sides`` give that
+    side one."""
+    which = 0 if side == "user" else 1
     return Tower(
-        input_size, config.hidden_sizes, config.embedding_size, n_ids, config.id_embedding_size
+        input_size, config.tower_hidden_sizes[which], config.embedding_size, n_ids,
+        config.id_embedding_sizes[which],
     )
 
 
@@ -116,7 +121,7 @@ def build_towers(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         user_tower = make_tower(config, input_sizes[0], n_ids[0])
-        item_tower = make_tower(config, input_sizes[1], n_ids[1])
+        item_tower = make_tower(config, input_sizes[1], n_ids[1], "item")
     return user_tower.to(device), item_tower.to(device)
 
 
@@ -146,23 +151,23 @@ def served_vectors(
     item_tower: Tower,
     features: TowerFeatures,
     n_trained: tuple[int, int],
-    derived_dropout: float,
+    derived_dropout: tuple[float, float],
     device: torch.device,
 ) -> TowerVectors:
     """The vectors a model serves: of every catalogue row of ``features`` (the first
     ``n_trained`` users / items through their own id embedding rows, the rest — known only
     from the feature tables — through the shared "no id" row), and of a user / item with no
-    features, no history and no id."""
+    features, no history and no id. ``derived_dropout``: the (user, item) rates the towers
+    were trained with."""
     out = []
-    for tower, side, inputs, n in (
-        (user_tower, features.user_side, features.user_inputs, n_trained[0]),
-        (item_tower, features.item_side, features.item_inputs, n_trained[1]),
+    for tower, side, inputs, n, rate in (
+        (user_tower, features.user_side, features.user_inputs, n_trained[0], derived_dropout[0]),
+        (item_tower, features.item_side, features.item_inputs, n_trained[1], derived_dropout[1]),
     ):
         ids = np.arange(len(inputs))
         ids[n:] = -1
-        out.append(tower_outputs(tower, side.served(inputs, derived_dropout), ids, device))
-        out.append(new_vectors(tower, side, pd.DataFrame(index=[0]), None, derived_dropout,
-                               device)[0])
+        out.append(tower_outputs(tower, side.served(inputs, rate), ids, device))
+        out.append(new_vectors(tower, side, pd.DataFrame(index=[0]), None, rate, device)[0])
     return TowerVectors(users=out[0], items=out[2], no_user=out[1], no_item=out[3])
 
 

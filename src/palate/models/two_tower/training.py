@@ -77,8 +77,16 @@ class LoopSettings:
     temperature: float
     id_dropout: float
     early_stopping: int | None
-    derived_dropout: float = 0.0
+    derived_dropout: float | tuple[float, float] = 0.0  # one rate, or (users, items)
     compile: bool = False
+    uniform_negatives: int = 0  # retrieval: items drawn uniformly as extra negatives
+    log_q_correction: bool = True  # retrieval: subtract the log sampling frequency
+
+    @property
+    def derived_dropouts(self) -> tuple[float, float]:
+        """The cold-start dropout rates of the (user, item) derived features."""
+        rate = self.derived_dropout
+        return (rate[0], rate[1]) if isinstance(rate, tuple) else (rate, rate)
 
 
 @dataclass(frozen=True)
@@ -316,11 +324,15 @@ def batch_loss(
     item_ids: torch.Tensor | None = None,
     user_drop: torch.Tensor | None = None,
     item_drop: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+    negative_drop: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The objective on one batch of (user row, item row, target).
 
     ``user_drop`` / ``item_drop`` (bool, one per example) mark the examples whose derived
-    features are replaced by their cold values (cold-start dropout).
+    features are replaced by their cold values (cold-start dropout). ``negatives``: item rows
+    drawn uniformly, extra negatives of the retrieval objective (``negative_drop``: their
+    cold-start dropout).
     """
     x_u = inputs.users.index_select(0, u)
     x_m = inputs.items.index_select(0, i)
@@ -335,7 +347,31 @@ def batch_loss(
     if settings.objective == "binary":
         return binary_loss(v_u, v_m, t, settings.temperature)
     assert inputs.log_q is not None
-    return retrieval_loss(v_u, v_m, i, inputs.log_q.index_select(0, i), settings.temperature)
+    log_q = inputs.log_q.index_select(0, i)
+    if negatives is None or len(negatives) == 0:
+        if not settings.log_q_correction:
+            log_q = torch.zeros_like(log_q)
+        return retrieval_loss(v_u, v_m, i, log_q, settings.temperature)
+    x_n = inputs.items.index_select(0, negatives)
+    if negative_drop is not None and inputs.item_cold is not None:
+        x_n = inputs.item_cold.apply(x_n, negative_drop)
+    v_n = item_tower(x_n, negatives)
+    log_q_n = inputs.log_q.index_select(0, negatives)
+    if settings.log_q_correction:
+        log_q = mixed_log_q(log_q, len(i), len(negatives), len(inputs.log_q))
+        log_q_n = mixed_log_q(log_q_n, len(i), len(negatives), len(inputs.log_q))
+    else:
+        log_q, log_q_n = torch.zeros_like(log_q), torch.zeros_like(log_q_n)
+    return retrieval_loss(v_u, v_m, i, log_q, settings.temperature, v_n, negatives, log_q_n)
+
+
+def mixed_log_q(log_q: torch.Tensor, in_batch: int, uniform: int, n_items: int
+                ) -> torch.Tensor:
+    """``log(B q + B'/N)``: the log of an item's expected number of draws among ``in_batch``
+    (B) positives drawn with frequencies q and ``uniform`` (B') items drawn uniformly from
+    ``n_items`` (N)."""
+    return torch.logaddexp(log_q + math.log(in_batch),
+                           torch.full_like(log_q, math.log(uniform / n_items)))
 
 
 def step_loss(settings: LoopSettings) -> Callable[..., torch.Tensor]:
@@ -422,6 +458,7 @@ def train_towers(
     steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
     hybrid = user_tower.id_embedding is not None or item_tower.id_embedding is not None
+    user_rate, item_rate = settings.derived_dropouts
     history: list[dict[str, float]] = []
     best: tuple[float, int, list[dict[str, torch.Tensor]]] | None = None
     device = events.user_idx.device
@@ -446,14 +483,20 @@ def train_towers(
                 user_ids = _dropped(u, settings.id_dropout, user_tower.n_ids, generator)
                 item_ids = _dropped(i, settings.id_dropout, item_tower.n_ids, generator)
             user_drop = item_drop = None
-            if settings.derived_dropout > 0:
-                if inputs.user_cold is not None:
-                    user_drop = _drop_mask(len(u), settings.derived_dropout, generator, device)
-                if inputs.item_cold is not None:
-                    item_drop = _drop_mask(len(i), settings.derived_dropout, generator, device)
+            if user_rate > 0 and inputs.user_cold is not None:
+                user_drop = _drop_mask(len(u), user_rate, generator, device)
+            if item_rate > 0 and inputs.item_cold is not None:
+                item_drop = _drop_mask(len(i), item_rate, generator, device)
+            negatives = negative_drop = None
+            if settings.objective == "retrieval" and settings.uniform_negatives > 0:
+                negatives = torch.randint(
+                    len(inputs.items), (settings.uniform_negatives,), generator=generator
+                ).to(device)
+                if item_rate > 0 and inputs.item_cold is not None:
+                    negative_drop = _drop_mask(len(negatives), item_rate, generator, device)
             loss = loss_of_batch(
                 user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids,
-                user_drop, item_drop,
+                user_drop, item_drop, negatives, negative_drop,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -514,6 +557,7 @@ __all__ = [
     "held_out",
     "log_frequencies",
     "make_optimizer",
+    "mixed_log_q",
     "to_events",
     "tower_inputs",
     "train_towers",
