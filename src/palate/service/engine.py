@@ -90,11 +90,12 @@ class ServingIndex:
         users = np.arange(len(self.linear.user_factors))
         sample = users if len(users) <= 1000 else np.random.default_rng(0).choice(
             users, 1000, replace=False)
-        params: dict[str, Any] = {
+        by_kind: dict[str, dict[str, Any]] = {
             "pq": {"refine_factor": 10},
             "hnsw": {"ef_search": 128},
             "auto": {"target_recall": AUTO_TARGET_RECALL},
-        }[kind]
+        }
+        params = by_kind[kind]
         self.index = FaissIndex(
             kind, "inner_product", recall_sample=min(len(sample), 500), **params  # type: ignore[arg-type]
         ).build(vectors, sample_queries=self.queries(sample))
