@@ -37,48 +37,6 @@ def _count_above_shifted(
     return c
 
 
-@njit(cache=True, nogil=True)
-def _top_k_rows(
-    scores: np.ndarray,
-    k: int,
-    row_offset: np.ndarray,
-    col_offset: np.ndarray,
-    shifted: bool,
-    out_idx: np.ndarray,
-    out_val: np.ndarray,
-) -> None:
-    n, m = scores.shape
-    for r in range(n):
-        vals = out_val[r]
-        idx = out_idx[r]
-        for j in range(k):
-            vals[j] = -np.inf
-            idx[j] = -1
-        threshold = vals[k - 1]
-        row = scores[r]
-        # same dtype as the scores (float32 sums stay float32); unshifted: a 1-long dummy
-        shift = row_offset[r] if shifted else row_offset[0]
-        for c0 in range(0, m, BLOCK):
-            c1 = min(c0 + BLOCK, m)
-            if shifted:
-                if _count_above_shifted(row[c0:c1], col_offset[c0:c1], shift, threshold) == 0:
-                    continue
-            elif _count_above(row[c0:c1], threshold) == 0:
-                continue
-            for j in range(c0, c1):
-                # (z + row offset) + column offset: the order NumPy's `z += b; z += c` sums in
-                v = (row[j] + shift) + col_offset[j] if shifted else row[j]
-                if v > threshold:  # NaN and -inf never enter
-                    p = k - 1
-                    while p > 0 and vals[p - 1] < v:
-                        vals[p] = vals[p - 1]
-                        idx[p] = idx[p - 1]
-                        p -= 1
-                    vals[p] = v
-                    idx[p] = j
-                    threshold = vals[k - 1]
-
-
 def top_k_sorted(
     scores: np.ndarray,
     k: int,
@@ -105,9 +63,11 @@ def top_k_sorted(
         row_offset, dtype)
     cols = np.zeros(m if shifted else 1, dtype) if col_offset is None else np.ascontiguousarray(
         col_offset, dtype)
-    out_idx = np.empty((n, k), dtype=np.int64)
-    out_val = np.empty((n, k), dtype=dtype)
-    _top_k_rows(np.ascontiguousarray(scores), k, rows, cols, shifted, out_idx, out_val)
+    out_idx = np.full((n, k), -1, dtype=np.int64)
+    out_val = np.full((n, k), -np.inf, dtype=dtype)
+    nothing = np.zeros(n, dtype=np.int64)  # no excluded columns
+    _top_k_update(np.ascontiguousarray(scores), 0, k, rows, cols, shifted, nothing, nothing,
+                  nothing[:1], out_idx, out_val)
     return out_idx, out_val.astype(np.float32)
 
 
