@@ -608,6 +608,17 @@ def fit_input(interactions: Interactions) -> Interactions:
     return interactions
 
 
+def engagement_input(interactions: Interactions) -> Interactions:
+    """:func:`fit_input` for models of engagement events: values must be >= 0."""
+    data = fit_input(interactions)
+    if np.any(data.values < 0):
+        raise DataError(
+            "implicit feedback values must be >= 0 (a count, a rating or 1 per event); "
+            "shift or drop negative values"
+        )
+    return data
+
+
 def check_array_shapes(
     arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
 ) -> None:
@@ -633,6 +644,36 @@ def ratings_arrays(ratings: RatingsLike) -> tuple[IdArray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- seen items
+def save_parts(state: ModelState, parts: Mapping[str, Model]) -> None:
+    """Write the fitted sub-models of a composite model into its ``state``, each under its
+    name prefix (``{prefix: model}``); the shared user and item vocabularies once."""
+    for prefix, part in parts.items():
+        sub = part.to_state()
+        state.arrays.update({prefix + name: a for name, a in sub.arrays.items()})
+        state.extra[prefix + "extra"] = sub.extra
+        for name, vocabulary in sub.vocabularies.items():
+            if name not in ("users", "items"):
+                state.vocabularies[prefix + name] = vocabulary
+
+
+def load_parts(
+    state: ModelState, parts: Mapping[str, Model], users: Vocabulary, items: Vocabulary
+) -> dict[str, Model]:
+    """The sub-models :func:`save_parts` wrote, rebuilt with the configs of ``parts``."""
+    loaded: dict[str, Model] = {}
+    for prefix, part in parts.items():
+        sub = ModelState(
+            config=part.get_params(),
+            arrays={n[len(prefix):]: a for n, a in state.arrays.items() if n.startswith(prefix)},
+            vocabularies={"users": users, "items": items, **{
+                n[len(prefix):]: v for n, v in state.vocabularies.items()
+                if n.startswith(prefix)}},
+            extra=dict(state.extra.get(prefix + "extra", {})),
+        )
+        loaded[prefix] = type(part).from_state(sub)
+    return loaded
+
+
 def seen_matrix(data: Interactions) -> sp.csr_matrix:
     """Users x items 0/1 matrix of every event (a 0 rating or a 0 label counts as seen),
     indices sorted."""

@@ -25,8 +25,16 @@ from typing import Any
 import numpy as np
 
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
-from palate.models.base import FeedbackKind, Model, ModelState, fit_input, is_number
+from palate.errors import ConfigError
+from palate.models.base import (
+    FeedbackKind,
+    Model,
+    ModelState,
+    engagement_input,
+    is_number,
+    load_parts,
+    save_parts,
+)
 
 #: the parts of a model file that belong to each component
 ITEM_PREFIX = "item_model."
@@ -135,12 +143,7 @@ class TopNBlend(Model):
     # ------------------------------------------------------------------ training
     def fit(self, interactions: Interactions) -> TopNBlend:
         """Fit both models on the same events. Returns self."""
-        data = fit_input(interactions)
-        if np.any(data.values < 0):
-            raise DataError(
-                "implicit feedback values must be >= 0 (a count, a rating or 1 per event); "
-                "shift or drop negative values"
-            )
+        data = engagement_input(interactions)
         self._forget_fit()
         self.item_model.fit(data)
         self.factor_model.fit(data)
@@ -193,29 +196,14 @@ class TopNBlend(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        for prefix, part in ((ITEM_PREFIX, self.item_model), (FACTOR_PREFIX, self.factor_model)):
-            sub = part.to_state()
-            state.arrays.update({prefix + name: a for name, a in sub.arrays.items()})
-            state.extra[prefix + "extra"] = sub.extra
-            for name, vocabulary in sub.vocabularies.items():
-                if name not in ("users", "items"):
-                    state.vocabularies[prefix + name] = vocabulary
+        save_parts(state, self._parts())
 
     def _load_state(self, state: ModelState) -> None:
-        parts: dict[str, Model] = {}
-        for prefix, part in ((ITEM_PREFIX, self.item_model), (FACTOR_PREFIX, self.factor_model)):
-            sub = ModelState(
-                config=part.get_params(),
-                arrays={n[len(prefix):]: a for n, a in state.arrays.items()
-                        if n.startswith(prefix)},
-                vocabularies={"users": self.users_, "items": self.items_, **{
-                    n[len(prefix):]: v for n, v in state.vocabularies.items()
-                    if n.startswith(prefix)}},
-                extra=dict(state.extra.get(prefix + "extra", {})),
-            )
-            parts[prefix] = type(part).from_state(sub)
-        self.item_model = parts[ITEM_PREFIX]
-        self.factor_model = parts[FACTOR_PREFIX]
+        parts = load_parts(state, self._parts(), self.users_, self.items_)
+        self.item_model, self.factor_model = parts[ITEM_PREFIX], parts[FACTOR_PREFIX]
+
+    def _parts(self) -> dict[str, Model]:
+        return {ITEM_PREFIX: self.item_model, FACTOR_PREFIX: self.factor_model}
 
 
 __all__ = ["TopNBlend", "TopNBlendConfig", "standardised"]

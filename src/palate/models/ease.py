@@ -48,13 +48,13 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError
 from palate.models.base import (
     FeedbackKind,
     Model,
     ModelState,
     check_array_shapes,
-    fit_input,
+    engagement_input,
     is_number,
 )
 from palate.models.explain import Attribution
@@ -174,12 +174,7 @@ class EASE(Model):
         An event with value > 0 counts as engaged (a row of X); every event, engaged or not
         (e.g. a rating below the threshold kept as a 0), counts as seen.
         """
-        data = fit_input(interactions)
-        if np.any(data.values < 0):
-            raise DataError(
-                "implicit feedback values must be >= 0 (a count, a rating or 1 per event); "
-                "shift or drop negative values"
-            )
+        data = engagement_input(interactions)
         if data.n_items > self.config.max_items:
             raise ConfigError(
                 f"EASE keeps a dense {data.n_items:,} × {data.n_items:,} weight matrix; that is "

@@ -42,6 +42,8 @@ from palate.models.base import (
     ScoreKind,
     fit_input,
     is_number,
+    load_parts,
+    save_parts,
 )
 from palate.models.explain import Attribution
 from palate.types import IdArray
@@ -363,32 +365,16 @@ class HybridRecommender(Model):
 
     # ------------------------------------------------------------------ model files
     def _save_state(self, state: ModelState) -> None:
-        for prefix, part in ((ENGAGEMENT_PREFIX, self.engagement), (RATING_PREFIX, self.rating)):
-            sub = part.to_state()
-            state.arrays.update({prefix + name: a for name, a in sub.arrays.items()})
-            state.extra[prefix + "extra"] = sub.extra
-            for name, vocabulary in sub.vocabularies.items():
-                if name not in ("users", "items"):
-                    state.vocabularies[prefix + name] = vocabulary
+        save_parts(state, self._parts())
         state.extra["global_mean"] = self.global_mean_
 
     def _load_state(self, state: ModelState) -> None:
-        for prefix, part in ((ENGAGEMENT_PREFIX, self.engagement), (RATING_PREFIX, self.rating)):
-            sub = ModelState(
-                config=part.get_params(),
-                arrays={n[len(prefix):]: a for n, a in state.arrays.items()
-                        if n.startswith(prefix)},
-                vocabularies={"users": self.users_, "items": self.items_, **{
-                    n[len(prefix):]: v for n, v in state.vocabularies.items()
-                    if n.startswith(prefix)}},
-                extra=dict(state.extra.get(prefix + "extra", {})),
-            )
-            loaded = type(part).from_state(sub)
-            if prefix == ENGAGEMENT_PREFIX:
-                self.engagement = loaded
-            else:
-                self.rating = loaded
+        parts = load_parts(state, self._parts(), self.users_, self.items_)
+        self.engagement, self.rating = parts[ENGAGEMENT_PREFIX], parts[RATING_PREFIX]
         self.global_mean_ = float(state.extra.get("global_mean", 0.0))
+
+    def _parts(self) -> dict[str, Model]:
+        return {ENGAGEMENT_PREFIX: self.engagement, RATING_PREFIX: self.rating}
 
 
 def _removal(attribution: Attribution) -> np.ndarray:

@@ -23,13 +23,13 @@ from typing import Any, Literal
 import numpy as np
 
 from palate.data.interactions import Interactions
-from palate.errors import ConfigError, DataError
+from palate.errors import ConfigError
 from palate.models.base import (
     FeedbackKind,
     Model,
     ModelState,
     check_array_shapes,
-    fit_input,
+    engagement_input,
 )
 from palate.models.collaborative.als import cg_steps_for
 from palate.models.popularity import popularity_scores
@@ -148,12 +148,7 @@ class ImplicitALS(Model):
         callback: Callable[[int, dict[str, float]], None] | None = None,
     ) -> ImplicitALS:
         """Learn user and item vectors from engagement events (value > 0). Returns self."""
-        data = fit_input(interactions)
-        if np.any(data.values < 0):
-            raise DataError(
-                "implicit feedback values must be >= 0 (a count, a rating or 1 per event); "
-                "shift or drop negative values"
-            )
+        data = engagement_input(interactions)
         self._forget_fit()
         rng = np.random.default_rng(self.config.seed)
         fallback, _ = popularity_scores(data, "count")

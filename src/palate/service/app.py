@@ -564,10 +564,10 @@ def create_app(
     ) -> dict[str, Any]:
         served = service.refresh()
         user = served.user_id(user_id)
-        if keys is not None:
-            keys.check(request.headers, user)
+        digest = keys.check(request.headers, user) if keys is not None else None
         if limiter is not None:
-            limiter.hit(client_key(request.headers, request.client and request.client.host))
+            address = request.client and request.client.host
+            limiter.hit(client_key(request.headers, address, digest))
         seen: set[Any] = set()
         ratings = []
         for rating in body.ratings:
