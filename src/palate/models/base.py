@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
@@ -54,6 +54,7 @@ RankKind = Literal["prediction", "confidence", "blend"]
 RatingsLike: TypeAlias = Mapping[Any, float] | pd.DataFrame | pd.Series
 
 M = TypeVar("M", bound="Model")
+T = TypeVar("T")
 
 
 @dataclass
@@ -193,18 +194,30 @@ class Model:
             "use a model with has_linear_scores (CollaborativeFiltering, ImplicitALS, TwoTower)"
         )
 
+    def _kept(self, name: str, key: tuple[Any, ...], build: Callable[[], T]) -> T:
+        """``build()``, kept under ``name`` while the model holds the very objects in ``key``
+        (its parameter arrays): derived state such as :class:`LinearScores` (with the
+        contiguous Vᵀ it prepares at its first product) is then made once per fit, not once
+        per call — at 1M × 64 items that copy costs more than the product. A model whose
+        parameters change in place calls :meth:`_forget_kept`. The entry holds the key's
+        objects, so ``is`` cannot match a new array that reuses a freed one's address."""
+        kept = self.__dict__.setdefault("_kept_state", {})
+        entry = kept.get(name)
+        if entry is None or not all(x is y for x, y in zip(entry[0], key, strict=True)):
+            entry = kept[name] = (key, build())
+        return entry[1]
+
+    def _forget_kept(self) -> None:
+        self.__dict__.pop("_kept_state", None)
+
     def _kept_linear_scores(
         self, user_factors: np.ndarray, item_factors: np.ndarray
     ) -> LinearScores:
-        """``LinearScores(*arrays)``, kept while the model holds these very arrays: the
-        contiguous Vᵀ it prepares at its first product is then made once per fit, not once
-        per call (at 1M × 64 items that copy costs more than the product)."""
-        arrays = (user_factors, item_factors)
-        cache = self.__dict__.get("_linear_scores_kept")
-        if cache is None or not all(x is y for x, y in zip(cache[0], arrays, strict=True)):
-            cache = (arrays, LinearScores(user_factors, item_factors))
-            self.__dict__["_linear_scores_kept"] = cache
-        return cache[1]
+        """``LinearScores(user_factors, item_factors)``, kept (see :meth:`_kept`)."""
+        return self._kept(
+            "linear", (user_factors, item_factors),
+            lambda: LinearScores(user_factors, item_factors),
+        )
 
     def ranking_scores(self) -> LinearScores:
         """What :meth:`recommend` ranks by for models with ``has_linear_scores``: by default

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -281,8 +281,7 @@ class CollaborativeFiltering(Model):
         self._rng = np.random.default_rng(self.config.seed)
         self._count_floors = (1.0, 1.0)
         self.reg_ = self.config.effective_reg
-        self._score_cache: tuple[tuple[np.ndarray, ...], LinearScores] | None = None
-        self._ranking_cache: tuple[tuple[Any, ...], ConfidenceRanking] | None = None
+        self._forget_kept()
 
     # ------------------------------------------------------------------ learned state
     def _learned(self) -> Parameters:
@@ -492,11 +491,11 @@ class CollaborativeFiltering(Model):
         validation: Interactions | None,
         callback: Callback | None,
     ) -> None:
-        self._score_cache = None  # the parameters change in place while training
+        self._forget_kept()  # the parameters change in place while training
         try:
             self._train_epochs(data, epochs, validation, callback)
         finally:
-            self._score_cache = None
+            self._forget_kept()
 
     def _train_epochs(
         self,
@@ -617,28 +616,23 @@ class CollaborativeFiltering(Model):
         c + μ prepared once and kept until the parameter arrays are replaced; what a vector
         index over the items needs to serve this model."""
         self._check_fitted()
-        # the cache holds the arrays it was built from, so `is` cannot match a new array that
-        # happens to reuse a freed one's address
         p = self._params
-        arrays = (p.W, p.X, p.b, p.c, p.mu)
-        cache = self._score_cache
-        if cache is None or not all(x is y for x, y in zip(cache[0], arrays, strict=True)):
-            cache = (arrays, LinearScores(p.W, p.X, p.b, p.c + p.mu))
-            self._score_cache = cache
-        return cache[1]
+        return self._kept(
+            "linear", (p.W, p.X, p.b, p.c, p.mu), lambda: LinearScores(p.W, p.X, p.b, p.c + p.mu)
+        )
 
     def _confidence(self) -> ConfidenceRanking:
         """The confidence ranking, kept until the parameters or the seen items change."""
         linear = self.linear_scores()
-        key = (linear, self.seen_)
-        cache = self._ranking_cache
-        if cache is None or not all(x is y for x, y in zip(cache[0], key, strict=True)):
-            counts = np.asarray(self.seen_.sum(axis=0), dtype=np.float64).ravel()
-            cache = (key, confidence_ranking(
+        seen = self.seen_
+
+        def build() -> ConfidenceRanking:
+            counts = np.asarray(seen.sum(axis=0), dtype=np.float64).ravel()
+            return confidence_ranking(
                 linear, counts, float(self.global_mean_), self.config.confidence_prior
-            ))
-            self._ranking_cache = cache
-        return cache[1]
+            )
+
+        return self._kept("confidence", (linear, seen), build)
 
     def fold_in_ranking_scores(self, item_ids: IdArray, values: np.ndarray) -> np.ndarray:
         """A new user's items ranked as :meth:`recommend` ranks known users' items: the
