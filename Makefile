@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "from palate.models.ridge import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 
+# MovieLens copies are also looked for in a data folder beside the checkout (../shared/data),
+# after $$PALATE_DATA, so an offline machine that has one tours real films, not synthetic ones
+DEMO_DATA := $(PALATE_DATA)$(if $(wildcard ../shared/data),$(if $(PALATE_DATA),:,)$(abspath ../shared/data))
+
 demo: $(STAMP)
-	$(BIN)/palate demo
+	PALATE_DATA="$(DEMO_DATA)" $(BIN)/palate demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
