@@ -722,7 +722,9 @@ def test_a_failing_compiler_leaves_training_uncompiled(
         )
     eager = TwoTower(**options).fit(data, user_features=users, item_features=items)
     assert "torch.compile failed" in caplog.text and "no C++ compiler" in caplog.text
-    assert [h["loss"] for h in model.history_] == [h["loss"] for h in eager.history_]
+    # the autograd step, as the default hand-written step computes it up to rounding
+    for a, b in zip(eager.history_, model.history_, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
 
 
 # ------------------------------------------------------------------------------ cold items

@@ -77,13 +77,17 @@ class Tower(nn.Module):
         """Unit vectors, shape (n, output_size), for feature rows (n, input_size) and ids (n,)
         (-1 or ``n_ids``: no id)."""
         if self.id_embedding is not None:
-            if ids is None:
-                ids = torch.full((features.shape[0],), self.n_ids, dtype=torch.long,
-                                 device=features.device)
-            else:
-                ids = torch.where(ids < 0, self.n_ids, ids)
-            features = torch.cat([features, self.id_embedding(ids)], dim=1)
+            features = torch.cat([features, self.id_embedding(self.id_rows(features, ids))],
+                                 dim=1)
         return l2_normalise(self.layers(features))
+
+    def id_rows(self, features: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        """The id embedding rows of a batch: ``ids`` with −1 (and no ``ids`` at all) mapped
+        to the shared "no id" row ``n_ids``."""
+        if ids is None:
+            return torch.full((features.shape[0],), self.n_ids, dtype=torch.long,
+                              device=features.device)
+        return torch.where(ids < 0, self.n_ids, ids)
 
 
 @dataclass(frozen=True)

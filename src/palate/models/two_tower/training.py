@@ -22,7 +22,14 @@ import torch
 
 from palate.data.interactions import Interactions
 from palate.models.two_tower.losses import binary_loss, ratings_loss, retrieval_loss
-from palate.models.two_tower.towers import Tower
+from palate.models.two_tower.manual import (
+    PAIR_OBJECTIVES,
+    FlatAdam,
+    FlatParameters,
+    ManualTower,
+    pair_head,
+)
+from palate.models.two_tower.towers import Tower, l2_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,15 @@ class ColdColumns:
         their cold values: ``x'[r, c] = cold[c]`` if ``drop[r]`` and ``mask[c]``."""
         replace = drop[:, None] & self.mask[None, :]
         return torch.where(replace, self.values[None, :], x)
+
+    def apply_(self, x: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """:meth:`apply` in place on ``x`` (only the dropped rows' derived columns are
+        written)."""
+        rows = drop.nonzero().squeeze(1)
+        if len(rows):
+            columns = self.mask.nonzero().squeeze(1)
+            x.index_put_((rows[:, None], columns[None, :]), self.values[columns])
+        return x
 
 
 @dataclass(frozen=True)
@@ -312,6 +328,64 @@ class GradientSync(Protocol):
         """The mean of a scalar over the processes."""
 
 
+def batch_features(
+    inputs: TowerInputs,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    user_drop: torch.Tensor | None = None,
+    item_drop: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+    negative_drop: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The encoded rows the towers read for one batch: (users, items, extra negatives or
+    None), the derived columns of the examples marked in ``user_drop`` / ``item_drop`` /
+    ``negative_drop`` replaced by their cold values (cold-start dropout)."""
+    x_u = inputs.users.index_select(0, u)
+    x_m = inputs.items.index_select(0, i)
+    if user_drop is not None and inputs.user_cold is not None:
+        x_u = inputs.user_cold.apply(x_u, user_drop)
+    if item_drop is not None and inputs.item_cold is not None:
+        x_m = inputs.item_cold.apply(x_m, item_drop)
+    if negatives is None or len(negatives) == 0:
+        return x_u, x_m, None
+    x_n = inputs.items.index_select(0, negatives)
+    if negative_drop is not None and inputs.item_cold is not None:
+        x_n = inputs.item_cold.apply(x_n, negative_drop)
+    return x_u, x_m, x_n
+
+
+def objective_loss(
+    settings: LoopSettings,
+    inputs: TowerInputs,
+    v_u: torch.Tensor,
+    v_m: torch.Tensor,
+    i: torch.Tensor,
+    t: torch.Tensor,
+    v_n: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The objective of ``settings`` on the tower outputs of one batch: user vectors ``v_u``,
+    item vectors ``v_m`` of the items ``i``, targets ``t``, and (retrieval) the vectors
+    ``v_n`` of the extra negatives ``negatives``."""
+    if settings.objective == "ratings":
+        return ratings_loss(v_u, v_m, t)
+    if settings.objective == "binary":
+        return binary_loss(v_u, v_m, t, settings.temperature)
+    assert inputs.log_q is not None
+    log_q = inputs.log_q.index_select(0, i)
+    if v_n is None or negatives is None:
+        if not settings.log_q_correction:
+            log_q = torch.zeros_like(log_q)
+        return retrieval_loss(v_u, v_m, i, log_q, settings.temperature)
+    log_q_n = inputs.log_q.index_select(0, negatives)
+    if settings.log_q_correction:
+        log_q = mixed_log_q(log_q, len(i), len(negatives), len(inputs.log_q))
+        log_q_n = mixed_log_q(log_q_n, len(i), len(negatives), len(inputs.log_q))
+    else:
+        log_q, log_q_n = torch.zeros_like(log_q), torch.zeros_like(log_q_n)
+    return retrieval_loss(v_u, v_m, i, log_q, settings.temperature, v_n, negatives, log_q_n)
+
+
 def batch_loss(
     user_tower: Tower,
     item_tower: Tower,
@@ -327,42 +401,75 @@ def batch_loss(
     negatives: torch.Tensor | None = None,
     negative_drop: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The objective on one batch of (user row, item row, target).
+    """The objective on one batch of (user row, item row, target), through autograd.
 
-    ``user_drop`` / ``item_drop`` (bool, one per example) mark the examples whose derived
-    features are replaced by their cold values (cold-start dropout). ``negatives``: item rows
-    drawn uniformly, extra negatives of the retrieval objective (``negative_drop``: their
-    cold-start dropout).
+    ``user_ids`` / ``item_ids``: the id embedding rows (default ``u`` / ``i``; id dropout
+    replaces some by the "no id" row). ``user_drop`` / ``item_drop`` (bool, one per
+    example) mark the examples whose derived features are replaced by their cold values
+    (cold-start dropout). ``negatives``: item rows drawn uniformly, extra negatives of the
+    retrieval objective (``negative_drop``: their cold-start dropout).
     """
-    x_u = inputs.users.index_select(0, u)
-    x_m = inputs.items.index_select(0, i)
-    if user_drop is not None and inputs.user_cold is not None:
-        x_u = inputs.user_cold.apply(x_u, user_drop)
-    if item_drop is not None and inputs.item_cold is not None:
-        x_m = inputs.item_cold.apply(x_m, item_drop)
+    x_u, x_m, x_n = batch_features(inputs, u, i, user_drop, item_drop, negatives, negative_drop)
     v_u = user_tower(x_u, u if user_ids is None else user_ids)
     v_m = item_tower(x_m, i if item_ids is None else item_ids)
-    if settings.objective == "ratings":
-        return ratings_loss(v_u, v_m, t)
-    if settings.objective == "binary":
-        return binary_loss(v_u, v_m, t, settings.temperature)
-    assert inputs.log_q is not None
-    log_q = inputs.log_q.index_select(0, i)
-    if negatives is None or len(negatives) == 0:
-        if not settings.log_q_correction:
-            log_q = torch.zeros_like(log_q)
-        return retrieval_loss(v_u, v_m, i, log_q, settings.temperature)
-    x_n = inputs.items.index_select(0, negatives)
-    if negative_drop is not None and inputs.item_cold is not None:
-        x_n = inputs.item_cold.apply(x_n, negative_drop)
-    v_n = item_tower(x_n, negatives)
-    log_q_n = inputs.log_q.index_select(0, negatives)
-    if settings.log_q_correction:
-        log_q = mixed_log_q(log_q, len(i), len(negatives), len(inputs.log_q))
-        log_q_n = mixed_log_q(log_q_n, len(i), len(negatives), len(inputs.log_q))
+    v_n = None if x_n is None else item_tower(x_n, negatives)
+    return objective_loss(settings, inputs, v_u, v_m, i, t, v_n, negatives)
+
+
+def manual_step(
+    towers: tuple[ManualTower, ManualTower],
+    inputs: TowerInputs,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    t: torch.Tensor,
+    settings: LoopSettings,
+    user_ids: torch.Tensor | None = None,
+    item_ids: torch.Tensor | None = None,
+    user_drop: torch.Tensor | None = None,
+    item_drop: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+    negative_drop: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`batch_loss` and its gradients by hand: the towers' passes of
+    :mod:`~palate.models.two_tower.manual` (the item tower takes the batch's items and the
+    extra negatives in one pass), the ratings and binary objectives and their gradient in
+    one compiled pass (:func:`~palate.models.two_tower.manual.pair_head`, on the CPU), other
+    objectives and devices through autograd from the tower outputs on.
+    Writes the gradient of every tower parameter into its ``.grad`` and returns the loss
+    (no graph). Run with gradient recording off."""
+    users, items = towers
+    n = len(u)
+    item_rows, item_id_rows = i, i if item_ids is None else item_ids
+    if negatives is not None and len(negatives):
+        item_rows = torch.cat([i, negatives])
+        item_id_rows = torch.cat([item_id_rows, negatives])
+        if item_drop is not None or negative_drop is not None:
+            item_drop = torch.cat([
+                torch.zeros(n, dtype=torch.bool, device=i.device) if item_drop is None
+                else item_drop,
+                torch.zeros(len(negatives), dtype=torch.bool, device=i.device)
+                if negative_drop is None else negative_drop,
+            ])
     else:
-        log_q, log_q_n = torch.zeros_like(log_q), torch.zeros_like(log_q_n)
-    return retrieval_loss(v_u, v_m, i, log_q, settings.temperature, v_n, negatives, log_q_n)
+        negatives = None
+    o_u = users.forward(inputs.users, u, u if user_ids is None else user_ids, user_drop,
+                        inputs.user_cold)
+    o_items = items.forward(inputs.items, item_rows, item_id_rows, item_drop, inputs.item_cold)
+    if settings.objective in PAIR_OBJECTIVES and o_u.device.type == "cpu":
+        grad_u = users.buffer("loss_grad", n, o_u.shape[1])
+        grad_items = items.buffer("loss_grad", n, o_u.shape[1])
+        loss = torch.tensor(pair_head(settings.objective, o_u, o_items, t,
+                                      settings.temperature, grad_u, grad_items))
+    else:  # autograd from the tower outputs on
+        with torch.enable_grad():
+            leaves = o_u.detach().requires_grad_(), o_items.detach().requires_grad_()
+            v_u, v_items = l2_normalise(leaves[0]), l2_normalise(leaves[1])
+            v_n = None if negatives is None else v_items[n:]
+            loss = objective_loss(settings, inputs, v_u, v_items[:n], i, t, v_n, negatives)
+            grad_u, grad_items = torch.autograd.grad(loss, leaves)
+    users.backward(grad_u)
+    items.backward(grad_items)
+    return loss.detach()
 
 
 def mixed_log_q(log_q: torch.Tensor, in_batch: int, uniform: int, n_items: int
@@ -452,8 +559,16 @@ def train_towers(
     same metrics in every process (so that early stopping agrees).
     """
     params = [p for tower in (user_tower, item_tower) for p in tower.parameters()]
-    optimizer = make_optimizer(params, settings)
-    loss_of_batch = step_loss(settings)
+    manual: tuple[ManualTower, ManualTower] | None = None
+    optimizer: torch.optim.Optimizer | FlatAdam
+    if settings.compile:
+        loss_of_batch = step_loss(settings)
+        optimizer = make_optimizer(params, settings)
+    else:  # the step by hand, every weight in one flat tensor
+        flat = FlatParameters((user_tower, item_tower)).flat
+        params = [flat]
+        manual = (ManualTower(user_tower), ManualTower(item_tower))
+        optimizer = FlatAdam(flat, settings.learning_rate, settings.reg)
     n = len(events)
     steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
@@ -494,12 +609,16 @@ def train_towers(
                 ).to(device)
                 if item_rate > 0 and inputs.item_cold is not None:
                     negative_drop = _drop_mask(len(negatives), item_rate, generator, device)
-            loss = loss_of_batch(
-                user_tower, item_tower, inputs, u, i, t, settings, user_ids, item_ids,
-                user_drop, item_drop, negatives, negative_drop,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_args = (inputs, u, i, t, settings, user_ids, item_ids, user_drop, item_drop,
+                          negatives, negative_drop)
+            if manual is not None:
+                with torch.no_grad():
+                    loss = manual_step(manual, *batch_args)
+            else:
+                assert isinstance(optimizer, torch.optim.Optimizer)
+                loss = loss_of_batch(user_tower, item_tower, *batch_args)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if sync is not None:
                 sync.gradients(params)
             optimizer.step()
@@ -536,6 +655,8 @@ def train_towers(
     if best is not None:
         user_tower.load_state_dict(best[2][0])
         item_tower.load_state_dict(best[2][1])
+    for p in (*user_tower.parameters(), *item_tower.parameters()):
+        p.grad = None
     user_tower.eval()
     item_tower.eval()
     return history
@@ -553,11 +674,14 @@ __all__ = [
     "Targets",
     "TowerInputs",
     "TrainingPlan",
+    "batch_features",
     "batch_loss",
     "held_out",
     "log_frequencies",
     "make_optimizer",
+    "manual_step",
     "mixed_log_q",
+    "objective_loss",
     "to_events",
     "tower_inputs",
     "train_towers",
