@@ -54,11 +54,12 @@ Protocols (all splits drawn from ``numpy.random.default_rng(seed)``):
   batch 1024 with the default towers (feature gathering, shuffling, loss, Adam), measured
   between the end of the first and the last epoch; the FLOPs one training example needs
   (forward, weight and input gradients of both towers' dense layers); the rate of a
-  4096 x 4096 float32 ``torch.mm`` in the same run; and a bare training step (same towers and
-  widths, random in-memory tensors, no data pipeline).
-  Each is measured twice: as is, and with the training step compiled
-  (``TwoTower(compile=True)``; ``torch.compile`` on the bare step), compilation inside the
-  untimed first epoch / pass.
+  4096 x 4096 float32 ``torch.mm`` in the same run (the larger of a rate taken before and
+  one after); and a bare training step (same towers and widths, random in-memory tensors, no
+  data pipeline). The loop is measured as is (the default hand-written step) and with
+  ``TwoTower(compile=True)`` (autograd through ``torch.compile``); the bare step as the
+  default step, as the autograd step, and compiled. Compilation happens inside the untimed
+  first epoch / pass.
 
 Usage::
 
@@ -623,31 +624,57 @@ def _loop_rate(
     return len(train) * (len(stamps) - 1) / (stamps[-1] - stamps[0]), model
 
 
-def _bare_rate(du: int, di: int, config: Any, seed: int, compile_step: bool) -> float:
+def _bare_rate(du: int, di: int, config: Any, seed: int, step: str) -> float:
+    """Examples/s of one training step on random in-memory batches (no data pipeline):
+    ``step`` "manual" (the default hand-written step), "autograd" (``batch_loss`` and
+    ``backward``) or "compiled" (that, through ``torch.compile``)."""
     import torch
 
     from palate.models.two_tower.losses import ratings_loss
+    from palate.models.two_tower.manual import FlatAdam, FlatParameters, ManualTower
     from palate.models.two_tower.towers import Tower
-    from palate.models.two_tower.training import LoopSettings, make_optimizer
+    from palate.models.two_tower.training import (
+        LoopSettings,
+        make_optimizer,
+        manual_step,
+        tower_inputs,
+    )
 
     torch.manual_seed(seed)
     users, items = Tower(du, config.hidden_sizes, 32), Tower(di, config.hidden_sizes, 32)
-    params = list(users.parameters()) + list(items.parameters())
-    optimizer = make_optimizer(params, LoopSettings("ratings", 1, 1024, 1e-3, 0.0, 1.0, 0.0, None))
+    settings = LoopSettings("ratings", 1, 1024, 1e-3, 0.0, 1.0, 0.0, None)
     x_u, x_i, t = torch.randn(1024, du), torch.randn(1024, di), torch.rand(1024) * 2 - 1
+    if step == "manual":
+        flat = FlatParameters((users, items))
+        towers = (ManualTower(users, flat), ManualTower(items, flat))
+        adam = FlatAdam(flat.flat, 1e-3, 0.0)
+        inputs = tower_inputs(x_u.numpy(), x_i.numpy(), torch.device("cpu"))
+        rows = torch.arange(1024)
 
-    def loss_of(a: Any, b: Any, c: Any) -> Any:
-        return ratings_loss(users(a), items(b), c)
+        def train_step() -> None:
+            with torch.no_grad():
+                manual_step(towers, inputs, rows, rows, t, settings)
+            adam.step()
+    else:
+        optimizer = make_optimizer(list(users.parameters()) + list(items.parameters()),
+                                   settings)
 
-    loss_fn = torch.compile(loss_of) if compile_step else loss_of
-    steps = 300
-    for _repeat in range(2):  # the first pass warms up (and compiles)
-        start = time.perf_counter()
-        for _ in range(steps):
+        def loss_of(a: Any, b: Any, c: Any) -> Any:
+            return ratings_loss(users(a), items(b), c)
+
+        loss_fn = torch.compile(loss_of) if step == "compiled" else loss_of
+
+        def train_step() -> None:
             loss = loss_fn(x_u, x_i, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
+    steps = 300
+    for _repeat in range(2):  # the first pass warms up (and compiles)
+        start = time.perf_counter()
+        for _ in range(steps):
+            train_step()
         rate = steps * 1024 / (time.perf_counter() - start)
     return rate
 
@@ -669,8 +696,9 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
         + flops_per_example(di, config.hidden_sizes, config.embedding_size)[1]
     )
     # bare step: the same towers on random in-memory batches
-    bare_rate = _bare_rate(du, di, config, seed, compile_step=False)
-    bare_compiled = _bare_rate(du, di, config, seed, compile_step=True)
+    bare_rate = _bare_rate(du, di, config, seed, "manual")
+    bare_autograd = _bare_rate(du, di, config, seed, "autograd")
+    bare_compiled = _bare_rate(du, di, config, seed, "compiled")
     rate_after = matmul_rate()
     matmul = max(rate_before, rate_after)
     result = {
@@ -687,6 +715,8 @@ def throughput(ml: Any, seed: int, epochs: int = 4) -> dict[str, Any]:
         "loop_compiled_share_of_matmul": loop_compiled * flops / matmul,
         "bare_examples_per_s": bare_rate,
         "bare_share_of_matmul": bare_rate * flops / matmul,
+        "bare_autograd_examples_per_s": bare_autograd,
+        "bare_autograd_share_of_matmul": bare_autograd * flops / matmul,
         "bare_compiled_examples_per_s": bare_compiled,
         "bare_compiled_share_of_matmul": bare_compiled * flops / matmul,
         "epochs_timed": epochs - 1,

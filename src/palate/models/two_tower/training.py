@@ -73,13 +73,22 @@ class ColdColumns:
         replace = drop[:, None] & self.mask[None, :]
         return torch.where(replace, self.values[None, :], x)
 
+    def __post_init__(self) -> None:
+        columns = self.mask.nonzero().squeeze(1)
+        self._columns = columns
+        # derived columns side by side (the usual layout): one slice, written in place
+        first, end = (int(columns[0]), int(columns[-1]) + 1) if len(columns) else (0, 0)
+        self._span = slice(first, end) if end - first == len(columns) else None
+
     def apply_(self, x: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-        """:meth:`apply` in place on ``x`` (only the dropped rows' derived columns are
-        written)."""
+        """:meth:`apply` in place on ``x`` (only the derived columns are written)."""
+        if self._span is not None:
+            part = x[:, self._span]
+            torch.where(drop[:, None], self.values[self._span], part, out=part)
+            return x
         rows = drop.nonzero().squeeze(1)
         if len(rows):
-            columns = self.mask.nonzero().squeeze(1)
-            x.index_put_((rows[:, None], columns[None, :]), self.values[columns])
+            x.index_put_((rows[:, None], self._columns[None, :]), self.values[self._columns])
         return x
 
 
@@ -565,10 +574,10 @@ def train_towers(
         loss_of_batch = step_loss(settings)
         optimizer = make_optimizer(params, settings)
     else:  # the step by hand, every weight in one flat tensor
-        flat = FlatParameters((user_tower, item_tower)).flat
-        params = [flat]
-        manual = (ManualTower(user_tower), ManualTower(item_tower))
-        optimizer = FlatAdam(flat, settings.learning_rate, settings.reg)
+        flat = FlatParameters((user_tower, item_tower))
+        params = [flat.flat]
+        manual = (ManualTower(user_tower, flat), ManualTower(item_tower, flat))
+        optimizer = FlatAdam(flat.flat, settings.learning_rate, settings.reg)
     n = len(events)
     steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
