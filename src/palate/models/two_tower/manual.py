@@ -80,7 +80,7 @@ class FlatParameters:
             offset += size
             return values, grads
 
-        def place(p: nn.Parameter, values: torch.Tensor, grads: torch.Tensor) -> None:
+        def place(p: torch.Tensor, values: torch.Tensor, grads: torch.Tensor) -> None:
             values.copy_(p.detach())
             p.data = values
             p.grad = grads
@@ -276,7 +276,7 @@ def _pair_head(
         if binary:
             z = s / temperature
             # softplus(z) − y z, stably
-            total += max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+            total += (z if z > 0.0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
             d_s = (1.0 / (1.0 + math.exp(-z)) - y) / (temperature * n)
         else:
             total += 0.5 * (s - y) * (s - y)
