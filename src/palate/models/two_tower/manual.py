@@ -66,7 +66,7 @@ class FlatParameters:
         first = params[0]
         total = sum(p.numel() for p in params)
         self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
-        self.flat.grad = torch.zeros_like(self.flat)
+        flat_grad = self.flat.grad = torch.zeros_like(self.flat)
         #: ``[W | b]`` of each linear layer and its gradient block
         self.blocks: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
         placed: set[int] = set()
@@ -76,7 +76,7 @@ class FlatParameters:
             nonlocal offset
             size = rows * columns
             values = self.flat.data[offset : offset + size].view(rows, columns)
-            grads = self.flat.grad[offset : offset + size].view(rows, columns)
+            grads = flat_grad[offset : offset + size].view(rows, columns)
             offset += size
             return values, grads
 
