@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from palate.models.two_tower.training import ColdColumns
 
 
+#: Buffer rows are padded to a multiple of this many floats (64 bytes).
+ROW_ALIGN = 16
+
+
 class FlatParameters:
     """The parameters of ``modules`` as views into one flat tensor, and their gradients as
     views into one flat gradient.
@@ -160,14 +164,16 @@ class ManualTower:
         a batch is larger); with ``ones``, (rows, width + 1) whose last column is 1 (written
         once: only the first ``width`` columns are for writing)."""
         columns = width + 1 if ones else width
+        # rows start on 64-byte boundaries: the products run a few percent faster
+        stride = -(-columns // ROW_ALIGN) * ROW_ALIGN
         buf = self._buffers.get(name)
-        if buf is None or buf.shape[0] < rows or buf.shape[1] != columns:
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != stride:
             weight = self.linears[0].weight
-            buf = torch.empty((rows, columns), dtype=weight.dtype, device=weight.device)
+            buf = torch.empty((rows, stride), dtype=weight.dtype, device=weight.device)
             if ones:
                 buf[:, width] = 1.0
             self._buffers[name] = buf
-        return buf[:rows]
+        return buf[:rows, :columns]
 
     def forward(
         self,
