@@ -140,11 +140,13 @@ class TwoTower(Model):
         Seeds the initial weights, the shuffling and the validation split (deterministic on
         CPU).
     compile : bool
-        Compile the training step (both towers, the loss and their gradients) with
-        ``torch.compile``, which fuses the towers' element-wise work: a bare step measured
-        about 1.35x faster on 2 CPU cores (BENCHMARKS.md). It costs a one-off compilation of
-        seconds to a minute (a C++ compiler on CPU) and one more when the last, shorter batch
-        arrives; if compiling fails, training goes on uncompiled with a warning.
+        Train through autograd with the step (both towers, the loss and their gradients)
+        compiled by ``torch.compile``, instead of the default hand-written step
+        (:mod:`palate.models.two_tower.manual`: both towers' passes into buffers kept between
+        steps, the loss and its gradient in one compiled pass, one fused Adam update), which
+        measured faster on 2 CPU cores (BENCHMARKS.md). Compiling costs seconds to a minute
+        (a C++ compiler on CPU) and once more when the last, shorter batch arrives; if it
+        fails, training goes on uncompiled through autograd, with a warning.
 
     Examples
     --------
