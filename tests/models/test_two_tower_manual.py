@@ -157,3 +157,14 @@ def test_flat_adam_is_torch_adam() -> None:
         flat.grad.copy_(grad)
         adam.step()
     torch.testing.assert_close(flat.data, reference.data, rtol=1e-6, atol=1e-7)
+
+
+def test_manual_step_without_the_compiled_head_matches_autograd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # off the CPU the ratings and binary objectives take the autograd head
+    from palate.models.two_tower import training
+
+    monkeypatch.setattr(training, "PAIR_OBJECTIVES", ())
+    test_manual_step_matches_autograd(*CASES[1])
+    test_manual_step_matches_autograd(*CASES[3])

@@ -156,6 +156,7 @@ class ManualTower:
             raise ValueError("the tower's parameters are not flattened by this FlatParameters")
         self.blocks = [flat.blocks[layer] for layer in self.linears]
         self._buffers: dict[str, torch.Tensor] = {}
+        self._views: dict[tuple[str, int, int, bool], torch.Tensor] = {}
         self._activations: list[torch.Tensor] = []  # each with its column of ones
         self._rows: torch.Tensor | None = None
 
@@ -163,6 +164,10 @@ class ManualTower:
         """A (rows, width) float buffer of this tower's, kept from step to step (grown when
         a batch is larger); with ``ones``, (rows, width + 1) whose last column is 1 (written
         once: only the first ``width`` columns are for writing)."""
+        key = (name, rows, width, ones)
+        view = self._views.get(key)
+        if view is not None:
+            return view
         columns = width + 1 if ones else width
         # rows start on 64-byte boundaries: the products run a few percent faster
         stride = -(-columns // ROW_ALIGN) * ROW_ALIGN
@@ -173,7 +178,9 @@ class ManualTower:
             if ones:
                 buf[:, width] = 1.0
             self._buffers[name] = buf
-        return buf[:rows, :columns]
+            self._views = {k: v for k, v in self._views.items() if k[0] != name}
+        view = self._views[key] = buf[:rows, :columns]
+        return view
 
     def forward(
         self,
@@ -263,39 +270,41 @@ def _pair_head(
     grad_u: np.ndarray,
     grad_m: np.ndarray,
 ) -> float:  # pragma: no cover - compiled (checked against autograd by the tests)
+    # float32 throughout the rows (as the towers compute), the loss summed in float64
     n, d = o_u.shape
     total = 0.0
+    inv_n = np.float32(1.0 / n)
     for r in range(n):
-        a = o_u[r]
-        b = o_m[r]
         aa = np.float32(0.0)
         bb = np.float32(0.0)
         ab = np.float32(0.0)
         for c in range(d):
-            aa += a[c] * a[c]
-            bb += b[c] * b[c]
-            ab += a[c] * b[c]
-        nu = max(math.sqrt(aa), eps)
-        nm = max(math.sqrt(bb), eps)
+            x = o_u[r, c]
+            y = o_m[r, c]
+            aa += x * x
+            bb += y * y
+            ab += x * y
+        nu = np.float32(max(math.sqrt(aa), eps))
+        nm = np.float32(max(math.sqrt(bb), eps))
         s = ab / (nu * nm)
-        y = targets[r]
+        t = targets[r]
         if binary:
-            z = s / temperature
+            z = s / np.float32(temperature)
             # softplus(z) − y z, stably
-            total += (z if z > 0.0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
-            d_s = (1.0 / (1.0 + math.exp(-z)) - y) / (temperature * n)
+            total += (z if z > 0.0 else 0.0) + math.log1p(math.exp(-abs(z))) - t * z
+            d_s = np.float32((1.0 / (1.0 + math.exp(-z)) - t) / (temperature * n))
         else:
-            total += 0.5 * (s - y) * (s - y)
-            d_s = (s - y) / n
+            total += 0.5 * (s - t) * (s - t)
+            d_s = (s - t) * inv_n
         # ∂L/∂o_u = d_s (v_m − s v_u) / ‖o_u‖ with v = o / ‖o‖, and the mirror
         cu_m = d_s / (nu * nm)
         cu_u = d_s * s / (nu * nu)
         cm_m = d_s * s / (nm * nm)
-        gu = grad_u[r]
-        gm = grad_m[r]
         for c in range(d):
-            gu[c] = cu_m * b[c] - cu_u * a[c]
-            gm[c] = cu_m * a[c] - cm_m * b[c]
+            x = o_u[r, c]
+            y = o_m[r, c]
+            grad_u[r, c] = cu_m * y - cu_u * x
+            grad_m[r, c] = cu_m * x - cm_m * y
     return total / n
 
 

@@ -598,6 +598,12 @@ def train_towers(
         t_all = events.targets.index_select(0, order)
         total = torch.zeros((), dtype=torch.float64, device=device)
         n_batches = 0
+        # cold-start dropout of the epoch's examples, drawn at once
+        user_drops = item_drops = None
+        if user_rate > 0 and inputs.user_cold is not None:
+            user_drops = _drop_mask(steps, user_rate, generator, device)
+        if item_rate > 0 and inputs.item_cold is not None:
+            item_drops = _drop_mask(steps, item_rate, generator, device)
         for start in range(0, steps, batch):
             u = u_all[start : start + batch]
             i = i_all[start : start + batch]
@@ -606,11 +612,8 @@ def train_towers(
             if hybrid and settings.id_dropout > 0:
                 user_ids = _dropped(u, settings.id_dropout, user_tower.n_ids, generator)
                 item_ids = _dropped(i, settings.id_dropout, item_tower.n_ids, generator)
-            user_drop = item_drop = None
-            if user_rate > 0 and inputs.user_cold is not None:
-                user_drop = _drop_mask(len(u), user_rate, generator, device)
-            if item_rate > 0 and inputs.item_cold is not None:
-                item_drop = _drop_mask(len(i), item_rate, generator, device)
+            user_drop = None if user_drops is None else user_drops[start : start + batch]
+            item_drop = None if item_drops is None else item_drops[start : start + batch]
             negatives = negative_drop = None
             if settings.objective == "retrieval" and settings.uniform_negatives > 0:
                 negatives = torch.randint(
