@@ -59,7 +59,7 @@ CASES = [
     ("ratings", ((16, 8), (16, 8)), 0, 0, False),
     ("ratings", ((16, 8), (16, 8)), 4, 0, True),
     ("binary", ((12,), (12,)), 0, 0, True),
-    ("binary", ((3, 9), (3, 9)), 3, 0, False),  # first layer wider out than in: transposed
+    ("binary", ((3, 9), (3, 9)), 3, 0, False),
     ("retrieval", ((16,), ()), 4, 0, True),
     ("retrieval", ((16, 8), (16, 8)), 0, 5, True),
 ]

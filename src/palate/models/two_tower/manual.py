@@ -228,16 +228,8 @@ class ManualTower:
         for index in range(len(self.blocks) - 1, -1, -1):
             block, grad_block = self.blocks[index]
             h = self._activations[index]  # [h | 1]
-            size, width = block.shape[0], block.shape[1] - 1
-            if width < size:
-                # the narrow product is the faster one: ([h | 1]ᵀ g)ᵀ, measured 2x on 30 -> 256
-                transposed = self._buffers.get(f"block{index}")
-                if transposed is None:
-                    transposed = torch.empty_like(grad_block.t())
-                    self._buffers[f"block{index}"] = transposed
-                grad_block.copy_(torch.mm(h.t(), g, out=transposed).t())
-            else:
-                torch.mm(g.t(), h, out=grad_block)  # [∂W | ∂b] = gᵀ [h | 1]
+            width = block.shape[1] - 1
+            torch.mm(g.t(), h, out=grad_block)  # [∂W | ∂b] = gᵀ [h | 1]
             if index > 0:
                 below = self.buffer(f"grad{index - 1}", n, width)
                 torch.mm(g, block[:, :width], out=below)
