@@ -634,6 +634,7 @@ def _bare_rate(du: int, di: int, config: Any, seed: int, step: str) -> float:
     from palate.models.two_tower.manual import FlatAdam, FlatParameters, ManualTower
     from palate.models.two_tower.towers import Tower
     from palate.models.two_tower.training import (
+        Batch,
         LoopSettings,
         make_optimizer,
         manual_step,
@@ -653,7 +654,7 @@ def _bare_rate(du: int, di: int, config: Any, seed: int, step: str) -> float:
 
         def train_step() -> None:
             with torch.no_grad():
-                manual_step(towers, inputs, rows, rows, t, settings)
+                manual_step(towers, inputs, Batch(rows, rows, t), settings)
             adam.step()
     else:
         optimizer = make_optimizer(list(users.parameters()) + list(items.parameters()),

@@ -765,7 +765,7 @@ def test_mixed_log_q_is_the_log_of_the_expected_draws() -> None:
 
 
 def test_batch_loss_wires_uniform_negatives_and_the_correction() -> None:
-    from palate.models.two_tower.training import LoopSettings, batch_loss, tower_inputs
+    from palate.models.two_tower.training import Batch, LoopSettings, batch_loss, tower_inputs
 
     torch.manual_seed(0)
     users, items = Tower(3, (), 2), Tower(3, (), 2)
@@ -786,7 +786,8 @@ def test_batch_loss_wires_uniform_negatives_and_the_correction() -> None:
     for corrected in (True, False):
         settings = LoopSettings("retrieval", 1, 2, 1e-3, 0.0, 0.5, 0.0, None,
                                 uniform_negatives=3, log_q_correction=corrected)
-        loss = batch_loss(users, items, inputs, u, i, t, settings, negatives=negatives).detach()
+        batch = Batch(u, i, t, negatives=negatives)
+        loss = batch_loss(users, items, inputs, batch, settings).detach()
         expected = by_hand(np.log(2 * q + 3 / 3) if corrected else np.zeros(3))
         assert float(loss) == pytest.approx(expected, rel=1e-5)
 

@@ -17,6 +17,7 @@ from palate.models.two_tower.manual import (
 )
 from palate.models.two_tower.towers import Tower, l2_normalise
 from palate.models.two_tower.training import (
+    Batch,
     LoopSettings,
     batch_loss,
     manual_step,
@@ -83,11 +84,11 @@ def test_manual_step_matches_autograd(
     item_drop = torch.rand(n, generator=g) < 0.5 if dropout else None
     neg = torch.randint(N_ITEMS, (negatives,), generator=g) if negatives else None
     neg_drop = torch.rand(negatives, generator=g) < 0.5 if negatives and dropout else None
-    args = (u, i, t, settings, user_ids, None, user_drop, item_drop, neg, neg_drop)
+    batch = Batch(u, i, t, user_ids, None, user_drop, item_drop, neg, neg_drop)
 
     reference = _towers(hidden, ids)
     params = [p for tower in reference for p in tower.parameters()]
-    expected_loss = batch_loss(*reference, inputs, *args)
+    expected_loss = batch_loss(*reference, inputs, batch, settings)
     expected_loss.backward()
     expected = _gradients(params)
 
@@ -95,7 +96,7 @@ def test_manual_step_matches_autograd(
     flat = FlatParameters(towers)
     manual = (ManualTower(towers[0], flat), ManualTower(towers[1], flat))
     with torch.no_grad():
-        loss = manual_step(manual, inputs, *args)
+        loss = manual_step(manual, inputs, batch, settings)
     got = _gradients([p for tower in towers for p in tower.parameters()])
     assert float(loss) == pytest.approx(expected_loss.item(), rel=1e-5)
     assert len(got) == len(expected)

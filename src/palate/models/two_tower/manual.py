@@ -24,9 +24,10 @@ loss). Here the same step is written out once:
   and the mirror for ``o_m``); the retrieval objective goes through autograd on the tower
   outputs alone.
 
-The arithmetic is what autograd does for :meth:`Tower.forward
-<palate.models.two_tower.towers.Tower.forward>` and the losses of
-:mod:`~palate.models.two_tower.losses`; tests check every gradient against autograd.
+The formulas are those of :meth:`Tower.forward
+<palate.models.two_tower.towers.Tower.forward>` and of the losses of
+:mod:`~palate.models.two_tower.losses` (rounded in another order than autograd's); tests
+check the loss and every gradient against autograd.
 """
 
 from __future__ import annotations

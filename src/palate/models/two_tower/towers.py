@@ -195,7 +195,8 @@ def tower_arrays(user_tower: Tower, item_tower: Tower) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for prefix, tower in (("user_tower", user_tower), ("item_tower", item_tower)):
         for name, tensor in tower.state_dict().items():
-            arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+            # contiguous: training may leave the weights as views of one flat tensor
+            arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().contiguous().numpy()
     return arrays
 
 

@@ -49,6 +49,28 @@ class Events:
 
 
 @dataclass
+class Batch:
+    """One mini-batch of (user row, item row, target) and what the training loop drew for it.
+
+    ``user_ids`` / ``item_ids``: the id embedding rows (default ``u`` / ``i``; id dropout
+    replaces some by the "no id" row). ``user_drop`` / ``item_drop`` (bool, one per
+    example) mark the examples whose derived features are replaced by their cold values
+    (cold-start dropout). ``negatives``: item rows drawn uniformly, extra negatives of the
+    retrieval objective (``negative_drop``: their cold-start dropout).
+    """
+
+    u: torch.Tensor
+    i: torch.Tensor
+    t: torch.Tensor
+    user_ids: torch.Tensor | None = None
+    item_ids: torch.Tensor | None = None
+    user_drop: torch.Tensor | None = None
+    item_drop: torch.Tensor | None = None
+    negatives: torch.Tensor | None = None
+    negative_drop: torch.Tensor | None = None
+
+
+@dataclass
 class TowerInputs:
     """The encoded feature matrices the towers read, one row per known user / item."""
 
@@ -309,7 +331,7 @@ def validation_metrics(
                 sel = slice(start, start + settings.batch_size)
                 loss = batch_loss(
                     user_tower, item_tower, inputs,
-                    val.user_idx[sel], val.item_idx[sel], val.targets[sel], settings,
+                    Batch(val.user_idx[sel], val.item_idx[sel], val.targets[sel]), settings,
                 )
                 total += float(loss) * len(val.user_idx[sel])
                 n += len(val.user_idx[sel])
@@ -338,28 +360,22 @@ class GradientSync(Protocol):
 
 
 def batch_features(
-    inputs: TowerInputs,
-    u: torch.Tensor,
-    i: torch.Tensor,
-    user_drop: torch.Tensor | None = None,
-    item_drop: torch.Tensor | None = None,
-    negatives: torch.Tensor | None = None,
-    negative_drop: torch.Tensor | None = None,
+    inputs: TowerInputs, batch: Batch
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The encoded rows the towers read for one batch: (users, items, extra negatives or
-    None), the derived columns of the examples marked in ``user_drop`` / ``item_drop`` /
-    ``negative_drop`` replaced by their cold values (cold-start dropout)."""
-    x_u = inputs.users.index_select(0, u)
-    x_m = inputs.items.index_select(0, i)
-    if user_drop is not None and inputs.user_cold is not None:
-        x_u = inputs.user_cold.apply(x_u, user_drop)
-    if item_drop is not None and inputs.item_cold is not None:
-        x_m = inputs.item_cold.apply(x_m, item_drop)
-    if negatives is None or len(negatives) == 0:
+    None), the derived columns of the examples the batch marks for cold-start dropout
+    replaced by their cold values."""
+    x_u = inputs.users.index_select(0, batch.u)
+    x_m = inputs.items.index_select(0, batch.i)
+    if batch.user_drop is not None and inputs.user_cold is not None:
+        x_u = inputs.user_cold.apply(x_u, batch.user_drop)
+    if batch.item_drop is not None and inputs.item_cold is not None:
+        x_m = inputs.item_cold.apply(x_m, batch.item_drop)
+    if batch.negatives is None or len(batch.negatives) == 0:
         return x_u, x_m, None
-    x_n = inputs.items.index_select(0, negatives)
-    if negative_drop is not None and inputs.item_cold is not None:
-        x_n = inputs.item_cold.apply(x_n, negative_drop)
+    x_n = inputs.items.index_select(0, batch.negatives)
+    if batch.negative_drop is not None and inputs.item_cold is not None:
+        x_n = inputs.item_cold.apply(x_n, batch.negative_drop)
     return x_u, x_m, x_n
 
 
@@ -396,48 +412,20 @@ def objective_loss(
 
 
 def batch_loss(
-    user_tower: Tower,
-    item_tower: Tower,
-    inputs: TowerInputs,
-    u: torch.Tensor,
-    i: torch.Tensor,
-    t: torch.Tensor,
+    user_tower: Tower, item_tower: Tower, inputs: TowerInputs, batch: Batch,
     settings: LoopSettings,
-    user_ids: torch.Tensor | None = None,
-    item_ids: torch.Tensor | None = None,
-    user_drop: torch.Tensor | None = None,
-    item_drop: torch.Tensor | None = None,
-    negatives: torch.Tensor | None = None,
-    negative_drop: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The objective on one batch of (user row, item row, target), through autograd.
-
-    ``user_ids`` / ``item_ids``: the id embedding rows (default ``u`` / ``i``; id dropout
-    replaces some by the "no id" row). ``user_drop`` / ``item_drop`` (bool, one per
-    example) mark the examples whose derived features are replaced by their cold values
-    (cold-start dropout). ``negatives``: item rows drawn uniformly, extra negatives of the
-    retrieval objective (``negative_drop``: their cold-start dropout).
-    """
-    x_u, x_m, x_n = batch_features(inputs, u, i, user_drop, item_drop, negatives, negative_drop)
-    v_u = user_tower(x_u, u if user_ids is None else user_ids)
-    v_m = item_tower(x_m, i if item_ids is None else item_ids)
-    v_n = None if x_n is None else item_tower(x_n, negatives)
-    return objective_loss(settings, inputs, v_u, v_m, i, t, v_n, negatives)
+    """The objective on one batch, through autograd."""
+    x_u, x_m, x_n = batch_features(inputs, batch)
+    v_u = user_tower(x_u, batch.u if batch.user_ids is None else batch.user_ids)
+    v_m = item_tower(x_m, batch.i if batch.item_ids is None else batch.item_ids)
+    v_n = None if x_n is None else item_tower(x_n, batch.negatives)
+    return objective_loss(settings, inputs, v_u, v_m, batch.i, batch.t, v_n, batch.negatives)
 
 
 def manual_step(
-    towers: tuple[ManualTower, ManualTower],
-    inputs: TowerInputs,
-    u: torch.Tensor,
-    i: torch.Tensor,
-    t: torch.Tensor,
+    towers: tuple[ManualTower, ManualTower], inputs: TowerInputs, batch: Batch,
     settings: LoopSettings,
-    user_ids: torch.Tensor | None = None,
-    item_ids: torch.Tensor | None = None,
-    user_drop: torch.Tensor | None = None,
-    item_drop: torch.Tensor | None = None,
-    negatives: torch.Tensor | None = None,
-    negative_drop: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`batch_loss` and its gradients by hand: the towers' passes of
     :mod:`~palate.models.two_tower.manual` (the item tower takes the batch's items and the
@@ -447,22 +435,24 @@ def manual_step(
     Writes the gradient of every tower parameter into its ``.grad`` and returns the loss
     (no graph). Run with gradient recording off."""
     users, items = towers
+    u, i, t, negatives = batch.u, batch.i, batch.t, batch.negatives
     n = len(u)
-    item_rows, item_id_rows = i, i if item_ids is None else item_ids
+    item_rows, item_id_rows = i, i if batch.item_ids is None else batch.item_ids
+    item_drop = batch.item_drop
     if negatives is not None and len(negatives):
         item_rows = torch.cat([i, negatives])
         item_id_rows = torch.cat([item_id_rows, negatives])
-        if item_drop is not None or negative_drop is not None:
+        if item_drop is not None or batch.negative_drop is not None:
             item_drop = torch.cat([
                 torch.zeros(n, dtype=torch.bool, device=i.device) if item_drop is None
                 else item_drop,
                 torch.zeros(len(negatives), dtype=torch.bool, device=i.device)
-                if negative_drop is None else negative_drop,
+                if batch.negative_drop is None else batch.negative_drop,
             ])
     else:
         negatives = None
-    o_u = users.forward(inputs.users, u, u if user_ids is None else user_ids, user_drop,
-                        inputs.user_cold)
+    o_u = users.forward(inputs.users, u, u if batch.user_ids is None else batch.user_ids,
+                        batch.user_drop, inputs.user_cold)
     o_items = items.forward(inputs.items, item_rows, item_id_rows, item_drop, inputs.item_cold)
     if settings.objective in PAIR_OBJECTIVES and o_u.device.type == "cpu":
         grad_u = users.buffer("loss_grad", n, o_u.shape[1])
@@ -621,14 +611,14 @@ def train_towers(
                 ).to(device)
                 if item_rate > 0 and inputs.item_cold is not None:
                     negative_drop = _drop_mask(len(negatives), item_rate, generator, device)
-            batch_args = (inputs, u, i, t, settings, user_ids, item_ids, user_drop, item_drop,
-                          negatives, negative_drop)
+            batch_ = Batch(u, i, t, user_ids, item_ids, user_drop, item_drop, negatives,
+                           negative_drop)
             if manual is not None:
                 with torch.no_grad():
-                    loss = manual_step(manual, *batch_args)
+                    loss = manual_step(manual, inputs, batch_, settings)
             else:
                 assert isinstance(optimizer, torch.optim.Optimizer)
-                loss = loss_of_batch(user_tower, item_tower, *batch_args)
+                loss = loss_of_batch(user_tower, item_tower, inputs, batch_, settings)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
             if sync is not None:
@@ -679,6 +669,7 @@ def _copy_state(module: torch.nn.Module) -> dict[str, Any]:
 
 
 __all__ = [
+    "Batch",
     "ColdColumns",
     "Events",
     "GradientSync",
