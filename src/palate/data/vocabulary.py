@@ -38,7 +38,7 @@ def as_id_array(ids: IdLike | Iterable[Any]) -> IdArray:
 
 
 #: Up to this many ids are looked up one by one (cheaper than building a pandas indexer).
-_FEW = 8
+_FEW = 32
 
 
 class Vocabulary:

@@ -42,7 +42,7 @@ from palate.models.scoring import (
     Recommendations,
     SimilarItems,
     nearest_items,
-    recommend_by_scores,
+    recommend_rows,
     top_k_for_new_user,
     user_rows,
 )
@@ -360,7 +360,7 @@ class Model:
         """
         self._check_fitted()
         scores = self.ranking_scores() if self.has_linear_scores else self.score_rows
-        result = recommend_by_scores(
+        result, rows, listed = recommend_rows(
             self.users_,
             self.items_,
             user_ids,
@@ -373,18 +373,28 @@ class Model:
         )
         if self.ranks_by == "prediction":
             return result
-        return dataclasses.replace(result, predictions=self.listed_predictions(result))
+        predictions = self._listed_predictions(rows, listed, result.scores)
+        return dataclasses.replace(result, predictions=predictions)
 
     def listed_predictions(self, result: Recommendations) -> np.ndarray:
         """``predict`` of every listed (user, item) pair of ``result``, shape (n_users, k),
         NaN on the padding: what to show beside a list ranked by something else."""
-        n, k = result.item_ids.shape
-        u = np.repeat(self.users_.index(result.user_ids, missing="ignore"), k)
-        listed = np.isfinite(result.scores.reshape(-1))
-        i = np.full(n * k, -1, dtype=np.int64)
-        i[listed] = self.items_.index(result.item_ids.reshape(-1)[listed], missing="ignore")
+        rows = self.users_.index(result.user_ids, missing="ignore")
+        listed = np.full(result.item_ids.shape, -1, dtype=np.int64)
+        shown = np.isfinite(result.scores)
+        listed[shown] = self.items_.index(result.item_ids[shown], missing="ignore")
+        return self._listed_predictions(rows, listed, result.scores)
+
+    def _listed_predictions(
+        self, rows: np.ndarray, listed: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray:
+        """``predict_rows`` of each user row (n,) with each of its listed item rows (n, k),
+        NaN where ``scores`` is (the padding)."""
+        n, k = listed.shape
+        u = np.repeat(rows, k)
+        shown = np.isfinite(scores.reshape(-1))
         out = np.full(n * k, np.nan, dtype=np.float32)
-        out[listed] = self.predict_rows(u[listed], i[listed])
+        out[shown] = self.predict_rows(u[shown], listed.reshape(-1)[shown])
         return out.reshape(n, k)
 
     def similar_items(
