@@ -466,8 +466,9 @@ def manual_step(
             v_n = None if negatives is None else v_items[n:]
             loss = objective_loss(settings, inputs, v_u, v_items[:n], i, t, v_n, negatives)
             grad_u, grad_items = torch.autograd.grad(loss, leaves)
-    users.backward(grad_u)
+    # last in, first out: the item tower's activations are the ones still in cache
     items.backward(grad_items)
+    users.backward(grad_u)
     return loss.detach()
 
 
