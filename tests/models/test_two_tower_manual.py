@@ -169,3 +169,11 @@ def test_manual_step_without_the_compiled_head_matches_autograd(
     monkeypatch.setattr(training, "PAIR_OBJECTIVES", ())
     test_manual_step_matches_autograd(*CASES[1])
     test_manual_step_matches_autograd(*CASES[3])
+
+
+def test_a_manual_tower_needs_its_weights_flattened() -> None:
+    users, items = _towers(((8,), (8,)), 0)
+    flat = FlatParameters([users])
+    ManualTower(users, flat)
+    with pytest.raises(ValueError, match="not flattened"):
+        ManualTower(items, flat)

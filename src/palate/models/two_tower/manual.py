@@ -115,12 +115,12 @@ class FlatAdam:
         self.flat = flat
         self.exp_avg = torch.zeros_like(flat.data)
         self.exp_avg_sq = torch.zeros_like(flat.data)
-        self.steps = torch.zeros((), dtype=torch.float32)
+        self.steps = torch.zeros((), dtype=torch.float32, device=flat.device)
         self.options: dict[str, Any] = {
             "amsgrad": False, "beta1": 0.9, "beta2": 0.999, "lr": learning_rate,
             "weight_decay": weight_decay, "eps": 1e-8, "maximize": False,
         }
-        self.fused: bool | None = True
+        self.fused = True  # until the fused kernel turns out to be missing
 
     def step(self) -> None:
         """One Adam update of the flat parameter from its ``.grad``."""
