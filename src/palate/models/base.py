@@ -42,7 +42,7 @@ from palate.models.scoring import (
     Recommendations,
     SimilarItems,
     nearest_items,
-    recommend_rows,
+    recommend_by_scores,
     top_k_for_new_user,
     user_rows,
 )
@@ -360,7 +360,7 @@ class Model:
         """
         self._check_fitted()
         scores = self.ranking_scores() if self.has_linear_scores else self.score_rows
-        result, rows, listed = recommend_rows(
+        result, rows, listed = recommend_by_scores(
             self.users_,
             self.items_,
             user_ids,

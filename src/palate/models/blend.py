@@ -61,19 +61,11 @@ class TopNBlendConfig:
 
 
 def _component(value: Model | Mapping[str, Any] | None, default: str, role: str) -> Model:
-    from palate.models.registry import kind_class
+    """:func:`~palate.models.registry.component_model`, which must learn from positive-only
+    events."""
+    from palate.models.registry import component_model
 
-    if value is None:
-        model = kind_class(default)()
-    elif isinstance(value, Model):
-        model = value.with_params()
-    elif isinstance(value, Mapping) and isinstance(value.get("kind"), str):
-        model = kind_class(value["kind"])(**dict(value.get("params", {})))
-    else:
-        raise ConfigError(
-            f"{role} must be a palate model (e.g. EASE(), ImplicitALS()) or "
-            f"{{'kind': ..., 'params': {{...}}}}, got {value!r}"
-        )
+    model = component_model(value, default, role, "EASE(), ImplicitALS()")
     if model.feedback_kind not in ("implicit", "binary", "any"):
         raise ConfigError(
             f"{role} must learn from positive-only events (e.g. EASE(), ImplicitALS()), got a "

@@ -82,21 +82,6 @@ class HybridConfig:
             )
 
 
-def _component(value: Model | Mapping[str, Any] | None, default: str, role: str) -> Model:
-    from palate.models.registry import kind_class
-
-    if value is None:
-        return kind_class(default)()
-    if isinstance(value, Model):
-        return value.with_params()
-    if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
-        return kind_class(value["kind"])(**dict(value.get("params", {})))
-    raise ConfigError(
-        f"{role} must be a palate model (e.g. EASE(), CollaborativeFiltering()) or "
-        f"{{'kind': ..., 'params': {{...}}}}, got {value!r}"
-    )
-
-
 class HybridRecommender(Model):
     """Ranks with an engagement model blended with a rating model; predicts ratings.
 
@@ -135,8 +120,11 @@ class HybridRecommender(Model):
     ) -> None:
         if engagement is None:  # plain EASE: what rating_weight was chosen with (see below)
             engagement = {"kind": "ease", "params": PLAIN_EASE}
-        self.engagement = _component(engagement, "ease", "engagement")
-        self.rating = _component(rating, "collaborative", "rating")
+        from palate.models.registry import component_model
+
+        examples = "EASE(), CollaborativeFiltering()"
+        self.engagement = component_model(engagement, "ease", "engagement", examples)
+        self.rating = component_model(rating, "collaborative", "rating", examples)
         if self.rating.feedback_kind != "explicit" and self.rating.feedback_kind != "any":
             raise ConfigError(
                 "the rating model must learn explicit ratings (e.g. CollaborativeFiltering()), "

@@ -149,6 +149,25 @@ def kind_class(kind: str) -> type[Model]:
     return obj
 
 
+def component_model(
+    value: Model | Mapping[str, Any] | None, default: str, role: str, examples: str
+) -> Model:
+    """A composite model's part: ``value`` as given (a model, copied unfitted with its
+    parameters, or ``{"kind": ..., "params": {...}}``), or a ``default`` kind with its
+    defaults. ``role`` and ``examples`` word the error."""
+    if value is None:
+        return kind_class(default)()
+    if isinstance(value, Model):
+        return value.with_params()
+    if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+        return kind_class(value["kind"])(**dict(value.get("params", {})))
+    raise ConfigError(
+        f"{role} must be a palate model (e.g. {examples}) or "
+        f"{{'kind': ..., 'params': {{...}}}}, got {value!r}"
+    )
+
+
+
 # ---------------------------------------------------------------------------- model specs
 #: What a model trains on, in words: explicit ratings, or engagement events (0/1 labels,
 #: clicks, ratings made positives at a threshold).
@@ -557,6 +576,7 @@ __all__ = [
     "FitInput",
     "ModelSpec",
     "build_model",
+    "component_model",
     "is_registered",
     "kind_class",
     "model_class",

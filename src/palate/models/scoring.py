@@ -298,7 +298,7 @@ def recommend_by_scores(
     fallback_scores: np.ndarray,
     link: Callable[[np.ndarray], np.ndarray] | None = None,
     batch_size: int = 1024,
-) -> Recommendations:
+) -> tuple[Recommendations, np.ndarray, np.ndarray]:
     """Top-k per user from a scoring function, with the popularity fallback for unknown users.
 
     Parameters
@@ -311,25 +311,14 @@ def recommend_by_scores(
         Scores of the list shown to users the model does not know (``fallback=True``).
     link : callable, optional
         Applied to the returned scores (clip to the rating scale, sigmoid).
+
+    Returns
+    -------
+    (Recommendations, user rows, item rows)
+        The lists, the users' rows (n,; −1: unknown) and the listed items' rows (n, k; −1:
+        padding), for callers that go on to read the model at those rows (no second id
+        lookup).
     """
-    return recommend_rows(users, items, user_ids, k, score_rows, seen, fallback_scores, link,
-                          batch_size)[0]
-
-
-def recommend_rows(
-    users: Vocabulary,
-    items: Vocabulary,
-    user_ids: IdLike,
-    k: int,
-    score_rows: Callable[[np.ndarray], np.ndarray] | LinearScores,
-    seen: sp.csr_matrix | None,
-    fallback_scores: np.ndarray,
-    link: Callable[[np.ndarray], np.ndarray] | None = None,
-    batch_size: int = 1024,
-) -> tuple[Recommendations, np.ndarray, np.ndarray]:
-    """:func:`recommend_by_scores`, with the users' rows (n,; −1: unknown) and the listed
-    items' rows (n, k; −1: padding) beside the result, for callers that go on to read the
-    model at those rows (no second id lookup)."""
     k = check_k(k)
     ids, rows = user_rows(users, user_ids)
     out_idx = np.full((len(ids), k), -1, dtype=np.int64)
@@ -391,7 +380,6 @@ __all__ = [
     "ids_from_indices",
     "nearest_items",
     "recommend_by_scores",
-    "recommend_rows",
     "top_k",
     "top_k_for_new_user",
     "user_rows",

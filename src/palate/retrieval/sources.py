@@ -334,11 +334,15 @@ class SimilarToRecent(_IndexedSource):
     def _found(self, anchors: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(items, distances), shape (len(anchors), n_similar), -1 / NaN where none."""
         k = self.n_similar
-        if self.related_ is None or self.related_distances_ is None:
+
+        def searched(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             found = self.index_.search(  # type: ignore[union-attr]
-                self.index_.vectors_[anchors], k, exclude=[seen] * len(anchors)  # type: ignore[union-attr, index]
+                self.index_.vectors_[rows], k, exclude=[seen] * len(rows)  # type: ignore[union-attr, index]
             )
             return found.indices, found.values
+
+        if self.related_ is None or self.related_distances_ is None:
+            return searched(anchors)
         rows = self.related_[anchors].astype(np.int64)
         keep = rows >= 0
         if len(seen):
@@ -351,10 +355,7 @@ class SimilarToRecent(_IndexedSource):
         n_items = len(self.related_)
         short = np.flatnonzero(valid.sum(axis=1) < np.minimum(k, n_items - len(seen)))
         if len(short):  # seen items filled the stored rows: search these anchors
-            found = self.index_.search(  # type: ignore[union-attr]
-                self.index_.vectors_[anchors[short]], k, exclude=[seen] * len(short)  # type: ignore[union-attr, index]
-            )
-            items[short], values[short] = found.indices, found.values
+            items[short], values[short] = searched(anchors[short])
         return items, values
 
     def retrieve(self, user: UserContext) -> Candidates:

@@ -425,13 +425,8 @@ class CollaborativeFiltering(Model):
         if not update_items:
             if self.config.solver != "als":
                 logger.info("update_items=False solves users in closed form (ALS half-step)")
-            entries = training_entries(
-                data,
-                self.config.kind,
-                self.config.sampling[0],
-                self._rng,
-                self.config.sampling[1],
-            )
+            ratio, exponent, _ = self.config.sampling
+            entries = training_entries(data, self.config.kind, ratio, self._rng, exponent)
             refit_users(
                 self._params,
                 entries,

@@ -109,7 +109,8 @@ class FlatAdam:
     """Adam (``torch.optim.adam.adam``, fused where the build has the kernel) on one flat
     parameter and its gradient: the update of :class:`torch.optim.Adam` with ``weight_decay``
     as the gradient of ``reg/2 ‖θ‖²``, without the per-step bookkeeping of an optimiser
-    object."""
+    object (``torch.optim.Adam`` over the same flat tensor measured 334–357k against
+    345–366k training examples/s in alternating fits)."""
 
     def __init__(self, flat: nn.Parameter, learning_rate: float, weight_decay: float) -> None:
         self.flat = flat

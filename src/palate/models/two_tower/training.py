@@ -69,6 +69,26 @@ class Batch:
     negatives: torch.Tensor | None = None
     negative_drop: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        if self.negatives is not None and len(self.negatives) == 0:
+            self.negatives = self.negative_drop = None
+
+    def item_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What the item tower reads: the batch's item rows followed by the extra
+        negatives', their id embedding rows, and their cold-start dropout marks (None when
+        no example is marked)."""
+        rows = self.i
+        ids = self.i if self.item_ids is None else self.item_ids
+        drop = self.item_drop
+        if self.negatives is None:
+            return rows, ids, drop
+        if drop is not None or self.negative_drop is not None:
+            unmarked = [torch.zeros(len(x), dtype=torch.bool, device=x.device)
+                        for x in (self.i, self.negatives)]
+            drop = torch.cat([unmarked[0] if drop is None else drop,
+                              unmarked[1] if self.negative_drop is None else self.negative_drop])
+        return (torch.cat([rows, self.negatives]), torch.cat([ids, self.negatives]), drop)
+
 
 @dataclass
 class TowerInputs:
@@ -124,16 +144,10 @@ class LoopSettings:
     temperature: float
     id_dropout: float
     early_stopping: int | None
-    derived_dropout: float | tuple[float, float] = 0.0  # one rate, or (users, items)
+    derived_dropout: tuple[float, float] = (0.0, 0.0)  # cold-start dropout: (users, items)
     compile: bool = False
     uniform_negatives: int = 0  # retrieval: items drawn uniformly as extra negatives
     log_q_correction: bool = True  # retrieval: subtract the log sampling frequency
-
-    @property
-    def derived_dropouts(self) -> tuple[float, float]:
-        """The cold-start dropout rates of the (user, item) derived features."""
-        rate = self.derived_dropout
-        return (rate[0], rate[1]) if isinstance(rate, tuple) else (rate, rate)
 
 
 @dataclass(frozen=True)
@@ -366,17 +380,14 @@ def batch_features(
     None), the derived columns of the examples the batch marks for cold-start dropout
     replaced by their cold values."""
     x_u = inputs.users.index_select(0, batch.u)
-    x_m = inputs.items.index_select(0, batch.i)
     if batch.user_drop is not None and inputs.user_cold is not None:
         x_u = inputs.user_cold.apply(x_u, batch.user_drop)
-    if batch.item_drop is not None and inputs.item_cold is not None:
-        x_m = inputs.item_cold.apply(x_m, batch.item_drop)
-    if batch.negatives is None or len(batch.negatives) == 0:
-        return x_u, x_m, None
-    x_n = inputs.items.index_select(0, batch.negatives)
-    if batch.negative_drop is not None and inputs.item_cold is not None:
-        x_n = inputs.item_cold.apply(x_n, batch.negative_drop)
-    return x_u, x_m, x_n
+    rows, _, drop = batch.item_rows()
+    x_items = inputs.items.index_select(0, rows)
+    if drop is not None and inputs.item_cold is not None:
+        x_items = inputs.item_cold.apply(x_items, drop)
+    n = len(batch.i)
+    return x_u, x_items[:n], None if batch.negatives is None else x_items[n:]
 
 
 def objective_loss(
@@ -437,23 +448,9 @@ def manual_step(
     users, items = towers
     u, i, t, negatives = batch.u, batch.i, batch.t, batch.negatives
     n = len(u)
-    item_rows, item_id_rows = i, i if batch.item_ids is None else batch.item_ids
-    item_drop = batch.item_drop
-    if negatives is not None and len(negatives):
-        item_rows = torch.cat([i, negatives])
-        item_id_rows = torch.cat([item_id_rows, negatives])
-        if item_drop is not None or batch.negative_drop is not None:
-            item_drop = torch.cat([
-                torch.zeros(n, dtype=torch.bool, device=i.device) if item_drop is None
-                else item_drop,
-                torch.zeros(len(negatives), dtype=torch.bool, device=i.device)
-                if batch.negative_drop is None else batch.negative_drop,
-            ])
-    else:
-        negatives = None
     o_u = users.forward(inputs.users, u, u if batch.user_ids is None else batch.user_ids,
                         batch.user_drop, inputs.user_cold)
-    o_items = items.forward(inputs.items, item_rows, item_id_rows, item_drop, inputs.item_cold)
+    o_items = items.forward(inputs.items, *batch.item_rows(), inputs.item_cold)
     if settings.objective in PAIR_OBJECTIVES and o_u.device.type == "cpu":
         grad_u = users.buffer("loss_grad", n, o_u.shape[1])
         grad_items = items.buffer("loss_grad", n, o_u.shape[1])
@@ -481,14 +478,12 @@ def mixed_log_q(log_q: torch.Tensor, in_batch: int, uniform: int, n_items: int
                            torch.full_like(log_q, math.log(uniform / n_items)))
 
 
-def step_loss(settings: LoopSettings) -> Callable[..., torch.Tensor]:
-    """:func:`batch_loss`, compiled with ``torch.compile`` when ``settings.compile``.
+def compiled_loss() -> Callable[..., torch.Tensor]:
+    """:func:`batch_loss` compiled with ``torch.compile`` (``compile=True``).
 
     Compilation happens at the first call; if it fails there (no C++ compiler, an
     unsupported build), the loss is computed uncompiled from then on, with a warning.
     """
-    if not settings.compile:
-        return batch_loss
     compiled = torch.compile(batch_loss)
     state: dict[str, Any] = {"loss": compiled, "checked": False}
 
@@ -562,7 +557,7 @@ def train_towers(
     manual: tuple[ManualTower, ManualTower] | None = None
     optimizer: torch.optim.Optimizer | FlatAdam
     if settings.compile:
-        loss_of_batch = step_loss(settings)
+        loss_of_batch = compiled_loss()
         optimizer = make_optimizer(params, settings)
     else:  # the step by hand, every weight in one flat tensor
         flat = FlatParameters((user_tower, item_tower))
@@ -573,7 +568,7 @@ def train_towers(
     steps = n if epoch_size is None else max(n, epoch_size)
     batch = settings.batch_size
     hybrid = user_tower.id_embedding is not None or item_tower.id_embedding is not None
-    user_rate, item_rate = settings.derived_dropouts
+    user_rate, item_rate = settings.derived_dropout
     history: list[dict[str, float]] = []
     best: tuple[float, int, list[dict[str, torch.Tensor]]] | None = None
     device = events.user_idx.device
