@@ -528,6 +528,7 @@ def test_demo_json_and_saved_model(tmp_path: Path) -> None:
     assert "127.0.0.1:9" in document["data"]["fallback_reason"]
     assert set(document["rmse"]) == {"model", "item_mean", "global_mean"}
     assert len(document["recommendations"]) == 10
+    assert all("because" in row for row in document["recommendations"])
     assert len(document["similar"]["items"]) == 10
     assert document["model_dir"] == str(out)
     saved = as_json(invoke(["recommend", out, "--user", "0", "-k", "3", "--json"]))
@@ -547,6 +548,9 @@ def test_demo_on_movielens(monkeypatch: pytest.MonkeyPatch) -> None:
     assert document["split"]["n_validation"] == 10_084
     assert document["similar"]["item"]["title"] == "Toy Story (1995)"
     assert all(row["title"] for row in document["recommendations"])
+    # each listed film says why, naming films of the user's own history
+    assert all(row["because"] for row in document["recommendations"])
+    assert any("(19" in " ".join(row["because"]) for row in document["recommendations"])
     rmse = document["rmse"]
     assert rmse["model"] < rmse["item_mean"] < rmse["global_mean"]
 

@@ -14,6 +14,7 @@ from palate import DatasetNotFoundError, HybridRecommender, TwoTower, datasets, 
 from palate.cli._evaluate import rating_report, report_table
 from palate.cli._items import items_table
 from palate.cli._session import JsonOption, Session, VerboseOption, session
+from palate.cli.recommend import explain_rows
 from palate.cli.train import describe_model, fit, manifest_metrics
 from palate.data.catalog import Catalog, genre_list, plain
 from palate.data.split import random_split
@@ -82,6 +83,7 @@ def demo(
         favourites = _favourites(train_part, user_id, catalog)
         result = model.recommend([user_id], k=K)
         recommendations = catalog.rows(result.item_ids[0], result.shown[0])
+        explain_rows(model, user_id, recommendations, catalog, K, include_seen=False)
         anchor = _anchor_item(dataset, train_part)
         neighbours = model.similar_items([anchor], k=K)
         similar = catalog.rows(neighbours.similar_ids[0], neighbours.distances[0], "distance")
@@ -255,6 +257,7 @@ def _show(
             value_key="score",
             value_format="{:.2f}",
             with_titles=catalog.has_titles,
+            reason_key="because",
         )
     )
     s.show(
